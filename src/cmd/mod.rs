@@ -1,0 +1,4 @@
+//! One file per subcommand: turn parsed arguments into typed options, call the library, print.
+
+pub mod check;
+pub mod split;

@@ -1,0 +1,104 @@
+//! Datasets: labelled examples read from the users' JSONL format, their images decoded and
+//! preprocessed for the model, and seeded train/valid splits.
+//!
+//! One line per example: `{"prefix": "", "suffix": "yes", "image": "images/OK_1.jpg"}`.
+//! `suffix` is the expected answer; `image` is relative to the JSONL file's folder.
+
+use std::path::PathBuf;
+
+/// Which answer an example expects, in terms of the two configured answer words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Label {
+    /// The first answer word (default `yes`): the class precision and recall are about.
+    Positive,
+    /// The second answer word (default `no`).
+    Negative,
+}
+
+/// The two answer words, positive first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answers {
+    pub positive: String,
+    pub negative: String,
+}
+
+impl Default for Answers {
+    fn default() -> Self {
+        Answers { positive: "yes".into(), negative: "no".into() }
+    }
+}
+
+impl Answers {
+    pub fn word(&self, label: Label) -> &str {
+        match label {
+            Label::Positive => &self.positive,
+            Label::Negative => &self.negative,
+        }
+    }
+
+    pub fn label_of(&self, word: &str) -> Option<Label> {
+        if word == self.positive {
+            Some(Label::Positive)
+        } else if word == self.negative {
+            Some(Label::Negative)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which frames of an animated GIF become model inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GifFrames {
+    First,
+    Last,
+    Middle,
+    /// Every frame: one training example per frame; scored by the worst frame.
+    #[default]
+    All,
+}
+
+/// Whether image paths may leave the dataset folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathPolicy {
+    #[default]
+    InsideDatasetOnly,
+    AllowOutside,
+}
+
+/// How to read a dataset.
+#[derive(Debug, Clone, Default)]
+pub struct DataOptions {
+    pub answers: Answers,
+    pub gif_frames: GifFrames,
+    pub paths: PathPolicy,
+}
+
+/// One labelled line of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The `image` value exactly as written in the JSONL (used in outputs).
+    pub image: String,
+    /// The resolved file path.
+    pub image_path: PathBuf,
+    /// The `prefix` value (the prompt, when none is given on the command line or in a spec).
+    pub prefix: String,
+    pub label: Label,
+    /// 1-based line number in the JSONL file.
+    pub line: usize,
+}
+
+/// A whole JSONL file, read and checked.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub path: PathBuf,
+    pub examples: Vec<Example>,
+}
+
+/// One preprocessed frame: RGB, `size`×`size`, channel-major (CHW), values in [-1, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pixels {
+    pub size: usize,
+    pub chw: Vec<f32>,
+}

@@ -1,0 +1,41 @@
+//! gacha: fine-tune PaliGemma into a yes/no image classifier and sweep it.
+//!
+//! Modules, one concept each: `spec` (sweep TOML → trials), `data` (JSONL datasets, images,
+//! splits), `model` (SigLIP + projector + Gemma, LoRA, loading), `train` (the loop), `eval`
+//! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes).
+//! `cmd` holds one small file per subcommand that turns parsed options into calls to those.
+
+pub mod cli;
+pub mod cmd;
+pub mod data;
+pub mod eval;
+pub mod logging;
+
+use std::process::ExitCode;
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Success,
+    /// The command ran to the end but some of its work failed (e.g. failed trials).
+    FinishedWithFailures,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::FinishedWithFailures => ExitCode::from(1),
+        }
+    }
+}
+
+/// Run one parsed command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
+    use cli::Command;
+    match cli.command {
+        Command::Check(args) => cmd::check::run(&args),
+        Command::Split(args) => cmd::split::run(&args),
+    }
+}

@@ -1,0 +1,3 @@
+//! CLI-level tests: one binary, topic modules below, a small harness in `util`.
+
+mod util;
