@@ -78,7 +78,7 @@ pub struct CheckArgs {
     /// A dataset (.jsonl) or a sweep spec (.toml).
     pub path: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data_options: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -99,5 +99,5 @@ pub struct SplitArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data_options: DataArgs,
 }
