@@ -46,6 +46,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Shuffle a dataset with a seed and write train.jsonl and valid.jsonl.
     Split(SplitArgs),
+    /// Write the demo dataset (96 synthetic web-ad images and data.jsonl) from a seed.
+    DemoData(DemoDataArgs),
 }
 
 /// How dataset lines are read: answer words, which one is positive, GIF frames, path policy.
@@ -100,4 +102,14 @@ pub struct SplitArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub data_options: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoDataArgs {
+    /// Folder for data.jsonl and images/ (files of the same names are replaced).
+    #[arg(long, default_value = "sweeps/demo")]
+    pub out: PathBuf,
+    /// Seed of the generator; the committed sweeps/demo was made with the default.
+    #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
+    pub seed: u64,
 }

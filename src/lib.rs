@@ -2,12 +2,14 @@
 //!
 //! Modules, one concept each: `spec` (sweep TOML → trials), `data` (JSONL datasets, images,
 //! splits), `model` (SigLIP + projector + Gemma, LoRA, loading), `train` (the loop), `eval`
-//! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes).
-//! `cmd` holds one small file per subcommand that turns parsed options into calls to those.
+//! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes),
+//! `demo` (the bundled demo dataset's generator). `cmd` holds one small file per subcommand that
+//! turns parsed options into calls to those.
 
 pub mod cli;
 pub mod cmd;
 pub mod data;
+pub mod demo;
 pub mod eval;
 pub mod logging;
 
@@ -37,5 +39,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Check(args) => cmd::check::run(&args),
         Command::Split(args) => cmd::split::run(&args),
+        Command::DemoData(args) => cmd::demo_data::run(&args),
     }
 }
