@@ -1,3 +1,6 @@
 //! CLI-level tests: one binary, topic modules below, a small harness in `util`.
 
 mod util;
+
+// `gacha demo-data`: the committed demo dataset and its generator.
+mod demo;
