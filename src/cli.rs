@@ -99,5 +99,5 @@ pub struct SplitArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub options: DataArgs,
 }
