@@ -346,3 +346,130 @@ fn check_of_a_sweep_spec_is_not_there_yet() {
     assert_exit(&out, 2);
     assert_contains(&texts(&out).1, "a.toml: sweep spec checking arrives with the sweep driver");
 }
+
+/// 96 examples (60 yes, 36 no), images not needed by `split`.
+fn big_dataset(dir: &TestDir) {
+    let lines: Vec<String> = (0..96)
+        .map(|i| {
+            let suffix = if i % 8 < 5 { "yes" } else { "no" };
+            format!("{{\"id\": {i}, \"suffix\": \"{suffix}\", \"image\": \"images/{i}.png\", \"prefix\": \"\"}}\n")
+        })
+        .collect();
+    dir.write("data/data.jsonl", lines.concat());
+}
+
+fn read(dir: &TestDir, rel: &str) -> String {
+    std::fs::read_to_string(dir.join(rel)).expect("read split output")
+}
+
+#[test]
+fn split_is_seeded_and_rounds_a_fraction_like_the_users() {
+    let dir = TestDir::new();
+    big_dataset(&dir);
+    let split = |seed: &str, out: &str| {
+        let out = run(dir.gacha().args([
+            "split",
+            "data/data.jsonl",
+            "--valid",
+            "0.1",
+            "--seed",
+            seed,
+            "--out",
+            out,
+        ]));
+        assert_exit(&out, 0);
+        texts(&out).0
+    };
+    let summary = split("1", "a");
+    assert!(summary.starts_with("data/data.jsonl: train 86 ("), "{summary}");
+    split("1", "b");
+    split("2", "c");
+    assert_eq!(read(&dir, "a/valid.jsonl").lines().count(), 10);
+    assert_eq!(read(&dir, "a/train.jsonl").lines().count(), 86);
+    assert_eq!(read(&dir, "a/valid.jsonl"), read(&dir, "b/valid.jsonl"));
+    assert_eq!(read(&dir, "a/train.jsonl"), read(&dir, "b/train.jsonl"));
+    assert_ne!(read(&dir, "a/valid.jsonl"), read(&dir, "c/valid.jsonl"));
+    // Every example lands in exactly one file.
+    let mut ids: Vec<u64> = ["a/train.jsonl", "a/valid.jsonl"]
+        .iter()
+        .flat_map(|f| {
+            read(&dir, f)
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..96).collect::<Vec<u64>>());
+}
+
+#[test]
+fn split_stratifies_when_asked() {
+    let dir = TestDir::new();
+    big_dataset(&dir);
+    for seed in ["1", "2", "3"] {
+        let out = run(dir.gacha().args([
+            "split",
+            "data/data.jsonl",
+            "--valid",
+            "10",
+            "--seed",
+            seed,
+            "--stratify",
+            "--out",
+            "s",
+        ]));
+        assert_exit(&out, 0);
+        // 10 × 60/96 = 6.25 → 6 yes; 10 × 36/96 = 3.75 → 4 no.
+        assert_contains(&texts(&out).0, "valid 10 (yes 6, no 4)");
+        let valid = read(&dir, "s/valid.jsonl");
+        assert_eq!(valid.matches("\"suffix\": \"yes\"").count(), 6, "{valid}");
+    }
+}
+
+#[test]
+fn split_keeps_keys_and_rewrites_image_paths_to_resolve() {
+    let dir = image_dir();
+    dir.write(
+        "data.jsonl",
+        [
+            "{\"prefix\": \"p\", \"suffix\": \"yes\", \"image\": \"images/grey.png\", \"camera\": 2}\n"
+                .to_string(),
+            line("no", "images/photo.jpg"),
+            line("yes", "images/anim.gif"),
+            line("no", "images/cmyk.jpg"),
+        ]
+        .concat(),
+    );
+    let out =
+        run(dir.gacha().args(["split", "data.jsonl", "--valid", "2", "--seed", "5", "--out", "splits/one"]));
+    assert_exit(&out, 0);
+    let both = read(&dir, "splits/one/train.jsonl") + &read(&dir, "splits/one/valid.jsonl");
+    assert_contains(
+        &both,
+        "{\"prefix\": \"p\", \"suffix\": \"yes\", \"image\": \"../../images/grey.png\", \"camera\": 2}\n",
+    );
+    assert_contains(&both, "\"image\": \"../../images/cmyk.jpg\"}");
+    // The images resolve from the new files (outside their folder, hence the flag).
+    for name in ["train", "valid"] {
+        let out =
+            run(dir.gacha().args(["check", &format!("splits/one/{name}.jsonl"), "--allow-outside-paths"]));
+        assert_exit(&out, 0);
+    }
+    assert_contains(&texts(&out).1, "point outside its folder; read these files with --allow-outside-paths");
+}
+
+#[test]
+fn split_refuses_bad_sizes() {
+    let dir = TestDir::new();
+    big_dataset(&dir);
+    for (valid, message) in [
+        ("abc", "--valid: invalid validation size \"abc\""),
+        ("0.001", "validation size 0.001 of 96 examples gives an empty validation set"),
+        ("96", "validation size 96 of 96 examples is 96, leaving no training examples"),
+    ] {
+        let out = run(dir.gacha().args(["split", "data/data.jsonl", "--valid", valid, "--out", "s"]));
+        assert_exit(&out, 2);
+        assert_contains(&texts(&out).1, message);
+    }
+}
