@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod fsutil;
 pub mod logging;
 
 use std::process::ExitCode;

@@ -4,3 +4,5 @@ mod util;
 
 // `gacha demo-data`: the committed demo dataset and its generator.
 mod demo;
+// `gacha check` on datasets, `gacha split`.
+mod data;
