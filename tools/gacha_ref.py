@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,6 +291,11 @@ def load_model(model_dir: str | Path, dtype: torch.dtype = torch.float32):
     if bad:
         raise ValueError(f"{model_dir}: checkpoint does not match the model: {bad[:10]}")
     return model.eval()
+
+
+def info(msg: str) -> None:
+    """Progress and diagnostics go to stderr; stdout is for results."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def versions() -> dict:
