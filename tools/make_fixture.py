@@ -23,7 +23,7 @@ import numpy as np
 import png
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
