@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod data;
 pub mod eval;
 pub mod logging;
+pub mod spec;
 
 use std::process::ExitCode;
 
