@@ -5,6 +5,8 @@
 //! `suffix` is the expected answer; `image` is relative to the JSONL file's folder.
 
 pub mod error;
+pub mod image;
+pub mod jsonl;
 pub mod split;
 
 use std::path::PathBuf;
