@@ -1,3 +1,6 @@
 //! CLI-level tests: one binary, topic modules below, a small harness in `util`.
 
 mod util;
+
+// `gacha check` on datasets, `gacha split`.
+mod data;
