@@ -11,7 +11,9 @@ pub mod data;
 pub mod eval;
 pub mod fsutil;
 pub mod logging;
+pub mod report;
 pub mod spec;
+pub mod sweep;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,8 @@ pub enum Outcome {
     Success,
     /// The command ran to the end but some of its work failed (e.g. failed trials).
     FinishedWithFailures,
+    /// Stopped early by Ctrl-C; rerunning the command resumes.
+    Interrupted,
 }
 
 impl Outcome {
@@ -29,6 +33,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::FinishedWithFailures => ExitCode::from(1),
+            Outcome::Interrupted => ExitCode::from(sweep::stop::EXIT_INTERRUPTED),
         }
     }
 }
@@ -39,5 +44,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Check(args) => cmd::check::run(&args),
         Command::Split(args) => cmd::split::run(&args),
+        Command::Sweep(args) => cmd::sweep::run(&args),
+        Command::Leaderboard(args) => cmd::leaderboard::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
     }
 }

@@ -4,3 +4,6 @@ mod util;
 
 // `gacha check` on datasets, `gacha split`.
 mod data;
+
+// `gacha sweep`, `leaderboard`, `report` with the scripted runner.
+mod sweep;

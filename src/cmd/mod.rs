@@ -1,7 +1,10 @@
 //! One file per subcommand: turn parsed arguments into typed options, call the library, print.
 
 pub mod check;
+pub mod leaderboard;
+pub mod report;
 pub mod split;
+pub mod sweep;
 
 use crate::cli::{DataArgs, GifFramesArg};
 use crate::data::{Answers, DataOptions, GifFrames, PathPolicy};

@@ -119,7 +119,11 @@ fn leaderboard_section(html: &mut String, input: &ReportInput) -> std::fmt::Resu
             let cell = display_cell(col, record);
             let title = match col {
                 Column::Prompt => format!(" title=\"{}\"", escape(&col.cell(record))),
-                Column::Status => record.outcome.error.as_deref().map_or(String::new(), |e| format!(" title=\"{}\"", escape(e))),
+                Column::Status => record
+                    .outcome
+                    .error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(" title=\"{}\"", escape(e))),
                 _ => String::new(),
             };
             write!(html, "<td{title}>{}</td>", escape(&cell))?;
@@ -163,4 +167,43 @@ fn curves(input: &ReportInput) -> Vec<Curve> {
 /// Text safe inside HTML elements and attribute values.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::sweep::record::{LossLine, Status};
+    use crate::sweep::runner::StepLog;
+    use crate::sweep::test_records::record;
+
+    #[test]
+    fn page_has_the_sections_and_escapes_text() {
+        let spec = crate::spec::parse_spec(
+            "name = \"a<b\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
+             [train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1, 2]\nvalid = [10]\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let mut best = record("0123456789ab", Status::Done, [3, 4, 1, 2], Some(0.125));
+        best.params.prompt = Some("<script>".into());
+        let diverged = record("ba9876543210", Status::Diverged, [0, 0, 0, 0], Some(f64::NAN));
+        let log = |attempt, step, loss| LossLine {
+            attempt,
+            log: StepLog { stage: 1, step, steps: 4, learning_rate: 0.1, loss },
+        };
+        let losses = vec![vec![log(0, 2, 0.5), log(0, 4, 0.25)], vec![log(0, 3, f64::NAN)]];
+        let ranked = [&best, &diverged];
+        let html =
+            render(&ReportInput { spec: &spec, ranked: &ranked, losses: &losses, winner: Some(&best) })
+                .unwrap();
+        assert!(html.contains("<h1>Sweep <code>a&lt;b</code></h1>"));
+        assert!(html.contains("2 of 2 trials finished: 1 done, 1 diverged, 0 failed"), "{html}");
+        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
+        assert_eq!(html.matches("<svg").count(), 3, "two confusion matrices and the loss chart");
+        assert!(html.contains("<tr class=\"best\">") && html.contains("<tr class=\"diverged\">"));
+        assert!(html
+            .contains("<td>valid</td><td>after</td><td>3</td><td>4</td><td>1</td><td>2</td><td>0.7000</td>"));
+    }
 }

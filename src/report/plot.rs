@@ -62,7 +62,15 @@ pub fn loss_chart(curves: &[Curve], size: (u32, u32)) -> anyhow::Result<String> 
             .y_label_area_size(56)
             .build_cartesian_2d(0.0..x_end, 0.0..y_top)
             .map_err(plot_error)?;
-        chart.configure_mesh().x_desc("step").y_desc("loss").light_line_style(WHITE).draw().map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(plot_error)?;
         // Grey first, then red, then the winner on top.
         for kind in [CurveKind::Finished, CurveKind::Diverged, CurveKind::Best] {
             let (color, width) = match kind {
@@ -98,6 +106,7 @@ pub fn loss_chart(curves: &[Curve], size: (u32, u32)) -> anyhow::Result<String> 
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 14))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()
@@ -114,23 +123,26 @@ pub fn confusion_svg(title: &str, c: &Confusion, answers: &[String; 2]) -> anyho
     const TOP: i32 = 56;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (LEFT as u32 + 2 * CELL as u32 + 10, TOP as u32 + 2 * CELL as u32 + 10))
-            .into_drawing_area();
+        let root = SVGBackend::with_string(
+            &mut svg,
+            (LEFT as u32 + 2 * CELL as u32 + 10, TOP as u32 + 2 * CELL as u32 + 10),
+        )
+        .into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
         let text = |s: &str, at: (i32, i32), size: f64| {
             Text::new(s.to_string(), at, ("sans-serif", size).into_font().color(&BLACK))
         };
         root.draw(&text(title, (4, 4), 15.0)).map_err(plot_error)?;
-        root.draw(&text("predicted →", (LEFT, 22), 12.0)).map_err(plot_error)?;
+        root.draw(&text("predicted →", (LEFT, 24), 13.0)).map_err(plot_error)?;
         let total = c.total().max(1) as f64;
         let cells = [[c.tp, c.fn_], [c.fp, c.tn]];
         for (row, truth) in answers.iter().enumerate() {
             let y = TOP + row as i32 * CELL;
-            root.draw(&text(&format!("true {truth}"), (4, y + CELL / 2 - 6), 12.0)).map_err(plot_error)?;
+            root.draw(&text(&format!("true {truth}"), (4, y + CELL / 2 - 7), 14.0)).map_err(plot_error)?;
             for (col, predicted) in answers.iter().enumerate() {
                 let x = LEFT + col as i32 * CELL;
                 if row == 0 {
-                    root.draw(&text(predicted, (x + 6, TOP - 16), 12.0)).map_err(plot_error)?;
+                    root.draw(&text(predicted, (x + 6, TOP - 16), 14.0)).map_err(plot_error)?;
                 }
                 let count = cells[row][col];
                 let shade = 0.1 + 0.8 * count as f64 / total;

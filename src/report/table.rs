@@ -25,7 +25,9 @@ pub fn summary_columns(records: &[&TrialRecord], select: SelectMetric) -> Vec<Co
     }
     cols.push(Column::FinalLoss);
     let score = |split, metric| Column::Score(When::After, split, Stat::Metric(metric));
-    for (split, metric) in [(select.split, select.metric), (Split::Valid, Metric::F1), (Split::All, Metric::Accuracy)] {
+    for (split, metric) in
+        [(select.split, select.metric), (Split::Valid, Metric::F1), (Split::All, Metric::Accuracy)]
+    {
         if !cols.contains(&score(split, metric)) {
             cols.push(score(split, metric));
         }
@@ -69,7 +71,8 @@ pub fn leaderboard_diff(a: &[&TrialRecord], b: &[&TrialRecord], select: SelectMe
         ranked.iter().enumerate().map(|(i, r)| (r.id().to_string(), i)).collect()
     };
     let (in_a, in_b) = (index(a), index(b));
-    let mut ids: Vec<&String> = b.iter().map(|r| in_b.get_key_value(r.id().as_str()).expect("indexed").0).collect();
+    let mut ids: Vec<&String> =
+        b.iter().map(|r| in_b.get_key_value(r.id().as_str()).expect("indexed").0).collect();
     ids.extend(in_a.keys().filter(|id| !in_b.contains_key(*id)));
 
     let mut header = vec!["id".to_string(), "rank".to_string()];
@@ -85,7 +88,11 @@ pub fn leaderboard_diff(a: &[&TrialRecord], b: &[&TrialRecord], select: SelectMe
                 format!("{before} → {after}")
             }
         };
-        let side = |r: Option<&TrialRecord>, col: &Column| r.map_or("(none)".to_string(), |r| display_cell(col, r));
+        let side = |r: Option<&TrialRecord>, col: &Column| match r.map(|r| display_cell(col, r)) {
+            None => "(none)".to_string(),
+            Some(cell) if cell.is_empty() => "-".to_string(),
+            Some(cell) => cell,
+        };
         let rank = |i: Option<&usize>| i.map_or("(none)".to_string(), |i| (i + 1).to_string());
         let mut row = vec![id.clone(), change(rank(in_a.get(id)), rank(in_b.get(id)))];
         row.extend(watched.iter().map(|col| change(side(ra, col), side(rb, col))));
@@ -108,7 +115,8 @@ fn aligned(rows: &[Vec<String>]) -> String {
         .collect();
     let mut text = String::new();
     for row in rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, &w)| format!("{:w$}", show(cell))).collect();
+        let cells: Vec<String> =
+            row.iter().zip(&widths).map(|(cell, &w)| format!("{:w$}", show(cell))).collect();
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');
     }
@@ -130,7 +138,7 @@ mod tests {
         let expected = "\
 #  id            status    seed  reseeds  valid  learning_rate  final_loss  valid_precision  valid_f1  all_accuracy
 1  0123456789ab  done      1     0        10     0.03           0.1250      0.7500           0.6667    0.8333
-2  ba9876543210  diverged  1     0        10     2              NaN         -                -         -
+2  ba9876543210  diverged  1     0        10     2.0            NaN         -                -         -
 ";
         assert_eq!(text, expected, "\n{text}");
     }
@@ -143,12 +151,14 @@ mod tests {
         let added = record("222222222222", Status::Done, [1, 4, 1, 2], Some(0.5));
         let text = leaderboard_diff(&[&same, &old], &[&new, &same, &added], SelectMetric::default());
         let expected = "\
-id            rank      status            valid_precision   valid_f1          final_loss
-111111111111  2 → 1     failed → done     - → 1.0000        - → 0.8000        - → 0.2500
-000000000000  1 → 2     done              0.7500            0.6667            0.1250
+id            rank        status         valid_precision  valid_f1         final_loss
+111111111111  2 → 1       failed → done  - → 1.0000       - → 0.8000       - → 0.2500
+000000000000  1 → 2       done           0.7500           0.6667           0.1250
 222222222222  (none) → 3  (none) → done  (none) → 0.5000  (none) → 0.4000  (none) → 0.5000
-2 trial(s) changed, 0 unchanged
+3 trial(s) changed, 0 unchanged
 ";
         assert_eq!(text, expected, "\n{text}");
+        let same_again = leaderboard_diff(&[&same, &old], &[&same, &old], SelectMetric::default());
+        assert_eq!(same_again, "0 trial(s) changed, 2 unchanged\n");
     }
 }

@@ -54,7 +54,8 @@ impl fmt::Display for SpecWarning {
 /// Check `spec` against a dataset of `examples` examples: every `valid` value must leave both
 /// parts non-empty. Warnings go into the result; printing is the caller's.
 pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecError> {
-    let doc = DeTable::parse(&spec.text).map_err(|err| Locator::lines_only(&spec.file, &spec.text).toml(&err))?;
+    let doc =
+        DeTable::parse(&spec.text).map_err(|err| Locator::lines_only(&spec.file, &spec.text).toml(&err))?;
     let at = Locator::new(&spec.file, &spec.text, &doc);
     let mut valid_sizes: Vec<ValidSize> = Vec::new();
     for trial in &spec.trials {
@@ -66,7 +67,11 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
     let mut warnings = Vec::new();
     for valid in valid_sizes {
         let count = valid.resolve(examples).map_err(|err| {
-            at.at(at.span_of(&["sweep", "valid"]).unwrap_or(0..0), "sweep.valid", format!("{err} (dataset {})", spec.data.path))
+            at.at(
+                at.span_of(&["sweep", "valid"]).unwrap_or(0..0),
+                "sweep.valid",
+                format!("{err} (dataset {})", spec.data.path),
+            )
         })?;
         if count < MIN_RANKABLE_VALID {
             warnings.push(SpecWarning::SmallValid { valid, count });
@@ -92,7 +97,11 @@ impl fmt::Display for SpecCheck {
         writeln!(f, "{}: {} trials ({})", self.file, self.trials, product.join(" × "))?;
         let width = self.axes.iter().map(|a| a.key.len()).max().unwrap_or(0);
         for axis in &self.axes {
-            writeln!(f, "  {:width$}  {} value(s), sets {} (line {})", axis.key, axis.len, axis.field, axis.line)?;
+            writeln!(
+                f,
+                "  {:width$}  {} value(s), sets {} (line {})",
+                axis.key, axis.len, axis.field, axis.line
+            )?;
         }
         let counts: Vec<String> = self.valid_counts.iter().map(|(v, n)| format!("{v} → {n}")).collect();
         writeln!(f, "  validation images of {}: {}", self.examples, counts.join(", "))

@@ -125,9 +125,8 @@ const TYPE_WORDS: [(&str, &str); 8] = [
 /// found string "x"`; other messages pass through with Rust type names replaced.
 fn humanize(message: &str) -> String {
     let message = message.trim_end();
-    let replace = |text: &str| {
-        TYPE_WORDS.iter().fold(text.to_string(), |acc, (rust, human)| acc.replace(rust, human))
-    };
+    let replace =
+        |text: &str| TYPE_WORDS.iter().fold(text.to_string(), |acc, (rust, human)| acc.replace(rust, human));
     match message.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected ")) {
         Some((found, expected)) => replace(&format!("expected {expected}, found {found}")),
         None => replace(message),

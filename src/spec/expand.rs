@@ -112,7 +112,11 @@ pub(super) fn expand(
     let count = axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len())).unwrap_or(usize::MAX);
     if count > MAX_TRIALS {
         let span = tables.get("sweep").map_or(0..0, Spanned::span);
-        return Err(at.at(span, "sweep", format!("{count} trials (the limit is {MAX_TRIALS}); fewer axis values?")));
+        return Err(at.at(
+            span,
+            "sweep",
+            format!("{count} trials (the limit is {MAX_TRIALS}); fewer axis values?"),
+        ));
     }
 
     let mut trials: Vec<Trial> = Vec::with_capacity(count);
@@ -135,7 +139,12 @@ pub(super) fn expand(
     }
     let summary = axes
         .iter()
-        .map(|a| Axis { key: a.key.get_ref().to_string(), field: a.field(), len: a.values.len(), line: at.line(a.key.span().start) })
+        .map(|a| Axis {
+            key: a.key.get_ref().to_string(),
+            field: a.field(),
+            len: a.values.len(),
+            line: at.line(a.key.span().start),
+        })
         .collect();
     Ok((summary, trials))
 }
@@ -148,9 +157,14 @@ fn doc_axes<'a, 'i>(
     train: &DeTable<'i>,
 ) -> Result<Vec<DocAxis<'a, 'i>>, SpecError> {
     let Some(sweep_value) = tables.get("sweep") else {
-        return Err(at.at(0..0, "sweep", "missing [sweep] table (it needs at least seeds = [...] and valid = [...])"));
+        return Err(at.at(
+            0..0,
+            "sweep",
+            "missing [sweep] table (it needs at least seeds = [...] and valid = [...])",
+        ));
     };
-    let sweep = as_table(sweep_value).ok_or_else(|| at.at_span(sweep_value.span(), "expected a [sweep] table"))?;
+    let sweep =
+        as_table(sweep_value).ok_or_else(|| at.at_span(sweep_value.span(), "expected a [sweep] table"))?;
     for required in REQUIRED_AXES {
         if !sweep.contains_key(required) {
             let message = format!("missing axis `{required}` (for example {required} = [1])");
@@ -162,7 +176,11 @@ fn doc_axes<'a, 'i>(
         let name = key.get_ref().as_ref();
         let field = format!("sweep.{name}");
         let DeValue::Array(values) = value.get_ref() else {
-            return Err(at.at(value.span(), field, format!("expected a list of values (an axis), e.g. {name} = [...]")));
+            return Err(at.at(
+                value.span(),
+                field,
+                format!("expected a list of values (an axis), e.g. {name} = [...]"),
+            ));
         };
         if values.is_empty() {
             return Err(at.at(value.span(), field, "empty axis: give at least one value"));
@@ -177,7 +195,9 @@ fn doc_axes<'a, 'i>(
         }
         axes.push(DocAxis { key, top, values });
     }
-    let rank = |a: &DocAxis| TOP_AXES.iter().position(|(axis, _)| *axis == a.key.get_ref()).unwrap_or(TOP_AXES.len());
+    let rank = |a: &DocAxis| {
+        TOP_AXES.iter().position(|(axis, _)| *axis == a.key.get_ref()).unwrap_or(TOP_AXES.len())
+    };
     axes.sort_by_key(rank);
     Ok(axes)
 }
@@ -210,7 +230,10 @@ fn resolve(
         };
     }
     let train_span = tables.get("train").map_or(0..0, Spanned::span);
-    root.insert(Spanned::new(train_span.clone(), Cow::Borrowed("train")), Spanned::new(train_span, DeValue::Table(train)));
+    root.insert(
+        Spanned::new(train_span.clone(), Cow::Borrowed("train")),
+        Spanned::new(train_span, DeValue::Table(train)),
+    );
     for key in ["abort", "stage2"] {
         if let Some((k, v)) = tables.get_key_value(key) {
             root.insert(k.clone(), v.clone());
@@ -220,7 +243,9 @@ fn resolve(
         .map_err(|err| at.toml(&err))?;
     params.validate().map_err(|invalid| {
         let field_key = invalid.field.rsplit('.').next().unwrap_or(invalid.field);
-        let axis = axes.iter().find(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));
+        let axis = axes
+            .iter()
+            .find(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));
         match axis {
             Some(axis) => at.at(
                 axis.key.span(),

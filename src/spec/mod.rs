@@ -91,7 +91,11 @@ fn default_answers() -> [String; 2] {
 impl DataSpec {
     pub fn options(&self) -> DataOptions {
         let [positive, negative] = self.answers.clone();
-        DataOptions { answers: Answers { positive, negative }, gif_frames: self.gif_frames, ..Default::default() }
+        DataOptions {
+            answers: Answers { positive, negative },
+            gif_frames: self.gif_frames,
+            ..Default::default()
+        }
     }
 
     pub fn stratify(&self) -> Stratify {
@@ -165,6 +169,7 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
     let head = SpecHead::deserialize(toml::de::Deserializer::from(Spanned::new(doc.span(), head)))
         .map_err(|err| at.toml(&err))?;
     check_name(&head.name, &at)?;
+    check_answers(&head.data.answers, &at)?;
     let identity = expand::Inputs { model: &head.model, data: &head.data };
     let (axes, trials) = expand::expand(&at, &trial_tables, &identity)?;
     Ok(SweepSpec {
@@ -194,9 +199,23 @@ fn check_name(name: &str, at: &Locator) -> Result<(), SpecError> {
     }
 }
 
+/// Two different, non-empty answer words.
+fn check_answers([positive, negative]: &[String; 2], at: &Locator) -> Result<(), SpecError> {
+    if positive.is_empty() || negative.is_empty() || positive == negative {
+        let span = at.span_of(&["data", "answers"]).unwrap_or(0..0);
+        return Err(at.at(
+            span,
+            "data.answers",
+            "needs two different words, positive first (e.g. [\"yes\", \"no\"])",
+        ));
+    }
+    Ok(())
+}
+
 /// The data file must be a file and the model (unless built in) a folder.
 fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
-    let doc = DeTable::parse(&spec.text).map_err(|err| Locator::lines_only(&spec.file, &spec.text).toml(&err))?;
+    let doc =
+        DeTable::parse(&spec.text).map_err(|err| Locator::lines_only(&spec.file, &spec.text).toml(&err))?;
     let at = Locator::new(&spec.file, &spec.text, &doc);
     let missing = |path: &[&str], what: &str, resolved: &Path| {
         at.at(

@@ -104,7 +104,8 @@ pub struct TrainParams {
 
 /// The `[train]` keys (the names a default-filled `TrainParams` serializes with).
 pub fn train_field_names() -> Vec<String> {
-    let defaults: TrainParams = toml::from_str("learning_rate = 1.0").expect("only learning_rate is required");
+    let defaults: TrainParams =
+        toml::from_str("learning_rate = 1.0").expect("only learning_rate is required");
     match serde_json::to_value(defaults).expect("train parameters serialize to JSON") {
         serde_json::Value::Object(fields) => fields.keys().cloned().collect(),
         other => unreachable!("a struct serializes to a JSON object, not {other}"),

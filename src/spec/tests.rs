@@ -72,7 +72,8 @@ fn any_train_field_can_be_an_axis_and_stage2_is_read() {
 
 #[test]
 fn trial_id_is_a_hash_of_the_canonical_parameters() {
-    let spec = parse("[train]\nlearning_rate = 0.5\nsteps = 3\n[sweep]\nseeds = [7]\nvalid = [10]\n").unwrap();
+    let spec =
+        parse("[train]\nlearning_rate = 0.5\nsteps = 3\n[sweep]\nseeds = [7]\nvalid = [10]\n").unwrap();
     // Written out by hand from the documented field order and defaults.
     let canonical = concat!(
         r#"{"inputs":{"model":{"path":"builtin:tiny"},"data":{"path":"data.jsonl","gif_frames":"all","#,
@@ -97,10 +98,14 @@ fn ids_survive_edits_to_other_trials() {
         let same = after.trials.iter().find(|t| t.params == trial.params).unwrap();
         assert_eq!(same.id, trial.id);
     }
-    let changed = parse("[train]\nlearning_rate = 0.03\nsteps = 10\n[sweep]\nseeds = [1]\nvalid = [10]\n").unwrap();
+    let changed =
+        parse("[train]\nlearning_rate = 0.03\nsteps = 10\n[sweep]\nseeds = [1]\nvalid = [10]\n").unwrap();
     assert_ne!(changed.trials[0].id, before.trials[0].id);
     let other_data = parse_spec(
-        &format!("{}[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [10]\n", HEAD.replace("data.jsonl", "b.jsonl")),
+        &format!(
+            "{}[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [10]\n",
+            HEAD.replace("data.jsonl", "b.jsonl")
+        ),
         Path::new("a.toml"),
     )
     .unwrap();
@@ -184,7 +189,8 @@ fn rejects_misplaced_and_nonsensical_values() {
         error("[train]\nlearning_rate = 0.1\nbatch_size = 0\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
         "sweeps/a.toml: line 8: train.batch_size: must be greater than 0"
     );
-    let bad_name = HEAD.replace("\"t\"", "\"a/b\"") + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
+    let bad_name = HEAD.replace("\"t\"", "\"a/b\"")
+        + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
     assert_eq!(
         parse_spec(&bad_name, Path::new("x.toml")).unwrap_err().to_string(),
         "x.toml: line 1: name: \"a/b\" is not a folder name (no slashes, not empty)"
@@ -193,6 +199,19 @@ fn rejects_misplaced_and_nonsensical_values() {
         parse_spec("name = \"a\"\n", Path::new("x.toml")).unwrap_err().to_string(),
         "x.toml: line 1: missing field `model`"
     );
+}
+
+#[test]
+fn answers_must_be_two_different_words() {
+    let text = HEAD.replace("data.jsonl\"\n", "data.jsonl\"\nanswers = [\"yes\", \"yes\"]\n")
+        + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
+    assert_eq!(
+        parse_spec(&text, Path::new("a.toml")).unwrap_err().to_string(),
+        "a.toml: line 6: data.answers: needs two different words, positive first (e.g. [\"yes\", \"no\"])"
+    );
+    let text = text.replace("[\"yes\", \"yes\"]", "[\"ok\"]");
+    let e = parse_spec(&text, Path::new("a.toml")).unwrap_err().to_string();
+    assert!(e.starts_with("a.toml: line 6: data.answers: invalid length 1"), "{e}");
 }
 
 #[test]
@@ -221,4 +240,13 @@ fn load_checks_that_inputs_exist() {
     let spec = load_spec(&spec_path).unwrap();
     assert_eq!(spec.data_path(), expected_path);
     assert_eq!(spec.model_path(), Path::new("builtin:tiny"));
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/example.toml");
+    let spec = parse_spec(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    assert_eq!(spec.trials.len(), 24);
+    assert_eq!(spec.select.keep, Some(3));
+    assert!(spec.trials.iter().all(|t| t.params.stage2.is_some() && t.params.abort.loss_above == Some(5.0)));
 }

@@ -76,3 +76,62 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::record::Status;
+    use crate::sweep::test_records::record;
+
+    /// A results folder with finished trials that have weights.
+    fn results_with(records: &[&TrialRecord]) -> (tempfile::TempDir, ResultsDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ResultsDir::new(tmp.path());
+        for r in records {
+            let paths = dir.trial(r.id());
+            std::fs::create_dir_all(paths.weights()).unwrap();
+            std::fs::write(paths.weights().join("w.bin"), r.id().as_str()).unwrap();
+            std::fs::write(paths.outcome(), serde_json::to_vec(&r.outcome).unwrap()).unwrap();
+        }
+        (tmp, dir)
+    }
+
+    fn best_id(dir: &ResultsDir) -> Option<String> {
+        TrialPaths { dir: dir.path(BEST_DIR) }.read_outcome().unwrap().map(|o| o.id.to_string())
+    }
+
+    #[test]
+    fn best_follows_the_winner_and_leaves_no_temporaries() {
+        let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
+        let b = record("bbbbbbbbbbbb", Status::Done, [4, 4, 0, 2], Some(0.1));
+        let (_tmp, dir) = results_with(&[&a, &b]);
+        update_best(&dir, Some(&a)).unwrap();
+        assert_eq!(best_id(&dir).as_deref(), Some("aaaaaaaaaaaa"));
+        update_best(&dir, Some(&b)).unwrap();
+        assert_eq!(best_id(&dir).as_deref(), Some("bbbbbbbbbbbb"));
+        let weights = std::fs::read_to_string(dir.path(BEST_DIR).join("weights/w.bin")).unwrap();
+        assert_eq!(weights, "bbbbbbbbbbbb");
+        // A crash between the two renames leaves best/ absent and .best.old behind: repaired.
+        std::fs::rename(dir.path(BEST_DIR), dir.path(BEST_OLD)).unwrap();
+        update_best(&dir, Some(&b)).unwrap();
+        assert_eq!(best_id(&dir).as_deref(), Some("bbbbbbbbbbbb"));
+        assert!(!dir.path(BEST_OLD).exists() && !dir.path(BEST_TMP).exists());
+        update_best(&dir, None).unwrap();
+        assert!(!dir.path(BEST_DIR).exists());
+    }
+
+    #[test]
+    fn keep_removes_weights_below_the_budget_only() {
+        let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
+        let b = record("bbbbbbbbbbbb", Status::Done, [4, 4, 0, 2], Some(0.1));
+        let c = record("cccccccccccc", Status::Diverged, [0, 0, 0, 0], None);
+        let (_tmp, dir) = results_with(&[&a, &b, &c]);
+        let has_weights = |r: &TrialRecord| dir.trial(r.id()).weights().exists();
+        prune_weights(&dir, &[&b, &c, &a], None).unwrap();
+        assert!(has_weights(&a) && has_weights(&b));
+        prune_weights(&dir, &[&b, &c, &a], Some(1)).unwrap();
+        assert!(has_weights(&b) && !has_weights(&a));
+        prune_weights(&dir, &[&b, &c, &a], Some(0)).unwrap();
+        assert!(!has_weights(&b));
+    }
+}

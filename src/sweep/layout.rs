@@ -64,7 +64,8 @@ impl TrialPaths {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
         };
-        let outcome = serde_json::from_str(&text).with_context(|| format!("{}: not a trial outcome", path.display()))?;
+        let outcome = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a trial outcome", path.display()))?;
         Ok(Some(outcome))
     }
 }
@@ -92,8 +93,9 @@ impl ResultsDir {
     /// the original spec's folder).
     pub fn read_spec(&self) -> anyhow::Result<SweepSpec> {
         let path = self.path(SPEC_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read (is {} a results folder?)", path.display(), self.root.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("{}: cannot read (is {} a results folder?)", path.display(), self.root.display())
+        })?;
         Ok(crate::spec::parse_spec(&text, &path)?)
     }
 
@@ -171,7 +173,8 @@ impl LockedResults {
     pub fn fresh_trial(&self, id: &TrialId) -> anyhow::Result<TrialPaths> {
         let paths = self.dir.trial(id);
         remove_dir_if_present(&paths.dir)?;
-        std::fs::create_dir_all(&paths.dir).with_context(|| format!("{}: cannot create", paths.dir.display()))?;
+        std::fs::create_dir_all(&paths.dir)
+            .with_context(|| format!("{}: cannot create", paths.dir.display()))?;
         Ok(paths)
     }
 }

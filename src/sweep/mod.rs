@@ -70,6 +70,12 @@ pub fn run_sweep(
     note_unlisted_trials(&locked.dir, spec)?;
     let mut records = export(&locked.dir, spec)?;
     let progress = Progress::new(spec.trials.len(), records.len());
+    progress.say(&format!(
+        "{} trials ({} finished earlier) → {}",
+        spec.trials.len(),
+        records.len(),
+        results.display()
+    ));
     let ctx = TrialContext { spec, dataset, results: &locked, progress: &progress, stop };
     let (mut ran, mut end) = (Counts::default(), SweepEnd::Complete);
     for (n, trial) in spec.trials.iter().enumerate() {
@@ -95,7 +101,15 @@ pub fn run_sweep(
     let mut finished = Counts::default();
     records.iter().for_each(|r| finished.add(r.outcome.status));
     let skipped = records.len() - (ran.done + ran.diverged + ran.failed);
-    Ok(SweepSummary { end, results: results.to_path_buf(), trials: spec.trials.len(), skipped, ran, finished, best })
+    Ok(SweepSummary {
+        end,
+        results: results.to_path_buf(),
+        trials: spec.trials.len(),
+        skipped,
+        ran,
+        finished,
+        best,
+    })
 }
 
 /// Rebuild the leaderboard, `best/` and the weights budget from the trial folders.
@@ -114,11 +128,14 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
     let mut losses = Vec::with_capacity(ranked.len());
     for record in &ranked {
         let path = dir.trial(record.id()).metrics();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         let lines = text
             .lines()
             .enumerate()
-            .map(|(i, line)| serde_json::from_str(line).with_context(|| format!("{}:{}: bad line", path.display(), i + 1)))
+            .map(|(i, line)| {
+                serde_json::from_str(line).with_context(|| format!("{}:{}: bad line", path.display(), i + 1))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         losses.push(lines);
     }
@@ -127,7 +144,7 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
         ranked: &ranked,
         losses: &losses,
         winner: winner(&ranked, spec.select.metric),
-    });
+    })?;
     let path = dir.path(REPORT_FILE);
     write_atomic(&path, html.as_bytes())?;
     Ok(path)
@@ -146,7 +163,7 @@ fn result_line(outcome: &TrialOutcome, select: SelectMetric) -> String {
             );
             format!("{select} undefined")
         }
-        (Status::Diverged, _) => format!("diverged on every attempt ({} reseeds)", outcome.reseeds),
+        (Status::Diverged, _) => format!("every attempt diverged ({} reseeds)", outcome.reseeds),
         (Status::Failed, _) => outcome.error.clone().unwrap_or_default(),
     }
 }

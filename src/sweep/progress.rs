@@ -50,7 +50,9 @@ impl Progress {
     pub fn new(total: usize, finished: usize) -> Progress {
         let bars = (std::io::stderr().is_terminal() && logging::enabled(Verbosity::Normal)).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let style = |template| ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ");
+            let style = |template| {
+                ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ")
+            };
             let sweep = multi.add(ProgressBar::new(total as u64).with_style(style(SWEEP_TEMPLATE)));
             sweep.set_position(finished as u64);
             sweep.reset_eta();
@@ -74,7 +76,10 @@ impl Progress {
 
     pub fn attempt_started(&self, trial: &Trial, attempt: u32, seed: u64) {
         if attempt > 0 {
-            self.say(&format!("  reseed {attempt} of {}: training seed {seed}", trial.params.abort.max_reseeds));
+            self.say(&format!(
+                "  reseed {attempt} of {}: training seed {seed}",
+                trial.params.abort.max_reseeds
+            ));
         }
         if let Some(bars) = &self.bars {
             bars.trial.set_prefix(trial.id.to_string());

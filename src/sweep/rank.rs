@@ -37,7 +37,9 @@ fn compare(a: &TrialRecord, b: &TrialRecord, select: SelectMetric) -> Ordering {
     let neg_loss = |r: &TrialRecord| r.outcome.final_loss.map(|l| -l);
     higher_first(after(a, select.split, select.metric), after(b, select.split, select.metric))
         .then_with(|| higher_first(after(a, Split::Valid, Metric::F1), after(b, Split::Valid, Metric::F1)))
-        .then_with(|| higher_first(after(a, Split::All, Metric::Accuracy), after(b, Split::All, Metric::Accuracy)))
+        .then_with(|| {
+            higher_first(after(a, Split::All, Metric::Accuracy), after(b, Split::All, Metric::Accuracy))
+        })
         .then_with(|| higher_first(neg_loss(a), neg_loss(b)))
         .then_with(|| a.outcome.status.cmp(&b.outcome.status))
         .then_with(|| a.id().cmp(b.id()))
@@ -78,7 +80,15 @@ mod tests {
         let ids: Vec<&str> = rank(&records, select).iter().map(|r| r.id().as_str()).collect();
         assert_eq!(
             ids,
-            ["bbbbbbbbbbbb", "000000000000", "cccccccccccc", "aaaaaaaaaaaa", "dddddddddddd", "eeeeeeeeeeee", "ffffffffffff"]
+            [
+                "bbbbbbbbbbbb",
+                "000000000000",
+                "cccccccccccc",
+                "aaaaaaaaaaaa",
+                "dddddddddddd",
+                "eeeeeeeeeeee",
+                "ffffffffffff"
+            ]
         );
         assert_eq!(winner(&rank(&records, select), select).unwrap().id().as_str(), "bbbbbbbbbbbb");
     }

@@ -203,7 +203,9 @@ mod tests {
             let AttemptRecord::Diverged { loss: got, .. } = back else { panic!("{json}") };
             assert!(got == loss || (got.is_nan() && loss.is_nan()), "{json}");
         }
-        let json = serde_json::to_string(&AttemptRecord::Diverged { seed: 1, stage: 1, step: 3, loss: f64::NAN }).unwrap();
+        let json =
+            serde_json::to_string(&AttemptRecord::Diverged { seed: 1, stage: 1, step: 3, loss: f64::NAN })
+                .unwrap();
         assert_eq!(json, r#"{"end":"diverged","seed":1,"stage":1,"step":3,"loss":"NaN"}"#);
     }
 }

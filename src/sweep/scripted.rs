@@ -47,14 +47,16 @@ impl ScriptedRunner {
 
     /// Counts of a model that answers `answer(i)` for example `i`.
     fn confusions(&self, job: &TrialJob, answer: impl Fn(usize) -> Label) -> SplitConfusions {
-        let count = |indices: &[usize]| Confusion::from_pairs(indices.iter().map(|&i| (self.labels[i], answer(i))));
+        let count =
+            |indices: &[usize]| Confusion::from_pairs(indices.iter().map(|&i| (self.labels[i], answer(i))));
         SplitConfusions { train: count(&job.split.train), valid: count(&job.split.valid) }
     }
 
     /// The trained model: right on example `i` with probability `accuracy`.
     fn trained(&self, job: &TrialJob, accuracy: f64) -> SplitConfusions {
         let prompt = job.params.prompt.as_deref().unwrap_or("");
-        let prompt_hash = u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"));
+        let prompt_hash =
+            u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"));
         let key = [job.seed, job.params.train.learning_rate.to_bits(), prompt_hash];
         self.confusions(job, |i| {
             let label = self.labels[i];
@@ -111,7 +113,11 @@ impl TrialRunner for ScriptedRunner {
         let started = Instant::now();
         let stage1_loss = |t: usize| {
             if diverges {
-                if t >= DIVERGE_STEP.min(train.steps) { f64::NAN } else { 0.7 * 4f64.powi(t as i32) }
+                if t >= DIVERGE_STEP.min(train.steps) {
+                    f64::NAN
+                } else {
+                    0.7 * 4f64.powi(t as i32)
+                }
             } else {
                 0.7 / (1.0 + 20.0 * lr * t as f64) + 0.01 * unit(&[job.seed, t as u64])
             }
@@ -135,7 +141,8 @@ impl TrialRunner for ScriptedRunner {
         if after.is_some() {
             let path = job.weights_dir.join("scripted.json");
             let weights = serde_json::json!({ "id": job.id, "seed": job.seed });
-            std::fs::write(&path, weights.to_string()).with_context(|| format!("{}: cannot write", path.display()))?;
+            std::fs::write(&path, weights.to_string())
+                .with_context(|| format!("{}: cannot write", path.display()))?;
         }
         Ok(TrialRun { before, after, losses, end, stage2, training_secs })
     }

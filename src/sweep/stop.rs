@@ -9,7 +9,7 @@ use std::sync::Arc;
 pub struct StopFlag(Arc<AtomicBool>);
 
 /// Exit status of a process ended by a second Ctrl-C (128 + SIGINT), as shells report it.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 impl StopFlag {
     pub fn request(&self) {
@@ -27,7 +27,7 @@ impl StopFlag {
         let handler_flag = flag.clone();
         ctrlc::set_handler(move || {
             if handler_flag.is_requested() {
-                std::process::exit(EXIT_INTERRUPTED);
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
             }
             handler_flag.request();
             crate::warn!("stopping after the current step (Ctrl-C again to quit now)");

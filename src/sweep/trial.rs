@@ -2,6 +2,7 @@
 //! diverged attempt is retried with a derived seed, up to `abort.max_reseeds` times), then the
 //! loss log and, last and atomically, `outcome.json`.
 
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
@@ -16,13 +17,13 @@ use crate::data::split::{split_indices, SplitIndices};
 use crate::data::{Dataset, Label};
 use crate::eval::SplitConfusions;
 use crate::fsutil::write_atomic;
-use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams};
+use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams, BUILTIN_MODEL_PREFIX};
 
 /// How `run_trial` returned.
 #[derive(Debug)]
 pub enum TrialEnd {
     /// The trial finished (done, diverged or failed) and its outcome is on disk.
-    Recorded(TrialOutcome),
+    Recorded(Box<TrialOutcome>),
     /// Stopped on request; its folder is unfinished and will be redone.
     Stopped,
 }
@@ -64,7 +65,11 @@ struct Attempts {
     error: Option<String>,
 }
 
-pub fn run_trial(ctx: &TrialContext, trial: &Trial, runner: &mut dyn TrialRunner) -> anyhow::Result<TrialEnd> {
+pub fn run_trial(
+    ctx: &TrialContext,
+    trial: &Trial,
+    runner: &mut dyn TrialRunner,
+) -> anyhow::Result<TrialEnd> {
     let started = (Instant::now(), SystemTime::now());
     let paths = ctx.results.fresh_trial(&trial.id)?;
     let split = split_for(ctx, &trial.params)?;
@@ -77,7 +82,14 @@ pub fn run_trial(ctx: &TrialContext, trial: &Trial, runner: &mut dyn TrialRunner
         std::fs::create_dir_all(paths.weights())
             .with_context(|| format!("{}: cannot create", paths.weights().display()))?;
         ctx.progress.attempt_started(trial, attempt, seed);
-        let job = TrialJob { id: &trial.id, params: &trial.params, seed, attempt, split: &split, weights_dir: &paths.weights() };
+        let job = TrialJob {
+            id: &trial.id,
+            params: &trial.params,
+            seed,
+            attempt,
+            split: &split,
+            weights_dir: &paths.weights(),
+        };
         let mut observer = TrialObserver { progress: ctx.progress, stop: ctx.stop };
         let run = match runner.run(&job, &mut observer).and_then(|run| checked(run, &split)) {
             Ok(run) => run,
@@ -109,10 +121,10 @@ pub fn run_trial(ctx: &TrialContext, trial: &Trial, runner: &mut dyn TrialRunner
     if !outcome.has_weights() {
         remove_dir_if_present(&paths.weights())?;
     }
-    let lines: Vec<u8> = attempts.losses.iter().flat_map(|line| json_line(line)).collect();
+    let lines: Vec<u8> = attempts.losses.iter().flat_map(json_line).collect();
     write_atomic(&paths.metrics(), &lines)?;
     write_atomic(&paths.outcome(), &serde_json::to_vec_pretty(&outcome)?)?;
-    Ok(TrialEnd::Recorded(outcome))
+    Ok(TrialEnd::Recorded(Box::new(outcome)))
 }
 
 /// The trial's split: seeded by the trial seed, the same for every attempt.
@@ -121,12 +133,23 @@ fn split_for(ctx: &TrialContext, params: &TrialParams) -> anyhow::Result<SplitIn
     Ok(split_indices(&labels, &params.valid, params.seed, ctx.spec.data.stratify())?)
 }
 
-fn write_inputs(ctx: &TrialContext, trial: &Trial, paths: &TrialPaths, split: &SplitIndices) -> anyhow::Result<()> {
-    let data = DataSpec { path: ctx.spec.data_path().display().to_string(), ..ctx.spec.data.clone() };
-    let config =
-        TrialConfig { id: &trial.id, model: ctx.spec.model_path().display().to_string(), params: &trial.params, data };
+fn write_inputs(
+    ctx: &TrialContext,
+    trial: &Trial,
+    paths: &TrialPaths,
+    split: &SplitIndices,
+) -> anyhow::Result<()> {
+    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path).display().to_string();
+    let model = if ctx.spec.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
+        ctx.spec.model.path.clone()
+    } else {
+        absolute(ctx.spec.model_path())
+    };
+    let data = DataSpec { path: absolute(ctx.spec.data_path()), ..ctx.spec.data.clone() };
+    let config = TrialConfig { id: &trial.id, model, params: &trial.params, data };
     write_atomic(&paths.config(), toml::to_string(&config)?.as_bytes())?;
-    let images = |indices: &[usize]| indices.iter().map(|&i| ctx.dataset.examples[i].image.as_str()).collect();
+    let images =
+        |indices: &[usize]| indices.iter().map(|&i| ctx.dataset.examples[i].image.as_str()).collect();
     let split_file = SplitFile { train: images(&split.train), valid: images(&split.valid) };
     write_atomic(&paths.split(), &serde_json::to_vec_pretty(&split_file)?)
 }
@@ -161,7 +184,12 @@ fn attempts_summary(attempts: &Attempts) -> Status {
     }
 }
 
-fn outcome(id: &TrialId, status: Status, attempts: &Attempts, started: (Instant, SystemTime)) -> TrialOutcome {
+fn outcome(
+    id: &TrialId,
+    status: Status,
+    attempts: &Attempts,
+    started: (Instant, SystemTime),
+) -> TrialOutcome {
     let last_attempt = attempts.records.len().saturating_sub(1) as u32;
     TrialOutcome {
         id: id.clone(),
