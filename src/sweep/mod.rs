@@ -82,6 +82,10 @@ pub fn run_sweep(
         if records.iter().any(|r| r.id() == &trial.id) {
             continue;
         }
+        if stop.is_requested() {
+            end = SweepEnd::Interrupted;
+            break;
+        }
         progress.trial_started(n + 1, trial);
         let TrialEnd::Recorded(outcome) = run_trial(&ctx, trial, runner)? else {
             end = SweepEnd::Interrupted;

@@ -55,6 +55,7 @@ impl Progress {
             };
             let sweep = multi.add(ProgressBar::new(total as u64).with_style(style(SWEEP_TEMPLATE)));
             sweep.set_position(finished as u64);
+            sweep.set_message("done 0 · diverged 0 · failed 0");
             sweep.reset_eta();
             let trial = multi.add(ProgressBar::new(0).with_style(style(TRIAL_TEMPLATE)));
             Bars { multi, sweep, trial }
@@ -93,8 +94,8 @@ impl Progress {
         let stage = if log.stage > 1 { format!("   stage: {}", log.stage) } else { String::new() };
         match &self.bars {
             Some(bars) => {
-                bars.trial.set_length(log.steps as u64);
                 bars.trial.set_position(log.step as u64);
+                bars.trial.set_length(log.steps as u64);
                 bars.trial.set_message(format!("loss {:.4} · lr {:.5}{stage}", log.loss, log.learning_rate));
             }
             None => crate::info!(
