@@ -166,6 +166,7 @@ impl LockedResults {
         lock.set_len(0)?;
         write!(lock, "{}", std::process::id())?;
         lock.sync_all()?;
+        remove_stale_temporaries(root)?;
         Ok(LockedResults { dir: ResultsDir::new(root), _lock: lock })
     }
 
@@ -177,6 +178,20 @@ impl LockedResults {
             .with_context(|| format!("{}: cannot create", paths.dir.display()))?;
         Ok(paths)
     }
+}
+
+/// Remove the temporary files (`.NAME.tmp-PID`, see `fsutil::write_atomic`) of a process that
+/// died while writing here; safe because the caller holds the lock.
+fn remove_stale_temporaries(root: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(root).with_context(|| format!("{}: cannot list", root.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("{}: cannot remove", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// `remove_dir_all`, quiet when the folder is already gone.
