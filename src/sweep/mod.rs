@@ -45,7 +45,6 @@ pub enum SweepEnd {
 #[derive(Debug, Clone)]
 pub struct SweepSummary {
     pub end: SweepEnd,
-    pub results: PathBuf,
     pub trials: usize,
     /// Trials finished by an earlier run and skipped.
     pub skipped: usize,
@@ -105,15 +104,7 @@ pub fn run_sweep(
     let mut finished = Counts::default();
     records.iter().for_each(|r| finished.add(r.outcome.status));
     let skipped = records.len() - (ran.done + ran.diverged + ran.failed);
-    Ok(SweepSummary {
-        end,
-        results: results.to_path_buf(),
-        trials: spec.trials.len(),
-        skipped,
-        ran,
-        finished,
-        best,
-    })
+    Ok(SweepSummary { end, trials: spec.trials.len(), skipped, ran, finished, best })
 }
 
 /// Rebuild the leaderboard, `best/` and the weights budget from the trial folders.
