@@ -13,6 +13,9 @@ pub mod demo;
 pub mod eval;
 pub mod fsutil;
 pub mod logging;
+pub mod report;
+pub mod spec;
+pub mod sweep;
 
 use std::process::ExitCode;
 
@@ -23,6 +26,8 @@ pub enum Outcome {
     Success,
     /// The command ran to the end but some of its work failed (e.g. failed trials).
     FinishedWithFailures,
+    /// Stopped early by Ctrl-C; rerunning the command resumes.
+    Interrupted,
 }
 
 impl Outcome {
@@ -30,6 +35,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::FinishedWithFailures => ExitCode::from(1),
+            Outcome::Interrupted => ExitCode::from(sweep::stop::EXIT_INTERRUPTED),
         }
     }
 }
@@ -41,5 +47,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Check(args) => cmd::check::run(&args),
         Command::Split(args) => cmd::split::run(&args),
         Command::DemoData(args) => cmd::demo_data::run(&args),
+        Command::Sweep(args) => cmd::sweep::run(&args),
+        Command::Leaderboard(args) => cmd::leaderboard::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
     }
 }

@@ -6,3 +6,6 @@ mod util;
 mod demo;
 // `gacha check` on datasets, `gacha split`.
 mod data;
+
+// `gacha sweep`, `leaderboard`, `report` with the scripted runner.
+mod sweep;

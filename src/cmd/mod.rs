@@ -2,7 +2,10 @@
 
 pub mod check;
 pub mod demo_data;
+pub mod leaderboard;
+pub mod report;
 pub mod split;
+pub mod sweep;
 
 use crate::cli::{DataArgs, GifFramesArg};
 use crate::data::{Answers, DataOptions, GifFrames, PathPolicy};
