@@ -72,10 +72,13 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.reshape((rows, in_dim))?.matmul(&w.t()?)?.reshape(out_shape)
 }
 
-/// `x·Wᵀ` for a frozen W: computed in W's dtype, returned in `x`'s dtype.
+/// `x·Wᵀ` for a frozen W, returned in `x`'s dtype: computed in W's dtype, except bf16 on the CPU
+/// (candle has no CPU bf16 matmul), where W is converted to `x`'s dtype first.
 pub fn frozen_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if x.dtype() == w.dtype() {
         matmul_t(x, w)
+    } else if w.dtype() == DType::BF16 && w.device().is_cpu() {
+        matmul_t(x, &w.to_dtype(x.dtype())?)
     } else {
         matmul_t(&x.to_dtype(w.dtype())?, w)?.to_dtype(x.dtype())
     }

@@ -52,12 +52,11 @@ impl Embeddings {
 
     /// `[B, 3, S, S]` → `[B, N, C]`, token `p = row·grid + col`.
     fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        let x = pixels.to_dtype(self.patch_weight.dtype())?;
+        // In f32 whatever the stored dtype: the kernel is small, and candle's CPU conv lacks bf16.
+        let kernel = self.patch_weight.to_dtype(DType::F32)?;
         let (padding, dilation, groups) = (0, 1, 1);
-        let x = x.conv2d(&self.patch_weight, padding, self.patch_size, dilation, groups)?;
-        let x = x
-            .to_dtype(DType::F32)?
-            .broadcast_add(&self.patch_bias.to_dtype(DType::F32)?.reshape((1, (), 1, 1))?)?;
+        let x = pixels.to_dtype(DType::F32)?.conv2d(&kernel, padding, self.patch_size, dilation, groups)?;
+        let x = x.broadcast_add(&self.patch_bias.to_dtype(DType::F32)?.reshape((1, (), 1, 1))?)?;
         let x = x.flatten_from(2)?.transpose(1, 2)?;
         x.broadcast_add(&self.position.to_dtype(DType::F32)?)
     }
