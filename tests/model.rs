@@ -1,6 +1,6 @@
 //! Model tests on tiny random models: scoring, the prefix-LM mask, gradients (every trainable tensor,
-//! finite differences), checkpoint loading in every supported form, and parity with the Python
-//! reference fixture (`tests/fixtures/tiny-paligemma`, made by transformers).
+//! finite differences) and checkpoint loading in every supported form. Parity with transformers is
+//! in `parity.rs`.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! CLI-level tests: one binary, topic modules below, a small harness in `util`.
 
 mod util;
-// PaliGemma: scoring, masks, gradients, checkpoint loading, parity with the Python reference.
+// PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.
 mod model;
+// Parity with transformers on the committed tiny-paligemma fixture.
+mod parity;
