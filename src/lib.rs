@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod data;
 pub mod eval;
+pub mod fsutil;
 pub mod logging;
 pub mod model;
 

@@ -4,7 +4,14 @@
 //! One line per example: `{"prefix": "", "suffix": "yes", "image": "images/OK_1.jpg"}`.
 //! `suffix` is the expected answer; `image` is relative to the JSONL file's folder.
 
+pub mod error;
+pub mod image;
+pub mod jsonl;
+pub mod split;
+
 use std::path::PathBuf;
+
+pub use error::DataError;
 
 /// Which answer an example expects, in terms of the two configured answer words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +64,17 @@ pub enum GifFrames {
     /// Every frame: one training example per frame; scored by the worst frame.
     #[default]
     All,
+}
+
+impl std::fmt::Display for GifFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GifFrames::First => "first",
+            GifFrames::Last => "last",
+            GifFrames::Middle => "middle",
+            GifFrames::All => "all",
+        })
+    }
 }
 
 /// Whether image paths may leave the dataset folder.
