@@ -4,7 +4,8 @@
 //! the model alone. Tolerances from issue 3: p_yes within 1e-4 absolute, losses within 1e-4 relative.
 
 use candle_core::{DType, Device, Tensor};
-use gacha::data::{Answers, Label};
+use gacha::data::image::load_image;
+use gacha::data::{Answers, GifFrames, Label};
 use gacha::model::{load, LoadedModel, ModelSource, PromptItem, Trainable};
 use serde_json::Value;
 
@@ -158,4 +159,28 @@ fn one_sgd_step_on_the_attention_weights_matches_transformers() {
         "parity, SGD step (lr {lr}): loss {before} → {after}; reference {want_before} → {want_after}; rel Δ after {:.2e}",
         rel(after, want_after)
     );
+}
+
+#[test]
+fn images_through_our_decoding_match_the_reference_pixels_and_scores() {
+    let fx = fixture();
+    let dir = fixtures().join("tiny-paligemma");
+    let size = fx.reference["image_size"].as_u64().unwrap() as usize;
+    let (mut dpix, mut dp) = (0f32, 0f32);
+    for (e, item) in fx.examples.iter().zip(fx.items()) {
+        let decoded = load_image(&dir.join(&e.image), GifFrames::First, size).unwrap();
+        let frame = &decoded.frames[0];
+        let want = fx.pixels[&e.image].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let diff = frame.chw.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-4, "{}: pixels differ from the numpy twin by {diff}", e.image);
+        dpix = dpix.max(diff);
+
+        let pixels = Tensor::from_slice(&frame.chw, (1, 3, size, size), &Device::Cpu).unwrap();
+        let features = fx.model.model.image_features(&pixels).unwrap();
+        let batch = fx.model.tokenizer.batch(&[item]).unwrap();
+        let p = fx.model.model.score(&features, &batch).unwrap().p_yes().unwrap()[0];
+        assert!((p - e.p_yes).abs() < 1e-4, "{}: p_yes {p} vs reference {}", e.image, e.p_yes);
+        dp = dp.max((p - e.p_yes).abs());
+    }
+    eprintln!("parity through data::image: max |Δpixel| {dpix:.2e}, max |Δp_yes| {dp:.2e}");
 }
