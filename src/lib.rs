@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod data;
 pub mod eval;
 pub mod logging;
+pub mod model;
 
 use std::process::ExitCode;
 
