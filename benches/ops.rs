@@ -5,7 +5,8 @@
 //! variants are interleaved so that load from other processes hits both alike.
 //!
 //! Run once per thread count (candle's matmul and our kernels both read it):
-//! `RAYON_NUM_THREADS=1 cargo bench --bench ops` and `RAYON_NUM_THREADS=2 cargo bench --bench ops`.
+//! `RAYON_NUM_THREADS=1 cargo bench --bench ops` and `RAYON_NUM_THREADS=2 cargo bench --bench ops`;
+//! `cargo bench --bench ops -- gelu` runs only the cases whose name contains `gelu`.
 
 use std::time::Instant;
 
@@ -104,7 +105,12 @@ fn main() -> Result<()> {
     println!("threads: {}, median of {RUNS} runs, ms", rayon::current_num_threads());
     println!("| op | fused fwd | composed fwd | speed-up | fused fwd+bwd | composed fwd+bwd | speed-up |");
     println!("|---|---|---|---|---|---|---|");
+    // cargo passes `--bench`; any other argument filters cases by name.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     for case in cases()? {
+        if !filters.is_empty() && !filters.iter().any(|f| case.name.contains(f.as_str())) {
+            continue;
+        }
         let [(fused_fwd, fused_both), (comp_fwd, comp_both)] =
             time([&case.fused, &case.composed], &case.input_dims)?;
         println!(

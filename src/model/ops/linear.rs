@@ -207,10 +207,13 @@ mod tests {
             &composed::linear(&x, &w, None)?,
             testing::FWD_TOL,
         )?;
-        let (xh, wh) = (x.to_dtype(DType::F16)?, w.to_dtype(DType::F16)?);
-        let y = frozen_linear(&xh, &wh, None)?;
-        assert_eq!(y.dtype(), DType::F16);
-        // f16 keeps 11 significant bits: 2e-3 relative.
-        testing::assert_close(&y, &composed::linear(&xh, &wh, None)?, 2e-3)
+        // Within one unit of the output's last place: f16 keeps 11 significant bits, bf16 8.
+        for (dtype, tol) in [(DType::F16, 2e-3), (DType::BF16, 8e-3)] {
+            let (xh, wh) = (x.to_dtype(dtype)?, w.to_dtype(dtype)?);
+            let y = frozen_linear(&xh, &wh, None)?;
+            assert_eq!(y.dtype(), dtype);
+            testing::assert_close(&y, &composed::linear(&xh, &wh, None)?, tol)?;
+        }
+        Ok(())
     }
 }
