@@ -197,6 +197,6 @@ impl Gemma {
     /// Final RMSNorm then the tied head over the full vocabulary: `[…, D]` → `[…, V]` f32.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let h = self.norm.forward(hidden)?;
-        nn::frozen_matmul_t(&h, &self.embed_tokens)
+        nn::frozen_linear(&h, &self.embed_tokens, None)
     }
 }
