@@ -106,9 +106,15 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     ops::layer_norm(&f32(x)?, &f32(weight)?, &f32(bias)?, eps)
 }
 
-/// Rotary position embedding, halves layout: `x` `[B, H, T, hd]`, `cos`/`sin` `[T, hd/2]`.
+/// Rotary position embedding, halves layout: `x` `[B, H, T, hd]`; `cos`/`sin` `[T, hd/2]` or any
+/// shape broadcasting to `[B, H, T, hd/2]`: `(x1·cos − x2·sin, x2·cos + x1·sin)` for the halves
+/// x1, x2 (the same as candle's `rope_slow`, whose fused `rope` has no backward).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    candle_nn::rotary_emb::rope_slow(&x.contiguous()?, cos, sin)
+    let half = x.dim(D::Minus1)? / 2;
+    let (x1, x2) = (x.narrow(D::Minus1, 0, half)?, x.narrow(D::Minus1, half, half)?);
+    let first = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let second = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    Tensor::cat(&[first, second], D::Minus1)
 }
 
 /// The cos/sin tables `[T, head_dim/2]` for positions `0..len`, computed in f32:
@@ -130,23 +136,23 @@ pub fn rope_tables(
 
 /// Scaled dot-product attention with grouped key/value heads.
 ///
-/// `q` `[B, H, T, hd]`, `k`/`v` `[B, KV, T, hd]` with `H = KV·G`: query head `h` uses key/value head
-/// `h / G` (the same as repeating each KV head G times). `mask` is additive `[B, 1, T, T]` (0 where
-/// allowed, a large negative number where not). Returns `[B, T, H·hd]` (index `h·hd + d`).
+/// `q` `[B, H, Tq, hd]`, `k`/`v` `[B, KV, Tk, hd]` with `H = KV·G`: query head `h` uses key/value
+/// head `h / G` (the same as repeating each KV head G times). `mask` is additive `[B, 1, Tq, Tk]`
+/// (0 where allowed, a large negative number where not). Returns `[B, Tq, H·hd]` (index `h·hd + d`).
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-    let (b, h, t, hd) = q.dims4()?;
-    let kv = k.dim(1)?;
+    let (b, h, tq, hd) = q.dims4()?;
+    let (kv, tk) = (k.dim(1)?, k.dim(2)?);
     let groups = h / kv;
     let scale = 1.0 / (hd as f64).sqrt();
-    let q = q.contiguous()?.reshape((b, kv, groups * t, hd))?;
-    let scores = (q.matmul(&k.contiguous()?.t()?)? * scale)?.reshape((b, h, t, t))?;
+    let q = q.contiguous()?.reshape((b, kv, groups * tq, hd))?;
+    let scores = (q.matmul(&k.contiguous()?.t()?)? * scale)?.reshape((b, h, tq, tk))?;
     let scores = match mask {
         Some(mask) => scores.broadcast_add(mask)?,
         None => scores,
     };
-    let probs = softmax(&scores)?.reshape((b, kv, groups * t, t))?;
-    let out = probs.matmul(&v.contiguous()?)?.reshape((b, h, t, hd))?;
-    out.transpose(1, 2)?.reshape((b, t, h * hd))
+    let probs = softmax(&scores)?.reshape((b, kv, groups * tq, tk))?;
+    let out = probs.matmul(&v.contiguous()?)?.reshape((b, h, tq, hd))?;
+    out.transpose(1, 2)?.reshape((b, tq, h * hd))
 }
 
 #[cfg(test)]
