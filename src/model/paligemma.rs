@@ -80,6 +80,9 @@ impl PaliGemma {
     pub fn score(&self, features: &Tensor, batch: &PromptBatch) -> Result<BatchScores> {
         let device = features.device();
         let (b, n, d) = features.dims3()?;
+        if batch.is_empty() {
+            candle_core::bail!("score: empty batch")
+        }
         if b != batch.len() || n != self.num_image_tokens {
             candle_core::bail!(
                 "score: features [{b}, {n}, {d}] do not fit a batch of {} with {} image tokens",
