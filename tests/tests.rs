@@ -9,3 +9,7 @@ mod data;
 
 // `gacha sweep`, `leaderboard`, `report` with the scripted runner.
 mod sweep;
+// PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.
+mod model;
+// Parity with transformers on the committed tiny-paligemma fixture.
+mod parity;
