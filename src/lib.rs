@@ -8,8 +8,10 @@
 pub mod cli;
 pub mod cmd;
 pub mod data;
+pub mod device;
 pub mod eval;
 pub mod logging;
+pub mod train;
 
 use std::process::ExitCode;
 
