@@ -4,7 +4,13 @@
 //! One line per example: `{"prefix": "", "suffix": "yes", "image": "images/OK_1.jpg"}`.
 //! `suffix` is the expected answer; `image` is relative to the JSONL file's folder.
 
+pub mod error;
+pub mod image;
+pub mod split;
+
 use std::path::PathBuf;
+
+pub use error::DataError;
 
 /// Which answer an example expects, in terms of the two configured answer words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

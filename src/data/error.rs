@@ -1,0 +1,52 @@
+//! `DataError`: everything that can be wrong with a dataset, an image or a split request, each
+//! message naming where (file and line, or image path and frame) and, when known, the fix.
+
+use std::path::PathBuf;
+
+use super::split::ValidSize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("invalid validation size {text:?}: expected a count (10) or a fraction between 0 and 1 (0.1)")]
+    InvalidValidSize { text: String },
+
+    #[error("validation size {valid} of {n} examples gives an empty validation set; ask for more")]
+    EmptyValid { valid: ValidSize, n: usize },
+
+    #[error(
+        "validation size {valid} of {n} examples is {count}, leaving no training examples; ask for fewer"
+    )]
+    ValidTakesAll { valid: ValidSize, n: usize, count: usize },
+
+    #[error(
+        "k-fold needs 2 ≤ k ≤ the number of examples ({n}) and at least one repeat; \
+         got k = {k}, repeats = {repeats}"
+    )]
+    InvalidFolds { k: usize, n: usize, repeats: usize },
+
+    #[error("{}: file not found", path.display())]
+    ImageMissing { path: PathBuf },
+
+    #[error("{}: is a folder, not an image file", path.display())]
+    ImageIsFolder { path: PathBuf },
+
+    #[error("{}: empty file (0 bytes)", path.display())]
+    ImageEmpty { path: PathBuf },
+
+    #[error("{}: cannot read: {source}", path.display())]
+    ImageRead { path: PathBuf, source: std::io::Error },
+
+    #[error("{}: not a PNG, JPEG or GIF image ({what})", path.display())]
+    NotAnImage { path: PathBuf, what: String },
+
+    /// Refused before decoding, from the sizes in the file's header or on disk.
+    #[error("{}: {what} exceeds the cap of {cap} (decompression-bomb guard)", path.display())]
+    ImageTooLarge { path: PathBuf, what: String, cap: String },
+
+    /// `frame` counts from 1 and is set for GIFs only.
+    #[error("{}: {}{message}", path.display(), frame.map(|f| format!("frame {f}: ")).unwrap_or_default())]
+    ImageDecode { path: PathBuf, frame: Option<usize>, message: String },
+
+    #[error("{}:{line}: {source}", file.display())]
+    AtLine { file: PathBuf, line: usize, source: Box<DataError> },
+}
