@@ -47,6 +47,37 @@ pub enum DataError {
     #[error("{}: {}{message}", path.display(), frame.map(|f| format!("frame {f}: ")).unwrap_or_default())]
     ImageDecode { path: PathBuf, frame: Option<usize>, message: String },
 
+    #[error("{}: cannot read: {source}", path.display())]
+    DatasetRead { path: PathBuf, source: std::io::Error },
+
+    #[error("{}: no examples (the file has only blank lines, if any)", path.display())]
+    EmptyDataset { path: PathBuf },
+
+    /// A problem with one JSONL line; `line` counts from 1.
+    #[error("{}:{line}: {message}", file.display())]
+    Line { file: PathBuf, line: usize, message: String },
+
+    /// A problem with the image that a JSONL line names.
     #[error("{}:{line}: {source}", file.display())]
     AtLine { file: PathBuf, line: usize, source: Box<DataError> },
 }
+
+/// Every problem found in a dataset, in file order, so one run of `gacha check` lists them all.
+#[derive(Debug)]
+pub struct DatasetProblems {
+    pub path: PathBuf,
+    pub problems: Vec<DataError>,
+}
+
+impl std::fmt::Display for DatasetProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.problems.len();
+        write!(f, "{}: {count} problem{}", self.path.display(), if count == 1 { "" } else { "s" })?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DatasetProblems {}

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod image;
+pub mod jsonl;
 pub mod split;
 
 use std::path::PathBuf;
