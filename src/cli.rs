@@ -53,7 +53,7 @@ pub enum Command {
 pub struct DataArgs {
     /// The two answer words, positive class first: an example's "suffix" must be one of them.
     /// Precision and recall are computed for the first (positive) word.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values = ["yes", "no"])]
+    #[arg(long, value_delimiter = ',', default_values = ["yes", "no"])]
     pub answers: Vec<String>,
     /// Which frames of an animated GIF to use: first, last, middle or all (one example per
     /// frame when training; when scoring, the image gets the lowest positive-answer
@@ -78,7 +78,7 @@ pub struct CheckArgs {
     /// A dataset (.jsonl) or a sweep spec (.toml).
     pub path: PathBuf,
     #[command(flatten)]
-    pub data_options: DataArgs,
+    pub data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -99,5 +99,5 @@ pub struct SplitArgs {
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub data_options: DataArgs,
+    pub options: DataArgs,
 }

@@ -10,7 +10,9 @@ pub mod cmd;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod fsutil;
 pub mod logging;
+pub mod model;
 pub mod train;
 
 use std::process::ExitCode;

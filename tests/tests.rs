@@ -1,3 +1,10 @@
 //! CLI-level tests: one binary, topic modules below, a small harness in `util`.
 
 mod util;
+
+// `gacha check` on datasets, `gacha split`.
+mod data;
+// PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.
+mod model;
+// Parity with transformers on the committed tiny-paligemma fixture.
+mod parity;

@@ -60,5 +60,9 @@ pub fn texts(out: &Output) -> (String, String) {
 #[track_caller]
 pub fn assert_exit(out: &Output, code: i32) {
     let (stdout, stderr) = texts(out);
-    assert_eq!(out.status.code(), Some(code), "unexpected exit code\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "unexpected exit code\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
 }

@@ -1,7 +1,118 @@
-//! `gacha check`: placeholder until the data module lands.
+//! `gacha check PATH`: validate a dataset (every line, every image, every GIF frame) and print a
+//! summary, or list every problem and fail. Which checker runs is chosen by the file extension.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::bail;
 
 use crate::cli::CheckArgs;
+use crate::data::error::DatasetProblems;
+use crate::data::image::ImageFormatKind;
+use crate::data::jsonl::{decode_each, read_dataset};
+use crate::data::{DataOptions, Dataset, Example, Label};
+use crate::Outcome;
 
-pub fn run(_args: &CheckArgs) -> anyhow::Result<crate::Outcome> {
-    anyhow::bail!("not implemented yet")
+/// Images are decoded and resized to this size during a check: the model's input size, so the
+/// whole preprocessing path runs as it will in training.
+const CHECK_IMAGE_SIZE: usize = 224;
+
+/// Most animated GIFs listed by name in the summary.
+const MAX_LISTED_GIFS: usize = 10;
+
+pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
+    match args.path.extension().and_then(|ext| ext.to_str()) {
+        Some("jsonl") => check_dataset(&args.path, &super::data_options(&args.data)?),
+        Some("toml") => bail!("{}: sweep spec checking arrives with the sweep driver", args.path.display()),
+        _ => bail!("{}: expected a dataset (.jsonl) or a sweep spec (.toml)", args.path.display()),
+    }
+}
+
+/// What the summary needs from one decoded image (the pixels are dropped at once).
+struct ImageInfo {
+    format: ImageFormatKind,
+    width: u32,
+    height: u32,
+    frame_count: usize,
+    frames_kept: usize,
+}
+
+fn check_dataset(path: &Path, opts: &DataOptions) -> anyhow::Result<Outcome> {
+    let (dataset, mut problems) = read_dataset(path, opts);
+    crate::info!("checking {} images at {CHECK_IMAGE_SIZE}×{CHECK_IMAGE_SIZE}", dataset.examples.len());
+    let mut infos = Vec::with_capacity(dataset.examples.len());
+    let decoded = decode_each(&dataset, opts.gif_frames, CHECK_IMAGE_SIZE, |image| ImageInfo {
+        format: image.format,
+        width: image.width,
+        height: image.height,
+        frame_count: image.frame_count,
+        frames_kept: image.frames.len(),
+    });
+    for (example, result) in dataset.examples.iter().zip(decoded) {
+        match result {
+            Ok(info) => infos.push((example, info)),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|problem| problem.line());
+        return Err(DatasetProblems { path: path.to_path_buf(), problems }.into());
+    }
+    print!("{}", summary(&dataset, &infos, opts));
+    Ok(Outcome::Success)
+}
+
+/// The report printed for a dataset without problems.
+fn summary(dataset: &Dataset, infos: &[(&Example, ImageInfo)], opts: &DataOptions) -> String {
+    let mut lines = vec![format!("{}: ok", dataset.path.display())];
+    let per_label = |label: Label| dataset.examples.iter().filter(|e| e.label == label).count();
+    let (positive, negative) = (&opts.answers.positive, &opts.answers.negative);
+    lines.push(format!(
+        "examples: {} ({positive} {}, {negative} {}; positive answer: {positive})",
+        dataset.examples.len(),
+        per_label(Label::Positive),
+        per_label(Label::Negative)
+    ));
+
+    let mut formats: BTreeMap<ImageFormatKind, usize> = BTreeMap::new();
+    for (_, info) in infos {
+        *formats.entry(info.format).or_default() += 1;
+    }
+    let formats: Vec<String> = formats.iter().map(|(format, n)| format!("{format} {n}")).collect();
+    lines.push(format!("formats: {}", formats.join(", ")));
+
+    let animated: Vec<String> = infos
+        .iter()
+        .filter(|(_, info)| info.frame_count > 1)
+        .map(|(example, info)| format!("{} ({} frames)", example.image, info.frame_count))
+        .collect();
+    let mut listed = animated.iter().take(MAX_LISTED_GIFS).cloned().collect::<Vec<_>>().join(", ");
+    if animated.len() > MAX_LISTED_GIFS {
+        listed.push_str(&format!(", and {} more", animated.len() - MAX_LISTED_GIFS));
+    }
+    lines.push(match animated.len() {
+        0 => "animated GIFs: 0".to_string(),
+        n => format!("animated GIFs: {n}: {listed}"),
+    });
+    let inputs: usize = infos.iter().map(|(_, info)| info.frames_kept).sum();
+    lines.push(format!("model inputs: {inputs} (GIF frames: {})", opts.gif_frames));
+
+    let sizes: Vec<(u32, u32)> = infos.iter().map(|(_, info)| (info.width, info.height)).collect();
+    let area = |&&(w, h): &&(u32, u32)| u64::from(w) * u64::from(h);
+    if let (Some(small), Some(large)) = (sizes.iter().min_by_key(area), sizes.iter().max_by_key(area)) {
+        let range = |values: Vec<u32>| {
+            format!("{}–{}", values.iter().min().unwrap_or(&0), values.iter().max().unwrap_or(&0))
+        };
+        lines.push(format!(
+            "image sizes: smallest {}×{}, largest {}×{} (widths {}, heights {}); \
+             checked at {CHECK_IMAGE_SIZE}×{CHECK_IMAGE_SIZE}",
+            small.0,
+            small.1,
+            large.0,
+            large.1,
+            range(sizes.iter().map(|s| s.0).collect()),
+            range(sizes.iter().map(|s| s.1).collect()),
+        ));
+    }
+    lines.join("\n") + "\n"
 }

@@ -2,3 +2,30 @@
 
 pub mod check;
 pub mod split;
+
+use crate::cli::{DataArgs, GifFramesArg};
+use crate::data::{Answers, DataOptions, GifFrames, PathPolicy};
+
+/// The typed dataset options from `--answers`, `--gif-frames` and `--allow-outside-paths`.
+pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
+    let [positive, negative] = args.answers.as_slice() else {
+        anyhow::bail!("--answers takes two words, positive first (e.g. --answers yes,no)");
+    };
+    if positive == negative {
+        anyhow::bail!("--answers: the two answer words must differ (got {positive:?} twice)");
+    }
+    Ok(DataOptions {
+        answers: Answers { positive: positive.clone(), negative: negative.clone() },
+        gif_frames: match args.gif_frames {
+            GifFramesArg::First => GifFrames::First,
+            GifFramesArg::Last => GifFrames::Last,
+            GifFramesArg::Middle => GifFrames::Middle,
+            GifFramesArg::All => GifFrames::All,
+        },
+        paths: if args.allow_outside_paths {
+            PathPolicy::AllowOutside
+        } else {
+            PathPolicy::InsideDatasetOnly
+        },
+    })
+}

@@ -62,6 +62,16 @@ pub enum DataError {
     AtLine { file: PathBuf, line: usize, source: Box<DataError> },
 }
 
+impl DataError {
+    /// The dataset line a problem is on, if it is about one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            DataError::Line { line, .. } | DataError::AtLine { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
 /// Every problem found in a dataset, in file order, so one run of `gacha check` lists them all.
 #[derive(Debug)]
 pub struct DatasetProblems {

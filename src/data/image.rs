@@ -237,7 +237,13 @@ fn check_pixels(path: &Path, width: u32, height: u32) -> Result<(), DataError> {
 }
 
 fn decode_error(path: &Path, frame: Option<usize>, err: ImageError) -> DataError {
-    let message = if is_truncation(&err) { TRUNCATED.to_string() } else { err.to_string() };
+    let message = match err {
+        ImageError::Limits(limit) => {
+            format!("{limit} (decoder cap of {} bytes, decompression-bomb guard)", MAX_PIXELS * 8)
+        }
+        err if is_truncation(&err) => TRUNCATED.to_string(),
+        err => err.to_string(),
+    };
     DataError::ImageDecode { path: path.to_path_buf(), frame, message }
 }
 
@@ -596,7 +602,8 @@ mod tests {
         let err = decode_image(&PathBuf::from("x.png"), b"hello world", GifFrames::All, 1).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "x.png: not a PNG, JPEG or GIF image (unrecognised content starting with bytes 68 65 6c 6c 6f 20 77 6f)"
+            "x.png: not a PNG, JPEG or GIF image \
+             (unrecognised content starting with bytes 68 65 6c 6c 6f 20 77 6f)"
         );
         let err =
             decode_image(&PathBuf::from("x.bmp"), b"BM\x3a\0\0\0\0\0\0\0", GifFrames::All, 1).unwrap_err();

@@ -18,11 +18,24 @@ use super::{DataOptions, Dataset, Example, GifFrames, PathPolicy};
 
 /// Read and check a whole dataset; on failure, every problem found, in line order.
 pub fn load_dataset(path: &Path, opts: &DataOptions) -> Result<Dataset, DatasetProblems> {
-    let fail = |problems| DatasetProblems { path: path.to_path_buf(), problems };
-    let bytes = std::fs::read(path)
-        .map_err(|source| fail(vec![DataError::DatasetRead { path: path.to_path_buf(), source }]))?;
+    let (dataset, problems) = read_dataset(path, opts);
+    if problems.is_empty() {
+        Ok(dataset)
+    } else {
+        Err(DatasetProblems { path: path.to_path_buf(), problems })
+    }
+}
+
+/// Read a dataset, keeping the good lines as examples and every problem beside them (a file
+/// that cannot be read or has no lines at all is one problem), so a check can go on to the images
+/// of the good lines.
+pub fn read_dataset(path: &Path, opts: &DataOptions) -> (Dataset, Vec<DataError>) {
+    let mut dataset = Dataset { path: path.to_path_buf(), examples: Vec::new() };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(source) => return (dataset, vec![DataError::DatasetRead { path: path.to_path_buf(), source }]),
+    };
     let base = path.parent().unwrap_or(Path::new(""));
-    let mut examples = Vec::new();
     let mut problems = Vec::new();
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
@@ -31,7 +44,7 @@ pub fn load_dataset(path: &Path, opts: &DataOptions) -> Result<Dataset, DatasetP
             continue;
         }
         match parse_line(raw, base, opts) {
-            Ok(example) => examples.push(Example { line, ..example }),
+            Ok(example) => dataset.examples.push(Example { line, ..example }),
             Err(messages) => problems.extend(messages.into_iter().map(|message| DataError::Line {
                 file: path.to_path_buf(),
                 line,
@@ -39,13 +52,10 @@ pub fn load_dataset(path: &Path, opts: &DataOptions) -> Result<Dataset, DatasetP
             })),
         }
     }
-    if !problems.is_empty() {
-        return Err(fail(problems));
+    if dataset.examples.is_empty() && problems.is_empty() {
+        problems.push(DataError::EmptyDataset { path: path.to_path_buf() });
     }
-    if examples.is_empty() {
-        return Err(fail(vec![DataError::EmptyDataset { path: path.to_path_buf() }]));
-    }
-    Ok(Dataset { path: path.to_path_buf(), examples })
+    (dataset, problems)
 }
 
 /// Decode and preprocess every example's image in parallel, in example order.
@@ -54,18 +64,31 @@ pub fn load_images(
     policy: GifFrames,
     size: usize,
 ) -> Result<Vec<DecodedImage>, DatasetProblems> {
-    map_images(dataset, policy, size, |image| image)
+    let mut images = Vec::with_capacity(dataset.examples.len());
+    let mut problems = Vec::new();
+    for result in decode_each(dataset, policy, size, |image| image) {
+        match result {
+            Ok(image) => images.push(image),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() {
+        Ok(images)
+    } else {
+        Err(DatasetProblems { path: dataset.path.clone(), problems })
+    }
 }
 
-/// Decode every example's image in parallel and keep only `f` of each, so a caller that needs a
-/// summary (like `gacha check`) never holds all the pixels at once.
-pub fn map_images<T: Send>(
+/// Decode every example's image in parallel, in example order, keeping only `f` of each image
+/// (so a caller that needs a summary, like `gacha check`, never holds all the pixels at once) or
+/// the problem, which names the line.
+pub fn decode_each<T: Send>(
     dataset: &Dataset,
     policy: GifFrames,
     size: usize,
     f: impl Fn(DecodedImage) -> T + Sync,
-) -> Result<Vec<T>, DatasetProblems> {
-    let results: Vec<Result<T, DataError>> = dataset
+) -> Vec<Result<T, DataError>> {
+    dataset
         .examples
         .par_iter()
         .map(|example| {
@@ -75,20 +98,7 @@ pub fn map_images<T: Send>(
                 source: Box::new(err),
             })
         })
-        .collect();
-    let mut values = Vec::with_capacity(results.len());
-    let mut problems = Vec::new();
-    for result in results {
-        match result {
-            Ok(value) => values.push(value),
-            Err(problem) => problems.push(problem),
-        }
-    }
-    if problems.is_empty() {
-        Ok(values)
-    } else {
-        Err(DatasetProblems { path: dataset.path.clone(), problems })
-    }
+        .collect()
 }
 
 /// One non-blank line → an example (its `line` is filled in by the caller), or all its problems.
@@ -333,7 +343,10 @@ mod tests {
             let (_dir, result) = load(text, &DataOptions::default());
             let err = result.unwrap_err();
             assert!(matches!(err.problems[..], [DataError::EmptyDataset { .. }]), "{err}");
-            assert!(err.to_string().ends_with("data.jsonl: no examples (the file has only blank lines, if any)"), "{err}");
+            assert!(
+                err.to_string().ends_with("data.jsonl: no examples (the file has only blank lines, if any)"),
+                "{err}"
+            );
         }
     }
 

@@ -66,6 +66,17 @@ pub enum GifFrames {
     All,
 }
 
+impl std::fmt::Display for GifFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GifFrames::First => "first",
+            GifFrames::Last => "last",
+            GifFrames::Middle => "middle",
+            GifFrames::All => "all",
+        })
+    }
+}
+
 /// Whether image paths may leave the dataset folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PathPolicy {
