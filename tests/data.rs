@@ -143,7 +143,7 @@ fn check_summarises_a_dataset_mixing_formats() {
         "data.jsonl: ok\n\
          examples: 6 (yes 3, no 3; positive answer: yes)\n\
          formats: PNG 3, JPEG 2, GIF 1\n\
-         animated GIFs: 1: images/anim.gif (3 frames)\n\
+         animated GIFs: 1 (images/anim.gif: 3 frames)\n\
          model inputs: 8 (GIF frames: all)\n\
          image sizes: smallest 5×5, largest 64×48 (widths 5–64, heights 5–48); checked at 224×224\n"
     );

@@ -84,16 +84,17 @@ fn summary(dataset: &Dataset, infos: &[(&Example, ImageInfo)], opts: &DataOption
     let animated: Vec<String> = infos
         .iter()
         .filter(|(_, info)| info.frame_count > 1)
-        .map(|(example, info)| format!("{} ({} frames)", example.image, info.frame_count))
+        .map(|(example, info)| format!("{}: {} frames", example.image, info.frame_count))
         .collect();
-    let mut listed = animated.iter().take(MAX_LISTED_GIFS).cloned().collect::<Vec<_>>().join(", ");
-    if animated.len() > MAX_LISTED_GIFS {
-        listed.push_str(&format!(", and {} more", animated.len() - MAX_LISTED_GIFS));
+    let mut gifs_line = format!("animated GIFs: {}", animated.len());
+    if !animated.is_empty() {
+        let mut listed = animated.iter().take(MAX_LISTED_GIFS).cloned().collect::<Vec<_>>().join(", ");
+        if animated.len() > MAX_LISTED_GIFS {
+            listed.push_str(&format!(", and {} more", animated.len() - MAX_LISTED_GIFS));
+        }
+        gifs_line.push_str(&format!(" ({listed})"));
     }
-    lines.push(match animated.len() {
-        0 => "animated GIFs: 0".to_string(),
-        n => format!("animated GIFs: {n}: {listed}"),
-    });
+    lines.push(gifs_line);
     let inputs: usize = infos.iter().map(|(_, info)| info.frames_kept).sum();
     lines.push(format!("model inputs: {inputs} (GIF frames: {})", opts.gif_frames));
 

@@ -1,6 +1,14 @@
-//! Image decoding (PNG, JPEG, GIF with every frame) and the "gacha-triangle" preprocessing of
-//! CONVENTIONS.md §1: RGBA on a 0..255 scale → alpha over white → separable antialiased triangle
-//! resize to S×S (horizontal pass, then vertical) → x/127.5 − 1, CHW.
+//! Image decoding (PNG, JPEG, GIF with every frame) and the "gacha-triangle" preprocessing shared
+//! with the Python reference (the project's CONVENTIONS.md §1), output CHW f32 in [-1, 1], S×S:
+//!
+//! 1. RGBA on a 0..255 scale in f32: 8-bit v → v, 16-bit v → v/257; grey → R=G=B; no alpha → 255.
+//!    JPEG (CMYK too) arrives as RGB from the decoder.
+//! 2. Alpha over white: c' = c·(a/255) + 255·(1 − a/255).
+//! 3. Resize to S×S ignoring aspect ratio, horizontal pass then vertical. Per axis, n inputs to m
+//!    outputs: scale = n/m, support = max(scale, 1); output i has center (i + 0.5)·scale and takes
+//!    inputs j in [max(0, ⌊center − support⌋), min(n, ⌈center + support⌉)) with weight
+//!    max(0, 1 − |(j + 0.5 − center)/support|); out_i = Σ w_j·in_j / Σ w_j. No rounding.
+//! 4. x/127.5 − 1.
 //!
 //! The format comes from the file's first bytes, never its extension (a mismatch is warned about).
 //! Sizes are checked from the header before any pixel buffer is allocated: see `MAX_PIXELS`,
@@ -119,7 +127,7 @@ pub fn decode_image(
     }
 }
 
-/// Preprocess one RGBA frame (0..255 scale, interleaved, `width`×`height`) per CONVENTIONS.md §1.
+/// Preprocess one RGBA frame (0..255 scale, interleaved, `width`×`height`): steps 2–4 above.
 pub fn preprocess_rgba(width: usize, height: usize, rgba: &[f32], size: usize) -> Pixels {
     assert_eq!(rgba.len(), width * height * 4, "preprocess_rgba: buffer is not width×height RGBA");
     // Alpha over white, into three planes.
@@ -167,7 +175,7 @@ impl Taps {
     }
 }
 
-/// Triangle-filter taps for resizing one axis from `n` to `m` samples (CONVENTIONS.md §1.3).
+/// Triangle-filter taps for resizing one axis from `n` to `m` samples (step 3 above).
 fn axis_weights(n: usize, m: usize) -> Vec<Taps> {
     let scale = n as f32 / m as f32;
     let support = scale.max(1.0);
