@@ -5,6 +5,7 @@
 //! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes).
 //! `cmd` holds one small file per subcommand that turns parsed options into calls to those.
 
+pub mod adapter;
 pub mod cli;
 pub mod cmd;
 pub mod data;
@@ -41,5 +42,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Check(args) => cmd::check::run(&args),
         Command::Split(args) => cmd::split::run(&args),
+        Command::Score(args) => cmd::score::run(&args),
+        Command::Eval(args) => cmd::eval::run(&args),
+        Command::Train(args) => cmd::train::run(&args),
     }
 }

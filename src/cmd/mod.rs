@@ -1,7 +1,11 @@
 //! One file per subcommand: turn parsed arguments into typed options, call the library, print.
 
 pub mod check;
+pub mod eval;
+pub mod score;
+pub mod setup;
 pub mod split;
+pub mod train;
 
 use crate::cli::{DataArgs, GifFramesArg};
 use crate::data::{Answers, DataOptions, GifFrames, PathPolicy};
