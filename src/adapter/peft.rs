@@ -58,17 +58,32 @@ pub struct PeftConfig {
     #[serde(default)]
     pub inference_mode: bool,
     #[serde(default)]
-    pub modules_to_save: Option<Vec<String>>,
-    #[serde(default)]
-    pub layers_to_transform: Option<serde_json::Value>,
-    #[serde(default)]
-    pub exclude_modules: Option<serde_json::Value>,
-    #[serde(default)]
-    pub rank_pattern: BTreeMap<String, serde_json::Value>,
-    #[serde(default)]
-    pub alpha_pattern: BTreeMap<String, serde_json::Value>,
-    #[serde(default)]
     pub lora_bias: bool,
+    /// Every other key, as written; those of [`UNSUPPORTED_WHEN_SET`] must be unset.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// Keys that change which weights an adapter touches or how, with why we refuse them when set
+/// (anything but null, false, `{}` or `[]`).
+const UNSUPPORTED_WHEN_SET: [(&str, &str); 8] = [
+    ("rank_pattern", "per-module ranks are not supported"),
+    ("alpha_pattern", "per-module alphas are not supported"),
+    ("modules_to_save", "fully trained extra modules are not supported"),
+    ("layers_to_transform", "LoRA on only some layers is not supported"),
+    ("exclude_modules", "excluding modules is not supported"),
+    ("layer_replication", "replicated layers are not supported"),
+    ("target_parameters", "LoRA on raw parameters is not supported"),
+    ("trainable_token_indices", "trained token embeddings are not supported"),
+];
+
+fn is_set(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null | serde_json::Value::Bool(false) => false,
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(o) => !o.is_empty(),
+        _ => true,
+    }
 }
 
 fn bias_none() -> String {
@@ -92,12 +107,8 @@ impl PeftConfig {
             lora_dropout: 0.0,
             fan_in_fan_out: false,
             inference_mode: true,
-            modules_to_save: None,
-            layers_to_transform: None,
-            exclude_modules: None,
-            rank_pattern: BTreeMap::new(),
-            alpha_pattern: BTreeMap::new(),
             lora_bias: false,
+            other: BTreeMap::new(),
         }
     }
 
@@ -120,23 +131,11 @@ impl PeftConfig {
         );
         ensure!(!self.lora_bias, "lora_bias is true: LoRA biases are not supported");
         ensure!(!self.fan_in_fan_out, "fan_in_fan_out is true: only nn.Linear layouts are supported");
-        ensure!(
-            self.rank_pattern.is_empty() && self.alpha_pattern.is_empty(),
-            "rank_pattern/alpha_pattern are set: per-module ranks or alphas are not supported"
-        );
-        ensure!(
-            self.modules_to_save.as_ref().is_none_or(|m| m.is_empty()),
-            "modules_to_save is set ({:?}): fully trained extra modules are not supported",
-            self.modules_to_save.as_deref().unwrap_or_default()
-        );
-        ensure!(
-            self.layers_to_transform.as_ref().is_none_or(|v| v.is_null()),
-            "layers_to_transform is set: LoRA on only some layers is not supported"
-        );
-        ensure!(
-            self.exclude_modules.as_ref().is_none_or(|v| v.is_null()),
-            "exclude_modules is set: excluding modules is not supported"
-        );
+        for (key, why) in UNSUPPORTED_WHEN_SET {
+            if let Some(value) = self.other.get(key).filter(|v| is_set(v)) {
+                bail!("{key} is set ({value}): {why}");
+            }
+        }
         Ok(())
     }
 
@@ -335,6 +334,7 @@ mod tests {
             (r#""rank_pattern": {"q_proj": 8}"#, "rank_pattern"),
             (r#""modules_to_save": ["lm_head"]"#, "modules_to_save"),
             (r#""layers_to_transform": [0]"#, "layers_to_transform"),
+            (r#""target_parameters": ["experts.gate_up_proj"]"#, "target_parameters"),
             (r#""peft_type": "IA3""#, "IA3"),
         ] {
             let mut json: serde_json::Value = serde_json::from_str(
@@ -351,7 +351,11 @@ mod tests {
                 .to_string();
             assert!(err.contains(word), "{extra}: {err}");
         }
-        let ok = config(&format!(r#"{{{BASE}, "target_modules": ["q_proj"], "layers_to_transform": null}}"#));
+        // As PEFT 0.21 writes them when unused.
+        let ok = config(&format!(
+            r#"{{{BASE}, "target_modules": ["q_proj"], "layers_to_transform": null, "rank_pattern": {{}},
+                "loftq_config": {{}}, "use_qalora": false, "target_parameters": null, "peft_version": "0.21.2"}}"#
+        ));
         ok.check_supported().unwrap();
     }
 
