@@ -6,10 +6,12 @@
 //! `demo` (the bundled demo dataset's generator). `cmd` holds one small file per subcommand that
 //! turns parsed options into calls to those.
 
+pub mod adapter;
 pub mod cli;
 pub mod cmd;
 pub mod data;
 pub mod demo;
+pub mod device;
 pub mod eval;
 pub mod fsutil;
 pub mod logging;
@@ -17,6 +19,7 @@ pub mod model;
 pub mod report;
 pub mod spec;
 pub mod sweep;
+pub mod train;
 
 use std::process::ExitCode;
 
@@ -51,5 +54,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Sweep(args) => cmd::sweep::run(&args),
         Command::Leaderboard(args) => cmd::leaderboard::run(&args),
         Command::Report(args) => cmd::report::run(&args),
+        Command::Score(args) => cmd::score::run(&args),
+        Command::Eval(args) => cmd::eval::run(&args),
+        Command::Train(args) => cmd::train::run(&args),
     }
 }
