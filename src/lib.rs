@@ -13,6 +13,7 @@ pub mod demo;
 pub mod eval;
 pub mod fsutil;
 pub mod logging;
+pub mod model;
 
 use std::process::ExitCode;
 

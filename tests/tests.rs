@@ -6,3 +6,7 @@ mod util;
 mod demo;
 // `gacha check` on datasets, `gacha split`.
 mod data;
+// PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.
+mod model;
+// Parity with transformers on the committed tiny-paligemma fixture.
+mod parity;

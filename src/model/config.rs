@@ -1,0 +1,536 @@
+//! `config.json` of a PaliGemma checkpoint as serde types, with the defaults transformers applies to
+//! keys the hub file omits (PALIGEMMA.md §6.1), the checks for what this crate can run, and the
+//! named configs of the built-in models (`tiny`, `small`, `paligemma-3b-224`).
+//!
+//! Both the older hub keys (`rope_theta`, `hidden_act`, `image_token_index`) and the transformers-5
+//! keys (`rope_parameters.rope_theta`, `hidden_activation`, `image_token_id`) are accepted.
+
+use serde::{Deserialize, Serialize};
+
+/// A `config.json` value this crate cannot run, named by its dotted key.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{key} = {value}: unsupported ({why})")]
+    Unsupported { key: &'static str, value: String, why: &'static str },
+    #[error("unknown named config {0:?} (expected one of: {names})", names = NAMED_CONFIGS.join(", "))]
+    UnknownName(String),
+}
+
+/// Names accepted by [`PaliGemmaConfig::named`].
+pub const NAMED_CONFIGS: [&str; 3] = ["tiny", "small", "paligemma-3b-224"];
+
+/// `<image>`'s id in the built-in tokenizer (`tiny`, `small`).
+const BUILTIN_IMAGE_TOKEN: u32 = 4;
+
+/// The GELU spellings of transformers that all mean `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+const TANH_GELU_NAMES: [&str; 3] = ["gelu_pytorch_tanh", "gelu_new", "gelu_fast"];
+
+/// The whole `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaliGemmaConfig {
+    pub text_config: GemmaConfig,
+    pub vision_config: SiglipVisionConfig,
+    /// Id of `<image>` in the tokenizer (unused by the model: image rows are placed by position).
+    #[serde(default = "defaults::image_token_index", alias = "image_token_id")]
+    pub image_token_index: u32,
+    /// Output width of the projector; must equal the decoder's hidden size.
+    #[serde(default = "defaults::projection_dim")]
+    pub projection_dim: usize,
+    #[serde(default = "defaults::pad_token_id")]
+    pub pad_token_id: u32,
+    #[serde(default = "defaults::eos_token_id")]
+    pub eos_token_id: u32,
+    #[serde(default = "defaults::bos_token_id")]
+    pub bos_token_id: u32,
+}
+
+/// `text_config`: the Gemma-1 decoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GemmaConfig {
+    #[serde(default = "defaults::gemma_model_type")]
+    pub model_type: String,
+    #[serde(default = "defaults::gemma_vocab_size")]
+    pub vocab_size: usize,
+    #[serde(default = "defaults::gemma_hidden_size")]
+    pub hidden_size: usize,
+    #[serde(default = "defaults::gemma_intermediate_size")]
+    pub intermediate_size: usize,
+    #[serde(default = "defaults::gemma_num_hidden_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "defaults::gemma_num_attention_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "defaults::gemma_num_key_value_heads")]
+    pub num_key_value_heads: usize,
+    #[serde(default = "defaults::gemma_head_dim")]
+    pub head_dim: usize,
+    #[serde(default = "defaults::eps")]
+    pub rms_norm_eps: f64,
+    /// transformers ≤ 4 key; see [`GemmaConfig::rope_theta`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
+    /// transformers 5 key (`{"rope_theta": …, "rope_type": "default"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<RopeParameters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_act: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_activation: Option<String>,
+    #[serde(default = "defaults::yes")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default = "defaults::max_position_embeddings")]
+    pub max_position_embeddings: usize,
+    /// Gemma-2 only; must be absent or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_logit_softcapping: Option<f64>,
+    /// Gemma-2 only; must be absent or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attn_logit_softcapping: Option<f64>,
+}
+
+/// transformers-5 `rope_parameters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RopeParameters {
+    #[serde(default = "defaults::rope_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "defaults::rope_type")]
+    pub rope_type: String,
+}
+
+/// `vision_config`: the SigLIP vision tower.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiglipVisionConfig {
+    #[serde(default = "defaults::siglip_hidden_size")]
+    pub hidden_size: usize,
+    #[serde(default = "defaults::siglip_intermediate_size")]
+    pub intermediate_size: usize,
+    #[serde(default = "defaults::siglip_num_hidden_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "defaults::siglip_num_attention_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "defaults::num_channels")]
+    pub num_channels: usize,
+    #[serde(default = "defaults::image_size")]
+    pub image_size: usize,
+    #[serde(default = "defaults::patch_size")]
+    pub patch_size: usize,
+    #[serde(default = "defaults::tanh_gelu")]
+    pub hidden_act: String,
+    #[serde(default = "defaults::eps")]
+    pub layer_norm_eps: f64,
+    /// PaliGemma checkpoints have no attention-pooling head; `true` is refused.
+    #[serde(default)]
+    pub vision_use_head: bool,
+}
+
+/// Defaults of the transformers config classes for keys a `config.json` may omit.
+mod defaults {
+    pub fn image_token_index() -> u32 {
+        256_000
+    }
+    pub fn projection_dim() -> usize {
+        2048
+    }
+    pub fn pad_token_id() -> u32 {
+        0
+    }
+    pub fn eos_token_id() -> u32 {
+        1
+    }
+    pub fn bos_token_id() -> u32 {
+        2
+    }
+    pub fn gemma_model_type() -> String {
+        "gemma".into()
+    }
+    pub fn gemma_vocab_size() -> usize {
+        256_000
+    }
+    pub fn gemma_hidden_size() -> usize {
+        3072
+    }
+    pub fn gemma_intermediate_size() -> usize {
+        24_576
+    }
+    pub fn gemma_num_hidden_layers() -> usize {
+        28
+    }
+    pub fn gemma_num_attention_heads() -> usize {
+        16
+    }
+    pub fn gemma_num_key_value_heads() -> usize {
+        16
+    }
+    pub fn gemma_head_dim() -> usize {
+        256
+    }
+    pub fn eps() -> f64 {
+        1e-6
+    }
+    pub fn rope_theta() -> f64 {
+        10_000.0
+    }
+    pub fn rope_type() -> String {
+        "default".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn max_position_embeddings() -> usize {
+        8192
+    }
+    pub fn siglip_hidden_size() -> usize {
+        768
+    }
+    pub fn siglip_intermediate_size() -> usize {
+        3072
+    }
+    pub fn siglip_num_hidden_layers() -> usize {
+        12
+    }
+    pub fn siglip_num_attention_heads() -> usize {
+        12
+    }
+    pub fn num_channels() -> usize {
+        3
+    }
+    pub fn image_size() -> usize {
+        224
+    }
+    pub fn patch_size() -> usize {
+        16
+    }
+    pub fn tanh_gelu() -> String {
+        "gelu_pytorch_tanh".into()
+    }
+}
+
+impl GemmaConfig {
+    /// RoPE base: `rope_parameters.rope_theta`, else `rope_theta`, else 10000.
+    pub fn rope_theta(&self) -> f64 {
+        match (&self.rope_parameters, self.rope_theta) {
+            (Some(p), _) => p.rope_theta,
+            (None, Some(theta)) => theta,
+            (None, None) => defaults::rope_theta(),
+        }
+    }
+
+    /// The decoder MLP's activation name. `hidden_activation` wins; a bare `hidden_act` is used
+    /// otherwise, where `"gelu"` means the tanh GELU as in transformers' Gemma (it overrides the
+    /// exact GELU of the original Gemma configs); absent means `gelu_pytorch_tanh`.
+    fn activation(&self) -> Result<(), ConfigError> {
+        let (key, value) = match (&self.hidden_activation, &self.hidden_act) {
+            (Some(a), _) => ("text_config.hidden_activation", a.as_str()),
+            (None, Some(a)) if a == "gelu" => return Ok(()),
+            (None, Some(a)) => ("text_config.hidden_act", a.as_str()),
+            (None, None) => return Ok(()),
+        };
+        check_tanh_gelu(key, value)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let unsupported = |key, value: String, why| Err(ConfigError::Unsupported { key, value, why });
+        if self.model_type != "gemma" {
+            return unsupported(
+                "text_config.model_type",
+                format!("{:?}", self.model_type),
+                "only Gemma-1 decoders (PaliGemma 1) are implemented",
+            );
+        }
+        self.activation()?;
+        if !self.tie_word_embeddings {
+            return unsupported("text_config.tie_word_embeddings", "false".into(), "the output head is tied");
+        }
+        if self.attention_bias {
+            return unsupported("text_config.attention_bias", "true".into(), "Gemma has no attention bias");
+        }
+        if let Some(v) = self.final_logit_softcapping {
+            return unsupported("text_config.final_logit_softcapping", v.to_string(), "Gemma-2 only");
+        }
+        if let Some(v) = self.attn_logit_softcapping {
+            return unsupported("text_config.attn_logit_softcapping", v.to_string(), "Gemma-2 only");
+        }
+        if let Some(p) = &self.rope_parameters {
+            if p.rope_type != "default" {
+                return unsupported(
+                    "text_config.rope_parameters.rope_type",
+                    format!("{:?}", p.rope_type),
+                    "only plain RoPE is implemented",
+                );
+            }
+        }
+        if self.num_key_value_heads == 0 || !self.num_attention_heads.is_multiple_of(self.num_key_value_heads)
+        {
+            return unsupported(
+                "text_config.num_key_value_heads",
+                self.num_key_value_heads.to_string(),
+                "must divide num_attention_heads",
+            );
+        }
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
+            return unsupported(
+                "text_config.head_dim",
+                self.head_dim.to_string(),
+                "RoPE needs an even head_dim",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl SiglipVisionConfig {
+    /// Image tokens per image: (image_size / patch_size)².
+    pub fn num_image_tokens(&self) -> usize {
+        let side = self.image_size / self.patch_size;
+        side * side
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let unsupported = |key, value: String, why| Err(ConfigError::Unsupported { key, value, why });
+        check_tanh_gelu("vision_config.hidden_act", &self.hidden_act)?;
+        if self.vision_use_head {
+            return unsupported(
+                "vision_config.vision_use_head",
+                "true".into(),
+                "PaliGemma uses the patch tokens; the pooling head is not implemented",
+            );
+        }
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
+            return unsupported(
+                "vision_config.patch_size",
+                self.patch_size.to_string(),
+                "must divide image_size",
+            );
+        }
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return unsupported(
+                "vision_config.num_attention_heads",
+                self.num_attention_heads.to_string(),
+                "must divide hidden_size",
+            );
+        }
+        if self.num_channels != 3 {
+            return unsupported(
+                "vision_config.num_channels",
+                self.num_channels.to_string(),
+                "images are RGB",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn check_tanh_gelu(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    if TANH_GELU_NAMES.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Unsupported {
+            key,
+            value: format!("{value:?}"),
+            why: "only the tanh GELU (gelu_pytorch_tanh) is implemented",
+        })
+    }
+}
+
+impl PaliGemmaConfig {
+    /// Parse `config.json` text and check that this crate can run it.
+    pub fn from_json(text: &str) -> anyhow::Result<PaliGemmaConfig> {
+        let config: PaliGemmaConfig = serde_json::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuse what the model does not implement, naming the key.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.text_config.check()?;
+        self.vision_config.check()?;
+        if self.projection_dim != self.text_config.hidden_size {
+            return Err(ConfigError::Unsupported {
+                key: "projection_dim",
+                value: self.projection_dim.to_string(),
+                why: "the projector output must have the decoder's hidden_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Image tokens per image.
+    pub fn num_image_tokens(&self) -> usize {
+        self.vision_config.num_image_tokens()
+    }
+
+    /// A built-in config by name (see [`NAMED_CONFIGS`]).
+    ///
+    /// - `tiny`: the demo model, the shapes of the Python reference fixture (CONVENTIONS.md §4):
+    ///   image 56, patch 14 (16 image tokens), SigLIP 32 wide × 2 layers, Gemma 64 wide × 2 layers,
+    ///   4 heads, 1 KV head, head_dim 24, vocab 384 (the built-in tokenizer fits).
+    /// - `small`: the benchmark config of issue 3 (image 112, widths 256, 4 layers, vocab 2048).
+    /// - `paligemma-3b-224`: the shapes of `google/paligemma-3b-pt-224`.
+    pub fn named(name: &str) -> Result<PaliGemmaConfig, ConfigError> {
+        let config = match name {
+            "tiny" => build(
+                Vision { image: 56, patch: 14, hidden: 32, mlp: 64, layers: 2, heads: 4 },
+                Text { vocab: 384, hidden: 64, mlp: 128, layers: 2, heads: 4, kv_heads: 1, head_dim: 24 },
+                BUILTIN_IMAGE_TOKEN,
+            ),
+            "small" => build(
+                Vision { image: 112, patch: 14, hidden: 256, mlp: 1024, layers: 4, heads: 4 },
+                Text { vocab: 2048, hidden: 256, mlp: 1024, layers: 4, heads: 4, kv_heads: 1, head_dim: 64 },
+                BUILTIN_IMAGE_TOKEN,
+            ),
+            "paligemma-3b-224" => build(
+                Vision { image: 224, patch: 14, hidden: 1152, mlp: 4304, layers: 27, heads: 16 },
+                Text {
+                    vocab: 257_216,
+                    hidden: 2048,
+                    mlp: 16_384,
+                    layers: 18,
+                    heads: 8,
+                    kv_heads: 1,
+                    head_dim: 256,
+                },
+                257_152,
+            ),
+            other => return Err(ConfigError::UnknownName(other.to_string())),
+        };
+        Ok(config)
+    }
+}
+
+/// Sizes of a named config's vision tower.
+struct Vision {
+    image: usize,
+    patch: usize,
+    hidden: usize,
+    mlp: usize,
+    layers: usize,
+    heads: usize,
+}
+
+/// Sizes of a named config's decoder.
+struct Text {
+    vocab: usize,
+    hidden: usize,
+    mlp: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+fn build(v: Vision, t: Text, image_token_index: u32) -> PaliGemmaConfig {
+    PaliGemmaConfig {
+        text_config: GemmaConfig {
+            model_type: defaults::gemma_model_type(),
+            vocab_size: t.vocab,
+            hidden_size: t.hidden,
+            intermediate_size: t.mlp,
+            num_hidden_layers: t.layers,
+            num_attention_heads: t.heads,
+            num_key_value_heads: t.kv_heads,
+            head_dim: t.head_dim,
+            rms_norm_eps: defaults::eps(),
+            rope_theta: Some(defaults::rope_theta()),
+            rope_parameters: None,
+            hidden_act: None,
+            hidden_activation: Some(defaults::tanh_gelu()),
+            tie_word_embeddings: true,
+            attention_bias: false,
+            max_position_embeddings: defaults::max_position_embeddings(),
+            final_logit_softcapping: None,
+            attn_logit_softcapping: None,
+        },
+        vision_config: SiglipVisionConfig {
+            hidden_size: v.hidden,
+            intermediate_size: v.mlp,
+            num_hidden_layers: v.layers,
+            num_attention_heads: v.heads,
+            num_channels: 3,
+            image_size: v.image,
+            patch_size: v.patch,
+            hidden_act: defaults::tanh_gelu(),
+            layer_norm_eps: defaults::eps(),
+            vision_use_head: false,
+        },
+        image_token_index,
+        projection_dim: t.hidden,
+        pad_token_id: defaults::pad_token_id(),
+        eos_token_id: defaults::eos_token_id(),
+        bos_token_id: defaults::bos_token_id(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hub config of paligemma-3b (keys of PALIGEMMA.md §6.1, image_size absent).
+    const HUB_CONFIG: &str = r#"{
+      "architectures": ["PaliGemmaForConditionalGeneration"], "model_type": "paligemma",
+      "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "hidden_size": 2048,
+      "ignore_index": -100, "image_token_index": 257152, "projection_dim": 2048, "torch_dtype": "float32",
+      "text_config": {"model_type": "gemma", "hidden_size": 2048, "intermediate_size": 16384,
+        "num_attention_heads": 8, "num_hidden_layers": 18, "num_key_value_heads": 1,
+        "num_image_tokens": 256, "vocab_size": 257216, "torch_dtype": "float32"},
+      "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+        "num_attention_heads": 16, "num_hidden_layers": 27, "num_image_tokens": 256, "patch_size": 14,
+        "projection_dim": 2048, "projector_hidden_act": "gelu_fast", "vision_use_head": false}
+    }"#;
+
+    #[test]
+    fn hub_config_gets_the_documented_defaults_and_equals_the_named_one() {
+        let config = PaliGemmaConfig::from_json(HUB_CONFIG).unwrap();
+        let t = &config.text_config;
+        assert_eq!((t.head_dim, t.rope_theta(), t.rms_norm_eps), (256, 10_000.0, 1e-6));
+        assert_eq!((config.vision_config.image_size, config.vision_config.layer_norm_eps), (224, 1e-6));
+        assert_eq!(config.num_image_tokens(), 256);
+        let named = PaliGemmaConfig::named("paligemma-3b-224").unwrap();
+        assert_eq!(named.text_config.vocab_size, t.vocab_size);
+        assert_eq!(named.vision_config, config.vision_config);
+        assert_eq!(named.text_config.num_key_value_heads, t.num_key_value_heads);
+    }
+
+    #[test]
+    fn transformers5_keys_are_read() {
+        let text = r#"{"text_config": {"hidden_size": 64, "rope_parameters": {"rope_theta": 500.0,
+            "rope_type": "default"}, "hidden_activation": "gelu_pytorch_tanh", "num_attention_heads": 4,
+            "num_key_value_heads": 1, "head_dim": 24},
+          "vision_config": {"hidden_size": 32, "num_attention_heads": 4, "patch_size": 14, "image_size": 56},
+          "image_token_id": 7, "projection_dim": 64}"#;
+        let config = PaliGemmaConfig::from_json(text).unwrap();
+        assert_eq!(config.text_config.rope_theta(), 500.0);
+        assert_eq!(config.image_token_index, 7);
+        assert_eq!(config.num_image_tokens(), 16);
+    }
+
+    #[test]
+    fn unsupported_values_are_named() {
+        let mut config = PaliGemmaConfig::named("tiny").unwrap();
+        config.vision_config.vision_use_head = true;
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.starts_with("vision_config.vision_use_head = true: unsupported"), "{err}");
+
+        let mut config = PaliGemmaConfig::named("tiny").unwrap();
+        config.text_config.hidden_activation = Some("gelu".into());
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.starts_with("text_config.hidden_activation = \"gelu\": unsupported"), "{err}");
+
+        let mut config = PaliGemmaConfig::named("tiny").unwrap();
+        config.text_config.hidden_activation = None;
+        config.text_config.hidden_act = Some("gelu".into());
+        assert_eq!(config.check(), Ok(()), "Gemma's hidden_act \"gelu\" means the tanh GELU");
+
+        assert!(matches!(PaliGemmaConfig::named("huge"), Err(ConfigError::UnknownName(_))));
+    }
+
+    #[test]
+    fn named_configs_are_valid_and_round_trip_through_json() {
+        for name in NAMED_CONFIGS {
+            let config = PaliGemmaConfig::named(name).unwrap();
+            config.check().unwrap();
+            let back = PaliGemmaConfig::from_json(&serde_json::to_string(&config).unwrap()).unwrap();
+            assert_eq!(back, config);
+        }
+    }
+}

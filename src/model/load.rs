@@ -1,0 +1,157 @@
+//! Reading a checkpoint folder: `config.json`, `tokenizer.json` and the weights, either one
+//! `model.safetensors` or shards listed by `model.safetensors.index.json`, stored in f32, bf16 or
+//! f16, with tensor names in either layout of PALIGEMMA.md §6.2 (detected from the names present).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use super::config::PaliGemmaConfig;
+use super::paligemma::PaliGemma;
+use super::tokenizer::{PromptTokenizer, SpecialIds};
+use super::LoadedModel;
+use crate::data::Answers;
+
+/// Tensor-name prefixes of the three parts of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// e.g. `vision_tower.vision_model`
+    pub vision: String,
+    /// e.g. `multi_modal_projector`
+    pub projector: String,
+    /// e.g. `language_model.model`
+    pub language: String,
+}
+
+impl Layout {
+    /// The hub layout, also what transformers writes by default (`language_model.model.*`).
+    pub fn legacy() -> Layout {
+        Layout {
+            vision: "vision_tower.vision_model".into(),
+            projector: "multi_modal_projector".into(),
+            language: "language_model.model".into(),
+        }
+    }
+
+    /// The module names of transformers ≥ 4.52 (`model.language_model.*`, `model.vision_tower.*`).
+    pub fn transformers5() -> Layout {
+        Layout {
+            vision: "model.vision_tower.vision_model".into(),
+            projector: "model.multi_modal_projector".into(),
+            language: "model.language_model".into(),
+        }
+    }
+
+    /// Find the layout whose marker tensors are present.
+    fn detect(has: impl Fn(&str) -> bool) -> anyhow::Result<Layout> {
+        let pick = |part: &str, candidates: &[&str], marker: &str| -> anyhow::Result<String> {
+            candidates.iter().find(|p| has(&format!("{p}.{marker}"))).map(|p| p.to_string()).with_context(
+                || {
+                    let tried: Vec<String> = candidates.iter().map(|p| format!("{p}.{marker}")).collect();
+                    format!("no {part} weights: none of {} is present", tried.join(", "))
+                },
+            )
+        };
+        Ok(Layout {
+            vision: pick(
+                "vision tower",
+                &[
+                    "vision_tower.vision_model",
+                    "model.vision_tower.vision_model",
+                    "model.vision_tower",
+                    "vision_tower",
+                ],
+                "embeddings.patch_embedding.weight",
+            )?,
+            projector: pick(
+                "projector",
+                &["multi_modal_projector", "model.multi_modal_projector"],
+                "linear.weight",
+            )?,
+            language: pick(
+                "language model",
+                &["language_model.model", "model.language_model"],
+                "embed_tokens.weight",
+            )?,
+        })
+    }
+}
+
+/// Load a checkpoint folder; frozen weights are converted to `frozen_dtype`.
+pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("{}: cannot read model config", config_path.display()))?;
+    let config = PaliGemmaConfig::from_json(&text).with_context(|| format!("{}", config_path.display()))?;
+    let special = SpecialIds { pad: config.pad_token_id, eos: config.eos_token_id, bos: config.bos_token_id };
+    let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json"), special, &Answers::default())?;
+
+    let files = weight_files(dir)?;
+    // SAFETY: the files are memory-mapped read-only; they must not be modified while loaded, as
+    // with every mmap-based loader (candle, safetensors).
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, frozen_dtype, device) }
+        .with_context(|| format!("{}: cannot read safetensors", dir.display()))?;
+    let layout =
+        Layout::detect(|name| vb.contains_tensor(name)).with_context(|| format!("{}", dir.display()))?;
+    let model =
+        PaliGemma::new(&config, vb, &layout).with_context(|| format!("{}: bad weights", dir.display()))?;
+    Ok(LoadedModel { model, tokenizer, config })
+}
+
+/// The safetensors files of a checkpoint: the shards named in `model.safetensors.index.json`, else
+/// `model.safetensors`.
+fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        #[derive(serde::Deserialize)]
+        struct Index {
+            weight_map: std::collections::BTreeMap<String, String>,
+        }
+        let text =
+            std::fs::read_to_string(&index).with_context(|| format!("{}: cannot read", index.display()))?;
+        let parsed: Index = serde_json::from_str(&text).with_context(|| format!("{}", index.display()))?;
+        let shards: BTreeSet<&String> = parsed.weight_map.values().collect();
+        if shards.is_empty() {
+            anyhow::bail!("{}: weight_map is empty", index.display());
+        }
+        let files: Vec<PathBuf> = shards.into_iter().map(|s| dir.join(s)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            anyhow::bail!("{}: shard {} not found", index.display(), missing.display());
+        }
+        return Ok(files);
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        Ok(vec![single])
+    } else {
+        anyhow::bail!("{}: neither model.safetensors nor model.safetensors.index.json found", dir.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_both_layouts() {
+        let legacy = [
+            "vision_tower.vision_model.embeddings.patch_embedding.weight",
+            "multi_modal_projector.linear.weight",
+            "language_model.model.embed_tokens.weight",
+        ];
+        assert_eq!(Layout::detect(|n| legacy.contains(&n)).unwrap(), Layout::legacy());
+        let new = [
+            "model.vision_tower.embeddings.patch_embedding.weight",
+            "model.multi_modal_projector.linear.weight",
+            "model.language_model.embed_tokens.weight",
+        ];
+        let layout = Layout::detect(|n| new.contains(&n)).unwrap();
+        assert_eq!(layout.vision, "model.vision_tower");
+        assert_eq!(layout.language, "model.language_model");
+        let err = Layout::detect(|n| n.starts_with("vision_tower")).unwrap_err().to_string();
+        assert!(err.contains("no projector weights: none of multi_modal_projector.linear.weight"), "{err}");
+    }
+}

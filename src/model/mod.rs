@@ -1,0 +1,115 @@
+//! A faithful, trainable PaliGemma (SigLIP vision tower + linear projector + Gemma decoder) on candle,
+//! matching Hugging Face transformers (PALIGEMMA.md, CONVENTIONS.md).
+//!
+//! - [`load`] reads a checkpoint folder or builds a named model with random weights ([`ModelSource`]);
+//! - [`PromptTokenizer::batch`] turns prompts and answers into a padded [`PromptBatch`];
+//! - [`PaliGemma::image_features`] runs the frozen vision side, [`PaliGemma::score`] the decoder, giving
+//!   yes/no logits and a differentiable per-example loss ([`BatchScores`]);
+//! - [`PaliGemma::set_trainable`] makes the attention weights or LoRA adapters trainable.
+
+pub mod config;
+mod gemma;
+pub mod init;
+pub mod load;
+mod lora;
+mod nn;
+mod paligemma;
+mod siglip;
+pub mod tokenizer;
+mod trainable;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+pub use config::{GemmaConfig, PaliGemmaConfig, SiglipVisionConfig};
+pub use load::Layout;
+pub use paligemma::{BatchScores, PaliGemma};
+pub use tokenizer::{PromptBatch, PromptItem, PromptTokenizer, TokenIds, TokenizerError};
+pub use trainable::{peft_key, LoraConfig, LoraTarget, Trainable, TrainableParams};
+
+/// A model ready to score: weights, tokenizer (answers `yes`/`no` until changed with
+/// [`PromptTokenizer::with_answers`]) and the config it was built from.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    pub model: PaliGemma,
+    pub tokenizer: PromptTokenizer,
+    pub config: PaliGemmaConfig,
+}
+
+/// Where a model comes from: `builtin:NAME[@SEED]` (a named config with random weights, seed 0 by
+/// default) or a checkpoint folder path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    Checkpoint(PathBuf),
+    Builtin { name: String, seed: u64 },
+}
+
+const BUILTIN_PREFIX: &str = "builtin:";
+
+impl FromStr for ModelSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some(rest) = s.strip_prefix(BUILTIN_PREFIX) else {
+            if s.is_empty() {
+                return Err("empty model path".into());
+            }
+            return Ok(ModelSource::Checkpoint(PathBuf::from(s)));
+        };
+        let (name, seed) = match rest.split_once('@') {
+            Some((name, seed)) => {
+                let seed = seed
+                    .parse()
+                    .map_err(|_| format!("{s:?}: seed {seed:?} is not a non-negative integer"))?;
+                (name, seed)
+            }
+            None => (rest, 0),
+        };
+        if !config::NAMED_CONFIGS.contains(&name) {
+            return Err(format!(
+                "{s:?}: unknown built-in model {name:?} (expected one of: {})",
+                config::NAMED_CONFIGS.join(", ")
+            ));
+        }
+        Ok(ModelSource::Builtin { name: name.to_string(), seed })
+    }
+}
+
+impl fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSource::Checkpoint(path) => write!(f, "{}", path.display()),
+            ModelSource::Builtin { name, seed } => write!(f, "{BUILTIN_PREFIX}{name}@{seed}"),
+        }
+    }
+}
+
+/// Load a model; frozen weights are held in `frozen_dtype` (use f32 on CPU), trainables are f32.
+pub fn load(source: &ModelSource, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
+    match source {
+        ModelSource::Checkpoint(dir) => load::load_dir(dir, device, frozen_dtype),
+        ModelSource::Builtin { name, seed } => init::builtin(name, *seed, device, frozen_dtype),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_source_parses_and_displays() {
+        assert_eq!("builtin:tiny".parse(), Ok(ModelSource::Builtin { name: "tiny".into(), seed: 0 }));
+        let source: ModelSource = "builtin:small@42".parse().unwrap();
+        assert_eq!(source, ModelSource::Builtin { name: "small".into(), seed: 42 });
+        assert_eq!(source.to_string(), "builtin:small@42");
+        assert_eq!("models/pg".parse(), Ok(ModelSource::Checkpoint("models/pg".into())));
+        assert!("builtin:huge"
+            .parse::<ModelSource>()
+            .unwrap_err()
+            .contains("unknown built-in model \"huge\""));
+        assert!("builtin:tiny@x".parse::<ModelSource>().unwrap_err().contains("seed \"x\""));
+    }
+}
