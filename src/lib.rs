@@ -10,10 +10,12 @@ pub mod cli;
 pub mod cmd;
 pub mod data;
 pub mod demo;
+pub mod device;
 pub mod eval;
 pub mod fsutil;
 pub mod logging;
 pub mod model;
+pub mod train;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,125 @@
+//! The learning-rate schedule: a pure function of the step, as in big_vision's
+//! `create_learning_rate_schedule` (PALIGEMMA.md §10).
+//!
+//! Steps are 1-based. `total_steps` is the schedule's horizon: the demo trains steps 1..=64 with a
+//! horizon of 65, so the last step still gets a small non-zero rate; `train` passes `steps + 1`.
+
+use serde::{Deserialize, Serialize};
+
+/// How the learning rate moves after warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Linear warmup, then half a cosine from the base rate down to 0 at `total_steps`.
+    #[default]
+    Cosine,
+    /// Linear warmup, then the base rate.
+    Constant,
+}
+
+/// Fraction of the horizon spent warming up when no warmup is given (the demo's `warmup_percent`).
+pub const DEFAULT_WARMUP_FRACTION: f64 = 0.10;
+
+/// Learning rate at `step` (1-based):
+/// `base · min(1, step/warmup) · ½(1 + cos(π · clip((step − warmup)/(total − warmup), 0, 1)))`,
+/// the cosine factor being 1 for `Schedule::Constant` (and when `total <= warmup`).
+pub fn learning_rate(
+    schedule: Schedule,
+    base_lr: f64,
+    step: usize,
+    total_steps: usize,
+    warmup_steps: usize,
+) -> f64 {
+    let step = step as f64;
+    let warmup = warmup_steps as f64;
+    let warm = if warmup_steps == 0 { 1.0 } else { (step / warmup).min(1.0) };
+    let decay = match schedule {
+        Schedule::Constant => 1.0,
+        Schedule::Cosine if total_steps <= warmup_steps => 1.0,
+        Schedule::Cosine => {
+            let progress = ((step - warmup) / (total_steps as f64 - warmup)).clamp(0.0, 1.0);
+            0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    };
+    base_lr * warm * decay
+}
+
+/// `DEFAULT_WARMUP_FRACTION` of `total_steps`, rounded half to even as Python's `round` does
+/// (0.1 · 65 = 6.5 → 6, which is what the demo used; `f64::round` would give 7).
+pub fn default_warmup_steps(total_steps: usize) -> usize {
+    let x = DEFAULT_WARMUP_FRACTION * total_steps as f64;
+    let down = x.floor();
+    let rounded = match x - down {
+        d if d > 0.5 => down + 1.0,
+        d if d < 0.5 => down,
+        _ if down % 2.0 == 0.0 => down,
+        _ => down + 1.0,
+    };
+    rounded as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_demo_log() {
+        // Printed by finetune_paligemma.ipynb (PALIGEMMA.md §10): horizon 65, warmup 6, base 0.03,
+        // shown with five decimals.
+        let expected = [
+            (1, 0.00500),
+            (6, 0.03000),
+            (7, 0.02998),
+            (16, 0.02792),
+            (32, 0.01778),
+            (48, 0.00574),
+            (64, 0.00002),
+        ];
+        for (step, want) in expected {
+            let got = learning_rate(Schedule::Cosine, 0.03, step, 65, 6);
+            assert!((got - want).abs() < 5e-6, "step {step}: got {got:.6}, demo printed {want:.5}");
+        }
+    }
+
+    #[test]
+    fn matches_the_users_log_line() {
+        // The users' old script printed `step: 32/256   lr: 0.02995` with base 0.03: horizon 257,
+        // warmup round(25.7) = 26; by hand 0.03·½(1 + cos(π·6/231)) = 0.029950.
+        assert_eq!(default_warmup_steps(257), 26);
+        let got = learning_rate(Schedule::Cosine, 0.03, 32, 257, 26);
+        assert!((got - 0.02995).abs() < 5e-6, "{got}");
+    }
+
+    #[test]
+    fn boundaries() {
+        // End of warmup is the base rate; the horizon is 0; past it stays 0.
+        assert_eq!(learning_rate(Schedule::Cosine, 0.5, 10, 100, 10), 0.5);
+        assert!(learning_rate(Schedule::Cosine, 0.5, 100, 100, 10).abs() < 1e-15);
+        assert!(learning_rate(Schedule::Cosine, 0.5, 150, 100, 10).abs() < 1e-15);
+        // Halfway through the decay is half the base rate.
+        assert!((learning_rate(Schedule::Cosine, 0.5, 55, 100, 10) - 0.25).abs() < 1e-12);
+        // No warmup: step 1 starts at (almost) the base rate, never divides by zero.
+        let first = learning_rate(Schedule::Cosine, 1.0, 1, 11, 0);
+        assert!((first - 0.5 * (1.0 + (std::f64::consts::PI / 11.0).cos())).abs() < 1e-12);
+        // Warmup as long as the horizon: warmup only, no NaN.
+        assert_eq!(learning_rate(Schedule::Cosine, 1.0, 5, 5, 5), 1.0);
+        assert_eq!(learning_rate(Schedule::Cosine, 1.0, 2, 5, 5), 0.4);
+    }
+
+    #[test]
+    fn constant_warms_up_then_holds() {
+        assert_eq!(learning_rate(Schedule::Constant, 0.2, 1, 100, 4), 0.05);
+        assert_eq!(learning_rate(Schedule::Constant, 0.2, 4, 100, 4), 0.2);
+        assert_eq!(learning_rate(Schedule::Constant, 0.2, 100, 100, 4), 0.2);
+        assert_eq!(learning_rate(Schedule::Constant, 0.2, 1, 100, 0), 0.2);
+    }
+
+    #[test]
+    fn default_warmup_rounds_half_to_even() {
+        assert_eq!(default_warmup_steps(65), 6);
+        assert_eq!(default_warmup_steps(75), 8);
+        assert_eq!(default_warmup_steps(64), 6);
+        assert_eq!(default_warmup_steps(66), 7);
+        assert_eq!(default_warmup_steps(0), 0);
+    }
+}
