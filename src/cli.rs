@@ -48,6 +48,8 @@ pub enum Command {
     Split(SplitArgs),
     /// Write the demo dataset (96 synthetic web-ad images and data.jsonl) from a seed.
     DemoData(DemoDataArgs),
+    /// Time training steps and scoring of a named config with random weights.
+    Bench(BenchArgs),
 }
 
 /// How dataset lines are read: answer words, which one is positive, GIF frames, path policy.
@@ -112,4 +114,77 @@ pub struct DemoDataArgs {
     /// Seed of the generator; the committed sweeps/demo was made with the default.
     #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
     pub seed: u64,
+}
+
+/// `gacha bench`.
+///
+/// Builds a named config with seeded random weights and a fixed batch of `--batch-size` examples
+/// (image tokens, <bos>, a 14-token prompt, "\n", the answer; <eos> as target), then per trainable
+/// set runs `--warmup` untimed and `--steps` timed train steps (forward, backward and a plain-SGD
+/// update, `--grad-accum` micro-batches per step) and as many scoring passes (forward only, image
+/// features included). Prints one table: median and min ms per step with its parts (vision,
+/// decoder forward, backward, optimizer), examples/s, scoring examples/s, peak memory, achieved
+/// TFLOP/s.
+///
+/// FLOPs (multiply-add = 2, PALIGEMMA.md §14): forward = vision (patch conv, 2·params per token,
+/// attention 4·n²·D per layer) + projector + decoder (2·params per token, attention 4·T²·H·hd per
+/// layer) + head at the 2 loss positions (+ LoRA adapters); a train step = the frozen vision tower
+/// and projector forward only, the decoder and head twice (forward, input gradients), plus the
+/// weight gradients of the trainables (2·T·params; LoRA: two more adapter forwards).
+///
+/// Peak memory: on CPU the process's peak RSS (VmHWM, reset per trainable set); on CUDA the memory
+/// pool's high-water mark of bytes in use (like torch.cuda.max_memory_allocated). Threads: set
+/// RAYON_NUM_THREADS.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Named config: small (issue 3's CPU benchmark), paligemma-3b-224 (the real shapes) or tiny.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// What trains: attention (the q/k/v/o weights), lora, or both (one row each: lora, attention).
+    #[arg(long, value_enum, default_value_t = BenchTrainable::Both)]
+    pub trainable: BenchTrainable,
+    /// Timed train steps and scoring passes per trainable set (medians reported).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps and passes before the timed ones.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Examples per micro-batch.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// LoRA rank (adapters on the language model's q/k/v/o).
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: usize,
+    /// LoRA alpha (scale alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// Seed of the weights, the LoRA A matrices and the batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32). Default: f32 on CPU,
+    /// bf16 on CUDA.
+    #[arg(long, value_enum)]
+    pub dtype: Option<BenchDtype>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTrainable {
+    Attention,
+    Lora,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchDtype {
+    F32,
+    Bf16,
 }

@@ -3,9 +3,10 @@
 //! Modules, one concept each: `spec` (sweep TOML → trials), `data` (JSONL datasets, images,
 //! splits), `model` (SigLIP + projector + Gemma, LoRA, loading), `train` (the loop), `eval`
 //! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes),
-//! `demo` (the bundled demo dataset's generator). `cmd` holds one small file per subcommand that
-//! turns parsed options into calls to those.
+//! `demo` (the bundled demo dataset's generator), `bench` (timing training and scoring). `cmd`
+//! holds one small file per subcommand that turns parsed options into calls to those.
 
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod data;
@@ -44,5 +45,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Check(args) => cmd::check::run(&args),
         Command::Split(args) => cmd::split::run(&args),
         Command::DemoData(args) => cmd::demo_data::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     }
 }

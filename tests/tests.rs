@@ -10,3 +10,5 @@ mod data;
 mod model;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
+// `gacha bench` on the tiny config.
+mod bench;
