@@ -15,7 +15,9 @@
 #   --out     folder for runs.jsonl (every run's JSON object) and summary.txt
 #             (default: bench-compare-out)
 # Threads: gacha gets RAYON_NUM_THREADS=T, PyTorch torch.set_num_threads(T); both also get
-# OMP_NUM_THREADS=T and MKL_NUM_THREADS=T.
+# OMP_NUM_THREADS=T and MKL_NUM_THREADS=T. PyTorch's OpenMP threads spin while they wait, which on
+# cores shared with other work made its 2-thread steps several times slower: OMP_WAIT_POLICY is
+# PASSIVE unless already set (the summary says which was used).
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -51,12 +53,13 @@ fi
 "$python" -c 'import torch, transformers, peft' 2>/dev/null \
     || { echo "bench_compare: '$python' lacks torch/transformers/peft: pip install -r tools/requirements.txt" >&2; exit 2; }
 
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 mkdir -p "$out"
 runs="$out/runs.jsonl"
 : > "$runs"
 log="$out/log.txt"
 : > "$log"
-echo "bench_compare: $config, batch $batch, $dtype on $device, threads [$threads], $reps reps of $steps steps (+$warmup warm-up)" >&2
+echo "bench_compare: $config, batch $batch, $dtype on $device, threads [$threads], $reps reps of $steps steps (+$warmup warm-up), OMP_WAIT_POLICY=$OMP_WAIT_POLICY" >&2
 echo "bench_compare: gacha $gacha; python $python; raw runs in $runs" >&2
 
 # One run: tool, threads, trainable, rep; appends {"rep":…, "run": <the tool's JSON>} to runs.jsonl.
@@ -86,7 +89,7 @@ for rep in $(seq 1 "$reps"); do
 done
 
 "$python" - "$runs" "$config" "$batch" "$dtype" "$device" <<'EOF' | tee "$out/summary.txt"
-import json, statistics, sys
+import json, os, statistics, sys
 
 runs_path, config, batch, dtype, device = sys.argv[1:]
 runs = [json.loads(line) for line in open(runs_path)]
@@ -117,5 +120,6 @@ for label, trainable, what in rows:
         spread = lambda xs: "/".join(f"{x:.0f}" for x in xs)
         print(f"{label:34} {t:>7} {g:>10.1f} {p:>11.1f} {g / p:>13.2f}x  {spread(side['gacha'])} | {spread(side['pytorch'])}")
 versions = next((r["run"].get("versions") for r in runs if r["tool"] == "pytorch"), {})
-print(f"PyTorch side: {', '.join(f'{k} {v}' for k, v in versions.items() if k in ('torch', 'transformers', 'peft'))}")
+print(f"PyTorch side: {', '.join(f'{k} {v}' for k, v in versions.items() if k in ('torch', 'transformers', 'peft'))}; "
+      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 EOF

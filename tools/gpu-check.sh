@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# One call on a GPU machine (issue 6): parity of the committed tiny fixture on CUDA in f32, a bf16
+# scoring run, the PaliGemma-3B benchmark of gacha and of PyTorch, and whether 3B LoRA training at
+# batch 2 fits a 12 GB card. Writes results.md (the table) and the logs to $OUT, else
+# ./gpu-check-out; at most 8 files. Under 8 minutes: every step has its own time limit.
+#
+# Usage: tools/gpu-check.sh [GACHA_BINARY] [--cpu] [--dry-run]
+#   GACHA_BINARY  a `--features cuda` build (default: the first of target/cuda-sm80/release/gacha,
+#                 /work/target-cuda/release/gacha, target/release/gacha that exists)
+#   --cpu         the same steps on the CPU with the `small` config instead of the 3B one, to test
+#                 this script on a machine without a GPU (numbers meaningless)
+#   --dry-run     print the steps' commands, run nothing
+# Environment: OUT (result folder), PYTHON (default python3: torch, transformers and peft for the
+# PyTorch side; no pypng needed), GACHA_CUDA_LIBS (extra folders for LD_LIBRARY_PATH).
+#
+# The CUDA binary needs libcublas.so.13, libcublasLt.so.13, libnvrtc.so.13, libcurand.so.10 and
+# libcudart.so.13 (tools/build-cuda.sh prints the list): taken from the nvidia-* wheels of $PYTHON
+# (PyTorch cu13 brings them) and GACHA_CUDA_LIBS.
+#
+# Steps and what they compare:
+#   parity  `gacha score --device cuda --dtype f32` on tests/fixtures/tiny-paligemma, one run per
+#           prompt of the fixture, against reference.json (transformers, CPU, f32): p_yes within
+#           1e-4, loss within 1e-4 relative (the CPU parity tolerances of issue 3);
+#   bf16    the same with `--dtype bf16` (frozen weights in bf16): the largest differences, for
+#           information;
+#   bench   `gacha bench --config paligemma-3b-224 --trainable both --batch-size 2` (bf16 frozen
+#           weights), with nvidia-smi sampling the device memory every 200 ms;
+#   torch   tools/bench_reference.py on the same config, batch, dtype, for lora and attention;
+#   12 GB   the LoRA row's peak (memory-pool high-water) plus what the process held beyond the
+#           pool (nvidia-smi's peak − the largest pool peak: CUDA context, cuBLAS workspace, pool
+#           slack) against 12282 MiB (an RTX 4070) less 512 MiB for the display and driver.
+set -uo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+bin="" mode=cuda dry=0
+for arg in "$@"; do
+    case "$arg" in
+        --cpu) mode=cpu ;;
+        --dry-run) dry=1 ;;
+        -*) echo "gpu-check: unknown option '$arg' (see the comment atop $0)" >&2; exit 2 ;;
+        *) bin="$arg" ;;
+    esac
+done
+if [ -z "$bin" ]; then
+    for candidate in "$repo/target/cuda-sm80/release/gacha" /work/target-cuda/release/gacha \
+        "$repo/target/release/gacha"; do
+        if [ -x "$candidate" ]; then bin="$candidate"; break; fi
+    done
+fi
+[ -n "$bin" ] && [ -x "$bin" ] || { echo "gpu-check: no gacha binary (pass its path)" >&2; exit 2; }
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+out="${OUT:-$PWD/gpu-check-out}"
+[ "$dry" = 1 ] && out="$(mktemp -d)"  # a dry run writes nothing where results go
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+python="${PYTHON:-python3}"
+fixture="$repo/tests/fixtures/tiny-paligemma"
+log="$out/log.txt"
+results="$out/results.md"
+if [ "$mode" = cuda ]; then
+    device=cuda config=paligemma-3b-224
+else
+    device=cpu config=small
+fi
+batch=2 steps=5 warmup=2
+start_s=$SECONDS
+
+# Shared libraries of the CUDA build, from the Python's nvidia-* wheels and GACHA_CUDA_LIBS.
+site="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null || true)"
+libs="${GACHA_CUDA_LIBS:-}"
+for dir in "$site"/nvidia/cu13/lib "$site"/nvidia/*/lib; do
+    [ -d "$dir" ] && libs="${libs:+$libs:}$dir"
+done
+export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# run NAME LIMIT_S CMD…: log the command and its output under a header; returns its exit status.
+run() {
+    local name="$1" limit="$2"
+    shift 2
+    if [ "$dry" = 1 ]; then
+        echo "[$name, ≤${limit}s] $*" >&2
+        return 0
+    fi
+    echo "=== $name ($(date -u +%H:%M:%S), limit ${limit}s): $*" >>"$log"
+    local t0=$SECONDS status
+    timeout --kill-after=5 "$limit" "$@" 2>>"$log"
+    status=$?
+    echo "=== $name: exit $status after $((SECONDS - t0)) s" >>"$log"
+    [ "$status" = 124 ] && echo "gpu-check: $name ran past ${limit}s and was stopped" >&2
+    return "$status"
+}
+
+if [ "$dry" = 0 ]; then
+    : >"$log"
+    {
+        echo "binary: $bin ($(du -h "$bin" | cut -f1)), mode $mode"
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || true
+        echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+        ldd "$bin" 2>&1 | grep -E 'cuda|cublas|nvrtc|curand|not found' || true
+        "$python" -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' 2>&1
+    } >>"$log"
+    if ldd "$bin" | grep -q 'not found'; then
+        echo "gpu-check: $bin misses shared libraries (see $log); set GACHA_CUDA_LIBS" >&2
+    fi
+fi
+
+# --- parity and bf16 scoring: one `gacha score` run per prompt of the fixture --------------------
+score_dtype_supported=1
+if [ "$dry" = 0 ] && ! "$bin" score --help 2>/dev/null | grep -q -- '--dtype'; then
+    score_dtype_supported=0
+    echo "gacha score with --dtype is not in this binary: parity and bf16 steps skipped" | tee -a "$log" >&2
+fi
+work="$(mktemp -d)"
+trap 'rm -rf "$work"; [ "$dry" = 1 ] && rm -rf "$out"' EXIT
+cp -r "$fixture/images" "$work/images"
+"$python" - "$fixture/data.jsonl" "$work" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+prompts = sorted({l["prefix"] for l in lines})
+for i, prompt in enumerate(prompts):
+    with open(f"{sys.argv[2]}/prompt{i}.jsonl", "w") as f:
+        f.writelines(json.dumps(l) + "\n" for l in lines if l["prefix"] == prompt)
+    open(f"{sys.argv[2]}/prompt{i}.txt", "w").write(prompt)
+EOF
+for dtype in f32 bf16; do
+    csv="$out/score-$dtype.csv"
+    rm -f "$csv"
+    [ "$score_dtype_supported" = 1 ] || continue
+    for data in "$work"/prompt*.jsonl; do
+        part="${data%.jsonl}-$dtype.csv"
+        run "score $dtype $(basename "$data")" 60 "$bin" -q score --model "$fixture" --data "$data" \
+            --prompt "$(cat "${data%.jsonl}.txt")" --device "$device" --dtype "$dtype" --out "$part" \
+            >>"$log" || continue
+        [ "$dry" = 1 ] && continue
+        if [ -f "$csv" ]; then tail -n +2 "$part" >>"$csv"; else cp "$part" "$csv"; fi
+    done
+done
+
+# --- the 3B benchmark: gacha, with device memory sampled; then PyTorch ---------------------------
+smi_csv="$out/nvidia-smi.csv"
+sampler=""
+if [ "$dry" = 0 ] && [ "$mode" = cuda ] && command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 200 >"$smi_csv" 2>>"$log" &
+    sampler=$!
+fi
+run "gacha bench $config" 200 "$bin" bench --config "$config" --trainable both --batch-size "$batch" \
+    --steps "$steps" --warmup "$warmup" --device "$device" --dtype bf16 --json >"$out/gacha-bench.json"
+[ -n "$sampler" ] && kill "$sampler" 2>/dev/null
+torch_json="$out/torch-bench.jsonl"
+: >"$torch_json"
+for trainable in lora attention; do
+    run "pytorch bench $config $trainable" 90 "$python" "$repo/tools/bench_reference.py" \
+        --config "$config" --trainable "$trainable" --batch "$batch" --steps "$steps" --warmup "$warmup" \
+        --device "$device" --dtype bf16 --json >>"$torch_json"
+done
+[ "$dry" = 1 ] && exit 0
+
+# --- the table ---------------------------------------------------------------------------------
+"$python" - "$out" "$fixture/reference.json" "$mode" "$((SECONDS - start_s))" "$score_dtype_supported" \
+    <<'EOF' | tee "$results"
+import csv, json, os, sys
+
+out, reference_path, mode, elapsed, score_supported = sys.argv[1:]
+reference = {e["image"]: e for e in json.load(open(reference_path))["examples"]}
+
+def load_json_lines(path):
+    try:
+        return [json.loads(l) for l in open(path) if l.strip()]
+    except (OSError, ValueError):
+        return []
+
+print(f"# gpu-check ({mode})\n")
+print("| check | result | details |\n|---|---|---|")
+
+for dtype in ("f32", "bf16"):
+    path = f"{out}/score-{dtype}.csv"
+    if score_supported == "0":
+        print(f"| score {dtype} vs reference | SKIP | this gacha has no `score --dtype` |")
+        continue
+    rows = list(csv.DictReader(open(path))) if os.path.exists(path) else []
+    if len(rows) != len(reference):
+        print(f"| score {dtype} vs reference | FAIL | {len(rows)} of {len(reference)} examples scored (see log.txt) |")
+        continue
+    dp = max(abs(float(r["p_yes"]) - reference[r["image"]]["p_yes"]) for r in rows)
+    dl = max(abs(float(r["loss"]) - reference[r["image"]]["loss"]) / abs(reference[r["image"]]["loss"]) for r in rows)
+    if dtype == "f32":
+        verdict = "PASS" if dp <= 1e-4 and dl <= 1e-4 else "FAIL"
+    else:
+        verdict = "INFO"
+    print(f"| score {dtype} vs reference | {verdict} | max abs Δp_yes {dp:.2e}, max rel Δloss {dl:.2e} over {len(rows)} examples |")
+
+gacha = load_json_lines(f"{out}/gacha-bench.json")
+torch_runs = {r["trainable"]: r for r in load_json_lines(f"{out}/torch-bench.jsonl")}
+gacha_rows = {r["trainable"]: r for r in (gacha[0]["rows"] if gacha else [])}
+device_name = next(iter(torch_runs.values()), {}).get("device_name", "?")
+print(f"\n## Benchmark: {gacha[0]['config'] if gacha else '?'}, batch 2, bf16 frozen weights, {device_name}\n")
+print("| trainable | tool | ms/step (median) | ex/s | score ex/s | peak MiB | train TFLOP/s | score TFLOP/s |")
+print("|---|---|---|---|---|---|---|---|")
+for trainable in ("lora", "attention"):
+    for tool, r, peak_key in (("gacha", gacha_rows.get(trainable), "peak_mem_mib"),
+                              ("PyTorch", torch_runs.get(trainable), "peak_mem_mib")):
+        if r is None:
+            print(f"| {trainable} | {tool} | FAILED (see log.txt) | | | | | |")
+            continue
+        ex_s = r.get("examples_per_s", r.get("batch", 2) * r.get("grad_accum", 1) / (r["ms_per_step"] / 1e3))
+        peak = r.get(peak_key)
+        print(f"| {trainable} | {tool} | {r['ms_per_step']:.1f} | {ex_s:.2f} | {r['score_examples_per_s']:.2f} | "
+              f"{'n/a' if peak is None else f'{peak:.0f}'} | {r['train_tflops']:.3f} | {r['score_tflops']:.3f} |")
+for trainable in ("lora", "attention"):
+    g, p = gacha_rows.get(trainable), torch_runs.get(trainable)
+    if g and p:
+        print(f"\n{trainable}: gacha/PyTorch time per step {g['ms_per_step'] / p['ms_per_step']:.2f}x, "
+              f"scoring {p['score_examples_per_s'] / g['score_examples_per_s']:.2f}x")
+if gacha:
+    print(f"\ngacha peak memory: {next(iter(gacha_rows.values()))['peak_mem_kind']}; PyTorch: "
+          f"{next(iter(torch_runs.values()), {}).get('peak_mem_kind', '?')}")
+
+print("\n## Does 3B LoRA training at batch 2 fit in 12 GB?\n")
+lora = gacha_rows.get("lora")
+samples = []
+try:
+    for line in open(f"{out}/nvidia-smi.csv"):
+        parts = line.strip().split(",")
+        if len(parts) == 2 and parts[1].strip().isdigit():
+            samples.append(int(parts[1]))
+except OSError:
+    pass
+budget = 12282 - 512
+if mode != "cuda":
+    print("not estimated: --cpu run")
+elif not lora or lora.get("peak_mem_mib") is None:
+    print("not estimated: no LoRA peak from gacha bench (see log.txt)")
+else:
+    pools = [r["peak_mem_mib"] for r in gacha_rows.values() if r.get("peak_mem_mib") is not None]
+    smi_peak = max(samples) - min(samples[:1] or [0]) if samples else None
+    overhead = max(0.0, smi_peak - max(pools)) if smi_peak is not None else None
+    if overhead is None:
+        print(f"LoRA pool peak {lora['peak_mem_mib']:.0f} MiB; no nvidia-smi samples, so the CUDA context "
+              f"and workspaces (typically 300-600 MiB) are not included")
+        total = lora["peak_mem_mib"] + 600
+    else:
+        total = lora["peak_mem_mib"] + overhead
+        print(f"LoRA pool peak {lora['peak_mem_mib']:.0f} MiB + beyond-pool {overhead:.0f} MiB "
+              f"(nvidia-smi peak {smi_peak} MiB − largest pool peak {max(pools):.0f} MiB) = {total:.0f} MiB")
+    verdict = "fits" if total <= 0.9 * budget else ("tight" if total <= budget else "does NOT fit")
+    print(f"\nagainst {budget} MiB (12282 MiB RTX 4070 − 512 MiB display/driver): **{verdict}** "
+          f"({total / budget:.0%} of it)")
+    torch_lora = torch_runs.get("lora")
+    if torch_lora:
+        print(f"\nPyTorch LoRA peak (max_memory_allocated, no context): {torch_lora['peak_mem_mib']:.0f} MiB")
+print(f"\ntotal time {elapsed} s")
+EOF
