@@ -7,7 +7,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::device::DeviceSpec;
 use crate::logging::Verbosity;
+use crate::model::{LoraTarget, ModelSource};
+use crate::train::schedule::Schedule;
+use crate::train::TrainableKind;
 
 /// Fine-tune PaliGemma into a yes/no image classifier, many times over, and keep the best run.
 ///
@@ -50,6 +54,12 @@ pub enum Command {
     DemoData(DemoDataArgs),
     /// Time training steps and scoring of a named config with random weights.
     Bench(BenchArgs),
+    /// Score every image of a dataset; write a CSV: image,label,p_yes,logit_yes,logit_no,loss.
+    Score(ScoreArgs),
+    /// Score datasets and print tp/tn/fp/fn, accuracy, precision, recall and F-measure for each.
+    Eval(EvalArgs),
+    /// Fine-tune on a dataset (attention weights or LoRA) and save what was trained.
+    Train(TrainArgs),
 }
 
 /// How dataset lines are read: answer words, which one is positive, GIF frames, path policy.
@@ -166,11 +176,11 @@ pub struct BenchArgs {
     pub seed: u64,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32). Default: f32 on CPU,
-    /// bf16 on CUDA.
+    pub device: DeviceSpec,
+    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32) [default: f32 on CPU,
+    /// bf16 on CUDA].
     #[arg(long, value_enum)]
-    pub dtype: Option<BenchDtype>,
+    pub dtype: Option<DtypeArg>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -183,8 +193,153 @@ pub enum BenchTrainable {
     Both,
 }
 
+/// Which model, which adapter, where it runs: shared by score, eval and train.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// A checkpoint folder (config.json, model.safetensors, tokenizer.json), or builtin:NAME for a
+    /// named config with random weights (builtin:tiny for tests).
+    #[arg(long)]
+    pub model: ModelSource,
+    /// An adapter folder written by `gacha train --out` or a PEFT LoRA adapter from Python.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// cpu, cuda or cuda:N (a CUDA device needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32) [default: f32 on CPU,
+    /// bf16 on CUDA].
+    #[arg(long, value_enum)]
+    pub dtype: Option<DtypeArg>,
+}
+
+impl ModelArgs {
+    /// `--dtype`, else the device's default.
+    pub fn frozen_dtype(&self) -> candle_core::DType {
+        DtypeArg::or_default(self.dtype, self.device)
+    }
+}
+
+/// `--dtype`: the dtype of frozen weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchDtype {
+pub enum DtypeArg {
     F32,
     Bf16,
+}
+
+impl DtypeArg {
+    /// The chosen dtype, else the device's default ([`DeviceSpec::frozen_dtype`]).
+    pub fn or_default(arg: Option<DtypeArg>, device: DeviceSpec) -> candle_core::DType {
+        match arg {
+            None => device.frozen_dtype(),
+            Some(DtypeArg::F32) => candle_core::DType::F32,
+            Some(DtypeArg::Bf16) => candle_core::DType::BF16,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The dataset to score (.jsonl).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The prompt given with every image [default: each line's "prefix"].
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Where to write the CSV.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Image frames per forward pass.
+    #[arg(long, default_value_t = crate::eval::score::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub data_options: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt given with every image [default: each line's "prefix"].
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Predict the positive answer when p_yes is above this.
+    #[arg(long, default_value_t = crate::eval::result::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
+    /// Image frames per forward pass.
+    #[arg(long, default_value_t = crate::eval::score::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Datasets to evaluate (.jsonl), each reported on its own.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub data_options: DataArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// Plain SGD, w ← w − lr·g (the big_vision demo's).
+    Sgd,
+    /// AdamW, betas 0.9/0.999, eps 1e-8, weight decay 0.01.
+    Adamw,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The training set (.jsonl).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The prompt given with every image [default: each line's "prefix"].
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// What trains: the language model's q/k/v/o weights, or LoRA adapters. With --adapter, it
+    /// must be the adapter's kind, and a LoRA adapter's own rank, alpha and targets are used.
+    #[arg(long, value_enum)]
+    pub trainable: TrainableKind,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: usize,
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// Projections that get LoRA adapters, among q,k,v,o,gate,up,down.
+    #[arg(long, value_delimiter = ',', default_value = "q,k,v,o")]
+    pub lora_targets: Vec<LoraTarget>,
+    #[arg(long, value_enum)]
+    pub optimizer: OptimizerArg,
+    /// Base learning rate.
+    #[arg(long)]
+    pub lr: f64,
+    /// Learning-rate schedule after warmup.
+    #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
+    pub schedule: Schedule,
+    /// Warmup steps [default: 10% of steps + 1, rounded half to even, as the big_vision demo].
+    #[arg(long)]
+    pub warmup_steps: Option<usize>,
+    /// Optimizer steps.
+    #[arg(long)]
+    pub steps: usize,
+    /// Examples (image frames) per forward/backward pass.
+    #[arg(long)]
+    pub batch_size: usize,
+    /// Passes whose gradients are averaged per step (effective batch = batch size × this).
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Seeds the batch order and the LoRA initialisation.
+    #[arg(long)]
+    pub seed: u64,
+    /// Log a line every this many steps (and at the first and last).
+    #[arg(long, default_value_t = 1)]
+    pub log_every: usize,
+    /// Stop as diverged when a step's loss is above this (or not finite).
+    #[arg(long, default_value_t = crate::train::guard::DEFAULT_LOSS_ABOVE)]
+    pub loss_above: f64,
+    /// Folder to save the adapter in.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data_options: DataArgs,
 }

@@ -6,6 +6,7 @@
 //! `demo` (the bundled demo dataset's generator), `bench` (timing training and scoring). `cmd`
 //! holds one small file per subcommand that turns parsed options into calls to those.
 
+pub mod adapter;
 pub mod bench;
 pub mod cli;
 pub mod cmd;
@@ -46,5 +47,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Split(args) => cmd::split::run(&args),
         Command::DemoData(args) => cmd::demo_data::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
+        Command::Score(args) => cmd::score::run(&args),
+        Command::Eval(args) => cmd::eval::run(&args),
+        Command::Train(args) => cmd::train::run(&args),
     }
 }

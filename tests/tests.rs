@@ -12,3 +12,5 @@ mod model;
 mod parity;
 // `gacha bench` on the tiny config.
 mod bench;
+// `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.
+mod train;

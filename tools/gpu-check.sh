@@ -18,9 +18,9 @@
 # (PyTorch cu13 brings them) and GACHA_CUDA_LIBS.
 #
 # Steps and what they compare:
-#   parity  `gacha score --device cuda --dtype f32` on tests/fixtures/tiny-paligemma, one run per
-#           prompt of the fixture, against reference.json (transformers, CPU, f32): p_yes within
-#           1e-4, loss within 1e-4 relative (the CPU parity tolerances of issue 3);
+#   parity  `gacha score --device cuda --dtype f32` on tests/fixtures/tiny-paligemma/data.jsonl
+#           against reference.json (transformers, CPU, f32): p_yes within 1e-4, loss within 1e-4
+#           relative (the CPU parity tolerances of issue 3);
 #   bf16    the same with `--dtype bf16` (frozen weights in bf16): the largest differences, for
 #           information;
 #   bench   `gacha bench --config paligemma-3b-224 --trainable both --batch-size 2` (bf16 frozen
@@ -104,36 +104,17 @@ if [ "$dry" = 0 ]; then
     fi
 fi
 
-# --- parity and bf16 scoring: one `gacha score` run per prompt of the fixture --------------------
+# --- parity and bf16 scoring of the fixture (each line's "prefix" is its prompt) ------------------
 score_dtype_supported=1
 if [ "$dry" = 0 ] && ! "$bin" score --help 2>/dev/null | grep -q -- '--dtype'; then
     score_dtype_supported=0
     echo "gacha score with --dtype is not in this binary: parity and bf16 steps skipped" | tee -a "$log" >&2
 fi
-work="$(mktemp -d)"
-trap 'rm -rf "$work"; [ "$dry" = 1 ] && rm -rf "$out"' EXIT
-cp -r "$fixture/images" "$work/images"
-"$python" - "$fixture/data.jsonl" "$work" <<'EOF'
-import json, sys
-lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-prompts = sorted({l["prefix"] for l in lines})
-for i, prompt in enumerate(prompts):
-    with open(f"{sys.argv[2]}/prompt{i}.jsonl", "w") as f:
-        f.writelines(json.dumps(l) + "\n" for l in lines if l["prefix"] == prompt)
-    open(f"{sys.argv[2]}/prompt{i}.txt", "w").write(prompt)
-EOF
 for dtype in f32 bf16; do
-    csv="$out/score-$dtype.csv"
-    rm -f "$csv"
+    rm -f "$out/score-$dtype.csv"
     [ "$score_dtype_supported" = 1 ] || continue
-    for data in "$work"/prompt*.jsonl; do
-        part="${data%.jsonl}-$dtype.csv"
-        run "score $dtype $(basename "$data")" 60 "$bin" -q score --model "$fixture" --data "$data" \
-            --prompt "$(cat "${data%.jsonl}.txt")" --device "$device" --dtype "$dtype" --out "$part" \
-            >>"$log" || continue
-        [ "$dry" = 1 ] && continue
-        if [ -f "$csv" ]; then tail -n +2 "$part" >>"$csv"; else cp "$part" "$csv"; fi
-    done
+    run "score $dtype" 60 "$bin" -q score --model "$fixture" --data "$fixture/data.jsonl" \
+        --device "$device" --dtype "$dtype" --out "$out/score-$dtype.csv" >>"$log"
 done
 
 # --- the 3B benchmark: gacha, with device memory sampled; then PyTorch ---------------------------

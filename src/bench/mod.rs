@@ -147,7 +147,11 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     }
     let device = options.device.open()?;
     let source = ModelSource::Builtin { name: options.config.clone(), seed: options.seed };
-    crate::info!("bench: building {source} on {} ({} frozen weights)", options.device, dtype_name(options.dtype));
+    crate::info!(
+        "bench: building {source} on {} ({} frozen weights)",
+        options.device,
+        dtype_name(options.dtype)
+    );
     let start = Instant::now();
     let mut loaded = model::load(&source, &device, options.dtype)?;
     let batch = Batch::new(&loaded, options.batch_size, options.seed, &device)?;

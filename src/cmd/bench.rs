@@ -2,17 +2,14 @@
 //! table, or one JSON object with `--json`.
 
 use anyhow::Context;
-use candle_core::DType;
 
 use crate::bench::{self, BenchOptions};
-use crate::cli::{BenchArgs, BenchDtype, BenchTrainable};
-use crate::device::DeviceSpec;
+use crate::cli::{BenchArgs, BenchTrainable, DtypeArg};
 use crate::model::{LoraConfig, LoraTarget, PaliGemmaConfig, Trainable};
 use crate::Outcome;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
     PaliGemmaConfig::named(&args.config).context("--config")?;
-    let device: DeviceSpec = args.device.parse().map_err(anyhow::Error::msg).context("--device")?;
     let lora = Trainable::Lora(LoraConfig {
         rank: args.lora_rank,
         alpha: args.lora_alpha,
@@ -23,11 +20,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
         BenchTrainable::Lora => vec![lora],
         BenchTrainable::Both => vec![lora, Trainable::Attention],
     };
-    let dtype = match args.dtype {
-        None => device.frozen_dtype(),
-        Some(BenchDtype::F32) => DType::F32,
-        Some(BenchDtype::Bf16) => DType::BF16,
-    };
     let options = BenchOptions {
         config: args.config.clone(),
         trainables,
@@ -36,8 +28,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
         batch_size: args.batch_size,
         grad_accum: args.grad_accum,
         seed: args.seed,
-        device,
-        dtype,
+        device: args.device,
+        dtype: DtypeArg::or_default(args.dtype, args.device),
     };
     let report = bench::run(&options)?;
     if args.json {

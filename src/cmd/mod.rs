@@ -3,7 +3,11 @@
 pub mod bench;
 pub mod check;
 pub mod demo_data;
+pub mod eval;
+pub mod score;
+pub mod setup;
 pub mod split;
+pub mod train;
 
 use crate::cli::{DataArgs, GifFramesArg};
 use crate::data::{Answers, DataOptions, GifFrames, PathPolicy};

@@ -1,5 +1,9 @@
-//! Judging a classifier: confusion counts and the metrics derived from them.
+//! Judging a classifier: scoring images (`score`, via `frames`), predictions and the users'
+//! result block (`result`), confusion counts and the metrics derived from them (`metrics`).
 
+pub mod frames;
 pub mod metrics;
+pub mod result;
+pub mod score;
 
 pub use metrics::{Confusion, Metric};

@@ -1,0 +1,393 @@
+//! Adapters: save exactly what was trained, and load it back into a model.
+//!
+//! An adapter folder holds one of
+//! - a LoRA adapter in PEFT's layout (`adapter_config.json` + `adapter_model.safetensors`, see
+//!   [`peft`]), which `PeftModel.from_pretrained` loads; PEFT adapters trained in Python load here;
+//! - trained attention weights, `attention.safetensors`, under the checkpoint's tensor names
+//!   (`language_model.model.layers.{i}.self_attn.q_proj.weight`; the transformers-5 prefix
+//!   `model.language_model.` is read too).
+//!
+//! `gacha_adapter.json` beside them records how the adapter was made; loading does not need it.
+//! Loading is strict: a key the model does not have, a key it needs that is missing, or a tensor of
+//! the wrong shape is an error naming the key, never skipped.
+
+pub mod peft;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context};
+use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::Serialize;
+
+use crate::fsutil::write_atomic;
+use crate::model::{LoadedModel, LoraConfig, Trainable, TrainableParams};
+use crate::train::TrainConfig;
+use peft::{canonical_keys, key_differences, PeftConfig};
+
+/// The weights of an attention-only adapter.
+pub const ATTENTION_FILE: &str = "attention.safetensors";
+/// How the adapter was made (not read when loading).
+pub const PROVENANCE_FILE: &str = "gacha_adapter.json";
+
+/// Decoder prefixes of attention weight names in the two checkpoint layouts.
+const ATTENTION_PREFIXES: [&str; 2] = ["language_model.model.layers.", "model.language_model.layers."];
+
+/// What `gacha_adapter.json` records.
+#[derive(Debug, Serialize)]
+pub struct Provenance<'a> {
+    pub gacha_version: &'a str,
+    /// `--model` as given (a folder or `builtin:NAME`).
+    pub base_model: &'a str,
+    /// `--prompt`, or `None` when each example's own `prefix` was used.
+    pub prompt: Option<&'a str>,
+    pub train: &'a TrainConfig,
+}
+
+/// Write the trained `params` (as returned by `set_trainable(trainable)`) to `dir`.
+pub fn save(
+    dir: &Path,
+    trainable: &Trainable,
+    params: &TrainableParams,
+    provenance: &Provenance,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the adapter folder", dir.display()))?;
+    let (weights_file, other_kind) = match trainable {
+        Trainable::Attention => (ATTENTION_FILE, peft::WEIGHTS_FILE),
+        Trainable::Lora(_) => (peft::WEIGHTS_FILE, ATTENTION_FILE),
+    };
+    ensure!(
+        !dir.join(other_kind).exists(),
+        "{}: already holds another kind of adapter ({other_kind}); choose another --out folder",
+        dir.display()
+    );
+    if let Trainable::Lora(lora) = trainable {
+        let config = PeftConfig::for_targets(lora.rank, lora.alpha, &lora.targets, provenance.base_model);
+        write_atomic(&dir.join(peft::CONFIG_FILE), &serde_json::to_vec_pretty(&config)?)?;
+    }
+    let tensors: HashMap<String, Tensor> =
+        params.named.iter().map(|(name, var)| (name.clone(), var.as_tensor().detach())).collect();
+    write_atomic(&dir.join(weights_file), &safetensors_bytes(&tensors)?)?;
+    write_atomic(&dir.join(PROVENANCE_FILE), &serde_json::to_vec_pretty(provenance)?)
+}
+
+/// Load the adapter in `dir` into `loaded.model`: its tensors become the model's trainable
+/// variables (so training can continue from them). Returns what they are.
+pub fn load(dir: &Path, loaded: &mut LoadedModel) -> anyhow::Result<(Trainable, TrainableParams)> {
+    let is_lora = dir.join(peft::CONFIG_FILE).exists();
+    let is_attention = dir.join(ATTENTION_FILE).exists();
+    match (is_lora, is_attention) {
+        (true, true) => bail!(
+            "{}: holds both {} and {ATTENTION_FILE}; an adapter folder holds one kind",
+            dir.display(),
+            peft::CONFIG_FILE
+        ),
+        (true, false) => load_lora(dir, loaded),
+        (false, true) => load_attention(dir, loaded),
+        (false, false) if !dir.is_dir() => bail!("{}: adapter folder not found", dir.display()),
+        (false, false) => bail!(
+            "{}: not an adapter folder (expected {} + {} from LoRA, or {ATTENTION_FILE})",
+            dir.display(),
+            peft::CONFIG_FILE,
+            peft::WEIGHTS_FILE
+        ),
+    }
+    .with_context(|| format!("adapter {}", dir.display()))
+}
+
+fn load_lora(dir: &Path, loaded: &mut LoadedModel) -> anyhow::Result<(Trainable, TrainableParams)> {
+    let config_path = dir.join(peft::CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
+    let config: PeftConfig =
+        serde_json::from_str(&text).with_context(|| format!("{}", config_path.display()))?;
+    config.check_supported().with_context(|| format!("{}", config_path.display()))?;
+    let weights_path = dir.join(peft::WEIGHTS_FILE);
+    let file = canonical_keys(read_tensors(&weights_path)?)
+        .with_context(|| format!("{}", weights_path.display()))?;
+    let targets = config
+        .targets(file.layout, loaded.config.text_config.num_hidden_layers)
+        .with_context(|| format!("{}: target_modules", config_path.display()))?;
+    let trainable = Trainable::Lora(LoraConfig { rank: config.r, alpha: config.model_alpha(), targets });
+    let params = loaded.model.set_trainable(&trainable, 0)?;
+    assign(&params, file.tensors, &weights_path)?;
+    Ok((trainable, params))
+}
+
+fn load_attention(dir: &Path, loaded: &mut LoadedModel) -> anyhow::Result<(Trainable, TrainableParams)> {
+    let path = dir.join(ATTENTION_FILE);
+    let params = loaded.model.set_trainable(&Trainable::Attention, 0)?;
+    // Bring the file's names to the model's prefix (the checkpoint it was read from).
+    let model_prefix = params
+        .named
+        .first()
+        .and_then(|(name, _)| ATTENTION_PREFIXES.into_iter().find(|p| name.starts_with(p)))
+        .context("the model has no attention weights to train")?;
+    let mut tensors = BTreeMap::new();
+    for (key, tensor) in read_tensors(&path)? {
+        let Some(rest) = ATTENTION_PREFIXES.into_iter().find_map(|p| key.strip_prefix(p)) else {
+            bail!("{}: unknown key {key} (not a decoder layer weight)", path.display());
+        };
+        tensors.insert(format!("{model_prefix}{rest}"), tensor);
+    }
+    assign(&params, tensors, &path)?;
+    Ok((Trainable::Attention, params))
+}
+
+/// Set every parameter from `tensors`, which must hold exactly the parameters' names and shapes.
+fn assign(
+    params: &TrainableParams,
+    mut tensors: BTreeMap<String, Tensor>,
+    file: &Path,
+) -> anyhow::Result<()> {
+    let (missing, unknown) =
+        key_differences(params.named.iter().map(|(n, _)| n.as_str()), tensors.keys().map(String::as_str));
+    if let Some(key) = unknown.first() {
+        bail!(
+            "{}: unknown key {key} (the model has no such parameter; {} unknown in all)",
+            file.display(),
+            unknown.len()
+        );
+    }
+    if let Some(key) = missing.first() {
+        bail!("{}: missing key {key} ({} missing in all)", file.display(), missing.len());
+    }
+    for (name, var) in &params.named {
+        let tensor = tensors.remove(name).expect("key sets were checked equal");
+        ensure!(
+            tensor.dims() == var.dims(),
+            "{}: key {name} has shape {:?}, the model needs {:?}",
+            file.display(),
+            tensor.dims(),
+            var.dims()
+        );
+        var.set(&tensor.to_dtype(DType::F32)?.to_device(var.device())?)?;
+    }
+    Ok(())
+}
+
+fn read_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
+    ensure!(path.is_file(), "{}: file not found", path.display());
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("{}: not a readable safetensors file", path.display()))
+}
+
+/// A safetensors file of f32 tensors, with PEFT's `{"format": "pt"}` metadata.
+fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        let values = tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        data.push((name.as_str(), tensor.dims().to_vec(), bytes));
+    }
+    let views = data
+        .iter()
+        .map(|(name, shape, bytes)| Ok((*name, TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    Ok(safetensors::tensor::serialize(views, Some(metadata))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LoraTarget, PromptItem};
+    use crate::train::tests::{examples, tiny};
+
+    /// p_yes and loss of a fixed batch of four.
+    fn scores(loaded: &LoadedModel) -> Vec<f32> {
+        let examples = examples(loaded, 4);
+        let features: Vec<&Tensor> = examples.iter().map(|e| &e.features).collect();
+        let items: Vec<PromptItem> =
+            examples.iter().map(|e| PromptItem { prompt: &e.prompt, answer: e.answer }).collect();
+        let scores = loaded
+            .model
+            .score(&Tensor::stack(&features, 0).unwrap(), &loaded.tokenizer.batch(&items).unwrap())
+            .unwrap();
+        let mut out = scores.p_yes().unwrap();
+        out.extend(scores.loss.to_vec1::<f32>().unwrap());
+        out
+    }
+
+    /// Move every parameter away from its start (B included, so LoRA changes the output).
+    fn perturb(params: &TrainableParams) {
+        for (i, (_, var)) in params.named.iter().enumerate() {
+            let n = var.elem_count();
+            let noise: Vec<f32> = (0..n).map(|j| ((i * 31 + j) as f32 * 0.61).sin() * 0.05).collect();
+            let noise = Tensor::from_vec(noise, var.shape(), var.device()).unwrap();
+            var.set(&(var.as_tensor() + noise).unwrap()).unwrap();
+        }
+    }
+
+    fn provenance(cfg: &TrainConfig) -> Provenance<'_> {
+        Provenance { gacha_version: "test", base_model: "builtin:tiny@7", prompt: Some("p"), train: cfg }
+    }
+
+    /// Train-like state saved to a temp dir: the dir, the trainable set and the scores it gives.
+    fn saved(trainable: Trainable) -> (tempfile::TempDir, Vec<f32>) {
+        let mut loaded = tiny();
+        let params = loaded.model.set_trainable(&trainable, 3).unwrap();
+        perturb(&params);
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &trainable, &params, &provenance(&TrainConfig::default())).unwrap();
+        (dir, scores(&loaded))
+    }
+
+    fn lora(rank: usize, alpha: f64) -> Trainable {
+        Trainable::Lora(LoraConfig {
+            rank,
+            alpha,
+            targets: vec![LoraTarget::Q, LoraTarget::V, LoraTarget::Up],
+        })
+    }
+
+    fn load_err(dir: &Path) -> String {
+        format!("{:#}", load(dir, &mut tiny()).unwrap_err())
+    }
+
+    #[test]
+    fn lora_round_trip_gives_identical_scores() {
+        let (dir, want) = saved(lora(2, 4.0));
+        let mut fresh = tiny();
+        assert_ne!(scores(&fresh), want, "the perturbation must change the scores");
+        let (trainable, params) = load(dir.path(), &mut fresh).unwrap();
+        assert_eq!(trainable, lora(2, 4.0));
+        assert_eq!(params.named.len(), 2 * 3 * fresh.config.text_config.num_hidden_layers);
+        assert_eq!(scores(&fresh), want);
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(peft::CONFIG_FILE)).unwrap()).unwrap();
+        assert_eq!(config["target_modules"], r".*language_model.*\.(q_proj|v_proj|up_proj)");
+        assert_eq!((config["r"].as_u64(), config["lora_alpha"].as_f64()), (Some(2), Some(4.0)));
+    }
+
+    #[test]
+    fn attention_round_trip_gives_identical_scores() {
+        let (dir, want) = saved(Trainable::Attention);
+        assert!(dir.path().join(ATTENTION_FILE).is_file() && !dir.path().join(peft::CONFIG_FILE).exists());
+        let mut fresh = tiny();
+        let (trainable, _) = load(dir.path(), &mut fresh).unwrap();
+        assert_eq!((trainable, scores(&fresh)), (Trainable::Attention, want));
+    }
+
+    /// Rewrite the adapter's weights file through `edit`.
+    fn edit_weights(file: &Path, edit: impl FnOnce(&mut HashMap<String, Tensor>)) {
+        let mut tensors = read_tensors(file).unwrap();
+        edit(&mut tensors);
+        candle_core::safetensors::save(&tensors, file).unwrap();
+    }
+
+    #[test]
+    fn transformers4_keys_and_a_list_of_targets_load_the_same() {
+        let (dir, want) = saved(lora(2, 4.0));
+        edit_weights(&dir.path().join(peft::WEIGHTS_FILE), |t| {
+            *t = t
+                .drain()
+                .map(|(k, v)| {
+                    (
+                        k.replace(
+                            "base_model.model.model.language_model.",
+                            "base_model.model.language_model.model.",
+                        ),
+                        v,
+                    )
+                })
+                .collect();
+        });
+        let config_path = dir.path().join(peft::CONFIG_FILE);
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["target_modules"] = serde_json::json!([
+            "language_model.model.layers.0.self_attn.q_proj",
+            "language_model.model.layers.1.self_attn.q_proj",
+            "v_proj",
+            "up_proj"
+        ]);
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let mut fresh = tiny();
+        load(dir.path(), &mut fresh).unwrap();
+        assert_eq!(scores(&fresh), want);
+    }
+
+    #[test]
+    fn rslora_divides_alpha_by_the_root_of_the_rank() {
+        // Saved with r 4, alpha 8: scale 2. As rsLoRA, alpha 4 gives 4/√4 = 2 too.
+        let (dir, want) = saved(lora(4, 8.0));
+        let config_path = dir.path().join(peft::CONFIG_FILE);
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["use_rslora"] = true.into();
+        config["lora_alpha"] = 4.0.into();
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let mut fresh = tiny();
+        load(dir.path(), &mut fresh).unwrap();
+        let got = scores(&fresh);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_missing_and_misshaped_keys_are_errors_naming_the_key() {
+        let (dir, _) = saved(lora(2, 4.0));
+        let weights = dir.path().join(peft::WEIGHTS_FILE);
+        let q0 = "base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight";
+        let k0 = "base_model.model.model.language_model.layers.0.self_attn.k_proj.lora_A.weight";
+        let extra = |t: &mut HashMap<String, Tensor>| {
+            let a = t[q0].clone();
+            t.insert(k0.to_string(), a);
+        };
+        edit_weights(&weights, extra);
+        let err = load_err(dir.path());
+        assert!(err.contains(&format!("unknown key {k0}")), "{err}");
+
+        let (dir, _) = saved(lora(2, 4.0));
+        edit_weights(&dir.path().join(peft::WEIGHTS_FILE), |t| {
+            t.remove(q0);
+        });
+        let err = load_err(dir.path());
+        assert!(err.contains(&format!("missing key {q0}")), "{err}");
+
+        let (dir, _) = saved(lora(2, 4.0));
+        edit_weights(&dir.path().join(peft::WEIGHTS_FILE), |t| {
+            let wrong = Tensor::zeros((3, 4), DType::F32, &Device::Cpu).unwrap();
+            t.insert(q0.to_string(), wrong);
+        });
+        let err = load_err(dir.path());
+        assert!(err.contains(&format!("key {q0} has shape [3, 4]")), "{err}");
+
+        let (dir, _) = saved(Trainable::Attention);
+        let typo = "language_model.model.layers.0.self_attn.q_prj.weight";
+        edit_weights(&dir.path().join(ATTENTION_FILE), |t| {
+            let w = t.remove("language_model.model.layers.0.self_attn.q_proj.weight").unwrap();
+            t.insert(typo.to_string(), w);
+        });
+        let err = load_err(dir.path());
+        assert!(err.contains(&format!("unknown key {typo}")), "{err}");
+    }
+
+    #[test]
+    fn dora_and_non_adapter_folders_are_refused() {
+        let (dir, _) = saved(lora(2, 4.0));
+        let config_path = dir.path().join(peft::CONFIG_FILE);
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["use_dora"] = true.into();
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        assert!(load_err(dir.path()).contains("DoRA adapters are not supported"));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(load_err(empty.path()).contains("not an adapter folder"));
+        assert!(load_err(&empty.path().join("nope")).contains("adapter folder not found"));
+    }
+
+    #[test]
+    fn saving_over_another_kind_of_adapter_is_refused() {
+        let (dir, _) = saved(lora(2, 4.0));
+        let mut loaded = tiny();
+        let params = loaded.model.set_trainable(&Trainable::Attention, 0).unwrap();
+        let cfg = TrainConfig::default();
+        let err = save(dir.path(), &Trainable::Attention, &params, &provenance(&cfg)).unwrap_err();
+        assert!(err.to_string().contains("already holds another kind of adapter"), "{err}");
+    }
+}
