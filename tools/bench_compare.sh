@@ -17,7 +17,9 @@
 # Threads: gacha gets RAYON_NUM_THREADS=T, PyTorch torch.set_num_threads(T); both also get
 # OMP_NUM_THREADS=T and MKL_NUM_THREADS=T. PyTorch's OpenMP threads spin while they wait, which on
 # cores shared with other work made its 2-thread steps several times slower: OMP_WAIT_POLICY is
-# PASSIVE unless already set (the summary says which was used).
+# PASSIVE unless already set (the summary says which was used). candle's element-wise ops run on
+# its own pool of CANDLE_NUM_THREADS (default: RAYON_NUM_THREADS) threads whose waits spin: set
+# CANDLE_NUM_THREADS=1 in the environment to keep them on one thread (the summary says).
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -121,5 +123,6 @@ for label, trainable, what in rows:
         print(f"{label:34} {t:>7} {g:>10.1f} {p:>11.1f} {g / p:>13.2f}x  {spread(side['gacha'])} | {spread(side['pytorch'])}")
 versions = next((r["run"].get("versions") for r in runs if r["tool"] == "pytorch"), {})
 print(f"PyTorch side: {', '.join(f'{k} {v}' for k, v in versions.items() if k in ('torch', 'transformers', 'peft'))}; "
-      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; gacha side: CANDLE_NUM_THREADS="
+      f"{os.environ.get('CANDLE_NUM_THREADS', 'unset')}")
 EOF

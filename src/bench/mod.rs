@@ -97,7 +97,11 @@ pub struct BenchReport {
     pub config: String,
     pub device: String,
     pub dtype: String,
+    /// Threads of the rayon pool (matmuls and gacha's fused ops).
     pub threads: usize,
+    /// The thread settings found in the environment (`RAYON_NUM_THREADS`, `CANDLE_NUM_THREADS`:
+    /// candle's own pool for its element-wise ops), e.g. `RAYON_NUM_THREADS=2`; empty if none.
+    pub thread_env: String,
     pub batch: usize,
     pub grad_accum: usize,
     /// Decoder rows per example (image tokens + text).
@@ -176,6 +180,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         device: options.device.to_string(),
         dtype: dtype_name(options.dtype).to_string(),
         threads: rayon::current_num_threads(),
+        thread_env: thread_env(),
         batch: options.batch_size,
         grad_accum: options.grad_accum,
         seq_len: loaded.config.num_image_tokens() + text_len,
@@ -186,6 +191,15 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         build_s,
         rows,
     })
+}
+
+/// `NAME=value` of the thread-count variables that are set, space-separated.
+fn thread_env() -> String {
+    let set: Vec<String> = ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| format!("{name}={value}")))
+        .collect();
+    set.join(" ")
 }
 
 /// The trainable set's name as on the command line (`lora`, `attention`).

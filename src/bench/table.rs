@@ -56,8 +56,15 @@ pub fn render(report: &BenchReport) -> String {
     }
     out += &format!(
         "ms/step: median of {} steps after {} warm-up (min also shown); score: median of as many \
-         forward passes; params {}; model built in {:.1} s\n",
-        report.steps, report.warmup, report.params, report.build_s
+         forward passes; params {}; model built in {:.1} s; {}\n",
+        report.steps,
+        report.warmup,
+        report.params,
+        report.build_s,
+        match report.thread_env.as_str() {
+            "" => "no RAYON_NUM_THREADS/CANDLE_NUM_THREADS set",
+            env => env,
+        }
     );
     for row in &report.rows {
         out += &format!(
@@ -115,6 +122,7 @@ mod tests {
             device: "cpu".into(),
             dtype: "f32".into(),
             threads: 2,
+            thread_env: "RAYON_NUM_THREADS=2".into(),
             batch: 4,
             grad_accum: 1,
             seq_len: 81,
@@ -152,5 +160,6 @@ mod tests {
             ]
         );
         assert!(text.contains("lora: 53248 trainable, 4.5000 GFLOP per step"), "{text}");
+        assert!(text.contains("built in 0.5 s; RAYON_NUM_THREADS=2\n"), "{text}");
     }
 }
