@@ -6,7 +6,8 @@
 #
 # Usage: tools/gpu-check.sh [GACHA_BINARY] [--cpu] [--dry-run]
 #   GACHA_BINARY  a `--features cuda` build (default: the first of target/cuda-sm80/release/gacha,
-#                 /work/target-cuda/release/gacha, target/release/gacha that exists)
+#                 /work/target-cuda/release/gacha that exists; with --cpu target/release/gacha).
+#                 A stripped copy (`strip`) is about 58 MB, the unstripped one 143 MB.
 #   --cpu         the same steps on the CPU with the `small` config instead of the 3B one, to test
 #                 this script on a machine without a GPU (numbers meaningless)
 #   --dry-run     print the steps' commands, run nothing
@@ -42,8 +43,9 @@ for arg in "$@"; do
     esac
 done
 if [ -z "$bin" ]; then
-    for candidate in "$repo/target/cuda-sm80/release/gacha" /work/target-cuda/release/gacha \
-        "$repo/target/release/gacha"; do
+    candidates=("$repo/target/cuda-sm80/release/gacha" /work/target-cuda/release/gacha)
+    [ "$mode" = cpu ] && candidates=("$repo/target/release/gacha")
+    for candidate in "${candidates[@]}"; do
         if [ -x "$candidate" ]; then bin="$candidate"; break; fi
     done
 fi
@@ -137,97 +139,5 @@ done
 [ "$dry" = 1 ] && exit 0
 
 # --- the table ---------------------------------------------------------------------------------
-"$python" - "$out" "$fixture/reference.json" "$mode" "$((SECONDS - start_s))" "$score_dtype_supported" \
-    <<'EOF' | tee "$results"
-import csv, json, os, sys
-
-out, reference_path, mode, elapsed, score_supported = sys.argv[1:]
-reference = {e["image"]: e for e in json.load(open(reference_path))["examples"]}
-
-def load_json_lines(path):
-    try:
-        return [json.loads(l) for l in open(path) if l.strip()]
-    except (OSError, ValueError):
-        return []
-
-print(f"# gpu-check ({mode})\n")
-print("| check | result | details |\n|---|---|---|")
-
-for dtype in ("f32", "bf16"):
-    path = f"{out}/score-{dtype}.csv"
-    if score_supported == "0":
-        print(f"| score {dtype} vs reference | SKIP | this gacha has no `score --dtype` |")
-        continue
-    rows = list(csv.DictReader(open(path))) if os.path.exists(path) else []
-    if len(rows) != len(reference):
-        print(f"| score {dtype} vs reference | FAIL | {len(rows)} of {len(reference)} examples scored (see log.txt) |")
-        continue
-    dp = max(abs(float(r["p_yes"]) - reference[r["image"]]["p_yes"]) for r in rows)
-    dl = max(abs(float(r["loss"]) - reference[r["image"]]["loss"]) / abs(reference[r["image"]]["loss"]) for r in rows)
-    if dtype == "f32":
-        verdict = "PASS" if dp <= 1e-4 and dl <= 1e-4 else "FAIL"
-    else:
-        verdict = "INFO"
-    print(f"| score {dtype} vs reference | {verdict} | max abs Δp_yes {dp:.2e}, max rel Δloss {dl:.2e} over {len(rows)} examples |")
-
-gacha = load_json_lines(f"{out}/gacha-bench.json")
-torch_runs = {r["trainable"]: r for r in load_json_lines(f"{out}/torch-bench.jsonl")}
-gacha_rows = {r["trainable"]: r for r in (gacha[0]["rows"] if gacha else [])}
-device_name = next(iter(torch_runs.values()), {}).get("device_name", "?")
-print(f"\n## Benchmark: {gacha[0]['config'] if gacha else '?'}, batch 2, bf16 frozen weights, {device_name}\n")
-print("| trainable | tool | ms/step (median) | ex/s | score ex/s | peak MiB | train TFLOP/s | score TFLOP/s |")
-print("|---|---|---|---|---|---|---|---|")
-for trainable in ("lora", "attention"):
-    for tool, r, peak_key in (("gacha", gacha_rows.get(trainable), "peak_mem_mib"),
-                              ("PyTorch", torch_runs.get(trainable), "peak_mem_mib")):
-        if r is None:
-            print(f"| {trainable} | {tool} | FAILED (see log.txt) | | | | | |")
-            continue
-        ex_s = r.get("examples_per_s", r.get("batch", 2) * r.get("grad_accum", 1) / (r["ms_per_step"] / 1e3))
-        peak = r.get(peak_key)
-        print(f"| {trainable} | {tool} | {r['ms_per_step']:.1f} | {ex_s:.2f} | {r['score_examples_per_s']:.2f} | "
-              f"{'n/a' if peak is None else f'{peak:.0f}'} | {r['train_tflops']:.3f} | {r['score_tflops']:.3f} |")
-for trainable in ("lora", "attention"):
-    g, p = gacha_rows.get(trainable), torch_runs.get(trainable)
-    if g and p:
-        print(f"\n{trainable}: gacha/PyTorch time per step {g['ms_per_step'] / p['ms_per_step']:.2f}x, "
-              f"scoring {p['score_examples_per_s'] / g['score_examples_per_s']:.2f}x")
-if gacha:
-    print(f"\ngacha peak memory: {next(iter(gacha_rows.values()))['peak_mem_kind']}; PyTorch: "
-          f"{next(iter(torch_runs.values()), {}).get('peak_mem_kind', '?')}")
-
-print("\n## Does 3B LoRA training at batch 2 fit in 12 GB?\n")
-lora = gacha_rows.get("lora")
-samples = []
-try:
-    for line in open(f"{out}/nvidia-smi.csv"):
-        parts = line.strip().split(",")
-        if len(parts) == 2 and parts[1].strip().isdigit():
-            samples.append(int(parts[1]))
-except OSError:
-    pass
-budget = 12282 - 512
-if mode != "cuda":
-    print("not estimated: --cpu run")
-elif not lora or lora.get("peak_mem_mib") is None:
-    print("not estimated: no LoRA peak from gacha bench (see log.txt)")
-else:
-    pools = [r["peak_mem_mib"] for r in gacha_rows.values() if r.get("peak_mem_mib") is not None]
-    smi_peak = max(samples) - min(samples[:1] or [0]) if samples else None
-    overhead = max(0.0, smi_peak - max(pools)) if smi_peak is not None else None
-    if overhead is None:
-        print(f"LoRA pool peak {lora['peak_mem_mib']:.0f} MiB; no nvidia-smi samples, so the CUDA context "
-              f"and workspaces (typically 300-600 MiB) are not included")
-        total = lora["peak_mem_mib"] + 600
-    else:
-        total = lora["peak_mem_mib"] + overhead
-        print(f"LoRA pool peak {lora['peak_mem_mib']:.0f} MiB + beyond-pool {overhead:.0f} MiB "
-              f"(nvidia-smi peak {smi_peak} MiB − largest pool peak {max(pools):.0f} MiB) = {total:.0f} MiB")
-    verdict = "fits" if total <= 0.9 * budget else ("tight" if total <= budget else "does NOT fit")
-    print(f"\nagainst {budget} MiB (12282 MiB RTX 4070 − 512 MiB display/driver): **{verdict}** "
-          f"({total / budget:.0%} of it)")
-    torch_lora = torch_runs.get("lora")
-    if torch_lora:
-        print(f"\nPyTorch LoRA peak (max_memory_allocated, no context): {torch_lora['peak_mem_mib']:.0f} MiB")
-print(f"\ntotal time {elapsed} s")
-EOF
+"$python" "$repo/tools/gpu_check_report.py" "$out" "$fixture/reference.json" "$mode" "$((SECONDS - start_s))" \
+    "$score_dtype_supported" | tee "$results"
