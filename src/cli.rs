@@ -59,6 +59,8 @@ pub enum Command {
     Leaderboard(LeaderboardArgs),
     /// Write DIR/report.html (leaderboard, loss curves, the best trial's metrics).
     Report(ReportArgs),
+    /// Time training steps and scoring of a named config with random weights.
+    Bench(BenchArgs),
     /// Score every image of a dataset; write a CSV: image,label,p_yes,logit_yes,logit_no,loss.
     Score(ScoreArgs),
     /// Score datasets and print tp/tn/fp/fn, accuracy, precision, recall and F-measure for each.
@@ -164,6 +166,73 @@ pub struct ReportArgs {
     pub dir: PathBuf,
 }
 
+/// `gacha bench`.
+///
+/// Builds a named config with seeded random weights and a fixed batch of `--batch-size` examples
+/// (image tokens, <bos>, a 14-token prompt, "\n", the answer; <eos> as target), then per trainable
+/// set runs `--warmup` untimed and `--steps` timed train steps (forward, backward and a plain-SGD
+/// update, `--grad-accum` micro-batches per step) and as many scoring passes (forward only, image
+/// features included). Prints one table: median and min ms per step with its parts (vision,
+/// decoder forward, backward, optimizer), examples/s, scoring examples/s, peak memory, achieved
+/// TFLOP/s.
+///
+/// FLOPs (multiply-add = 2, PALIGEMMA.md §14): forward = vision (patch conv, 2·params per token,
+/// attention 4·n²·D per layer) + projector + decoder (2·params per token, attention 4·T²·H·hd per
+/// layer) + head at the 2 loss positions (+ LoRA adapters); a train step = the frozen vision tower
+/// and projector forward only, the decoder and head twice (forward, input gradients), plus the
+/// weight gradients of the trainables (2·T·params; LoRA: two more adapter forwards).
+///
+/// Peak memory: on CPU the process's peak RSS (VmHWM, reset per trainable set); on CUDA the memory
+/// pool's high-water mark of bytes in use (like torch.cuda.max_memory_allocated). Threads: set
+/// RAYON_NUM_THREADS.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Named config: small (issue 3's CPU benchmark), paligemma-3b-224 (the real shapes) or tiny.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// What trains: attention (the q/k/v/o weights), lora, or both (one row each: lora, attention).
+    #[arg(long, value_enum, default_value_t = BenchTrainable::Both)]
+    pub trainable: BenchTrainable,
+    /// Timed train steps and scoring passes per trainable set (medians reported).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps and passes before the timed ones.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Examples per micro-batch.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// LoRA rank (adapters on the language model's q/k/v/o).
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: usize,
+    /// LoRA alpha (scale alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// Seed of the weights, the LoRA A matrices and the batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32) [default: f32 on CPU,
+    /// bf16 on CUDA].
+    #[arg(long, value_enum)]
+    pub dtype: Option<DtypeArg>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTrainable {
+    Attention,
+    Lora,
+    Both,
+}
+
 /// Which model, which adapter, where it runs: shared by score, eval and train.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -177,6 +246,35 @@ pub struct ModelArgs {
     /// cpu, cuda or cuda:N (a CUDA device needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32) [default: f32 on CPU,
+    /// bf16 on CUDA].
+    #[arg(long, value_enum)]
+    pub dtype: Option<DtypeArg>,
+}
+
+impl ModelArgs {
+    /// `--dtype`, else the device's default.
+    pub fn frozen_dtype(&self) -> candle_core::DType {
+        DtypeArg::or_default(self.dtype, self.device)
+    }
+}
+
+/// `--dtype`: the dtype of frozen weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    F32,
+    Bf16,
+}
+
+impl DtypeArg {
+    /// The chosen dtype, else the device's default ([`DeviceSpec::frozen_dtype`]).
+    pub fn or_default(arg: Option<DtypeArg>, device: DeviceSpec) -> candle_core::DType {
+        match arg {
+            None => device.frozen_dtype(),
+            Some(DtypeArg::F32) => candle_core::DType::F32,
+            Some(DtypeArg::Bf16) => candle_core::DType::BF16,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

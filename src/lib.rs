@@ -3,10 +3,11 @@
 //! Modules, one concept each: `spec` (sweep TOML → trials), `data` (JSONL datasets, images,
 //! splits), `model` (SigLIP + projector + Gemma, LoRA, loading), `train` (the loop), `eval`
 //! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes),
-//! `demo` (the bundled demo dataset's generator). `cmd` holds one small file per subcommand that
-//! turns parsed options into calls to those.
+//! `demo` (the bundled demo dataset's generator), `bench` (timing training and scoring). `cmd`
+//! holds one small file per subcommand that turns parsed options into calls to those.
 
 pub mod adapter;
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod data;
@@ -54,6 +55,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Sweep(args) => cmd::sweep::run(&args),
         Command::Leaderboard(args) => cmd::leaderboard::run(&args),
         Command::Report(args) => cmd::report::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
         Command::Score(args) => cmd::score::run(&args),
         Command::Eval(args) => cmd::eval::run(&args),
         Command::Train(args) => cmd::train::run(&args),

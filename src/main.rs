@@ -6,7 +6,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// candle 0.11 runs its own element-wise CPU ops (broadcast adds, casts, …) on a separate pool of
+/// `CANDLE_NUM_THREADS` threads (default: `RAYON_NUM_THREADS`) whose caller waits for its workers
+/// by spinning without bound: on a CPU shared with other work, a descheduled worker stalls every
+/// op. Measured with `tools/bench_compare.sh` on a busy 2-core machine, 2-thread steps of the
+/// `small` config took 120–450 ms with that pool against 135–140 ms with one thread in it. So it
+/// gets one thread unless the user sets it; matmuls and gacha's fused ops still use
+/// `RAYON_NUM_THREADS`. Set before any thread exists.
+fn limit_candle_spin_pool() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 fn main() -> ExitCode {
+    limit_candle_spin_pool();
     let cli = gacha::cli::Cli::parse();
     gacha::logging::init(cli.verbosity());
     match gacha::run(cli) {

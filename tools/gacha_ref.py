@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import png  # pypng: Pillow truncates 16-bit colour PNGs to 8 bits, pypng keeps every bit
 import torch
 from PIL import Image
 from tokenizers import Tokenizer
@@ -39,6 +38,10 @@ def _png_bit_depth(path: Path) -> int | None:
 
 def _decode_png16(path: Path) -> np.ndarray:
     """RGBA f32 on a 0..255 scale from a 16-bit PNG, keeping all 16 bits (v / 257, no rounding)."""
+    # pypng: Pillow truncates 16-bit colour PNGs to 8 bits, pypng keeps every bit. Imported here so
+    # that tools which only benchmark (bench_reference.py on a GPU machine) need no pypng.
+    import png
+
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     planes = info["planes"]
     raw = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
@@ -301,6 +304,12 @@ def info(msg: str) -> None:
 def versions() -> dict:
     import platform
 
+    try:
+        import png
+
+        pypng = png.__version__
+    except ImportError:
+        pypng = "not installed"
     import peft
     import PIL
     import safetensors
@@ -316,5 +325,5 @@ def versions() -> dict:
         "safetensors": safetensors.__version__,
         "numpy": np.__version__,
         "pillow": PIL.__version__,
-        "pypng": png.__version__,
+        "pypng": pypng,
     }

@@ -14,10 +14,11 @@ pub struct Session {
     pub adapter: Option<(Trainable, TrainableParams)>,
 }
 
-/// Open `args.device`, load `args.model` in the device's frozen dtype, then `args.adapter`.
+/// Open `args.device`, load `args.model` with frozen weights in `--dtype` (else the device's
+/// default), then `args.adapter`.
 pub fn open(args: &ModelArgs, answers: &Answers) -> anyhow::Result<Session> {
     let device = args.device.open()?;
-    let mut loaded = crate::model::load(&args.model, &device, args.device.frozen_dtype())?;
+    let mut loaded = crate::model::load(&args.model, &device, args.frozen_dtype())?;
     loaded.tokenizer = loaded.tokenizer.with_answers(answers)?;
     let adapter = match &args.adapter {
         Some(dir) => Some(crate::adapter::load(dir, &mut loaded)?),

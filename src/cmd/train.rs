@@ -48,7 +48,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<crate::Outcome> {
     crate::info!(
         "device: {}   frozen dtype: {:?}   trainable parameters: {} in {} tensors",
         args.model.device,
-        args.model.device.frozen_dtype(),
+        args.model.frozen_dtype(),
         params.num_params(),
         params.named.len()
     );
