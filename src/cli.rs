@@ -56,6 +56,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Fine-tune on a dataset (attention weights or LoRA) and save what was trained.
     Train(TrainArgs),
+    /// Time training steps and scoring on a named config with random weights; print a table.
+    Bench(BenchArgs),
 }
 
 /// How dataset lines are read: answer words, which one is positive, GIF frames, path policy.
@@ -232,4 +234,45 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub data_options: DataArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    F32,
+    Bf16,
+    F16,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A named config: small (issue 3's CPU benchmark), paligemma-3b-224 (the real shapes), tiny.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// Trainable sets to time, one table row each (LoRA: r 8, alpha 16 on q,k,v,o).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "lora,attention")]
+    pub trainable: Vec<TrainableKind>,
+    /// Timed train steps and scoring passes (medians reported).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps and passes before timing.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Examples per forward/backward pass.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Passes per train step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// CPU threads (sets RAYON_NUM_THREADS) [default: candle's choice].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// dtype of the frozen weights [default: f32 on cpu, bf16 on cuda]; trainables are f32.
+    #[arg(long, value_enum)]
+    pub dtype: Option<DTypeArg>,
+    /// Print one JSON object per row instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -6,6 +6,7 @@
 //! `cmd` holds one small file per subcommand that turns parsed options into calls to those.
 
 pub mod adapter;
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod data;
@@ -45,5 +46,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Score(args) => cmd::score::run(&args),
         Command::Eval(args) => cmd::eval::run(&args),
         Command::Train(args) => cmd::train::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     }
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand: turn parsed arguments into typed options, call the library, print.
 
+pub mod bench;
 pub mod check;
 pub mod eval;
 pub mod score;

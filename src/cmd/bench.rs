@@ -1,0 +1,39 @@
+//! `gacha bench`: the table (or JSON lines) of `bench::run` for the chosen named config.
+
+use candle_core::DType;
+
+use crate::bench::{run as bench, table, BenchOptions};
+use crate::cli::{BenchArgs, DTypeArg};
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
+    if let Some(threads) = args.threads {
+        anyhow::ensure!(threads > 0, "--threads must be at least 1");
+        // Before any thread pool exists: candle and rayon read it when they first start threads.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let device = args.device.open()?;
+    let opts = BenchOptions {
+        config: args.config.clone(),
+        trainables: args.trainable.clone(),
+        steps: args.steps,
+        warmup: args.warmup,
+        batch_size: args.batch_size,
+        grad_accum: args.grad_accum,
+        device_name: args.device.to_string(),
+        frozen_dtype: match args.dtype {
+            None => args.device.frozen_dtype(),
+            Some(DTypeArg::F32) => DType::F32,
+            Some(DTypeArg::Bf16) => DType::BF16,
+            Some(DTypeArg::F16) => DType::F16,
+        },
+    };
+    let rows = bench(&opts, &device)?;
+    if args.json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
+    } else {
+        print!("{}", table(&rows));
+    }
+    Ok(crate::Outcome::Success)
+}
