@@ -50,6 +50,15 @@ pub enum Command {
     Check(CheckArgs),
     /// Shuffle a dataset with a seed and write train.jsonl and valid.jsonl.
     Split(SplitArgs),
+    /// Write the demo dataset (96 synthetic web-ad images and data.jsonl) from a seed.
+    DemoData(DemoDataArgs),
+    /// Run every trial of a sweep spec, then write the leaderboard, best/ and report.html.
+    /// Killed or interrupted, the same command resumes: finished trials are skipped.
+    Sweep(SweepArgs),
+    /// Show a results folder's leaderboard; with a second folder, what changed per trial.
+    Leaderboard(LeaderboardArgs),
+    /// Write DIR/report.html (leaderboard, loss curves, the best trial's metrics).
+    Report(ReportArgs),
     /// Score every image of a dataset; write a CSV: image,label,p_yes,logit_yes,logit_no,loss.
     Score(ScoreArgs),
     /// Score datasets and print tp/tn/fp/fn, accuracy, precision, recall and F-measure for each.
@@ -90,7 +99,7 @@ pub struct CheckArgs {
     /// A dataset (.jsonl) or a sweep spec (.toml).
     pub path: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub options: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +121,49 @@ pub struct SplitArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub options: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoDataArgs {
+    /// Folder for data.jsonl and images/ (files of the same names are replaced).
+    #[arg(long, default_value = "sweeps/demo")]
+    pub out: PathBuf,
+    /// Seed of the generator; the committed sweeps/demo was made with the default.
+    #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep spec (.toml); see sweeps/example.toml for every key.
+    pub spec: PathBuf,
+    /// Results folder [default: results/<name> in the current folder, <name> from the spec].
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+    /// Where the model runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Testing aid: train nothing; a scripted stand-in for the model gives results that are a
+    /// fixed function of each trial's parameters (see src/sweep/scripted.rs).
+    #[arg(long, hide = true)]
+    pub debug_scripted_runner: bool,
+    /// Testing aid: how long each scripted step sleeps, in milliseconds.
+    #[arg(long, hide = true, default_value_t = 2, value_name = "MS")]
+    pub debug_step_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaderboardArgs {
+    /// A results folder (results/<name>).
+    pub dir: PathBuf,
+    /// Another results folder: show what changed from DIR to this one, per trial id.
+    pub other: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results folder (results/<name>).
+    pub dir: PathBuf,
 }
 
 /// Which model, which adapter, where it runs: shared by score, eval and train.

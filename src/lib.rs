@@ -2,19 +2,24 @@
 //!
 //! Modules, one concept each: `spec` (sweep TOML → trials), `data` (JSONL datasets, images,
 //! splits), `model` (SigLIP + projector + Gemma, LoRA, loading), `train` (the loop), `eval`
-//! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes).
-//! `cmd` holds one small file per subcommand that turns parsed options into calls to those.
+//! (scoring and metrics), `sweep` (the driver), `report` (CSV/HTML output, atomic writes),
+//! `demo` (the bundled demo dataset's generator). `cmd` holds one small file per subcommand that
+//! turns parsed options into calls to those.
 
 pub mod adapter;
 pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod data;
+pub mod demo;
 pub mod device;
 pub mod eval;
 pub mod fsutil;
 pub mod logging;
 pub mod model;
+pub mod report;
+pub mod spec;
+pub mod sweep;
 pub mod train;
 
 use std::process::ExitCode;
@@ -26,6 +31,8 @@ pub enum Outcome {
     Success,
     /// The command ran to the end but some of its work failed (e.g. failed trials).
     FinishedWithFailures,
+    /// Stopped early by Ctrl-C; rerunning the command resumes.
+    Interrupted,
 }
 
 impl Outcome {
@@ -33,6 +40,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::FinishedWithFailures => ExitCode::from(1),
+            Outcome::Interrupted => ExitCode::from(sweep::stop::EXIT_INTERRUPTED),
         }
     }
 }
@@ -43,6 +51,10 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Check(args) => cmd::check::run(&args),
         Command::Split(args) => cmd::split::run(&args),
+        Command::DemoData(args) => cmd::demo_data::run(&args),
+        Command::Sweep(args) => cmd::sweep::run(&args),
+        Command::Leaderboard(args) => cmd::leaderboard::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
         Command::Score(args) => cmd::score::run(&args),
         Command::Eval(args) => cmd::eval::run(&args),
         Command::Train(args) => cmd::train::run(&args),

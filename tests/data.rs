@@ -218,6 +218,7 @@ fn truncated_images() {
     dir.write("images/cut.png", &png[..png.len() / 2]);
     let jpg = jpeg();
     dir.write("images/cut.jpg", &jpg[..jpg.len() - 2]);
+    // The last 10 bytes are the trailer and the end of frame 3's image data.
     let gif = gif_3_frames();
     dir.write("images/cut.gif", &gif[..gif.len() - 10]);
     let lines = [line("yes", "images/cut.png"), line("yes", "images/cut.jpg"), line("no", "images/cut.gif")];

@@ -387,3 +387,25 @@ fn answers_must_be_single_tokens() {
     let answers = Answers { positive: "acceptable".into(), negative: "violation".into() };
     assert!(m.tokenizer.with_answers(&answers).is_ok());
 }
+
+#[test]
+fn frozen_weights_get_no_gradient_entries() {
+    let mut m = tiny(9);
+    let lora = LoraConfig { rank: 2, alpha: 4.0, targets: vec![LoraTarget::Q, LoraTarget::V] };
+    let params = m.model.set_trainable(&Trainable::Lora(lora), 0).unwrap();
+    perturb_lora_b(&params);
+    let one = &items()[1..2];
+    let grads = batch_loss(&m, one).backward().unwrap();
+    // Shapes of the tiny decoder's frozen matrices: q, k/v, o, gate/up, down, embeddings.
+    let frozen: [&[usize]; 6] = [&[96, 64], &[24, 64], &[64, 96], &[128, 64], &[64, 128], &[384, 64]];
+    let rows = 16 + m.tokenizer.batch(one).unwrap().input_ids(&Device::Cpu).unwrap().dim(1).unwrap();
+    assert!(frozen.iter().all(|s| s[0] != rows), "activation rows {rows} would look like a weight");
+    let shapes: Vec<Vec<usize>> =
+        grads.get_ids().map(|id| grads.get_id(*id).unwrap().dims().to_vec()).collect();
+    for shape in &shapes {
+        assert!(!frozen.contains(&shape.as_slice()), "a frozen weight got a gradient of shape {shape:?}");
+    }
+    for (name, var) in &params.named {
+        assert!(grads.get(var).is_some(), "{name}");
+    }
+}

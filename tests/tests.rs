@@ -2,8 +2,13 @@
 
 mod util;
 
+// `gacha demo-data`: the committed demo dataset and its generator.
+mod demo;
 // `gacha check` on datasets, `gacha split`.
 mod data;
+
+// `gacha sweep`, `leaderboard`, `report` with the scripted runner.
+mod sweep;
 // PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.
 mod model;
 // Parity with transformers on the committed tiny-paligemma fixture.

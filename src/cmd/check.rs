@@ -22,7 +22,7 @@ const MAX_LISTED_GIFS: usize = 10;
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     match args.path.extension().and_then(|ext| ext.to_str()) {
-        Some("jsonl") => check_dataset(&args.path, &super::data_options(&args.data)?),
+        Some("jsonl") => check_dataset(&args.path, &super::data_options(&args.options)?),
         Some("toml") => bail!("{}: sweep spec checking arrives with the sweep driver", args.path.display()),
         _ => bail!("{}: expected a dataset (.jsonl) or a sweep spec (.toml)", args.path.display()),
     }

@@ -565,6 +565,7 @@ mod tests {
 
     #[test]
     fn truncated_gif_names_the_frame() {
+        // The last 12 bytes are the trailer and the end of frame 3's image data.
         let bytes = rgb_gif();
         let err = decode_image(&PathBuf::from("img/3.gif"), &bytes[..bytes.len() - 12], GifFrames::First, 1)
             .unwrap_err();

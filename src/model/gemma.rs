@@ -6,13 +6,102 @@
 //! Its seven Linear layers per block are [`LoraLinear`]s so that the attention weights or LoRA
 //! adapters can be trained; everything else is frozen.
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::GemmaConfig;
 use super::lora::LoraLinear;
 use super::nn::{self, Bias, Linear};
 use super::trainable::LoraTarget;
+
+/// RoPE tables: cos/sin `[T, hd/2]` for all positions, or `[B, 1, R, hd/2]` for picked rows.
+#[derive(Clone)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(len: usize, head_dim: usize, theta: f64, device: &Device) -> Result<Rope> {
+        let (cos, sin) = nn::rope_tables(len, head_dim, theta, device)?;
+        Ok(Rope { cos, sin })
+    }
+}
+
+/// Which rows of a block's input the block computes outputs for.
+enum Select {
+    All,
+    Rows(Picked),
+}
+
+/// Rows picked per example: flat indices into `[B·T]` and the matching sequence positions.
+struct Picked {
+    /// `[B·R]` u32, `b·T + position`.
+    flat: Tensor,
+    /// `[B·R]` u32 positions.
+    positions: Tensor,
+    batch: usize,
+    per_example: usize,
+}
+
+impl Picked {
+    fn new(positions: &[u32], batch: usize, len: usize, device: &Device) -> Result<Picked> {
+        let per_example = positions.len() / batch.max(1);
+        let flat: Vec<u32> =
+            positions.iter().enumerate().map(|(i, &p)| (i / per_example * len) as u32 + p).collect();
+        Ok(Picked {
+            flat: Tensor::from_vec(flat, positions.len(), device)?,
+            positions: Tensor::from_slice(positions, positions.len(), device)?,
+            batch,
+            per_example,
+        })
+    }
+
+    /// `[B, T, C]` → `[B, R, C]`.
+    fn rows(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        x.reshape((b * t, c))?.index_select(&self.flat, 0)?.reshape((self.batch, self.per_example, c))
+    }
+}
+
+/// The query side of an attention call: its input rows, their RoPE tables and mask rows.
+struct Queries {
+    /// `[B, R, D]`
+    rows: Tensor,
+    rope: Rope,
+    /// `[B, 1, R, T]`
+    mask: Tensor,
+}
+
+impl Select {
+    /// `[B, T, D]` → the selected rows `[B, R, D]`.
+    fn rows(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Select::All => Ok(x.clone()),
+            Select::Rows(picked) => picked.rows(x),
+        }
+    }
+
+    fn queries(&self, a: &Tensor, rope: &Rope, mask: &Tensor) -> Result<Queries> {
+        match self {
+            Select::All => Ok(Queries { rows: a.clone(), rope: rope.clone(), mask: mask.clone() }),
+            Select::Rows(p) => {
+                let (b, r) = (p.batch, p.per_example);
+                let table = |t: &Tensor| -> Result<Tensor> {
+                    let half = t.dim(1)?;
+                    t.index_select(&p.positions, 0)?.reshape((b, 1, r, half))
+                };
+                let (_, _, tq, tk) = mask.dims4()?;
+                let mask = mask.reshape((b * tq, tk))?.index_select(&p.flat, 0)?.reshape((b, 1, r, tk))?;
+                Ok(Queries {
+                    rows: p.rows(a)?,
+                    rope: Rope { cos: table(&rope.cos)?, sin: table(&rope.sin)? },
+                    mask,
+                })
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct RmsNorm {
@@ -59,15 +148,16 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let heads = |proj: &LoraLinear, n| -> Result<Tensor> {
-            proj.forward(x)?.reshape((b, t, n, self.head_dim))?.transpose(1, 2)
+    /// Keys and values from every row of `x` `[B, T, D]`, queries from `q.rows` `[B, R, D]`.
+    fn forward(&self, x: &Tensor, rope: &Rope, q: &Queries) -> Result<Tensor> {
+        let heads = |proj: &LoraLinear, input: &Tensor, n| -> Result<Tensor> {
+            let (b, t, _) = input.dims3()?;
+            proj.forward(input)?.reshape((b, t, n, self.head_dim))?.transpose(1, 2)
         };
-        let q = nn::rope(&heads(&self.q_proj, self.num_heads)?, &rope.0, &rope.1)?;
-        let k = nn::rope(&heads(&self.k_proj, self.num_kv_heads)?, &rope.0, &rope.1)?;
-        let v = heads(&self.v_proj, self.num_kv_heads)?;
-        self.o_proj.forward(&nn::attention(&q, &k, &v, Some(mask))?)
+        let query = nn::rope(&heads(&self.q_proj, &q.rows, self.num_heads)?, &q.rope.cos, &q.rope.sin)?;
+        let k = nn::rope(&heads(&self.k_proj, x, self.num_kv_heads)?, &rope.cos, &rope.sin)?;
+        let v = heads(&self.v_proj, x, self.num_kv_heads)?;
+        self.o_proj.forward(&nn::attention(&query, &k, &v, Some(&q.mask))?)
     }
 }
 
@@ -116,8 +206,11 @@ impl DecoderLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), mask: &Tensor) -> Result<Tensor> {
-        let h = (x + self.self_attn.forward(&self.input_layernorm.forward(x)?, rope, mask)?)?;
+    /// The block's output at the rows `select` picks (every row, or the requested ones).
+    fn forward(&self, x: &Tensor, rope: &Rope, mask: &Tensor, select: &Select) -> Result<Tensor> {
+        let a = self.input_layernorm.forward(x)?;
+        let queries = select.queries(&a, rope, mask)?;
+        let h = (select.rows(x)? + self.self_attn.forward(&a, rope, &queries)?)?;
         &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?)?
     }
 
@@ -182,21 +275,29 @@ impl Gemma {
         (rows * f64::from(scale))?.reshape((b, l, self.hidden_size))
     }
 
-    /// Run every block over input rows `[B, T, D]` (f32) with positions `0..T` and the additive mask
-    /// `[B, 1, T, T]`; returns the last hidden states before the final norm.
-    pub fn hidden_states(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let t = x.dim(1)?;
-        let rope = nn::rope_tables(t, self.head_dim, self.rope_theta, x.device())?;
+    /// Run the blocks over input rows `x` `[B, T, D]` (f32) with positions `0..T` and the additive
+    /// mask `[B, 1, T, T]`, and return the last hidden states (before the final norm) at `positions`
+    /// only: `[B, R, D]` for `R` positions per example, given row-major (`positions[b·R + r]`).
+    /// The last block computes queries, attention output and MLP for those rows alone.
+    pub fn hidden_states_at(&self, x: &Tensor, mask: &Tensor, positions: &[u32]) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let rope = Rope::new(t, self.head_dim, self.rope_theta, x.device())?;
+        let picked = Select::Rows(Picked::new(positions, b, t, x.device())?);
         let mut x = x.clone();
-        for layer in &self.layers {
-            x = layer.forward(&x, &rope, mask)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let select = if i + 1 == self.layers.len() { &picked } else { &Select::All };
+            x = layer.forward(&x, &rope, mask, select)?;
         }
-        Ok(x)
+        if self.layers.is_empty() {
+            picked.rows(&x)
+        } else {
+            Ok(x)
+        }
     }
 
     /// Final RMSNorm then the tied head over the full vocabulary: `[…, D]` → `[…, V]` f32.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let h = self.norm.forward(hidden)?;
-        nn::frozen_matmul_t(&h, &self.embed_tokens)
+        nn::frozen_linear(&h, &self.embed_tokens, None)
     }
 }

@@ -36,15 +36,6 @@ impl Layout {
         }
     }
 
-    /// The module names of transformers ≥ 4.52 (`model.language_model.*`, `model.vision_tower.*`).
-    pub fn transformers5() -> Layout {
-        Layout {
-            vision: "model.vision_tower.vision_model".into(),
-            projector: "model.multi_modal_projector".into(),
-            language: "model.language_model".into(),
-        }
-    }
-
     /// Find the layout whose marker tensors are present.
     fn detect(has: impl Fn(&str) -> bool) -> anyhow::Result<Layout> {
         let pick = |part: &str, candidates: &[&str], marker: &str| -> anyhow::Result<String> {

@@ -33,7 +33,8 @@ impl LoraLinear {
     pub fn freeze(&mut self, dtype: DType) -> Result<()> {
         self.adapter = None;
         if self.base.weight().is_variable() {
-            let frozen = self.base.weight().detach().to_dtype(dtype)?;
+            // A copy: the old `Var` may still be held (and stepped) by whoever trained it.
+            let frozen = self.base.weight().detach().to_dtype(dtype)?.copy()?;
             self.base.set_weight(frozen)?;
         }
         Ok(())

@@ -13,6 +13,7 @@ pub mod init;
 pub mod load;
 mod lora;
 mod nn;
+pub mod ops;
 mod paligemma;
 mod siglip;
 pub mod tokenizer;

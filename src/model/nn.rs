@@ -2,13 +2,14 @@
 //! weight, the norms, softmax, RoPE, tanh-GELU and multi-head attention.
 //!
 //! Activations are f32 everywhere; a frozen weight stored in another dtype (bf16/f16 on GPU) is used
-//! in its own dtype and the product cast back to f32. Each elementwise op sits in one small function
-//! built from primitive candle ops that all have a backward pass (candle's fused `softmax_last_dim`,
-//! `rms_norm`, `layer_norm` and `rope` silently drop gradients: CANDLE-TRAINING.md §1), so a fused
-//! replacement with its own backward is a one-line swap.
+//! in its own dtype and the product cast back to f32. The element-wise ops and the frozen matmul are
+//! the fused kernels of [`super::ops`] (own backward passes; a frozen weight gets no gradient);
+//! RoPE is candle's differentiable `rope_slow` (its fused `rope` has no backward).
 
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
+
+use super::ops;
 
 /// Whether a Linear layer has a bias vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,19 +52,19 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = if self.weight.is_variable() {
-            matmul_t(x, &self.weight)?
+        if self.weight.is_variable() {
+            let y = matmul_t(x, &self.weight)?;
+            match &self.bias {
+                Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?),
+                None => Ok(y),
+            }
         } else {
-            frozen_matmul_t(x, &self.weight)?
-        };
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?),
-            None => Ok(y),
+            frozen_linear(x, &self.weight, self.bias.as_ref())
         }
     }
 }
 
-/// `x·Wᵀ` over the last dimension of `x` (any leading dims), in `x`'s dtype.
+/// `x·Wᵀ` over the last dimension of `x` (any leading dims), in `x`'s dtype, with gradients for both.
 pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (out_dim, in_dim) = w.dims2()?;
     let mut out_shape = x.dims().to_vec();
@@ -72,21 +73,15 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.reshape((rows, in_dim))?.matmul(&w.t()?)?.reshape(out_shape)
 }
 
-/// `x·Wᵀ` for a frozen W, returned in `x`'s dtype: computed in W's dtype, except bf16 on the CPU
-/// (candle has no CPU bf16 matmul), where W is converted to `x`'s dtype first.
-pub fn frozen_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.dtype() == w.dtype() {
-        matmul_t(x, w)
-    } else if w.dtype() == DType::BF16 && w.device().is_cpu() {
-        matmul_t(x, &w.to_dtype(x.dtype())?)
-    } else {
-        matmul_t(&x.to_dtype(w.dtype())?, w)?.to_dtype(x.dtype())
-    }
+/// `x·Wᵀ (+ b)` for a frozen W (and b, same dtype): computed in W's dtype, returned in `x`'s dtype;
+/// the backward pass builds only `x`'s gradient.
+pub fn frozen_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    ops::frozen_linear(&x.to_dtype(w.dtype())?, w, b)?.to_dtype(x.dtype())
 }
 
 /// Softmax over the last dimension.
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax(x, D::Minus1)
+    ops::softmax_last_dim(x)
 }
 
 /// Log-softmax over the last dimension.
@@ -96,30 +91,30 @@ pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
 
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (transformers' `gelu_pytorch_tanh`).
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    x.gelu()
+    ops::gelu_tanh(x)
 }
 
 /// Gemma's RMSNorm over the last dim with the zero-centred weight: `x·rsqrt(mean(x²)+eps)·(1+w)`,
 /// all in f32.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let x = x.to_dtype(DType::F32)?;
-    let mean_sq = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = x.broadcast_div(&(mean_sq + eps)?.sqrt()?)?;
-    normed.broadcast_mul(&(weight.to_dtype(DType::F32)? + 1.0)?)
+    ops::rms_norm_one_plus(&x.to_dtype(DType::F32)?, &weight.to_dtype(DType::F32)?, eps)
 }
 
 /// LayerNorm over the last dim with scale and bias, in f32.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    let x = x.to_dtype(DType::F32)?;
-    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
-    normed.broadcast_mul(&weight.to_dtype(DType::F32)?)?.broadcast_add(&bias.to_dtype(DType::F32)?)
+    let f32 = |t: &Tensor| t.to_dtype(DType::F32);
+    ops::layer_norm(&f32(x)?, &f32(weight)?, &f32(bias)?, eps)
 }
 
-/// Rotary position embedding, halves layout: `x` `[B, H, T, hd]`, `cos`/`sin` `[T, hd/2]`.
+/// Rotary position embedding, halves layout: `x` `[B, H, T, hd]`; `cos`/`sin` `[T, hd/2]` or any
+/// shape broadcasting to `[B, H, T, hd/2]`: `(x1·cos − x2·sin, x2·cos + x1·sin)` for the halves
+/// x1, x2 (the same as candle's `rope_slow`, whose fused `rope` has no backward).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    candle_nn::rotary_emb::rope_slow(&x.contiguous()?, cos, sin)
+    let half = x.dim(D::Minus1)? / 2;
+    let (x1, x2) = (x.narrow(D::Minus1, 0, half)?, x.narrow(D::Minus1, half, half)?);
+    let first = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let second = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    Tensor::cat(&[first, second], D::Minus1)
 }
 
 /// The cos/sin tables `[T, head_dim/2]` for positions `0..len`, computed in f32:
@@ -141,23 +136,23 @@ pub fn rope_tables(
 
 /// Scaled dot-product attention with grouped key/value heads.
 ///
-/// `q` `[B, H, T, hd]`, `k`/`v` `[B, KV, T, hd]` with `H = KV·G`: query head `h` uses key/value head
-/// `h / G` (the same as repeating each KV head G times). `mask` is additive `[B, 1, T, T]` (0 where
-/// allowed, a large negative number where not). Returns `[B, T, H·hd]` (index `h·hd + d`).
+/// `q` `[B, H, Tq, hd]`, `k`/`v` `[B, KV, Tk, hd]` with `H = KV·G`: query head `h` uses key/value
+/// head `h / G` (the same as repeating each KV head G times). `mask` is additive `[B, 1, Tq, Tk]`
+/// (0 where allowed, a large negative number where not). Returns `[B, Tq, H·hd]` (index `h·hd + d`).
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-    let (b, h, t, hd) = q.dims4()?;
-    let kv = k.dim(1)?;
+    let (b, h, tq, hd) = q.dims4()?;
+    let (kv, tk) = (k.dim(1)?, k.dim(2)?);
     let groups = h / kv;
     let scale = 1.0 / (hd as f64).sqrt();
-    let q = q.contiguous()?.reshape((b, kv, groups * t, hd))?;
-    let scores = (q.matmul(&k.contiguous()?.t()?)? * scale)?.reshape((b, h, t, t))?;
+    let q = q.contiguous()?.reshape((b, kv, groups * tq, hd))?;
+    let scores = (q.matmul(&k.contiguous()?.t()?)? * scale)?.reshape((b, h, tq, tk))?;
     let scores = match mask {
         Some(mask) => scores.broadcast_add(mask)?,
         None => scores,
     };
-    let probs = softmax(&scores)?.reshape((b, kv, groups * t, t))?;
-    let out = probs.matmul(&v.contiguous()?)?.reshape((b, h, t, hd))?;
-    out.transpose(1, 2)?.reshape((b, t, h * hd))
+    let probs = softmax(&scores)?.reshape((b, kv, groups * tq, tk))?;
+    let out = probs.matmul(&v.contiguous()?)?.reshape((b, h, tq, hd))?;
+    out.transpose(1, 2)?.reshape((b, tq, h * hd))
 }
 
 #[cfg(test)]

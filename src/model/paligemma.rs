@@ -80,6 +80,9 @@ impl PaliGemma {
     pub fn score(&self, features: &Tensor, batch: &PromptBatch) -> Result<BatchScores> {
         let device = features.device();
         let (b, n, d) = features.dims3()?;
+        if batch.is_empty() {
+            candle_core::bail!("score: empty batch")
+        }
         if b != batch.len() || n != self.num_image_tokens {
             candle_core::bail!(
                 "score: features [{b}, {n}, {d}] do not fit a batch of {} with {} image tokens",
@@ -89,10 +92,9 @@ impl PaliGemma {
         }
         let text = self.language.embed_text(&batch.input_ids(device)?)?;
         let x = Tensor::cat(&[&features.to_dtype(DType::F32)?, &text], 1)?;
-        let t = x.dim(1)?;
-        let hidden = self.language.hidden_states(&x, &batch.attention_mask(n, device)?)?;
-        let rows = hidden.reshape((b * t, d))?.index_select(&batch.loss_rows(n, device)?, 0)?;
-        let logits = self.language.logits(&rows.reshape((b, 2, d))?)?;
+        let mask = batch.attention_mask(n, device)?;
+        let hidden = self.language.hidden_states_at(&x, &mask, &batch.loss_positions(n))?;
+        let logits = self.language.logits(&hidden)?;
 
         let ids = batch.token_ids();
         let at_newline = logits.i((.., 0))?;

@@ -208,17 +208,15 @@ impl PromptBatch {
         Tensor::from_slice(&self.targets, (self.len(), 2), device)
     }
 
-    /// Indices into the flattened `[B·T]` sequence rows of the two loss positions of each example
-    /// (`"\n"`, answer), `T = num_image + text_len`: `[B·2]` (u32).
-    pub fn loss_rows(&self, num_image: usize, device: &Device) -> CandleResult<Tensor> {
-        let t = num_image + self.text_len;
-        let rows: Vec<u32> = (self.lengths.iter().enumerate())
-            .flat_map(|(b, &len)| {
-                let newline = b * t + num_image + len - 2;
-                [newline as u32, newline as u32 + 1]
+    /// Sequence positions of the two loss rows of each example (`"\n"`, answer), row-major `[B·2]`,
+    /// with `num_image` image rows in front of the text.
+    pub fn loss_positions(&self, num_image: usize) -> Vec<u32> {
+        (self.lengths.iter())
+            .flat_map(|&len| {
+                let newline = (num_image + len - 2) as u32;
+                [newline, newline + 1]
             })
-            .collect();
-        Tensor::from_vec(rows, self.len() * 2, device)
+            .collect()
     }
 
     /// The prefix-LM attention mask, additive, `[B, 1, T, T]` f32 (CONVENTIONS.md §2).
@@ -259,9 +257,8 @@ mod tests {
         assert_eq!(batch.text_len, 6);
         assert_eq!(batch.ids, vec![2, 5, 9, 7, 0, 0, 2, 5, 6, 6, 9, 8]);
         assert_eq!(batch.targets, vec![7, 1, 8, 1]);
-        let rows = batch.loss_rows(2, &Device::Cpu).unwrap().to_vec1::<u32>().unwrap();
-        // T = 8: row 0 has "\n" at 2 + 2 = 4; row 1 at 8 + 2 + 4 = 14.
-        assert_eq!(rows, vec![4, 5, 14, 15]);
+        // Two image rows: row 0 has "\n" at 2 + 2 = 4, row 1 at 2 + 4 = 6.
+        assert_eq!(batch.loss_positions(2), vec![4, 5, 6, 7]);
     }
 
     #[test]
