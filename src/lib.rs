@@ -17,6 +17,9 @@ pub mod eval;
 pub mod fsutil;
 pub mod logging;
 pub mod model;
+pub mod report;
+pub mod spec;
+pub mod sweep;
 pub mod train;
 
 use std::process::ExitCode;
@@ -28,6 +31,8 @@ pub enum Outcome {
     Success,
     /// The command ran to the end but some of its work failed (e.g. failed trials).
     FinishedWithFailures,
+    /// Stopped early by Ctrl-C; rerunning the command resumes.
+    Interrupted,
 }
 
 impl Outcome {
@@ -35,6 +40,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::FinishedWithFailures => ExitCode::from(1),
+            Outcome::Interrupted => ExitCode::from(sweep::stop::EXIT_INTERRUPTED),
         }
     }
 }
@@ -46,9 +52,12 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Check(args) => cmd::check::run(&args),
         Command::Split(args) => cmd::split::run(&args),
         Command::DemoData(args) => cmd::demo_data::run(&args),
-        Command::Bench(args) => cmd::bench::run(&args),
+        Command::Sweep(args) => cmd::sweep::run(&args),
+        Command::Leaderboard(args) => cmd::leaderboard::run(&args),
+        Command::Report(args) => cmd::report::run(&args),
         Command::Score(args) => cmd::score::run(&args),
         Command::Eval(args) => cmd::eval::run(&args),
         Command::Train(args) => cmd::train::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     }
 }

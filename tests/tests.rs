@@ -6,11 +6,12 @@ mod util;
 mod demo;
 // `gacha check` on datasets, `gacha split`.
 mod data;
+
+// `gacha sweep`, `leaderboard`, `report` with the scripted runner.
+mod sweep;
 // PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.
 mod model;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
-// `gacha bench` on the tiny config.
-mod bench;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.
 mod train;

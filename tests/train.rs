@@ -186,3 +186,89 @@ fn cuda_in_a_cpu_build_is_an_error_not_a_fallback() {
     assert_exit(&output, 2);
     assert!(texts(&output).1.contains("built without CUDA support"), "{}", texts(&output).1);
 }
+
+#[test]
+fn bench_prints_a_table_or_json_lines() {
+    let dir = TestDir::new();
+    let args = ["bench", "--config", "tiny", "--steps", "1", "--warmup", "0", "--batch-size", "2"];
+    let output = run(dir.gacha().args(args).arg("--json"));
+    assert_exit(&output, 0);
+    let rows: Vec<Value> = texts(&output).0.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let trainables: Vec<&str> = rows.iter().map(|r| r["trainable"].as_str().unwrap()).collect();
+    assert_eq!(trainables, ["lora", "attention"]);
+    // tiny: q/k/v/o weights of 2 layers, 64 wide, 4 heads × 24, 1 KV head:
+    // 2·(64·96 + 64·24 + 64·24 + 96·64) = 30,720.
+    assert_eq!(rows[1]["trainable_params"], 30_720);
+    assert!(rows
+        .iter()
+        .all(|r| r["ms_per_step"].as_f64().unwrap() > 0.0 && r["train_tflops"].as_f64().is_some()));
+    let output = run(dir.gacha().args(args).args(["--trainable", "attention"]));
+    assert_exit(&output, 0);
+    let table = texts(&output).0;
+    assert!(
+        table.lines().next().unwrap().trim_start().starts_with("config  device  dtype  thr  trainable"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 3, "{table}");
+}
+
+/// A dataset of one 3-frame GIF (red, green, blue) in `dir`.
+fn gif_dataset(dir: &TestDir) -> PathBuf {
+    use image::codecs::gif::GifEncoder;
+    use image::{Frame, Rgba, RgbaImage};
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut bytes);
+        for color in [[255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 255]] {
+            encoder.encode_frame(Frame::new(RgbaImage::from_pixel(16, 16, Rgba(color)))).unwrap();
+        }
+    }
+    dir.write("images/anim.gif", bytes);
+    dir.write(
+        "data.jsonl",
+        "{\"prefix\": \"is this image appropriate\", \"suffix\": \"yes\", \"image\": \"images/anim.gif\"}\n",
+    )
+}
+
+#[test]
+fn a_gif_is_scored_by_its_worst_frame_and_trained_on_every_frame() {
+    let dir = TestDir::new();
+    let data = gif_dataset(&dir);
+    let p_yes = |frames: &str| -> f64 {
+        let out = format!("{frames}.csv");
+        let output = run(dir
+            .gacha()
+            .args(["score", "--model", "builtin:tiny", "--gif-frames", frames, "--out", &out])
+            .arg("--data")
+            .arg(&data));
+        assert_exit(&output, 0);
+        let csv = std::fs::read_to_string(dir.join(&out)).unwrap();
+        csv.lines().nth(1).unwrap().split(',').nth(2).unwrap().parse().unwrap()
+    };
+    let single = [p_yes("first"), p_yes("middle"), p_yes("last")];
+    let spread = single.into_iter().fold(f64::NEG_INFINITY, f64::max)
+        - single.into_iter().fold(f64::INFINITY, f64::min);
+    assert!(spread > 1e-3, "the frames must score clearly differently: {single:?}");
+    // Frames alone and in one batch of three differ by float rounding only.
+    let (all, worst) = (p_yes("all"), single.into_iter().fold(f64::INFINITY, f64::min));
+    assert!((all - worst).abs() < 1e-5, "all {all} vs worst frame {worst} of {single:?}");
+
+    let output = run(dir
+        .gacha()
+        .args([
+            "train",
+            "--model",
+            "builtin:tiny",
+            "--trainable",
+            "lora",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+        ])
+        .args(["--steps", "1", "--batch-size", "2", "--seed", "1", "--out", "a"])
+        .arg("--data")
+        .arg(&data));
+    assert_exit(&output, 0);
+    assert!(texts(&output).1.contains("3 training frames from 1 images"), "{}", texts(&output).1);
+}

@@ -23,7 +23,7 @@ import numpy as np
 import png
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
@@ -194,7 +194,13 @@ def make_images(out: Path, rng: np.random.Generator) -> None:
 
 
 def check_pixels(out: Path, pixels: dict[str, np.ndarray]) -> None:
-    """Independent spot checks of the numpy twin on two images."""
+    """Independent spot checks of the numpy twin: filter weights by hand, and two images."""
+    # CONVENTIONS.md §1 step 3 by hand. 4 → 2: scale 2, support 2, output 0 has center 1, inputs 0..2
+    # with w = 1 − |j + 0.5 − 1| / 2 = 0.75, 0.75, 0.25. 2 → 4: scale 0.5, support 1, output 1 has
+    # center 0.75, w = 0.75, 0.25.
+    assert np.allclose(ref.triangle_weights(4, 2)[0], np.array([0.75, 0.75, 0.25, 0]) / 1.75, atol=1e-7)
+    assert np.allclose(ref.triangle_weights(2, 4)[:2], [[1, 0], [0.75, 0.25]], atol=1e-7)
+    assert np.array_equal(ref.triangle_weights(5, 5), np.eye(5, dtype=np.float32))
     # 56×56 8-bit RGB: no resize, so the twin must be exactly x/127.5 − 1 of the raw bytes.
     raw = np.asarray(Image.open(out / "images/rgb56.png"), dtype=np.float32)
     assert np.array_equal(pixels["images/rgb56.png"], (raw / np.float32(127.5) - 1).transpose(2, 0, 1))
@@ -204,6 +210,9 @@ def check_pixels(out: Path, pixels: dict[str, np.ndarray]) -> None:
     assert np.abs(rgba[:, :, :3] * 257 - v16).max() < 1e-2 and (v16 % 257 != 0).mean() > 0.9, "not 16-bit"
     hi = np.asarray(Image.open(out / "images/rgb16_33x29.png"))  # Pillow's 8-bit view = high byte
     assert np.array_equal(v16 >> 8, hi), "16-bit samples disagree with Pillow's high byte"
+    # RGBA: rows 0..19, columns 0..14 are fully transparent, so over white they are 255 → +1; the width
+    # is not resized and output rows 0..13 only read input rows < 20.
+    assert np.abs(pixels["images/rgba56x70.png"][:, :14, :15] - 1).max() < 1e-6, "transparent corner is not white"
 
 
 def check_prefix_lm_mask(model, vocab: ref.Vocab, pixels: torch.Tensor, e: ref.Example) -> None:

@@ -7,6 +7,11 @@ use crate::eval::result::{confusion, result_block};
 use crate::eval::score::{score_dataset, ScoreOptions};
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<crate::Outcome> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.threshold),
+        "--threshold must be between 0 and 1, got {}",
+        args.threshold
+    );
     let options = super::data_options(&args.data_options)?;
     let datasets = args.files.iter().map(|f| load_dataset(f, &options)).collect::<Result<Vec<_>, _>>()?;
     let session = super::setup::open(&args.model, &options.answers)?;

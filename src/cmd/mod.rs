@@ -4,9 +4,12 @@ pub mod bench;
 pub mod check;
 pub mod demo_data;
 pub mod eval;
+pub mod leaderboard;
+pub mod report;
 pub mod score;
 pub mod setup;
 pub mod split;
+pub mod sweep;
 pub mod train;
 
 use crate::cli::{DataArgs, GifFramesArg};

@@ -8,11 +8,13 @@ use std::fmt;
 use crate::data::Label;
 
 /// Counts of predictions against labels; "positive" is the first answer word.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Confusion {
     pub tp: u64,
     pub tn: u64,
     pub fp: u64,
+    #[serde(rename = "fn")]
     pub fn_: u64,
 }
 

@@ -5,5 +5,7 @@ pub mod frames;
 pub mod metrics;
 pub mod result;
 pub mod score;
+pub mod splits;
 
 pub use metrics::{Confusion, Metric};
+pub use splits::{Split, SplitConfusions};

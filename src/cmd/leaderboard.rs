@@ -1,0 +1,34 @@
+//! `gacha leaderboard DIR [DIR2]`: a results folder's leaderboard as a table; with two folders,
+//! what changed per trial id.
+
+use std::path::Path;
+
+use crate::cli::LeaderboardArgs;
+use crate::report::table::{leaderboard_diff, leaderboard_table};
+use crate::spec::SweepSpec;
+use crate::sweep::layout::ResultsDir;
+use crate::sweep::rank::rank;
+use crate::sweep::record::TrialRecord;
+use crate::Outcome;
+
+pub fn run(args: &LeaderboardArgs) -> anyhow::Result<Outcome> {
+    let (spec, records) = load(&args.dir)?;
+    let ranked = rank(&records, spec.select.metric);
+    match &args.other {
+        None => print!("{}", leaderboard_table(&ranked, spec.select.metric)),
+        Some(other) => {
+            let (other_spec, other_records) = load(other)?;
+            let other_ranked = rank(&other_records, other_spec.select.metric);
+            print!("{}", leaderboard_diff(&ranked, &other_ranked, spec.select.metric));
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// The spec copy and finished trials of a results folder.
+fn load(dir: &Path) -> anyhow::Result<(SweepSpec, Vec<TrialRecord>)> {
+    let results = ResultsDir::new(dir);
+    let spec = results.read_spec()?;
+    let records = results.read_records(&spec)?;
+    Ok((spec, records))
+}

@@ -1,0 +1,15 @@
+//! `gacha report DIR`: (re)write DIR/report.html from a results folder.
+
+use crate::cli::ReportArgs;
+use crate::sweep::layout::ResultsDir;
+use crate::sweep::write_report;
+use crate::Outcome;
+
+pub fn run(args: &ReportArgs) -> anyhow::Result<Outcome> {
+    let results = ResultsDir::new(&args.dir);
+    let spec = results.read_spec()?;
+    let records = results.read_records(&spec)?;
+    let path = write_report(&results, &spec, &records)?;
+    println!("{}", path.display());
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,91 @@
+//! `gacha sweep SPEC`: check everything (spec, dataset, split sizes, results lock) before the
+//! first step, run the sweep, print the leaderboard and where things are.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::SweepArgs;
+use crate::data::jsonl::load_dataset;
+use crate::data::Dataset;
+use crate::report::table::leaderboard_table;
+use crate::spec::{check_spec, load_spec, SweepSpec};
+use crate::sweep::layout::ResultsDir;
+use crate::sweep::rank::rank;
+use crate::sweep::runner::TrialRunner;
+use crate::sweep::scripted::ScriptedRunner;
+use crate::sweep::stop::StopFlag;
+use crate::sweep::{run_sweep, SweepEnd};
+use crate::Outcome;
+
+pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
+    let spec = load_spec(&args.spec)?;
+    let dataset = load_dataset(&spec.data_path(), &spec.data.options())?;
+    let check = check_spec(&spec, dataset.examples.len())?;
+    for warning in &check.warnings {
+        crate::warn!("{warning}");
+    }
+    let results = args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name));
+    let mut runner = runner_for(args, &dataset)?;
+    let stop = StopFlag::on_ctrl_c()?;
+    let summary = run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop)?;
+
+    print!("{}", leaderboard(&results, &spec)?);
+    let finished = summary.finished.done + summary.finished.diverged + summary.finished.failed;
+    println!(
+        "{finished} of {} trials finished ({} done, {} diverged, {} failed); this run: {} trials, {} skipped",
+        summary.trials,
+        summary.finished.done,
+        summary.finished.diverged,
+        summary.finished.failed,
+        summary.ran.done + summary.ran.diverged + summary.ran.failed,
+        summary.skipped,
+    );
+    if let Some(best) = &summary.best {
+        let value =
+            crate::sweep::rank::metric_after(best, spec.select.metric.split, spec.select.metric.metric);
+        println!(
+            "best: {} ({} {}) → {}",
+            best.id(),
+            spec.select.metric,
+            crate::eval::metrics::format_metric(value),
+            results.join("best").display()
+        );
+    }
+    println!("leaderboard: {}", results.join("leaderboard.csv").display());
+    println!("report: {}", results.join("report.html").display());
+    Ok(match summary.end {
+        SweepEnd::Interrupted => {
+            crate::warn!("interrupted; to resume, run the same command again: {}", resume_command(args));
+            Outcome::Interrupted
+        }
+        SweepEnd::Complete if summary.finished.failed > 0 => Outcome::FinishedWithFailures,
+        SweepEnd::Complete => Outcome::Success,
+    })
+}
+
+/// The model behind the sweep.
+fn runner_for(args: &SweepArgs, dataset: &Dataset) -> anyhow::Result<Box<dyn TrialRunner>> {
+    if args.debug_scripted_runner {
+        let labels = dataset.examples.iter().map(|e| e.label).collect();
+        return Ok(Box::new(ScriptedRunner::new(labels, Duration::from_millis(args.debug_step_ms))));
+    }
+    anyhow::bail!(
+        "gacha sweep cannot train PaliGemma yet (device {}): the trainer is not connected to the \
+         sweep driver in this build",
+        args.device
+    )
+}
+
+fn leaderboard(results: &Path, spec: &SweepSpec) -> anyhow::Result<String> {
+    let records = ResultsDir::new(results).read_records(spec)?;
+    Ok(leaderboard_table(&rank(&records, spec.select.metric), spec.select.metric))
+}
+
+/// `gacha sweep SPEC [--results DIR]`, as this run was started.
+fn resume_command(args: &SweepArgs) -> String {
+    let mut words: Vec<PathBuf> = vec!["gacha sweep".into(), args.spec.clone()];
+    if let Some(results) = &args.results {
+        words.extend(["--results".into(), results.clone()]);
+    }
+    words.iter().map(|w| w.display().to_string()).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,289 @@
+//! The `[sweep]` axes → every trial's `TrialParams` and its `TrialId`.
+//!
+//! Each trial is resolved by laying its axis values over `[train]` (and `seed`, `valid`, `prompt`
+//! beside it) in the parsed document and deserializing the result, so a wrong type in an axis
+//! value is reported at that value's line, exactly like one in `[train]`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::de::{DeString, DeTable, DeValue};
+use toml::Spanned;
+
+use super::error::{Locator, SpecError};
+use super::params::TrialParams;
+use super::{as_table, DataSpec, ModelSpec};
+
+/// Above this many trials the spec is more likely a mistake than a plan.
+pub const MAX_TRIALS: usize = 100_000;
+
+/// Hex digits of the SHA-256 kept in a trial id (48 bits: collisions need ~16 million trials).
+const ID_HEX_DIGITS: usize = 12;
+
+/// Axes that sit beside `train` in `TrialParams`: (key in `[sweep]`, field).
+const TOP_AXES: [(&str, &str); 3] = [("seeds", "seed"), ("valid", "valid"), ("prompt", "prompt")];
+
+/// Axes every spec must have.
+const REQUIRED_AXES: [&str; 2] = ["seeds", "valid"];
+
+/// A trial's identity: a short hash of its inputs and parameters, never its position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrialId(String);
+
+impl TrialId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A trial folder's name, if it looks like an id.
+    pub fn parse(text: &str) -> Option<TrialId> {
+        let ok = text.len() == ID_HEX_DIGITS && text.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| TrialId(text.to_ascii_lowercase()))
+    }
+}
+
+impl fmt::Display for TrialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The sweep-wide inputs, as written in the spec: part of every trial's identity, so pointing a
+/// spec at another dataset or model never reuses trials finished on the old one.
+#[derive(Serialize)]
+pub(super) struct Inputs<'a> {
+    pub model: &'a ModelSpec,
+    pub data: &'a DataSpec,
+}
+
+/// One run of the sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub id: TrialId,
+    pub params: TrialParams,
+    /// The axis values that make this trial, for logs: `seed=1 valid=10 learning_rate=0.03`.
+    pub label: String,
+}
+
+/// One `[sweep]` axis, for summaries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    /// The key in `[sweep]`.
+    pub key: String,
+    /// The field it sets (`seed`, `valid`, `prompt` or `train.<key>`).
+    pub field: String,
+    pub len: usize,
+    pub line: usize,
+}
+
+/// An axis in the parsed document.
+struct DocAxis<'a, 'i> {
+    key: &'a Spanned<DeString<'i>>,
+    /// `Some(field)` for the axes beside `train`, `None` for a `train` field.
+    top: Option<&'static str>,
+    values: &'a [Spanned<DeValue<'i>>],
+}
+
+impl DocAxis<'_, '_> {
+    fn field(&self) -> String {
+        self.top.map_or_else(|| format!("train.{}", self.key.get_ref()), str::to_string)
+    }
+}
+
+/// Expand the trial tables (`train`, `abort`, `stage2`, `sweep`) into axes and trials.
+pub(super) fn expand(
+    at: &Locator,
+    tables: &DeTable<'_>,
+    inputs: &Inputs,
+) -> Result<(Vec<Axis>, Vec<Trial>), SpecError> {
+    let train = match tables.get("train") {
+        Some(value) => as_table(value).ok_or_else(|| at.at_span(value.span(), "expected a [train] table"))?,
+        None => &DeTable::new(),
+    };
+    let axes = doc_axes(at, tables, train)?;
+    if !train.contains_key("learning_rate") && !axes.iter().any(|a| a.key.get_ref() == "learning_rate") {
+        let span = tables.get("train").map_or(0..0, Spanned::span);
+        return Err(at.at(span, "train.learning_rate", "missing: give it in [train] or as a [sweep] axis"));
+    }
+    let count = axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len())).unwrap_or(usize::MAX);
+    if count > MAX_TRIALS {
+        let span = tables.get("sweep").map_or(0..0, Spanned::span);
+        return Err(at.at(
+            span,
+            "sweep",
+            format!("{count} trials (the limit is {MAX_TRIALS}); fewer axis values?"),
+        ));
+    }
+
+    let mut trials: Vec<Trial> = Vec::with_capacity(count);
+    let mut seen: HashMap<TrialId, usize> = HashMap::new();
+    for n in 0..count {
+        let choice = pick(&axes, n);
+        let params = resolve(at, tables, train, &axes, &choice)?;
+        let id = trial_id(inputs, &params);
+        let label = label(&axes, &params);
+        if let Some(&other) = seen.get(&id) {
+            let span = tables.get("sweep").map_or(0..0, Spanned::span);
+            let message = format!(
+                "trials {{{}}} and {{{label}}} are the same trial; remove the repeated axis value",
+                trials[other].label
+            );
+            return Err(at.at(span, "sweep", message));
+        }
+        seen.insert(id.clone(), trials.len());
+        trials.push(Trial { id, params, label });
+    }
+    let summary = axes
+        .iter()
+        .map(|a| Axis {
+            key: a.key.get_ref().to_string(),
+            field: a.field(),
+            len: a.values.len(),
+            line: at.line(a.key.span().start),
+        })
+        .collect();
+    Ok((summary, trials))
+}
+
+/// The `[sweep]` axes in expansion order: `seeds`, `valid`, `prompt`, then train fields in key
+/// order; each a non-empty list.
+fn doc_axes<'a, 'i>(
+    at: &Locator,
+    tables: &'a DeTable<'i>,
+    train: &DeTable<'i>,
+) -> Result<Vec<DocAxis<'a, 'i>>, SpecError> {
+    let Some(sweep_value) = tables.get("sweep") else {
+        return Err(at.at(
+            0..0,
+            "sweep",
+            "missing [sweep] table (it needs at least seeds = [...] and valid = [...])",
+        ));
+    };
+    let sweep =
+        as_table(sweep_value).ok_or_else(|| at.at_span(sweep_value.span(), "expected a [sweep] table"))?;
+    for required in REQUIRED_AXES {
+        if !sweep.contains_key(required) {
+            let message = format!("missing axis `{required}` (for example {required} = [1])");
+            return Err(at.at(sweep_value.span(), "sweep", message));
+        }
+    }
+    let mut axes = Vec::with_capacity(sweep.len());
+    for (key, value) in sweep.iter() {
+        let name = key.get_ref().as_ref();
+        let field = format!("sweep.{name}");
+        let DeValue::Array(values) = value.get_ref() else {
+            return Err(at.at(
+                value.span(),
+                field,
+                format!("expected a list of values (an axis), e.g. {name} = [...]"),
+            ));
+        };
+        if values.is_empty() {
+            return Err(at.at(value.span(), field, "empty axis: give at least one value"));
+        }
+        if name == "seed" {
+            return Err(at.at(key.span(), field, "unknown axis; the seeds axis is called `seeds`"));
+        }
+        let top = TOP_AXES.iter().find(|(axis, _)| *axis == name).map(|&(_, field)| field);
+        if top.is_none() && train.contains_key(name) {
+            let message = "also set in [train]; give it in one place (a fixed value or an axis)";
+            return Err(at.at(key.span(), field, message));
+        }
+        axes.push(DocAxis { key, top, values });
+    }
+    let rank = |a: &DocAxis| {
+        TOP_AXES.iter().position(|(axis, _)| *axis == a.key.get_ref()).unwrap_or(TOP_AXES.len())
+    };
+    axes.sort_by_key(rank);
+    Ok(axes)
+}
+
+/// The value index of each axis in the `n`th trial; the last axis varies fastest.
+fn pick(axes: &[DocAxis], mut n: usize) -> Vec<usize> {
+    let mut choice = vec![0; axes.len()];
+    for (slot, axis) in choice.iter_mut().zip(axes).rev() {
+        *slot = n % axis.values.len();
+        n /= axis.values.len();
+    }
+    choice
+}
+
+/// Lay the chosen axis values over the trial tables and deserialize them.
+fn resolve(
+    at: &Locator,
+    tables: &DeTable<'_>,
+    train: &DeTable<'_>,
+    axes: &[DocAxis],
+    choice: &[usize],
+) -> Result<TrialParams, SpecError> {
+    let mut root = DeTable::new();
+    let mut train = train.clone();
+    for (axis, &i) in axes.iter().zip(choice) {
+        let value = axis.values[i].clone();
+        match axis.top {
+            Some(field) => root.insert(Spanned::new(axis.key.span(), Cow::Borrowed(field)), value),
+            None => train.insert(axis.key.clone(), value),
+        };
+    }
+    let train_span = tables.get("train").map_or(0..0, Spanned::span);
+    root.insert(
+        Spanned::new(train_span.clone(), Cow::Borrowed("train")),
+        Spanned::new(train_span, DeValue::Table(train)),
+    );
+    for key in ["abort", "stage2"] {
+        if let Some((k, v)) = tables.get_key_value(key) {
+            root.insert(k.clone(), v.clone());
+        }
+    }
+    let params = TrialParams::deserialize(toml::de::Deserializer::from(Spanned::new(0..0, root)))
+        .map_err(|err| at.toml(&err))?;
+    params.validate().map_err(|invalid| {
+        let field_key = invalid.field.rsplit('.').next().unwrap_or(invalid.field);
+        let axis = axes
+            .iter()
+            .find(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));
+        match axis {
+            Some(axis) => at.at(
+                axis.key.span(),
+                format!("sweep.{field_key}"),
+                format!("{} ({})", invalid.message, label(axes, &params)),
+            ),
+            None => {
+                let path: Vec<&str> = invalid.field.split('.').collect();
+                at.at(at.span_of(&path).unwrap_or(0..0), invalid.field, invalid.message)
+            }
+        }
+    })?;
+    Ok(params)
+}
+
+/// SHA-256 of the canonical JSON of the inputs and parameters, first `ID_HEX_DIGITS` hex digits.
+fn trial_id(inputs: &Inputs, params: &TrialParams) -> TrialId {
+    #[derive(Serialize)]
+    struct Identity<'a> {
+        inputs: &'a Inputs<'a>,
+        params: &'a TrialParams,
+    }
+    let json = serde_json::to_string(&Identity { inputs, params })
+        .expect("trial parameters are plain numbers, strings and lists");
+    let digest = Sha256::digest(json.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    TrialId(hex[..ID_HEX_DIGITS].to_string())
+}
+
+/// `seed=1 valid=10 learning_rate=0.03`: each axis's field and this trial's value of it.
+fn label(axes: &[DocAxis], params: &TrialParams) -> String {
+    let json = serde_json::to_value(params).expect("trial parameters serialize to JSON");
+    axes.iter()
+        .map(|axis| {
+            let field = axis.field();
+            let value = field.split('.').fold(&json, |v, key| &v[key]);
+            format!("{}={value}", field.trim_start_matches("train."))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

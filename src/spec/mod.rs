@@ -1,0 +1,247 @@
+//! Sweep specs: a TOML file (`sweeps/*.toml`) → a checked `SweepSpec` holding every trial.
+//!
+//! ```toml
+//! name = "ad-compliance"        # results go to results/<name>/
+//! [model]  path = "models/paligemma-3b-pt-224"
+//! [data]   path = "dataset/data.jsonl"
+//! [train]  steps = 256          # fixed for every trial (see params.rs for all keys)
+//! [sweep]  seeds = [1, 2]       # every list is an axis; trials = their cartesian product
+//!          valid = [10]
+//!          learning_rate = [0.03, 0.003]
+//! ```
+//! `sweeps/example.toml` documents every key. Unknown keys and wrong types are errors naming the
+//! file, line and key; paths are relative to the spec file's folder. The whole cartesian product
+//! is expanded and checked here, before anything runs.
+
+mod check;
+mod error;
+mod expand;
+pub mod params;
+mod select;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::data::split::Stratify;
+use crate::data::{Answers, DataOptions, GifFrames};
+
+pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
+pub use error::SpecError;
+pub use expand::{Axis, Trial, TrialId};
+pub use params::TrialParams;
+pub use select::{SelectMetric, SelectSpec};
+
+use error::Locator;
+
+/// A parsed, fully expanded sweep spec.
+#[derive(Debug, Clone)]
+pub struct SweepSpec {
+    /// The spec file as named on the command line (used in messages).
+    pub file: PathBuf,
+    /// The file's text, copied byte for byte into the results folder.
+    pub text: String,
+    /// Names the results folder (`results/<name>/`).
+    pub name: String,
+    pub model: ModelSpec,
+    pub data: DataSpec,
+    pub select: SelectSpec,
+    /// The axes in expansion order (seeds vary slowest, so a sweep stopped early has tried every
+    /// other setting at least once).
+    pub axes: Vec<Axis>,
+    /// Every trial, in run order.
+    pub trials: Vec<Trial>,
+}
+
+/// The `[model]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// A Hugging Face checkpoint folder, or a built-in model named `builtin:<name>`.
+    pub path: String,
+}
+
+/// Model paths with this prefix name a model built in code, not a folder.
+pub const BUILTIN_MODEL_PREFIX: &str = "builtin:";
+
+/// The `[data]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// The dataset, one JSON object per line (image paths relative to this file's folder).
+    pub path: String,
+    /// Which frames of an animated GIF to use: first, last, middle or all.
+    #[serde(default)]
+    pub gif_frames: GifFrames,
+    /// The two answer words, positive first: precision and recall are about the first.
+    #[serde(default = "default_answers")]
+    pub answers: [String; 2],
+    /// Keep the answer proportions equal in train and valid.
+    #[serde(default)]
+    pub stratify: bool,
+}
+
+fn default_answers() -> [String; 2] {
+    let answers = Answers::default();
+    [answers.positive, answers.negative]
+}
+
+impl DataSpec {
+    pub fn options(&self) -> DataOptions {
+        let [positive, negative] = self.answers.clone();
+        DataOptions {
+            answers: Answers { positive, negative },
+            gif_frames: self.gif_frames,
+            ..Default::default()
+        }
+    }
+
+    pub fn stratify(&self) -> Stratify {
+        if self.stratify {
+            Stratify::ByLabel
+        } else {
+            Stratify::No
+        }
+    }
+}
+
+impl SweepSpec {
+    /// The folder the spec's relative paths start from.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new(""))
+    }
+
+    /// The dataset file, resolved against the spec's folder.
+    pub fn data_path(&self) -> PathBuf {
+        self.dir().join(&self.data.path)
+    }
+
+    /// The model folder resolved against the spec's folder; a `builtin:` name as written.
+    pub fn model_path(&self) -> PathBuf {
+        if self.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
+            PathBuf::from(&self.model.path)
+        } else {
+            self.dir().join(&self.model.path)
+        }
+    }
+
+    pub fn trial(&self, id: &TrialId) -> Option<&Trial> {
+        self.trials.iter().find(|t| &t.id == id)
+    }
+}
+
+/// The top-level keys other than the trial tables (those are read by `expand`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecHead {
+    name: String,
+    model: ModelSpec,
+    data: DataSpec,
+    #[serde(default)]
+    select: SelectSpec,
+}
+
+/// Tables whose values make up each trial's parameters.
+const TRIAL_TABLES: [&str; 4] = ["train", "abort", "stage2", "sweep"];
+
+/// Read and check a spec file, including that its data file and model folder exist.
+pub fn load_spec(file: &Path) -> Result<SweepSpec, SpecError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|source| SpecError::Read { file: file.to_path_buf(), source })?;
+    let spec = parse_spec(&text, file)?;
+    check_inputs_exist(&spec)?;
+    Ok(spec)
+}
+
+/// Parse and expand a spec's text; `file` is used for messages and relative paths only.
+pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
+    let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
+    let at = Locator::new(file, text, &doc);
+    let mut head = doc.get_ref().clone();
+    let mut trial_tables = DeTable::new();
+    for key in TRIAL_TABLES {
+        if let Some((k, v)) = head.remove_entry(key) {
+            trial_tables.insert(k, v);
+        }
+    }
+    let head = SpecHead::deserialize(toml::de::Deserializer::from(Spanned::new(doc.span(), head)))
+        .map_err(|err| at.toml(&err))?;
+    check_name(&head.name, &at)?;
+    check_answers(&head.data.answers, &at)?;
+    let identity = expand::Inputs { model: &head.model, data: &head.data };
+    let (axes, trials) = expand::expand(&at, &trial_tables, &identity)?;
+    Ok(SweepSpec {
+        file: file.to_path_buf(),
+        text: text.to_string(),
+        name: head.name,
+        model: head.model,
+        data: head.data,
+        select: head.select,
+        axes,
+        trials,
+    })
+}
+
+/// The name becomes a folder: one plain path component.
+fn check_name(name: &str, at: &Locator) -> Result<(), SpecError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        let span = at.span_of(&["name"]).unwrap_or(0..0);
+        Err(at.at(span, "name", format!("{name:?} is not a folder name (no slashes, not empty)")))
+    }
+}
+
+/// Two different, non-empty answer words.
+fn check_answers([positive, negative]: &[String; 2], at: &Locator) -> Result<(), SpecError> {
+    if positive.is_empty() || negative.is_empty() || positive == negative {
+        let span = at.span_of(&["data", "answers"]).unwrap_or(0..0);
+        return Err(at.at(
+            span,
+            "data.answers",
+            "needs two different words, positive first (e.g. [\"yes\", \"no\"])",
+        ));
+    }
+    Ok(())
+}
+
+/// The data file must be a file and the model (unless built in) a folder.
+fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
+    let doc =
+        DeTable::parse(&spec.text).map_err(|err| Locator::lines_only(&spec.file, &spec.text).toml(&err))?;
+    let at = Locator::new(&spec.file, &spec.text, &doc);
+    let missing = |path: &[&str], what: &str, resolved: &Path| {
+        at.at(
+            at.span_of(path).unwrap_or(0..0),
+            path.join("."),
+            format!("{what} {} does not exist (paths are relative to the spec's folder)", resolved.display()),
+        )
+    };
+    let data = spec.data_path();
+    if !data.is_file() {
+        return Err(missing(&["data", "path"], "dataset file", &data));
+    }
+    let model = spec.model_path();
+    if !spec.model.path.starts_with(BUILTIN_MODEL_PREFIX) && !model.is_dir() {
+        return Err(missing(&["model", "path"], "model folder", &model));
+    }
+    Ok(())
+}
+
+/// Is `value` a table? (Used where a key must hold a `[table]`.)
+fn as_table<'a, 'i>(value: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
+    match value.get_ref() {
+        DeValue::Table(table) => Some(table),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! What one trial is made of: the typed values of `[train]`, `[abort]`, `[stage2]` and the sweep
+//! axes, with their defaults. Field names are the spec keys.
+//!
+//! `TrialParams` is what a trial's id is hashed from and what `config.toml` records, so every
+//! value that can change a trial's result belongs here (and nothing that cannot).
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::split::ValidSize;
+use crate::eval::Confusion;
+
+/// Everything that defines one trial. `seed`, `valid`, `prompt` and any `train` field can be a
+/// `[sweep]` axis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialParams {
+    /// Seeds the train/valid split and the training run (LoRA init, batch order). A reseeded
+    /// attempt keeps the split and derives a fresh training seed (`reseed`).
+    pub seed: u64,
+    /// How many examples are held out for validation: a count (10) or a fraction (0.1).
+    pub valid: ValidSize,
+    /// The question asked of every image; absent: each example's own `prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    pub train: TrainParams,
+    #[serde(default)]
+    pub abort: AbortParams,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2: Option<Stage2Params>,
+}
+
+/// Which weights are trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trainable {
+    /// Low-rank adapters on the language model's `lora_targets`.
+    Lora,
+    /// The language model's q/k/v/o projection weights (the users' original recipe).
+    Attention,
+}
+
+/// A language-model projection that can carry a LoRA adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoraTarget {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Plain SGD, no momentum (the big_vision recipe).
+    Sgd,
+    AdamW,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Linear warmup over `warmup_steps`, then half a cosine down to 0 at `steps`.
+    Cosine,
+    /// Linear warmup, then the base rate throughout.
+    Constant,
+}
+
+/// The `[train]` table: one training run. Every field except `learning_rate` has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainParams {
+    /// Peak learning rate (after warmup). Required, in `[train]` or as a `[sweep]` axis.
+    pub learning_rate: f64,
+    #[serde(default = "defaults::trainable")]
+    pub trainable: Trainable,
+    #[serde(default = "defaults::lora_rank")]
+    pub lora_rank: usize,
+    #[serde(default = "defaults::lora_alpha")]
+    pub lora_alpha: f64,
+    #[serde(default = "defaults::lora_targets")]
+    pub lora_targets: Vec<LoraTarget>,
+    /// Optimizer steps (each of `batch_size × grad_accum` examples).
+    #[serde(default = "defaults::steps")]
+    pub steps: usize,
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "defaults::grad_accum")]
+    pub grad_accum: usize,
+    #[serde(default = "defaults::optimizer")]
+    pub optimizer: Optimizer,
+    #[serde(default = "defaults::schedule")]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// The loss is logged (and checked by the divergence guard) every `log_every` steps and at
+    /// the last step.
+    #[serde(default = "defaults::log_every")]
+    pub log_every: usize,
+}
+
+/// The `[train]` keys (the names a default-filled `TrainParams` serializes with).
+pub fn train_field_names() -> Vec<String> {
+    let defaults: TrainParams =
+        toml::from_str("learning_rate = 1.0").expect("only learning_rate is required");
+    match serde_json::to_value(defaults).expect("train parameters serialize to JSON") {
+        serde_json::Value::Object(fields) => fields.keys().cloned().collect(),
+        other => unreachable!("a struct serializes to a JSON object, not {other}"),
+    }
+}
+
+/// Defaults of `[train]`, taken from the users' recipe.
+mod defaults {
+    use super::{LoraTarget, Optimizer, Schedule, Trainable};
+
+    pub fn trainable() -> Trainable {
+        Trainable::Lora
+    }
+    pub fn lora_rank() -> usize {
+        8
+    }
+    pub fn lora_alpha() -> f64 {
+        16.0
+    }
+    pub fn lora_targets() -> Vec<LoraTarget> {
+        vec![LoraTarget::Q, LoraTarget::K, LoraTarget::V, LoraTarget::O]
+    }
+    pub fn steps() -> usize {
+        256
+    }
+    pub fn batch_size() -> usize {
+        2
+    }
+    pub fn grad_accum() -> usize {
+        1
+    }
+    pub fn optimizer() -> Optimizer {
+        Optimizer::Sgd
+    }
+    pub fn schedule() -> Schedule {
+        Schedule::Cosine
+    }
+    pub fn log_every() -> usize {
+        8
+    }
+    pub fn max_reseeds() -> u32 {
+        2
+    }
+    pub fn lr_factor() -> f64 {
+        0.1
+    }
+}
+
+/// The `[abort]` table: when a run counts as diverged, and how often it is retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortParams {
+    /// A logged loss above this (or NaN/±inf) ends the attempt as diverged. Absent: the
+    /// trainer's default threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_above: Option<f64>,
+    /// How many times a diverged trial is retried with a fresh derived seed.
+    #[serde(default = "defaults::max_reseeds")]
+    pub max_reseeds: u32,
+}
+
+impl Default for AbortParams {
+    fn default() -> Self {
+        AbortParams { loss_above: None, max_reseeds: defaults::max_reseeds() }
+    }
+}
+
+/// When the second stage runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage2When {
+    Always,
+    /// Only when stage 1 left a mistake on the training set (train accuracy below 1).
+    TrainNotPerfect,
+}
+
+/// The `[stage2]` table: train again, from stage 1's weights, at a lower rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage2Params {
+    pub when: Stage2When,
+    /// Stage 2's peak learning rate is `train.learning_rate × lr_factor`.
+    #[serde(default = "defaults::lr_factor")]
+    pub lr_factor: f64,
+    /// Stage 2's steps; absent: the same as `train.steps`. Its schedule restarts (same
+    /// `schedule` and `warmup_steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+}
+
+impl Stage2Params {
+    /// Whether stage 2 runs, given the training-set counts after stage 1.
+    pub fn applies(&self, train_after_stage1: &Confusion) -> bool {
+        match self.when {
+            Stage2When::Always => true,
+            Stage2When::TrainNotPerfect => train_after_stage1.fp + train_after_stage1.fn_ > 0,
+        }
+    }
+
+    pub fn learning_rate(&self, train: &TrainParams) -> f64 {
+        train.learning_rate * self.lr_factor
+    }
+
+    pub fn steps(&self, train: &TrainParams) -> usize {
+        self.steps.unwrap_or(train.steps)
+    }
+}
+
+/// A value that deserialized but makes no sense: the dotted field and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidParam {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl TrialParams {
+    /// Checks serde cannot express: positive counts and rates, warmup within the run.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        let t = &self.train;
+        let positive = |field, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(InvalidParam { field, message: "must be greater than 0".into() })
+            }
+        };
+        positive("train.learning_rate", t.learning_rate.is_finite() && t.learning_rate > 0.0)?;
+        positive("train.steps", t.steps > 0)?;
+        positive("train.batch_size", t.batch_size > 0)?;
+        positive("train.grad_accum", t.grad_accum > 0)?;
+        positive("train.log_every", t.log_every > 0)?;
+        if t.trainable == Trainable::Lora {
+            positive("train.lora_rank", t.lora_rank > 0)?;
+            positive("train.lora_alpha", t.lora_alpha.is_finite() && t.lora_alpha > 0.0)?;
+            if t.lora_targets.is_empty() {
+                return Err(InvalidParam {
+                    field: "train.lora_targets",
+                    message: "needs at least one of q, k, v, o, gate, up, down".into(),
+                });
+            }
+        }
+        if t.warmup_steps > t.steps {
+            return Err(InvalidParam {
+                field: "train.warmup_steps",
+                message: format!("{} is more than train.steps ({})", t.warmup_steps, t.steps),
+            });
+        }
+        if let Some(loss_above) = self.abort.loss_above {
+            positive("abort.loss_above", loss_above.is_finite() && loss_above > 0.0)?;
+        }
+        if let Some(stage2) = &self.stage2 {
+            positive("stage2.lr_factor", stage2.lr_factor.is_finite() && stage2.lr_factor > 0.0)?;
+            positive("stage2.steps", stage2.steps != Some(0))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage2_train_not_perfect_looks_at_train_mistakes_only() {
+        let stage2 = Stage2Params { when: Stage2When::TrainNotPerfect, lr_factor: 0.1, steps: None };
+        assert!(!stage2.applies(&Confusion { tp: 5, tn: 5, fp: 0, fn_: 0 }));
+        assert!(stage2.applies(&Confusion { tp: 5, tn: 5, fp: 1, fn_: 0 }));
+        assert!(stage2.applies(&Confusion { tp: 5, tn: 5, fp: 0, fn_: 1 }));
+        let always = Stage2Params { when: Stage2When::Always, ..stage2 };
+        assert!(always.applies(&Confusion { tp: 5, tn: 5, fp: 0, fn_: 0 }));
+    }
+}

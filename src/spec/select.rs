@@ -1,0 +1,79 @@
+//! The `[select]` table: which metric ranks the leaderboard and picks `best/`, and how many
+//! trials keep their weights.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::eval::{Metric, Split};
+
+/// A metric on a part of the dataset, written `valid.precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectMetric {
+    pub split: Split,
+    pub metric: Metric,
+}
+
+impl Default for SelectMetric {
+    /// The users' question: of the images flagged, how many were right, on held-out data.
+    fn default() -> Self {
+        SelectMetric { split: Split::Valid, metric: Metric::Precision }
+    }
+}
+
+impl fmt::Display for SelectMetric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.split, self.metric)
+    }
+}
+
+impl FromStr for SelectMetric {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parsed = text.split_once('.').and_then(|(split, metric)| {
+            Some(SelectMetric { split: Split::from_name(split)?, metric: Metric::from_name(metric)? })
+        });
+        parsed.ok_or_else(|| {
+            format!(
+                "unknown metric {text:?}: expected SPLIT.METRIC with SPLIT one of train, valid, all and \
+                 METRIC one of accuracy, precision, recall, f1 (e.g. \"valid.precision\")"
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SelectMetric {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The `[select]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectSpec {
+    /// Ranks the leaderboard (higher first) and picks `best/`. Default `valid.precision`.
+    #[serde(default)]
+    pub metric: SelectMetric,
+    /// Only the best `keep` trials keep their weights (`best/` always holds a copy of the
+    /// winner's). Absent: every trial keeps its weights.
+    #[serde(default)]
+    pub keep: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_split_and_metric() {
+        let m: SelectMetric = "all.f1".parse().unwrap();
+        assert_eq!(m, SelectMetric { split: Split::All, metric: Metric::F1 });
+        assert_eq!(m.to_string(), "all.f1");
+        assert!("valid.auc".parse::<SelectMetric>().unwrap_err().contains("unknown metric \"valid.auc\""));
+        assert!("precision".parse::<SelectMetric>().is_err());
+    }
+}

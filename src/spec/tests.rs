@@ -1,0 +1,252 @@
+//! Spec parsing, expansion, ids and error messages.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::params::{Optimizer, Stage2When, Trainable};
+use super::*;
+use crate::eval::{Metric, Split};
+
+const HEAD: &str = "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"data.jsonl\"\n";
+
+fn parse(body: &str) -> Result<SweepSpec, SpecError> {
+    parse_spec(&format!("{HEAD}{body}"), Path::new("sweeps/a.toml"))
+}
+
+fn error(body: &str) -> String {
+    parse(body).expect_err("spec should be rejected").to_string()
+}
+
+#[test]
+fn expands_the_cartesian_product_with_seeds_slowest() {
+    let spec = parse(
+        "[train]\nsteps = 4\n[sweep]\nlearning_rate = [0.1, 0.01]\nseeds = [1, 2]\nvalid = [10, 0.2]\n",
+    )
+    .unwrap();
+    assert_eq!(spec.trials.len(), 8);
+    let labels: Vec<&str> = spec.trials.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(labels[0], "seed=1 valid=10 learning_rate=0.1");
+    assert_eq!(labels[1], "seed=1 valid=10 learning_rate=0.01");
+    assert_eq!(labels[2], "seed=1 valid=0.2 learning_rate=0.1");
+    assert_eq!(labels[4], "seed=2 valid=10 learning_rate=0.1");
+    let t = &spec.trials[3].params;
+    assert_eq!((t.seed, t.valid, t.train.learning_rate), (1, ValidSize::Fraction(0.2), 0.01));
+    assert_eq!(t.train.steps, 4);
+    let keys: Vec<&str> = spec.axes.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(keys, ["seeds", "valid", "learning_rate"]);
+    assert_eq!(spec.axes[2].field, "train.learning_rate");
+    assert_eq!(spec.axes[2].line, 9);
+}
+
+use crate::data::split::ValidSize;
+
+#[test]
+fn fills_documented_defaults() {
+    let spec = parse("[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [10]\n").unwrap();
+    let p = &spec.trials[0].params;
+    assert_eq!(p.train.trainable, Trainable::Lora);
+    assert_eq!((p.train.lora_rank, p.train.lora_alpha, p.train.steps), (8, 16.0, 256));
+    assert_eq!((p.train.batch_size, p.train.grad_accum, p.train.log_every), (2, 1, 8));
+    assert_eq!(p.train.optimizer, Optimizer::Sgd);
+    assert_eq!(p.prompt, None);
+    assert_eq!((p.abort.loss_above, p.abort.max_reseeds), (None, 2));
+    assert_eq!(spec.select.metric, SelectMetric { split: Split::Valid, metric: Metric::Precision });
+    assert_eq!(spec.select.keep, None);
+    assert_eq!(spec.data.answers, ["yes".to_string(), "no".to_string()]);
+}
+
+#[test]
+fn any_train_field_can_be_an_axis_and_stage2_is_read() {
+    let spec = parse(
+        "[train]\nlearning_rate = 0.03\n[stage2]\nwhen = \"train_not_perfect\"\nsteps = 5\n\
+         [sweep]\nseeds = [1]\nvalid = [10]\noptimizer = [\"sgd\", \"adamw\"]\nlora_targets = [[\"q\"], [\"q\", \"v\"]]\n",
+    )
+    .unwrap();
+    assert_eq!(spec.trials.len(), 4);
+    assert_eq!(spec.trials[3].params.train.optimizer, Optimizer::AdamW);
+    assert_eq!(spec.trials[3].label, "seed=1 valid=10 lora_targets=[\"q\",\"v\"] optimizer=\"adamw\"");
+    let stage2 = spec.trials[0].params.stage2.as_ref().unwrap();
+    assert_eq!((stage2.when, stage2.lr_factor, stage2.steps), (Stage2When::TrainNotPerfect, 0.1, Some(5)));
+}
+
+#[test]
+fn trial_id_is_a_hash_of_the_canonical_parameters() {
+    let spec =
+        parse("[train]\nlearning_rate = 0.5\nsteps = 3\n[sweep]\nseeds = [7]\nvalid = [10]\n").unwrap();
+    // Written out by hand from the documented field order and defaults.
+    let canonical = concat!(
+        r#"{"inputs":{"model":{"path":"builtin:tiny"},"data":{"path":"data.jsonl","gif_frames":"all","#,
+        r#""answers":["yes","no"],"stratify":false}},"params":{"seed":7,"valid":10,"train":{"#,
+        r#""learning_rate":0.5,"trainable":"lora","lora_rank":8,"lora_alpha":16.0,"#,
+        r#""lora_targets":["q","k","v","o"],"steps":3,"batch_size":2,"grad_accum":1,"#,
+        r#""optimizer":"sgd","schedule":"cosine","warmup_steps":0,"log_every":8},"#,
+        r#""abort":{"max_reseeds":2}}}"#
+    );
+    let hex: String = Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(spec.trials[0].id.as_str(), &hex[..12]);
+}
+
+#[test]
+fn ids_survive_edits_to_other_trials() {
+    let before = parse("[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1, 2]\nvalid = [10]\n").unwrap();
+    let after = parse(
+        "# a comment moves every line\n[train]\nlearning_rate = 0.03\n[sweep]\nvalid = [10]\nseeds = [3, 2, 1]\n",
+    )
+    .unwrap();
+    for trial in &before.trials {
+        let same = after.trials.iter().find(|t| t.params == trial.params).unwrap();
+        assert_eq!(same.id, trial.id);
+    }
+    let changed =
+        parse("[train]\nlearning_rate = 0.03\nsteps = 10\n[sweep]\nseeds = [1]\nvalid = [10]\n").unwrap();
+    assert_ne!(changed.trials[0].id, before.trials[0].id);
+    let other_data = parse_spec(
+        &format!(
+            "{}[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [10]\n",
+            HEAD.replace("data.jsonl", "b.jsonl")
+        ),
+        Path::new("a.toml"),
+    )
+    .unwrap();
+    assert_ne!(other_data.trials[0].id, before.trials[0].id);
+}
+
+#[test]
+fn rejects_unknown_keys_with_line_and_field() {
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.03\nlr = 1\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
+        "sweeps/a.toml: line 8: train.lr: unknown field `lr`, expected one of `learning_rate`, `trainable`, \
+         `lora_rank`, `lora_alpha`, `lora_targets`, `steps`, `batch_size`, `grad_accum`, `optimizer`, \
+         `schedule`, `warmup_steps`, `log_every`"
+    );
+    let e = error("[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [10]\nbatch = [1, 2]\n");
+    assert!(e.starts_with("sweeps/a.toml: line 11: sweep.batch: unknown field `batch`"), "{e}");
+    let e = error("[trian]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [10]\n");
+    assert!(e.starts_with("sweeps/a.toml: line 6: trian: unknown field `trian`"), "{e}");
+    let e = error("[train]\nlearning_rate = 0.03\n[sweep]\nseed = [1]\nseeds = [1]\nvalid = [10]\n");
+    assert_eq!(e, "sweeps/a.toml: line 9: sweep.seed: unknown axis; the seeds axis is called `seeds`");
+}
+
+#[test]
+fn rejects_wrong_types_in_tables_and_axis_values() {
+    assert_eq!(
+        error("[train]\nlearning_rate = \"fast\"\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
+        "sweeps/a.toml: line 7: train.learning_rate: expected a number (such as 0.03), found string \"fast\""
+    );
+    assert_eq!(
+        error("[train]\nsteps = 3\n[sweep]\nseeds = [1]\nvalid = [10]\nlearning_rate = [0.1,\n  \"x\"]\n"),
+        "sweeps/a.toml: line 12: sweep.learning_rate: expected a number (such as 0.03), found string \"x\""
+    );
+    let e = error("[train]\nlearning_rate = 0.1\noptimizer = \"adam\"\n[sweep]\nseeds = [1]\nvalid = [10]\n");
+    assert!(e.starts_with("sweeps/a.toml: line 8: train.optimizer: unknown variant `adam`"), "{e}");
+    let e = error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n[select]\nmetric = \"valid.auc\"\n");
+    assert!(e.starts_with("sweeps/a.toml: line 12: select.metric: unknown metric \"valid.auc\""), "{e}");
+    let e = error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [-1]\nvalid = [10]\n");
+    assert!(e.starts_with("sweeps/a.toml: line 9: sweep.seeds: invalid value: integer `-1`"), "{e}");
+}
+
+#[test]
+fn rejects_empty_missing_and_repeated_axes() {
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = []\nvalid = [10]\n"),
+        "sweeps/a.toml: line 9: sweep.seeds: empty axis: give at least one value"
+    );
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = 1\nvalid = [10]\n"),
+        "sweeps/a.toml: line 9: sweep.seeds: expected a list of values (an axis), e.g. seeds = [...]"
+    );
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\n"),
+        "sweeps/a.toml: line 8: sweep: missing axis `valid` (for example valid = [1])"
+    );
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\n"),
+        "sweeps/a.toml: line 1: sweep: missing [sweep] table (it needs at least seeds = [...] and valid = [...])"
+    );
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1, 2, 1]\nvalid = [10]\n"),
+        "sweeps/a.toml: line 8: sweep: trials {seed=1 valid=10} and {seed=1 valid=10} are the same trial; \
+         remove the repeated axis value"
+    );
+}
+
+#[test]
+fn rejects_misplaced_and_nonsensical_values() {
+    assert_eq!(
+        error("[train]\nsteps = 3\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
+        "sweeps/a.toml: line 6: train.learning_rate: missing: give it in [train] or as a [sweep] axis"
+    );
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\nlearning_rate = [0.2]\n"),
+        "sweeps/a.toml: line 11: sweep.learning_rate: also set in [train]; give it in one place (a fixed value or an axis)"
+    );
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\nsteps = 4\n[sweep]\nseeds = [1]\nvalid = [10]\nwarmup_steps = [2, 5]\n"),
+        "sweeps/a.toml: line 12: sweep.warmup_steps: 5 is more than train.steps (4) (seed=1 valid=10 warmup_steps=5)"
+    );
+    assert_eq!(
+        error("[train]\nlearning_rate = 0.1\nbatch_size = 0\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
+        "sweeps/a.toml: line 8: train.batch_size: must be greater than 0"
+    );
+    let bad_name = HEAD.replace("\"t\"", "\"a/b\"")
+        + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
+    assert_eq!(
+        parse_spec(&bad_name, Path::new("x.toml")).unwrap_err().to_string(),
+        "x.toml: line 1: name: \"a/b\" is not a folder name (no slashes, not empty)"
+    );
+    assert_eq!(
+        parse_spec("name = \"a\"\n", Path::new("x.toml")).unwrap_err().to_string(),
+        "x.toml: line 1: missing field `model`"
+    );
+}
+
+#[test]
+fn answers_must_be_two_different_words() {
+    let text = HEAD.replace("data.jsonl\"\n", "data.jsonl\"\nanswers = [\"yes\", \"yes\"]\n")
+        + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
+    assert_eq!(
+        parse_spec(&text, Path::new("a.toml")).unwrap_err().to_string(),
+        "a.toml: line 6: data.answers: needs two different words, positive first (e.g. [\"yes\", \"no\"])"
+    );
+    let text = text.replace("[\"yes\", \"yes\"]", "[\"ok\"]");
+    let e = parse_spec(&text, Path::new("a.toml")).unwrap_err().to_string();
+    assert!(e.starts_with("a.toml: line 6: data.answers: invalid length 1"), "{e}");
+}
+
+#[test]
+fn syntax_errors_give_the_line() {
+    let e = error("[train]\nlearning_rate = = 0.1\n");
+    assert!(e.starts_with("sweeps/a.toml: line 7: "), "{e}");
+}
+
+#[test]
+fn load_checks_that_inputs_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("s.toml");
+    let text = format!("{HEAD}[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n");
+    std::fs::write(&spec_path, &text).unwrap();
+    let e = load_spec(&spec_path).unwrap_err().to_string();
+    let expected_path = dir.path().join("data.jsonl");
+    assert_eq!(
+        e,
+        format!(
+            "{}: line 5: data.path: dataset file {} does not exist (paths are relative to the spec's folder)",
+            spec_path.display(),
+            expected_path.display()
+        )
+    );
+    std::fs::write(&expected_path, "").unwrap();
+    let spec = load_spec(&spec_path).unwrap();
+    assert_eq!(spec.data_path(), expected_path);
+    assert_eq!(spec.model_path(), Path::new("builtin:tiny"));
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/example.toml");
+    let spec = parse_spec(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    assert_eq!(spec.trials.len(), 24);
+    assert_eq!(spec.select.keep, Some(3));
+    assert!(spec.trials.iter().all(|t| t.params.stage2.is_some() && t.params.abort.loss_above == Some(5.0)));
+}

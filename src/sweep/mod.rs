@@ -1,0 +1,180 @@
+//! The sweep driver: for each trial of a spec, check (finished already?), run (with reseeds),
+//! record (the trial folder, outcome last) and export (leaderboard, `best/`, `keep`), so that a
+//! sweep killed at any moment resumes where it stopped. `layout.rs` describes the results folder.
+//!
+//! The model is behind `TrialRunner`; `ScriptedRunner` stands in for it in tests.
+
+pub mod best;
+pub mod layout;
+pub mod progress;
+pub mod rank;
+pub mod record;
+pub mod runner;
+pub mod scripted;
+pub mod stop;
+pub mod trial;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::data::Dataset;
+use crate::fsutil::write_atomic;
+use crate::report;
+use crate::spec::{SelectMetric, SweepSpec};
+use layout::{LockedResults, ResultsDir, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
+use progress::{Counts, Progress};
+use rank::{rank, winner};
+use record::{Status, TrialOutcome, TrialRecord};
+use runner::TrialRunner;
+use stop::StopFlag;
+use trial::{run_trial, TrialContext, TrialEnd};
+
+pub use runner::{Control, RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun};
+
+/// How a sweep run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepEnd {
+    /// Every trial of the spec is finished.
+    Complete,
+    /// Stopped on request; the same command resumes.
+    Interrupted,
+}
+
+/// What a sweep run did, for the final summary.
+#[derive(Debug, Clone)]
+pub struct SweepSummary {
+    pub end: SweepEnd,
+    pub trials: usize,
+    /// Trials finished by an earlier run and skipped.
+    pub skipped: usize,
+    /// Trials finished by this run, by status.
+    pub ran: Counts,
+    /// All finished trials, by status.
+    pub finished: Counts,
+    /// The winner and its select metric, if any trial can win.
+    pub best: Option<TrialRecord>,
+}
+
+/// Run every unfinished trial of `spec` on `dataset`, writing into `results`.
+pub fn run_sweep(
+    spec: &SweepSpec,
+    dataset: &Dataset,
+    results: &Path,
+    runner: &mut dyn TrialRunner,
+    stop: &StopFlag,
+) -> anyhow::Result<SweepSummary> {
+    let locked = LockedResults::open(results)?;
+    write_atomic(&locked.dir.path(SPEC_FILE), spec.text.as_bytes())?;
+    note_unlisted_trials(&locked.dir, spec)?;
+    let mut records = export(&locked.dir, spec)?;
+    let progress = Progress::new(spec.trials.len(), records.len());
+    progress.say(&format!(
+        "{} trials ({} finished earlier) → {}",
+        spec.trials.len(),
+        records.len(),
+        results.display()
+    ));
+    let ctx = TrialContext { spec, dataset, results: &locked, progress: &progress, stop };
+    let (mut ran, mut end) = (Counts::default(), SweepEnd::Complete);
+    for (n, trial) in spec.trials.iter().enumerate() {
+        if records.iter().any(|r| r.id() == &trial.id) {
+            continue;
+        }
+        if stop.is_requested() {
+            end = SweepEnd::Interrupted;
+            break;
+        }
+        progress.trial_started(n + 1, trial);
+        let TrialEnd::Recorded(outcome) = run_trial(&ctx, trial, runner)? else {
+            end = SweepEnd::Interrupted;
+            break;
+        };
+        ran.add(outcome.status);
+        progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
+        records = export(&locked.dir, spec)?;
+    }
+    progress.finish();
+    write_report(&locked.dir, spec, &records)?;
+    let ranked = rank(&records, spec.select.metric);
+    let best = winner(&ranked, spec.select.metric).cloned();
+    if best.is_none() && !records.is_empty() {
+        crate::warn!("no finished trial has a defined {}; best/ is empty", spec.select.metric);
+    }
+    let mut finished = Counts::default();
+    records.iter().for_each(|r| finished.add(r.outcome.status));
+    let skipped = records.len() - (ran.done + ran.diverged + ran.failed);
+    Ok(SweepSummary { end, trials: spec.trials.len(), skipped, ran, finished, best })
+}
+
+/// Rebuild the leaderboard, `best/` and the weights budget from the trial folders.
+fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>> {
+    let records = dir.read_records(spec)?;
+    let ranked = rank(&records, spec.select.metric);
+    write_atomic(&dir.path(LEADERBOARD_FILE), &report::leaderboard_csv(&ranked))?;
+    best::update_best(dir, winner(&ranked, spec.select.metric))?;
+    best::prune_weights(dir, &ranked, spec.select.keep)?;
+    Ok(records)
+}
+
+/// Write `report.html` from the finished trials.
+pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord]) -> anyhow::Result<PathBuf> {
+    let ranked = rank(records, spec.select.metric);
+    let mut losses = Vec::with_capacity(ranked.len());
+    for record in &ranked {
+        let path = dir.trial(record.id()).metrics();
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let lines = text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str(line).with_context(|| format!("{}:{}: bad line", path.display(), i + 1))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        losses.push(lines);
+    }
+    let html = report::html::render(&report::html::ReportInput {
+        spec,
+        ranked: &ranked,
+        losses: &losses,
+        winner: winner(&ranked, spec.select.metric),
+    })?;
+    let path = dir.path(REPORT_FILE);
+    write_atomic(&path, html.as_bytes())?;
+    Ok(path)
+}
+
+/// `valid.precision 0.9000` or why there is none; warns when a done trial cannot win.
+fn result_line(outcome: &TrialOutcome, select: SelectMetric) -> String {
+    let value = outcome.after.and_then(|a| a.get(select.split).value(select.metric));
+    match (outcome.status, value) {
+        (Status::Done, Some(v)) => format!("{select} {v:.4}"),
+        (Status::Done, None) => {
+            crate::warn!(
+                "trial {}: {select} is undefined (a zero denominator, e.g. no image predicted positive); \
+                 it cannot become best",
+                outcome.id
+            );
+            format!("{select} undefined")
+        }
+        (Status::Diverged, _) => format!("every attempt diverged ({} reseeds)", outcome.reseeds),
+        (Status::Failed, _) => outcome.error.clone().unwrap_or_default(),
+    }
+}
+
+/// Say when the folder holds trials of an earlier version of the spec (kept, not ranked).
+fn note_unlisted_trials(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<()> {
+    let unlisted = dir.unlisted_trials(spec)?;
+    if !unlisted.is_empty() {
+        crate::info!(
+            "{} trial folder(s) in {} are not in this spec (an earlier version?); kept, not ranked",
+            unlisted.len(),
+            dir.root.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod test_records;

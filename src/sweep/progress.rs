@@ -1,0 +1,154 @@
+//! Progress on stderr: on a terminal, two indicatif bars (the sweep: trials done, diverged,
+//! failed, ETA; the trial: step, loss, learning rate); elsewhere (a log file, a pipe), plain
+//! lines in the users' `step: 32/256   lr: 0.02995   loss: 0.3417` format. `-q` silences both.
+
+use std::io::IsTerminal;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::record::{Status, TrialOutcome};
+use super::runner::{Control, StepLog, StepObserver};
+use super::stop::StopFlag;
+use crate::logging::{self, Verbosity};
+use crate::spec::Trial;
+
+/// Trials finished in this run, by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub done: usize,
+    pub diverged: usize,
+    pub failed: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::Done => self.done += 1,
+            Status::Diverged => self.diverged += 1,
+            Status::Failed => self.failed += 1,
+        }
+    }
+}
+
+struct Bars {
+    multi: MultiProgress,
+    sweep: ProgressBar,
+    trial: ProgressBar,
+}
+
+/// Where progress goes.
+pub struct Progress {
+    bars: Option<Bars>,
+    total: usize,
+}
+
+const SWEEP_TEMPLATE: &str = "sweep [{bar:30}] {pos}/{len} trials · {msg} · ETA {eta}";
+const TRIAL_TEMPLATE: &str = "{prefix} [{bar:30}] step {pos}/{len} · {msg}";
+
+impl Progress {
+    /// `finished` of `total` trials are already done (a resumed sweep).
+    pub fn new(total: usize, finished: usize) -> Progress {
+        let bars = (std::io::stderr().is_terminal() && logging::enabled(Verbosity::Normal)).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let style = |template| {
+                ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ")
+            };
+            let sweep = multi.add(ProgressBar::new(total as u64).with_style(style(SWEEP_TEMPLATE)));
+            sweep.set_position(finished as u64);
+            sweep.set_message("done 0 · diverged 0 · failed 0");
+            sweep.reset_eta();
+            let trial = multi.add(ProgressBar::new(0).with_style(style(TRIAL_TEMPLATE)));
+            Bars { multi, sweep, trial }
+        });
+        Progress { bars, total }
+    }
+
+    /// A line of information above the bars (or on its own).
+    pub fn say(&self, line: &str) {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| eprintln!("{line}")),
+            None => crate::info!("{line}"),
+        }
+    }
+
+    pub fn trial_started(&self, number: usize, trial: &Trial) {
+        self.say(&format!("trial {number}/{} {}: {}", self.total, trial.id, trial.label));
+    }
+
+    pub fn attempt_started(&self, trial: &Trial, attempt: u32, seed: u64) {
+        if attempt > 0 {
+            self.say(&format!(
+                "  reseed {attempt} of {}: training seed {seed}",
+                trial.params.abort.max_reseeds
+            ));
+        }
+        if let Some(bars) = &self.bars {
+            bars.trial.set_prefix(trial.id.to_string());
+            bars.trial.set_length(trial.params.train.steps as u64);
+            bars.trial.set_position(0);
+            bars.trial.set_message("");
+        }
+    }
+
+    pub fn step(&self, log: &StepLog) {
+        let stage = if log.stage > 1 { format!("   stage: {}", log.stage) } else { String::new() };
+        match &self.bars {
+            Some(bars) => {
+                bars.trial.set_position(log.step as u64);
+                bars.trial.set_length(log.steps as u64);
+                bars.trial.set_message(format!("loss {:.4} · lr {:.5}{stage}", log.loss, log.learning_rate));
+            }
+            None => crate::info!(
+                "step: {}/{}   lr: {:.5}   loss: {:.4}{stage}",
+                log.step,
+                log.steps,
+                log.learning_rate,
+                log.loss
+            ),
+        }
+    }
+
+    pub fn attempt_diverged(&self, stage: u8, step: usize, loss: f64, will_reseed: bool) {
+        let next = if will_reseed { "reseeding" } else { "no reseeds left" };
+        self.say(&format!("  diverged at stage {stage} step {step} (loss {loss}); {next}"));
+    }
+
+    /// After a trial is recorded: its one-line result, and the sweep bar moved on.
+    pub fn trial_finished(&self, outcome: &TrialOutcome, result: &str, counts: &Counts) {
+        self.say(&format!("  {}: {result} ({:.1} s)", outcome.status, outcome.trial_secs));
+        if let Some(bars) = &self.bars {
+            bars.sweep.inc(1);
+            bars.sweep.set_message(format!(
+                "done {} · diverged {} · failed {}",
+                counts.done, counts.diverged, counts.failed
+            ));
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bars) = &self.bars {
+            bars.trial.finish_and_clear();
+            bars.sweep.finish_and_clear();
+        }
+    }
+}
+
+/// The driver's `StepObserver` for one attempt.
+pub struct TrialObserver<'a> {
+    pub progress: &'a Progress,
+    pub stop: &'a StopFlag,
+}
+
+impl StepObserver for TrialObserver<'_> {
+    fn after_step(&mut self) -> Control {
+        if self.stop.is_requested() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+
+    fn logged(&mut self, log: &StepLog) {
+        self.progress.step(log);
+    }
+}

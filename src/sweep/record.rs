@@ -1,0 +1,211 @@
+//! What a finished trial leaves behind: `outcome.json` (its status, scores, attempts and times)
+//! and the `metrics.jsonl` loss log, with their serde shapes.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::runner::{Stage2Ran, StepLog};
+use crate::eval::SplitConfusions;
+use crate::spec::{TrialId, TrialParams};
+
+/// How a trial ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Trained (possibly after reseeds), scored and saved.
+    Done,
+    /// Every attempt (1 + `abort.max_reseeds`) diverged.
+    Diverged,
+    /// The runner reported an error; `error` says which.
+    Failed,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Diverged => "diverged",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One attempt of a trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "end", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AttemptRecord {
+    Finished {
+        seed: u64,
+    },
+    Diverged {
+        seed: u64,
+        stage: u8,
+        step: usize,
+        #[serde(with = "loss_serde")]
+        loss: f64,
+    },
+    Failed {
+        seed: u64,
+    },
+}
+
+/// `outcome.json`: written last, atomically; its presence marks the trial finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialOutcome {
+    pub id: TrialId,
+    pub status: Status,
+    /// Attempts after the first (0 when the first attempt finished or failed).
+    pub reseeds: u32,
+    pub attempts: Vec<AttemptRecord>,
+    /// Scores of the untrained model (absent when the runner failed before reporting them).
+    pub before: Option<SplitConfusions>,
+    /// Scores of the trained model; present exactly when `status` is done.
+    pub after: Option<SplitConfusions>,
+    /// The last logged loss of the last attempt.
+    #[serde(with = "opt_loss_serde")]
+    pub final_loss: Option<f64>,
+    pub stage2: Stage2Ran,
+    /// The runner's error, when `status` is failed.
+    pub error: Option<String>,
+    /// Seconds in training steps, all attempts.
+    pub training_secs: f64,
+    /// Seconds from the trial's start to its outcome, all attempts.
+    pub trial_secs: f64,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+impl TrialOutcome {
+    /// Whether the trial's weights were saved (and may still be on disk).
+    pub fn has_weights(&self) -> bool {
+        self.status == Status::Done
+    }
+}
+
+/// A finished trial: its parameters (from the spec) and its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRecord {
+    pub params: TrialParams,
+    pub outcome: TrialOutcome,
+}
+
+impl TrialRecord {
+    pub fn id(&self) -> &TrialId {
+        &self.outcome.id
+    }
+}
+
+/// One line of `metrics.jsonl`: a logged step of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossLine {
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub log: StepLog,
+}
+
+/// UTC time as `2026-11-28T07:36:47Z`.
+pub fn utc_timestamp(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A loss as JSON: a number when finite, else the string `NaN`, `inf` or `-inf` (JSON has no
+/// such numbers, and a diverged loss is exactly the value worth keeping).
+pub mod loss_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(loss: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if loss.is_finite() {
+            s.serialize_f64(*loss)
+        } else {
+            s.serialize_str(&loss.to_string())
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(n) => Ok(n),
+            Repr::Text(t) => t.parse().map_err(|_| serde::de::Error::custom(format!("not a loss: {t:?}"))),
+        }
+    }
+}
+
+/// `loss_serde` for an optional loss.
+mod opt_loss_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    struct Loss(#[serde(with = "super::loss_serde")] f64);
+
+    pub fn serialize<S: Serializer>(loss: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match loss {
+            Some(loss) => super::loss_serde::serialize(loss, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(Option::<Loss>::deserialize(d)?.map(|Loss(loss)| loss))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_match_date_u() {
+        // `date -u -d @951782400 +%FT%TZ` → 2000-02-29T00:00:00Z; @1795851407 → 2026-11-28T07:36:47Z.
+        let at = |secs| utc_timestamp(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_851_407), "2026-11-28T07:36:47Z");
+    }
+
+    #[test]
+    fn non_finite_losses_survive_json() {
+        for loss in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.25] {
+            let attempt = AttemptRecord::Diverged { seed: 1, stage: 1, step: 3, loss };
+            let json = serde_json::to_string(&attempt).unwrap();
+            let back: AttemptRecord = serde_json::from_str(&json).unwrap();
+            let AttemptRecord::Diverged { loss: got, .. } = back else { panic!("{json}") };
+            assert!(got == loss || (got.is_nan() && loss.is_nan()), "{json}");
+        }
+        let json =
+            serde_json::to_string(&AttemptRecord::Diverged { seed: 1, stage: 1, step: 3, loss: f64::NAN })
+                .unwrap();
+        assert_eq!(json, r#"{"end":"diverged","seed":1,"stage":1,"step":3,"loss":"NaN"}"#);
+    }
+}

@@ -1,0 +1,134 @@
+//! What the driver asks of a model: run one attempt of one trial. The real implementation trains
+//! PaliGemma; `ScriptedRunner` is a deterministic stand-in for tests (like hyperfine's mock
+//! executor).
+//!
+//! An attempt: score the base model on train and valid → train stage 1 → if `params.stage2`
+//! applies to the train counts after stage 1, train stage 2 → score train and valid again → save
+//! the trained weights into `weights_dir`. After each step the runner asks the observer whether
+//! to stop (Ctrl-C); after each logged step (every `log_every` steps and the last of a stage) it
+//! reports the loss and applies the divergence guard (`params.abort`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::data::split::SplitIndices;
+use crate::eval::SplitConfusions;
+use crate::spec::{TrialId, TrialParams};
+
+/// One attempt of one trial.
+#[derive(Debug, Clone, Copy)]
+pub struct TrialJob<'a> {
+    pub id: &'a TrialId,
+    /// Everything resolved: train fields, prompt (`None`: each example's prefix), stage 2, abort.
+    pub params: &'a TrialParams,
+    /// The training seed of this attempt (LoRA init, batch order): `params.seed`, then
+    /// `reseed(params.seed, attempt)`. The split does not change between attempts.
+    pub seed: u64,
+    /// 0 for the first attempt, k for the k-th reseed.
+    pub attempt: u32,
+    /// Example indices (into the dataset) to train on and to validate on.
+    pub split: &'a SplitIndices,
+    /// An empty folder for the trained weights (PEFT layout for LoRA).
+    pub weights_dir: &'a Path,
+}
+
+/// The loss at a logged step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    /// 1 or 2.
+    pub stage: u8,
+    /// 1-based step within the stage.
+    pub step: usize,
+    /// The stage's number of steps.
+    pub steps: usize,
+    pub learning_rate: f64,
+    #[serde(with = "super::record::loss_serde")]
+    pub loss: f64,
+}
+
+/// The observer's answer after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// Return `RunEnd::Stopped` now (the user pressed Ctrl-C).
+    Stop,
+}
+
+/// The driver's side of an attempt: progress display and the stop request.
+pub trait StepObserver {
+    /// Called after every optimizer step.
+    fn after_step(&mut self) -> Control;
+    /// Called after every logged step, before the divergence guard looks at it.
+    fn logged(&mut self, log: &StepLog);
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunEnd {
+    /// Trained, scored and saved.
+    Finished,
+    /// The guard stopped training: a logged loss above `abort.loss_above`, NaN or infinite.
+    Diverged { stage: u8, step: usize, loss: f64 },
+    /// Stopped on request; nothing is kept.
+    Stopped,
+}
+
+/// Whether the second stage ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage2Ran {
+    /// The spec has no `[stage2]`.
+    #[default]
+    NotConfigured,
+    /// Configured, but its `when` did not hold after stage 1.
+    Skipped,
+    Ran,
+}
+
+/// What one attempt produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRun {
+    /// The untrained model's counts.
+    pub before: SplitConfusions,
+    /// The trained model's counts; `Some` exactly when `end` is `Finished`.
+    pub after: Option<SplitConfusions>,
+    /// Every logged step, stage 1 then stage 2.
+    pub losses: Vec<StepLog>,
+    pub end: RunEnd,
+    pub stage2: Stage2Ran,
+    /// Seconds spent in training steps (the rest of the attempt is scoring, loading, saving).
+    pub training_secs: f64,
+}
+
+/// Runs attempts of trials. Errors (out of memory, unreadable image) fail the trial, not the
+/// sweep.
+pub trait TrialRunner {
+    fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun>;
+}
+
+/// The training seed of attempt `attempt` of a trial seeded `seed`: the seed itself first, then
+/// the first 8 bytes (little-endian) of SHA-256("gacha reseed {seed} {attempt}").
+pub fn reseed(seed: u64, attempt: u32) -> u64 {
+    if attempt == 0 {
+        return seed;
+    }
+    let digest = Sha256::digest(format!("gacha reseed {seed} {attempt}").as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reseed_keeps_the_first_attempt_and_derives_the_rest() {
+        assert_eq!(reseed(7, 0), 7);
+        // `printf 'gacha reseed 7 1' | sha256sum` → e7f1f808ba1d6012…; those 8 bytes read
+        // little-endian (Python: int.from_bytes(digest[:8], "little")).
+        assert_eq!(reseed(7, 1), 1_324_090_975_298_580_967);
+        assert_ne!(reseed(7, 1), reseed(7, 2));
+        assert_ne!(reseed(7, 1), reseed(8, 1));
+    }
+}

@@ -1,0 +1,162 @@
+//! `ScriptedRunner`: a stand-in for the model (`gacha sweep --debug-scripted-runner`) whose every
+//! result is a fixed function of the trial's parameters and seed, so driver tests run in
+//! milliseconds and can predict what they get. The script:
+//!
+//! - Before training it answers "no" to every image (precision undefined, recall 0).
+//! - A prompt containing `FAIL` makes the attempt fail halfway (an error, like running out of
+//!   memory).
+//! - `learning_rate ≥ 1` diverges on every attempt, and `0.5 ≤ learning_rate < 1` on attempts
+//!   with an odd seed: the loss quadruples each step and is NaN at step 3 (or the last step).
+//! - Otherwise the loss at step t is `0.7 / (1 + 20·lr·t)` plus a seeded wiggle below 0.01, and
+//!   after training each image is answered right with probability 0.9 (lr < 0.05) or 0.75;
+//!   a second stage that runs adds 0.05. Which images are wrong is a hash of the seed, the rate,
+//!   the prompt and the image's index.
+//! - Every step sleeps `step_delay`, so a test can kill or interrupt a trial midway.
+//! - The weights are `weights_dir/scripted.json` (the trial id and the attempt's seed).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use super::runner::{Control, RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
+use crate::data::Label;
+use crate::eval::{Confusion, SplitConfusions};
+
+/// The word in a prompt that makes the scripted runner fail.
+pub const FAIL_WORD: &str = "FAIL";
+
+/// Learning rates from which every attempt diverges, and from which odd seeds diverge.
+const ALWAYS_DIVERGES: f64 = 1.0;
+const ODD_SEEDS_DIVERGE: f64 = 0.5;
+/// The step at which a diverging attempt's loss is NaN.
+const DIVERGE_STEP: usize = 3;
+/// Below this rate the trained model is right 90% of the time, else 75%.
+const GOOD_RATE: f64 = 0.05;
+
+pub struct ScriptedRunner {
+    /// The dataset's labels, by example index.
+    labels: Vec<Label>,
+    step_delay: Duration,
+}
+
+impl ScriptedRunner {
+    pub fn new(labels: Vec<Label>, step_delay: Duration) -> ScriptedRunner {
+        ScriptedRunner { labels, step_delay }
+    }
+
+    /// Counts of a model that answers `answer(i)` for example `i`.
+    fn confusions(&self, job: &TrialJob, answer: impl Fn(usize) -> Label) -> SplitConfusions {
+        let count =
+            |indices: &[usize]| Confusion::from_pairs(indices.iter().map(|&i| (self.labels[i], answer(i))));
+        SplitConfusions { train: count(&job.split.train), valid: count(&job.split.valid) }
+    }
+
+    /// The trained model: right on example `i` with probability `accuracy`.
+    fn trained(&self, job: &TrialJob, accuracy: f64) -> SplitConfusions {
+        let prompt = job.params.prompt.as_deref().unwrap_or("");
+        let prompt_hash =
+            u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"));
+        let key = [job.seed, job.params.train.learning_rate.to_bits(), prompt_hash];
+        self.confusions(job, |i| {
+            let label = self.labels[i];
+            if unit(&[key[0], key[1], key[2], i as u64]) < accuracy {
+                label
+            } else {
+                match label {
+                    Label::Positive => Label::Negative,
+                    Label::Negative => Label::Positive,
+                }
+            }
+        })
+    }
+
+    /// Run `steps` steps of a stage; `loss(t)` is the loss at step t.
+    fn stage(
+        &self,
+        job: &TrialJob,
+        (stage, steps, learning_rate): (u8, usize, f64),
+        loss: impl Fn(usize) -> f64,
+        observer: &mut dyn StepObserver,
+        losses: &mut Vec<StepLog>,
+    ) -> anyhow::Result<RunEnd> {
+        let prompt = job.params.prompt.as_deref().unwrap_or("");
+        for step in 1..=steps {
+            std::thread::sleep(self.step_delay);
+            if prompt.contains(FAIL_WORD) && step == steps.div_ceil(2) {
+                anyhow::bail!("scripted failure at step {step}: the prompt contains {FAIL_WORD}");
+            }
+            let loss = loss(step);
+            if step % job.params.train.log_every == 0 || step == steps || loss.is_nan() {
+                let log = StepLog { stage, step, steps, learning_rate, loss };
+                observer.logged(&log);
+                losses.push(log);
+            }
+            if loss.is_nan() {
+                return Ok(RunEnd::Diverged { stage, step, loss });
+            }
+            if observer.after_step() == Control::Stop {
+                return Ok(RunEnd::Stopped);
+            }
+        }
+        Ok(RunEnd::Finished)
+    }
+}
+
+impl TrialRunner for ScriptedRunner {
+    fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun> {
+        let train = &job.params.train;
+        let lr = train.learning_rate;
+        let before = self.confusions(job, |_| Label::Negative);
+        let diverges = lr >= ALWAYS_DIVERGES || (lr >= ODD_SEEDS_DIVERGE && job.seed % 2 == 1);
+        let mut losses = Vec::new();
+        let started = Instant::now();
+        let stage1_loss = |t: usize| {
+            if diverges {
+                if t >= DIVERGE_STEP.min(train.steps) {
+                    f64::NAN
+                } else {
+                    0.7 * 4f64.powi(t as i32)
+                }
+            } else {
+                0.7 / (1.0 + 20.0 * lr * t as f64) + 0.01 * unit(&[job.seed, t as u64])
+            }
+        };
+        let mut end = self.stage(job, (1, train.steps, lr), stage1_loss, observer, &mut losses)?;
+        let mut accuracy = if lr < GOOD_RATE { 0.9 } else { 0.75 };
+        let mut stage2 = Stage2Ran::NotConfigured;
+        if let (RunEnd::Finished, Some(second)) = (end, &job.params.stage2) {
+            stage2 = Stage2Ran::Skipped;
+            if second.applies(&self.trained(job, accuracy).train) {
+                let from = stage1_loss(train.steps);
+                let stage2_loss = |t: usize| from * (0.5 + 0.5 / (1.0 + t as f64));
+                let plan = (2, second.steps(train), second.learning_rate(train));
+                end = self.stage(job, plan, stage2_loss, observer, &mut losses)?;
+                accuracy += 0.05;
+                stage2 = Stage2Ran::Ran;
+            }
+        }
+        let training_secs = started.elapsed().as_secs_f64();
+        let after = (end == RunEnd::Finished).then(|| self.trained(job, accuracy));
+        if after.is_some() {
+            let path = job.weights_dir.join("scripted.json");
+            let weights = serde_json::json!({ "id": job.id, "seed": job.seed });
+            std::fs::write(&path, weights.to_string())
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        Ok(TrialRun { before, after, losses, end, stage2, training_secs })
+    }
+}
+
+/// A number in [0, 1) from a hash (splitmix64) of `parts`.
+fn unit(parts: &[u64]) -> f64 {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for &part in parts {
+        state = state.wrapping_add(part).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        state = z ^ (z >> 31);
+    }
+    (state >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,36 @@
+//! Hand-made trial records for unit tests of ranking and exporters.
+
+use super::record::{AttemptRecord, Status, TrialOutcome, TrialRecord};
+use super::runner::Stage2Ran;
+use crate::eval::{Confusion, SplitConfusions};
+use crate::spec::{TrialId, TrialParams};
+
+fn counts([tp, tn, fp, fn_]: [u64; 4]) -> Confusion {
+    Confusion { tp, tn, fp, fn_ }
+}
+
+/// A trial: seed 1, valid 10, lr 0.03, 4 steps, prompt `Is it "ok"?`; base model says "no" to all.
+/// `valid` is the trained model's [tp, tn, fp, fn] on valid; train after is [4, 4, 0, 0].
+pub fn record(id: &str, status: Status, valid: [u64; 4], final_loss: Option<f64>) -> TrialRecord {
+    let params: TrialParams = toml::from_str(
+        "seed = 1\nvalid = 10\nprompt = 'Is it \"ok\"?'\n[train]\nlearning_rate = 0.03\nsteps = 4\n",
+    )
+    .expect("valid test parameters");
+    let done = status == Status::Done;
+    let outcome = TrialOutcome {
+        id: TrialId::parse(id).expect("a 12-digit hex id"),
+        status,
+        reseeds: 0,
+        attempts: vec![AttemptRecord::Finished { seed: 1 }],
+        before: Some(SplitConfusions { train: counts([0, 4, 0, 4]), valid: counts([0, 5, 0, 5]) }),
+        after: done.then_some(SplitConfusions { train: counts([4, 4, 0, 0]), valid: counts(valid) }),
+        final_loss,
+        stage2: Stage2Ran::NotConfigured,
+        error: (status == Status::Failed).then(|| "out of memory, at step 2".to_string()),
+        training_secs: 1.5,
+        trial_secs: 2.25,
+        started_at: "2026-01-02T03:04:05Z".into(),
+        finished_at: "2026-01-02T03:04:07Z".into(),
+    };
+    TrialRecord { params, outcome }
+}

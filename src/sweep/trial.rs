@@ -1,0 +1,215 @@
+//! One trial from start to finish: a fresh folder, its split, attempts until one finishes (a
+//! diverged attempt is retried with a derived seed, up to `abort.max_reseeds` times), then the
+//! loss log and, last and atomically, `outcome.json`.
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::layout::{remove_dir_if_present, LockedResults, TrialPaths};
+use super::progress::{Progress, TrialObserver};
+use super::record::{utc_timestamp, AttemptRecord, LossLine, Status, TrialOutcome};
+use super::runner::{reseed, RunEnd, TrialJob, TrialRun, TrialRunner};
+use super::stop::StopFlag;
+use crate::data::split::{split_indices, SplitIndices};
+use crate::data::{Dataset, Label};
+use crate::eval::SplitConfusions;
+use crate::fsutil::write_atomic;
+use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams, BUILTIN_MODEL_PREFIX};
+
+/// How `run_trial` returned.
+#[derive(Debug)]
+pub enum TrialEnd {
+    /// The trial finished (done, diverged or failed) and its outcome is on disk.
+    Recorded(Box<TrialOutcome>),
+    /// Stopped on request; its folder is unfinished and will be redone.
+    Stopped,
+}
+
+/// What a trial reads: the spec, the dataset, where to write.
+pub struct TrialContext<'a> {
+    pub spec: &'a SweepSpec,
+    pub dataset: &'a Dataset,
+    pub results: &'a LockedResults,
+    pub progress: &'a Progress,
+    pub stop: &'a StopFlag,
+}
+
+/// `config.toml`: the resolved parameters and inputs of a trial.
+#[derive(Serialize)]
+struct TrialConfig<'a> {
+    id: &'a TrialId,
+    model: String,
+    #[serde(flatten)]
+    params: &'a TrialParams,
+    data: DataSpec,
+}
+
+/// `split.json`: the images (as written in the dataset) on each side.
+#[derive(Serialize)]
+struct SplitFile<'a> {
+    train: Vec<&'a str>,
+    valid: Vec<&'a str>,
+}
+
+/// Attempts so far.
+#[derive(Default)]
+struct Attempts {
+    records: Vec<AttemptRecord>,
+    losses: Vec<LossLine>,
+    training_secs: f64,
+    before: Option<SplitConfusions>,
+    last: Option<TrialRun>,
+    error: Option<String>,
+}
+
+pub fn run_trial(
+    ctx: &TrialContext,
+    trial: &Trial,
+    runner: &mut dyn TrialRunner,
+) -> anyhow::Result<TrialEnd> {
+    let started = (Instant::now(), SystemTime::now());
+    let paths = ctx.results.fresh_trial(&trial.id)?;
+    let split = split_for(ctx, &trial.params)?;
+    write_inputs(ctx, trial, &paths, &split)?;
+
+    let mut attempts = Attempts::default();
+    for attempt in 0..=trial.params.abort.max_reseeds {
+        let seed = reseed(trial.params.seed, attempt);
+        remove_dir_if_present(&paths.weights())?;
+        std::fs::create_dir_all(paths.weights())
+            .with_context(|| format!("{}: cannot create", paths.weights().display()))?;
+        ctx.progress.attempt_started(trial, attempt, seed);
+        let job = TrialJob {
+            id: &trial.id,
+            params: &trial.params,
+            seed,
+            attempt,
+            split: &split,
+            weights_dir: &paths.weights(),
+        };
+        let mut observer = TrialObserver { progress: ctx.progress, stop: ctx.stop };
+        let run = match runner.run(&job, &mut observer).and_then(|run| checked(run, &split)) {
+            Ok(run) => run,
+            Err(err) => {
+                attempts.records.push(AttemptRecord::Failed { seed });
+                attempts.error = Some(format!("{err:#}"));
+                break;
+            }
+        };
+        attempts.training_secs += run.training_secs;
+        attempts.before = attempts.before.or(Some(run.before));
+        attempts.losses.extend(run.losses.iter().map(|&log| LossLine { attempt, log }));
+        match run.end {
+            RunEnd::Stopped => return Ok(TrialEnd::Stopped),
+            RunEnd::Finished => attempts.records.push(AttemptRecord::Finished { seed }),
+            RunEnd::Diverged { stage, step, loss } => {
+                attempts.records.push(AttemptRecord::Diverged { seed, stage, step, loss });
+                ctx.progress.attempt_diverged(stage, step, loss, attempt < trial.params.abort.max_reseeds);
+            }
+        }
+        let finished = run.end == RunEnd::Finished;
+        attempts.last = Some(run);
+        if finished {
+            break;
+        }
+    }
+
+    let outcome = outcome(&trial.id, attempts_summary(&attempts), &attempts, started);
+    if !outcome.has_weights() {
+        remove_dir_if_present(&paths.weights())?;
+    }
+    let lines: Vec<u8> = attempts.losses.iter().flat_map(json_line).collect();
+    write_atomic(&paths.metrics(), &lines)?;
+    write_atomic(&paths.outcome(), &serde_json::to_vec_pretty(&outcome)?)?;
+    Ok(TrialEnd::Recorded(Box::new(outcome)))
+}
+
+/// The trial's split: seeded by the trial seed, the same for every attempt.
+fn split_for(ctx: &TrialContext, params: &TrialParams) -> anyhow::Result<SplitIndices> {
+    let labels: Vec<Label> = ctx.dataset.examples.iter().map(|e| e.label).collect();
+    Ok(split_indices(&labels, &params.valid, params.seed, ctx.spec.data.stratify())?)
+}
+
+fn write_inputs(
+    ctx: &TrialContext,
+    trial: &Trial,
+    paths: &TrialPaths,
+    split: &SplitIndices,
+) -> anyhow::Result<()> {
+    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path).display().to_string();
+    let model = if ctx.spec.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
+        ctx.spec.model.path.clone()
+    } else {
+        absolute(ctx.spec.model_path())
+    };
+    let data = DataSpec { path: absolute(ctx.spec.data_path()), ..ctx.spec.data.clone() };
+    let config = TrialConfig { id: &trial.id, model, params: &trial.params, data };
+    write_atomic(&paths.config(), toml::to_string(&config)?.as_bytes())?;
+    let images =
+        |indices: &[usize]| indices.iter().map(|&i| ctx.dataset.examples[i].image.as_str()).collect();
+    let split_file = SplitFile { train: images(&split.train), valid: images(&split.valid) };
+    write_atomic(&paths.split(), &serde_json::to_vec_pretty(&split_file)?)
+}
+
+/// A runner's report must be consistent with the split it was given.
+fn checked(run: TrialRun, split: &SplitIndices) -> anyhow::Result<TrialRun> {
+    let sizes = (split.train.len() as u64, split.valid.len() as u64);
+    let scored = |s: &SplitConfusions| (s.train.total(), s.valid.total());
+    for (when, scores) in [("before", Some(&run.before)), ("after", run.after.as_ref())] {
+        if let Some(scores) = scores {
+            anyhow::ensure!(
+                scored(scores) == sizes,
+                "runner scored {:?} train/valid images {when} training, the split has {:?}",
+                scored(scores),
+                sizes
+            );
+        }
+    }
+    anyhow::ensure!(
+        run.after.is_some() == (run.end == RunEnd::Finished),
+        "runner returned scores after training exactly when it did not finish ({:?})",
+        run.end
+    );
+    Ok(run)
+}
+
+fn attempts_summary(attempts: &Attempts) -> Status {
+    match (&attempts.error, attempts.records.last()) {
+        (Some(_), _) => Status::Failed,
+        (None, Some(AttemptRecord::Finished { .. })) => Status::Done,
+        _ => Status::Diverged,
+    }
+}
+
+fn outcome(
+    id: &TrialId,
+    status: Status,
+    attempts: &Attempts,
+    started: (Instant, SystemTime),
+) -> TrialOutcome {
+    let last_attempt = attempts.records.len().saturating_sub(1) as u32;
+    TrialOutcome {
+        id: id.clone(),
+        status,
+        reseeds: last_attempt,
+        attempts: attempts.records.clone(),
+        before: attempts.before,
+        after: if status == Status::Done { attempts.last.as_ref().and_then(|r| r.after) } else { None },
+        final_loss: attempts.losses.last().filter(|l| l.attempt == last_attempt).map(|l| l.log.loss),
+        stage2: attempts.last.as_ref().map(|r| r.stage2).unwrap_or_default(),
+        error: attempts.error.clone(),
+        training_secs: attempts.training_secs,
+        trial_secs: started.0.elapsed().as_secs_f64(),
+        started_at: utc_timestamp(started.1),
+        finished_at: utc_timestamp(SystemTime::now()),
+    }
+}
+
+fn json_line(line: &LossLine) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(line).expect("a loss line is numbers");
+    bytes.push(b'\n');
+    bytes
+}

@@ -1,0 +1,403 @@
+//! `gacha sweep`, `gacha leaderboard`, `gacha report` with the scripted runner
+//! (`--debug-scripted-runner`, see src/sweep/scripted.rs): results layout, resume after SIGKILL
+//! and Ctrl-C, reseeds, failures, the lock, bad specs, determinism.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{assert_exit, run, texts, TestDir};
+
+/// A 40-image dataset, alternating yes/no (the scripted runner never opens the images).
+fn write_dataset(dir: &TestDir) {
+    let lines: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"prefix\": \"\", \"suffix\": \"{}\", \"image\": \"img/{i}.png\"}}\n",
+                ["yes", "no"][i % 2]
+            )
+        })
+        .collect();
+    dir.write("data.jsonl", lines);
+}
+
+/// A spec over `sweep` axes (the `[sweep]` table's lines) and extra tables.
+fn write_spec(dir: &TestDir, name: &str, sweep: &str, extra: &str) {
+    let spec = format!(
+        "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"data.jsonl\"\n\
+         [train]\nsteps = 12\nlog_every = 4\n{extra}[sweep]\n{sweep}"
+    );
+    dir.write(name, spec);
+}
+
+fn sweep(dir: &TestDir, spec: &str, results: &str, step_ms: u64) -> Command {
+    let mut cmd = dir.gacha();
+    cmd.args(["sweep", spec, "--results", results, "--debug-scripted-runner", "--debug-step-ms"])
+        .arg(step_ms.to_string());
+    cmd
+}
+
+/// The leaderboard as rows of column → cell.
+fn leaderboard(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = reader.headers().expect("a header row").clone();
+    reader
+        .records()
+        .map(|row| {
+            headers.iter().map(String::from).zip(row.expect("a CSV row").iter().map(String::from)).collect()
+        })
+        .collect()
+}
+
+/// The leaderboard without the columns allowed to differ between runs (times).
+fn leaderboard_sans_times(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut rows = leaderboard(path);
+    for row in &mut rows {
+        row.retain(|column, _| !column.ends_with("_s") && !column.ends_with("_at"));
+    }
+    rows
+}
+
+fn by_id<'a>(rows: &'a [BTreeMap<String, String>], id: &str) -> &'a BTreeMap<String, String> {
+    rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no row {id}"))
+}
+
+const SPEC_4: &str = "seeds = [1, 2]\nvalid = [10]\nlearning_rate = [0.01, 0.1]\n";
+
+#[test]
+fn multi_trial_sweep_writes_the_results_layout() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, "s.toml", SPEC_4, "");
+    let out = run(&mut sweep(&dir, "s.toml", "res", 1));
+    assert_exit(&out, 0);
+    let (stdout, stderr) = texts(&out);
+    assert!(stdout.contains("4 of 4 trials finished (4 done, 0 diverged, 0 failed)"), "{stdout}");
+    assert!(stderr.contains("step: 4/12   lr: 0.01000   loss: "), "{stderr}");
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        assert_eq!(row["status"], "done");
+        let trial = dir.join(&format!("res/trials/{}", row["id"]));
+        for file in ["config.toml", "split.json", "metrics.jsonl", "outcome.json", "weights/scripted.json"] {
+            assert!(trial.join(file).is_file(), "{}/{file} missing", trial.display());
+        }
+        // 40 images, 10 held out; the scripted base model says "no" to everything.
+        assert_eq!(
+            row["valid_tp"].parse::<u32>().unwrap()
+                + row["valid_fn"].parse::<u32>().unwrap()
+                + row["valid_tn"].parse::<u32>().unwrap()
+                + row["valid_fp"].parse::<u32>().unwrap(),
+            10
+        );
+        assert_eq!(
+            (row["base_all_tp"].as_str(), row["base_all_tn"].as_str(), row["base_all_fn"].as_str()),
+            ("0", "20", "20")
+        );
+        assert_eq!(row["base_valid_precision"], "");
+    }
+    // The split is seeded: the same seed gives the same membership.
+    let split = |id: &str| std::fs::read_to_string(dir.join(&format!("res/trials/{id}/split.json"))).unwrap();
+    let seed1: Vec<&BTreeMap<String, String>> = rows.iter().filter(|r| r["seed"] == "1").collect();
+    assert_eq!(split(&seed1[0]["id"]), split(&seed1[1]["id"]));
+    let best = std::fs::read_to_string(dir.join("res/best/outcome.json")).unwrap();
+    assert!(best.contains(&format!("\"id\": \"{}\"", rows[0]["id"])), "{best}");
+    assert!(dir.join("res/best/weights/scripted.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("res/spec.toml")).unwrap(),
+        std::fs::read_to_string(dir.join("s.toml")).unwrap()
+    );
+    let html = std::fs::read_to_string(dir.join("res/report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains(&rows[0]["id"]), "report lacks charts or the best id");
+}
+
+#[test]
+fn identical_runs_give_identical_leaderboards() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    let sweep_axes =
+        "seeds = [1, 2]\nvalid = [10, 0.3]\nlearning_rate = [0.01, 0.7, 2.0]\nprompt = [\"ok?\", \"FAIL\"]\n";
+    write_spec(&dir, "s.toml", sweep_axes, "[stage2]\nwhen = \"train_not_perfect\"\nsteps = 4\n");
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "a", 0)), 1);
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "b", 0)), 1);
+    let a = leaderboard_sans_times(&dir.join("a/leaderboard.csv"));
+    assert_eq!(a.len(), 24);
+    assert_eq!(a, leaderboard_sans_times(&dir.join("b/leaderboard.csv")));
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    let axes = "seeds = [1, 2, 3]\nvalid = [10]\nlearning_rate = [0.01, 0.1, 0.7]\n";
+    write_spec(&dir, "s.toml", axes, "[select]\nkeep = 2\n");
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "calm", 1)), 0);
+
+    // Pseudo-random kill times from a clock seed, printed so a failure can be replayed.
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let seed = clock.subsec_nanos() as u64 ^ std::process::id() as u64;
+    eprintln!("kill schedule seed {seed}");
+    let mut state = seed;
+    let mut kills = 0;
+    for _ in 0..6 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let wait = Duration::from_millis(15 + (state >> 33) % 100);
+        let mut child =
+            sweep(&dir, "s.toml", "killed", 3).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    eprintln!("{kills} kills landed");
+    let out = run(&mut sweep(&dir, "s.toml", "killed", 1));
+    assert_exit(&out, 0);
+    let calm = leaderboard_sans_times(&dir.join("calm/leaderboard.csv"));
+    assert_eq!(calm.len(), 9);
+    assert_eq!(calm, leaderboard_sans_times(&dir.join("killed/leaderboard.csv")));
+    let best_id =
+        |root: &str| std::fs::read_to_string(dir.join(&format!("{root}/best/outcome.json"))).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&best_id("calm")).unwrap()["id"],
+        calm[0]["id"].as_str()
+    );
+    assert_eq!(best_id("calm").lines().nth(1), best_id("killed").lines().nth(1));
+    // keep = 2: exactly the two best trials still have weights, in both folders.
+    for root in ["calm", "killed"] {
+        let with_weights: Vec<&str> = calm
+            .iter()
+            .map(|r| r["id"].as_str())
+            .filter(|id| dir.join(&format!("{root}/trials/{id}/weights")).exists())
+            .collect();
+        assert_eq!(with_weights, [calm[0]["id"].as_str(), calm[1]["id"].as_str()], "{root}");
+    }
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dir.join("killed")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        leftovers.iter().all(|n| !n.to_string_lossy().starts_with('.')),
+        "temporary files left: {leftovers:?}"
+    );
+}
+
+#[test]
+fn divergence_is_reseeded_and_recorded_and_the_sweep_goes_on() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    // lr 2.0 diverges on every attempt; lr 0.7 on odd seeds only: seed 1 diverges, its first
+    // reseed is 17806329684731702236 (SHA-256 of "gacha reseed 1 1", computed in Python), even.
+    write_spec(
+        &dir,
+        "s.toml",
+        "seeds = [1]\nvalid = [10]\nlearning_rate = [2.0, 0.7, 0.01]\n",
+        "[abort]\nmax_reseeds = 2\n",
+    );
+    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
+    assert_exit(&out, 0);
+    let (_, stderr) = texts(&out);
+    assert!(stderr.contains("diverged at stage 1 step 3 (loss NaN); reseeding"), "{stderr}");
+    assert!(stderr.contains("reseed 1 of 2: training seed 17806329684731702236"), "{stderr}");
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    let row = |lr: &str| rows.iter().find(|r| r["learning_rate"] == lr).unwrap();
+    let always = row("2.0");
+    assert_eq!((always["status"].as_str(), always["reseeds"].as_str()), ("diverged", "2"));
+    assert_eq!((always["diverged_step"].as_str(), always["final_loss"].as_str()), ("3", "NaN"));
+    assert_eq!(always["valid_precision"], "");
+    let once = row("0.7");
+    assert_eq!((once["status"].as_str(), once["reseeds"].as_str()), ("done", "1"));
+    assert_eq!(row("0.01")["reseeds"], "0");
+    assert!(
+        !dir.join(&format!("res/trials/{}/weights", always["id"])).exists(),
+        "a diverged trial keeps no weights"
+    );
+    let log =
+        std::fs::read_to_string(dir.join(&format!("res/trials/{}/metrics.jsonl", always["id"]))).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains("\"loss\":\"NaN\"")).count(), 3, "{log}");
+}
+
+#[test]
+fn a_failing_trial_is_recorded_and_the_exit_code_is_1() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(
+        &dir,
+        "s.toml",
+        "seeds = [1]\nvalid = [10]\nlearning_rate = [0.01]\nprompt = [\"FAIL now\", \"ok?\"]\n",
+        "",
+    );
+    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
+    assert_exit(&out, 1);
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    assert_eq!(rows.len(), 2);
+    let failed = rows.iter().find(|r| r["prompt"] == "FAIL now").unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error"], "scripted failure at step 6: the prompt contains FAIL");
+    assert_eq!(rows.iter().find(|r| r["prompt"] == "ok?").unwrap()["status"], "done");
+    let (stdout, _) = texts(&out);
+    assert!(stdout.contains("(1 done, 0 diverged, 1 failed)"), "{stdout}");
+}
+
+/// Start a slow sweep and wait until it holds the lock (its pid is in the lock file).
+fn start_slow_sweep(dir: &TestDir) -> Child {
+    let child = sweep(dir, "s.toml", "res", 40).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(dir.join("res/lock")).unwrap_or_default() != child.id().to_string() {
+        assert!(Instant::now() < deadline, "the sweep never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+#[test]
+fn a_second_process_is_refused_while_the_lock_is_held() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, "s.toml", SPEC_4, "");
+    let mut first = start_slow_sweep(&dir);
+    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_exit(&out, 2);
+    let (_, stderr) = texts(&out);
+    assert_eq!(
+        stderr,
+        format!(
+            "gacha: warning: valid = 10 holds out 10 images (< 30): a metric on 10 images moves in steps of 0.10 or \
+             more, too coarse to rank trials; hold out more\ngacha: error: res is in use by another gacha sweep (pid {}); \
+             wait for it to finish, or pass --results DIR to write elsewhere\n",
+            first.id()
+        )
+    );
+    // The killed holder's lock is simply taken over.
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_step_and_says_how_to_resume() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, "s.toml", SPEC_4, "");
+    let child = start_slow_sweep(&dir);
+    std::thread::sleep(Duration::from_millis(100));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 130);
+    let (_, stderr) = texts(&out);
+    assert!(stderr.contains("stopping after the current step"), "{stderr}");
+    assert!(
+        stderr
+            .contains("interrupted; to resume, run the same command again: gacha sweep s.toml --results res"),
+        "{stderr}"
+    );
+    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
+    assert_exit(&out, 0);
+    assert_eq!(leaderboard(&dir.join("res/leaderboard.csv")).len(), 4);
+}
+
+#[test]
+fn editing_the_spec_keeps_finished_trials() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, "s.toml", "seeds = [1]\nvalid = [10]\nlearning_rate = [0.01, 0.1]\n", "");
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
+    let before = leaderboard(&dir.join("res/leaderboard.csv"));
+    write_spec(&dir, "s.toml", "learning_rate = [0.1, 0.01]\nvalid = [10]\nseeds = [2, 1]\n", "");
+    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
+    assert_exit(&out, 0);
+    let (stdout, _) = texts(&out);
+    assert!(stdout.contains("this run: 2 trials, 2 skipped"), "{stdout}");
+    let after = leaderboard(&dir.join("res/leaderboard.csv"));
+    assert_eq!(after.len(), 4);
+    for row in &before {
+        assert_eq!(
+            by_id(&after, &row["id"])["started_at"],
+            row["started_at"],
+            "trial {} was redone",
+            row["id"]
+        );
+    }
+}
+
+#[test]
+fn leaderboard_and_report_commands_read_a_results_folder() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, "s.toml", "seeds = [1]\nvalid = [10]\nlearning_rate = [0.01, 2.0]\n", "");
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "a", 0)), 0);
+    write_spec(&dir, "s.toml", "seeds = [1]\nvalid = [10]\nlearning_rate = [0.01, 0.1]\n", "");
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "b", 0)), 0);
+    let rows = leaderboard(&dir.join("a/leaderboard.csv"));
+
+    let out = run(dir.gacha().args(["leaderboard", "a"]));
+    assert_exit(&out, 0);
+    let (table, _) = texts(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("#  id") && lines[0].contains("learning_rate"), "{table}");
+    assert!(lines[1].starts_with(&format!("1  {}  done", rows[0]["id"])), "{table}");
+    assert!(lines[2].starts_with(&format!("2  {}  diverged", rows[1]["id"])), "{table}");
+
+    let out = run(dir.gacha().args(["leaderboard", "a", "b"]));
+    assert_exit(&out, 0);
+    let (diff, _) = texts(&out);
+    let diverged = &rows[1]["id"];
+    assert!(
+        diff.lines().any(|l| l.starts_with(diverged.as_str()) && l.contains("diverged → (none)")),
+        "{diff}"
+    );
+    assert!(diff.lines().any(|l| l.contains("(none) → done")), "{diff}");
+    assert!(diff.ends_with("2 trial(s) changed, 1 unchanged\n"), "{diff}");
+
+    std::fs::remove_file(dir.join("a/report.html")).unwrap();
+    let out = run(dir.gacha().args(["report", "a"]));
+    assert_exit(&out, 0);
+    let html = std::fs::read_to_string(dir.join("a/report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("diverged (× where the guard stopped it)"), "{html}");
+}
+
+/// Each bad spec exits 2 with the file, line and key in one message.
+#[test]
+fn bad_specs_exit_2_naming_file_line_and_field() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    let cases = [
+        (
+            "seeds = [1]\nvalid = [10]\nlearning_rate = [0.1]\nbatch = [2]\n",
+            "",
+            "line 13: sweep.batch: unknown field `batch`",
+        ),
+        (
+            "seeds = [1]\nvalid = [10]\n",
+            "learning_rate = \"fast\"\n",
+            "line 9: train.learning_rate: expected a number (such as 0.03), found string \"fast\"",
+        ),
+        (
+            "seeds = []\nvalid = [10]\nlearning_rate = [0.1]\n",
+            "",
+            "line 10: sweep.seeds: empty axis: give at least one value",
+        ),
+    ];
+    for (axes, train_extra, expected) in cases {
+        write_spec(&dir, "bad.toml", axes, train_extra);
+        let out = run(&mut sweep(&dir, "bad.toml", "res", 0));
+        assert_exit(&out, 2);
+        let (_, stderr) = texts(&out);
+        assert!(
+            stderr.starts_with(&format!("gacha: error: bad.toml: {expected}")),
+            "expected {expected}\ngot {stderr}"
+        );
+    }
+    std::fs::remove_file(dir.join("data.jsonl")).unwrap();
+    write_spec(&dir, "bad.toml", "seeds = [1]\nvalid = [10]\nlearning_rate = [0.1]\n", "");
+    let out = run(&mut sweep(&dir, "bad.toml", "res", 0));
+    assert_exit(&out, 2);
+    let (_, stderr) = texts(&out);
+    assert!(
+        stderr
+            .starts_with("gacha: error: bad.toml: line 5: data.path: dataset file data.jsonl does not exist"),
+        "{stderr}"
+    );
+    assert!(!dir.join("res").exists(), "nothing is written before the checks pass");
+}
