@@ -59,14 +59,14 @@ pub enum Command {
     Leaderboard(LeaderboardArgs),
     /// Write DIR/report.html (leaderboard, loss curves, the best trial's metrics).
     Report(ReportArgs),
-    /// Time training steps and scoring of a named config with random weights.
-    Bench(BenchArgs),
     /// Score every image of a dataset; write a CSV: image,label,p_yes,logit_yes,logit_no,loss.
     Score(ScoreArgs),
     /// Score datasets and print tp/tn/fp/fn, accuracy, precision, recall and F-measure for each.
     Eval(EvalArgs),
     /// Fine-tune on a dataset (attention weights or LoRA) and save what was trained.
     Train(TrainArgs),
+    /// Time training steps and scoring on a named config with random weights; print a table.
+    Bench(BenchArgs),
 }
 
 /// How dataset lines are read: answer words, which one is positive, GIF frames, path policy.
@@ -166,73 +166,6 @@ pub struct ReportArgs {
     pub dir: PathBuf,
 }
 
-/// `gacha bench`.
-///
-/// Builds a named config with seeded random weights and a fixed batch of `--batch-size` examples
-/// (image tokens, <bos>, a 14-token prompt, "\n", the answer; <eos> as target), then per trainable
-/// set runs `--warmup` untimed and `--steps` timed train steps (forward, backward and a plain-SGD
-/// update, `--grad-accum` micro-batches per step) and as many scoring passes (forward only, image
-/// features included). Prints one table: median and min ms per step with its parts (vision,
-/// decoder forward, backward, optimizer), examples/s, scoring examples/s, peak memory, achieved
-/// TFLOP/s.
-///
-/// FLOPs (multiply-add = 2, PALIGEMMA.md §14): forward = vision (patch conv, 2·params per token,
-/// attention 4·n²·D per layer) + projector + decoder (2·params per token, attention 4·T²·H·hd per
-/// layer) + head at the 2 loss positions (+ LoRA adapters); a train step = the frozen vision tower
-/// and projector forward only, the decoder and head twice (forward, input gradients), plus the
-/// weight gradients of the trainables (2·T·params; LoRA: two more adapter forwards).
-///
-/// Peak memory: on CPU the process's peak RSS (VmHWM, reset per trainable set); on CUDA the memory
-/// pool's high-water mark of bytes in use (like torch.cuda.max_memory_allocated). Threads: set
-/// RAYON_NUM_THREADS.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Named config: small (issue 3's CPU benchmark), paligemma-3b-224 (the real shapes) or tiny.
-    #[arg(long, default_value = "small")]
-    pub config: String,
-    /// What trains: attention (the q/k/v/o weights), lora, or both (one row each: lora, attention).
-    #[arg(long, value_enum, default_value_t = BenchTrainable::Both)]
-    pub trainable: BenchTrainable,
-    /// Timed train steps and scoring passes per trainable set (medians reported).
-    #[arg(long, default_value_t = 10)]
-    pub steps: usize,
-    /// Untimed steps and passes before the timed ones.
-    #[arg(long, default_value_t = 2)]
-    pub warmup: usize,
-    /// Examples per micro-batch.
-    #[arg(long, default_value_t = 4)]
-    pub batch_size: usize,
-    /// Micro-batches per optimizer step.
-    #[arg(long, default_value_t = 1)]
-    pub grad_accum: usize,
-    /// LoRA rank (adapters on the language model's q/k/v/o).
-    #[arg(long, default_value_t = 8)]
-    pub lora_rank: usize,
-    /// LoRA alpha (scale alpha / rank).
-    #[arg(long, default_value_t = 16.0)]
-    pub lora_alpha: f64,
-    /// Seed of the weights, the LoRA A matrices and the batch.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32) [default: f32 on CPU,
-    /// bf16 on CUDA].
-    #[arg(long, value_enum)]
-    pub dtype: Option<DtypeArg>,
-    /// Print one JSON object instead of the table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchTrainable {
-    Attention,
-    Lora,
-    Both,
-}
-
 /// Which model, which adapter, where it runs: shared by score, eval and train.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -246,33 +179,34 @@ pub struct ModelArgs {
     /// cpu, cuda or cuda:N (a CUDA device needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-    /// Dtype of the frozen weights: f32 or bf16 (trainables are always f32) [default: f32 on CPU,
-    /// bf16 on CUDA].
+    /// dtype of the frozen weights [default: f32 on cpu, bf16 on cuda]; trainables are f32.
     #[arg(long, value_enum)]
-    pub dtype: Option<DtypeArg>,
+    pub dtype: Option<DTypeArg>,
 }
 
 impl ModelArgs {
     /// `--dtype`, else the device's default.
     pub fn frozen_dtype(&self) -> candle_core::DType {
-        DtypeArg::or_default(self.dtype, self.device)
+        DTypeArg::or_default(self.dtype, self.device)
     }
 }
 
 /// `--dtype`: the dtype of frozen weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DtypeArg {
+pub enum DTypeArg {
     F32,
     Bf16,
+    F16,
 }
 
-impl DtypeArg {
+impl DTypeArg {
     /// The chosen dtype, else the device's default ([`DeviceSpec::frozen_dtype`]).
-    pub fn or_default(arg: Option<DtypeArg>, device: DeviceSpec) -> candle_core::DType {
+    pub fn or_default(arg: Option<DTypeArg>, device: DeviceSpec) -> candle_core::DType {
         match arg {
             None => device.frozen_dtype(),
-            Some(DtypeArg::F32) => candle_core::DType::F32,
-            Some(DtypeArg::Bf16) => candle_core::DType::BF16,
+            Some(DTypeArg::F32) => candle_core::DType::F32,
+            Some(DTypeArg::Bf16) => candle_core::DType::BF16,
+            Some(DTypeArg::F16) => candle_core::DType::F16,
         }
     }
 }
@@ -382,4 +316,65 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub data_options: DataArgs,
+}
+
+/// `gacha bench`.
+///
+/// Builds a named config with random weights and a fixed batch of `--batch-size` examples (image
+/// tokens, <bos>, a 14-token prompt, "\n", the answer, <eos>), then per trainable set runs
+/// `--warmup` untimed and `--steps` timed train steps (vision tower and decoder forward, backward,
+/// a plain-SGD update; `--grad-accum` micro-batches per step) and as many scoring passes (forward,
+/// image features included). Prints one table: median and min ms per step and its parts (vision,
+/// decoder forward, backward, update), scoring examples/s, peak memory, achieved TFLOP/s.
+///
+/// FLOPs are tools/bench_reference.py's count (multiply-add = 2, PALIGEMMA.md §14): forward =
+/// vision (patch conv, 2 × matmul params per token, attention 4·N²·D per layer) + projector +
+/// decoder (2 × matmul params per token, attention 4·T²·H·hd per layer) + head at 3 rows; a train
+/// step = vision and projector forward only (frozen), decoder and head twice (forward and input
+/// gradients), plus the trainables' weight gradients (2·T·params; LoRA: A and B).
+///
+/// Peak memory: on CPU the process's peak resident set (VmHWM, reset per row); on CUDA the
+/// high-water mark of the memory pool candle allocates from (live tensors, like
+/// torch.cuda.max_memory_allocated).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A named config: small (issue 3's CPU benchmark), paligemma-3b-224 (the real shapes), tiny.
+    #[arg(long, default_value = "small")]
+    pub config: String,
+    /// Trainable sets to time, one table row each (LoRA on q,k,v,o).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "lora,attention")]
+    pub trainable: Vec<TrainableKind>,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: usize,
+    /// LoRA alpha (scale alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// Seed of the weights, the LoRA A matrices and the batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Timed train steps and scoring passes (medians reported).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps and passes before timing.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Examples per forward/backward pass.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Passes per train step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// CPU threads (sets RAYON_NUM_THREADS) [default: candle's choice].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// dtype of the frozen weights [default: f32 on cpu, bf16 on cuda]; trainables are f32.
+    #[arg(long, value_enum)]
+    pub dtype: Option<DTypeArg>,
+    /// Print one JSON object per row instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

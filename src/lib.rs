@@ -55,9 +55,9 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Sweep(args) => cmd::sweep::run(&args),
         Command::Leaderboard(args) => cmd::leaderboard::run(&args),
         Command::Report(args) => cmd::report::run(&args),
-        Command::Bench(args) => cmd::bench::run(&args),
         Command::Score(args) => cmd::score::run(&args),
         Command::Eval(args) => cmd::eval::run(&args),
         Command::Train(args) => cmd::train::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     }
 }

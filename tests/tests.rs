@@ -13,7 +13,5 @@ mod sweep;
 mod model;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
-// `gacha bench` on the tiny config.
-mod bench;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.
 mod train;

@@ -187,6 +187,31 @@ fn cuda_in_a_cpu_build_is_an_error_not_a_fallback() {
     assert!(texts(&output).1.contains("built without CUDA support"), "{}", texts(&output).1);
 }
 
+#[test]
+fn bench_prints_a_table_or_json_lines() {
+    let dir = TestDir::new();
+    let args = ["bench", "--config", "tiny", "--steps", "1", "--warmup", "0", "--batch-size", "2"];
+    let output = run(dir.gacha().args(args).arg("--json"));
+    assert_exit(&output, 0);
+    let rows: Vec<Value> = texts(&output).0.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let trainables: Vec<&str> = rows.iter().map(|r| r["trainable"].as_str().unwrap()).collect();
+    assert_eq!(trainables, ["lora", "attention"]);
+    // tiny: q/k/v/o weights of 2 layers, 64 wide, 4 heads × 24, 1 KV head:
+    // 2·(64·96 + 64·24 + 64·24 + 96·64) = 30,720.
+    assert_eq!(rows[1]["trainable_params"], 30_720);
+    assert!(rows
+        .iter()
+        .all(|r| r["ms_per_step"].as_f64().unwrap() > 0.0 && r["train_tflops"].as_f64().is_some()));
+    let output = run(dir.gacha().args(args).args(["--trainable", "attention"]));
+    assert_exit(&output, 0);
+    let table = texts(&output).0;
+    assert!(
+        table.lines().next().unwrap().trim_start().starts_with("config  device  dtype  thr  trainable"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 3, "{table}");
+}
+
 /// A dataset of one 3-frame GIF (red, green, blue) in `dir`.
 fn gif_dataset(dir: &TestDir) -> PathBuf {
     use image::codecs::gif::GifEncoder;

@@ -97,12 +97,8 @@ runs_path, config, batch, dtype, device = sys.argv[1:]
 runs = [json.loads(line) for line in open(runs_path)]
 
 def ms(r, what):
-    """(train ms per step, score ms per batch) of one run, from either tool's JSON."""
-    run = r["run"]
-    if r["tool"] == "gacha":
-        row, = run["rows"]
-        return row["ms_per_step"] if what == "train" else row["score_ms_per_batch"]
-    return run["ms_per_step"] if what == "train" else run["score_ms_per_batch"]
+    """Train ms per step or score ms per batch of one run (both tools print the same keys)."""
+    return r["run"]["ms_per_step" if what == "train" else "score_ms_per_batch"]
 
 rows = [("LoRA train step", "lora", "train"), ("attention train step", "attention", "train"),
         ("scoring (LoRA attached)", "lora", "score"), ("scoring (attention as trainable)", "attention", "score")]

@@ -24,8 +24,8 @@
 #           relative (the CPU parity tolerances of issue 3);
 #   bf16    the same with `--dtype bf16` (frozen weights in bf16): the largest differences, for
 #           information;
-#   bench   `gacha bench --config paligemma-3b-224 --trainable both --batch-size 2` (bf16 frozen
-#           weights), with nvidia-smi sampling the device memory every 200 ms;
+#   bench   `gacha bench --config paligemma-3b-224 --trainable lora,attention --batch-size 2` (bf16
+#           frozen weights), with nvidia-smi sampling the device memory every 200 ms;
 #   torch   tools/bench_reference.py on the same config, batch, dtype, for lora and attention;
 #   12 GB   the LoRA row's peak (memory-pool high-water) plus what the process held beyond the
 #           pool (nvidia-smi's peak − the largest pool peak: CUDA context, cuBLAS workspace, pool
@@ -126,8 +126,9 @@ if [ "$dry" = 0 ] && [ "$mode" = cuda ] && command -v nvidia-smi >/dev/null; the
     nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 200 >"$smi_csv" 2>>"$log" &
     sampler=$!
 fi
-run "gacha bench $config" 200 "$bin" bench --config "$config" --trainable both --batch-size "$batch" \
-    --steps "$steps" --warmup "$warmup" --device "$device" --dtype bf16 --json >"$out/gacha-bench.json"
+run "gacha bench $config" 200 "$bin" bench --config "$config" --trainable lora,attention \
+    --batch-size "$batch" --steps "$steps" --warmup "$warmup" --device "$device" --dtype bf16 --json \
+    >"$out/gacha-bench.jsonl"
 [ -n "$sampler" ] && kill "$sampler" 2>/dev/null
 torch_json="$out/torch-bench.jsonl"
 : >"$torch_json"

@@ -2,8 +2,8 @@
 
     python tools/gpu_check_report.py OUT REFERENCE_JSON MODE ELAPSED_S SCORE_SUPPORTED
 
-OUT holds score-f32.csv and score-bf16.csv (`gacha score` of the fixture), gacha-bench.json
-(`gacha bench --json`), torch-bench.jsonl (bench_reference.py --json, one line per trainable set)
+OUT holds score-f32.csv and score-bf16.csv (`gacha score` of the fixture), gacha-bench.jsonl
+(`gacha bench --json`, one line per trainable set), torch-bench.jsonl (bench_reference.py --json, one line per trainable set)
 and nvidia-smi.csv ("timestamp, MiB used" lines sampled during gacha bench). MODE is cuda or cpu;
 SCORE_SUPPORTED is 0 when the binary's `score` has no --dtype. Prints Markdown. Standard library
 only.
@@ -60,8 +60,7 @@ def bench_rows(gacha_rows: dict, torch_runs: dict) -> list[str]:
             if r is None:
                 lines.append(f"| {trainable} | {tool} | FAILED (see log.txt) | | | | | |")
                 continue
-            examples = r["batch"] * r["grad_accum"] if "batch" in r else None
-            ex_s = r.get("examples_per_s") or examples / (r["ms_per_step"] / 1e3)
+            ex_s = r["batch"] * r["grad_accum"] / (r["ms_per_step"] / 1e3)
             peak = r.get("peak_mem_mib")
             lines.append(f"| {trainable} | {tool} | {r['ms_per_step']:.1f} | {ex_s:.2f} | {r['score_examples_per_s']:.2f} | "
                          f"{'n/a' if peak is None else f'{peak:.0f}'} | {r['train_tflops']:.3f} | {r['score_tflops']:.3f} |")
@@ -116,8 +115,7 @@ def fit_estimate(gacha_rows: dict, samples: list[int]) -> list[str]:
 def main() -> None:
     out, reference_path, mode, elapsed, score_supported = sys.argv[1:]
     reference = {e["image"]: e for e in json.load(open(reference_path))["examples"]}
-    gacha = json_lines(f"{out}/gacha-bench.json")
-    gacha_rows = {r["trainable"]: r for r in (gacha[0]["rows"] if gacha else [])}
+    gacha_rows = {r["trainable"]: r for r in json_lines(f"{out}/gacha-bench.jsonl")}
     torch_runs = {r["trainable"]: r for r in json_lines(f"{out}/torch-bench.jsonl")}
 
     print(f"# gpu-check ({mode})\n")
@@ -125,7 +123,7 @@ def main() -> None:
     print("\n".join(score_rows(out, reference, score_supported != "0")))
 
     device_name = next(iter(torch_runs.values()), {}).get("device_name", "?")
-    config = gacha[0]["config"] if gacha else next(iter(torch_runs.values()), {}).get("config", "?")
+    config = next(iter([*gacha_rows.values(), *torch_runs.values()]), {}).get("config", "?")
     print(f"\n## Benchmark: {config}, batch 2, bf16 frozen weights, {device_name}\n")
     print("\n".join(bench_rows(gacha_rows, torch_runs)))
     if gacha_rows:

@@ -1,41 +1,35 @@
-//! `gacha bench --config NAME [--trainable attention|lora|both] …`: run the benchmark and print its
-//! table, or one JSON object with `--json`.
+//! `gacha bench`: the table (or JSON lines) of `bench::run` for the chosen named config.
 
-use anyhow::Context;
+use crate::bench::{run as bench, table, BenchOptions};
+use crate::cli::{BenchArgs, DTypeArg};
 
-use crate::bench::{self, BenchOptions};
-use crate::cli::{BenchArgs, BenchTrainable, DtypeArg};
-use crate::model::{LoraConfig, LoraTarget, PaliGemmaConfig, Trainable};
-use crate::Outcome;
-
-pub fn run(args: &BenchArgs) -> anyhow::Result<Outcome> {
-    PaliGemmaConfig::named(&args.config).context("--config")?;
-    let lora = Trainable::Lora(LoraConfig {
-        rank: args.lora_rank,
-        alpha: args.lora_alpha,
-        targets: LoraTarget::ATTENTION.to_vec(),
-    });
-    let trainables = match args.trainable {
-        BenchTrainable::Attention => vec![Trainable::Attention],
-        BenchTrainable::Lora => vec![lora],
-        BenchTrainable::Both => vec![lora, Trainable::Attention],
-    };
-    let options = BenchOptions {
+pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
+    if let Some(threads) = args.threads {
+        anyhow::ensure!(threads > 0, "--threads must be at least 1");
+        // Before any thread pool exists: candle and rayon read it when they first start threads.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let device = args.device.open()?;
+    let opts = BenchOptions {
         config: args.config.clone(),
-        trainables,
+        trainables: args.trainable.clone(),
+        lora_rank: args.lora_rank,
+        lora_alpha: args.lora_alpha,
+        seed: args.seed,
         steps: args.steps,
         warmup: args.warmup,
         batch_size: args.batch_size,
         grad_accum: args.grad_accum,
-        seed: args.seed,
-        device: args.device,
-        dtype: DtypeArg::or_default(args.dtype, args.device),
+        device_name: args.device.to_string(),
+        frozen_dtype: DTypeArg::or_default(args.dtype, args.device),
     };
-    let report = bench::run(&options)?;
+    let rows = bench(&opts, &device)?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
     } else {
-        print!("{}", bench::render(&report));
+        print!("{}", table(&rows));
     }
-    Ok(Outcome::Success)
+    Ok(crate::Outcome::Success)
 }
