@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    gacha::device::flush_subnormals_to_zero();
     let cli = gacha::cli::Cli::parse();
     gacha::logging::init(cli.verbosity());
     match gacha::run(cli) {
