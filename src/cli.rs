@@ -95,7 +95,8 @@ pub enum GifFramesArg {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A dataset (.jsonl) or a sweep spec (.toml).
+    /// A dataset (.jsonl) or a sweep spec (.toml; its [data] table sets the answers and GIF
+    /// frames, and the flags below are not used).
     pub path: PathBuf,
     #[command(flatten)]
     pub options: DataArgs,
