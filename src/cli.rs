@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::device::DeviceSpec;
 use crate::logging::Verbosity;
 use crate::model::{LoraTarget, ModelSource};
+use crate::train::optim::OptimizerKind;
 use crate::train::schedule::Schedule;
 use crate::train::TrainableKind;
 
@@ -96,7 +97,8 @@ pub enum GifFramesArg {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A dataset (.jsonl) or a sweep spec (.toml).
+    /// A dataset (.jsonl) or a sweep spec (.toml; its [data] table sets the answers and GIF
+    /// frames, and the flags below are not used).
     pub path: PathBuf,
     #[command(flatten)]
     pub options: DataArgs,
@@ -140,9 +142,10 @@ pub struct SweepArgs {
     /// Results folder [default: results/<name> in the current folder, <name> from the spec].
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
-    /// Where the model runs: cpu, cuda or cuda:N.
+    /// Where the model runs: cpu, cuda or cuda:N (a CUDA device needs a build with
+    /// `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Testing aid: train nothing; a scripted stand-in for the model gives results that are a
     /// fixed function of each trial's parameters (see src/sweep/scripted.rs).
     #[arg(long, hide = true)]
@@ -251,14 +254,6 @@ pub struct EvalArgs {
     pub data_options: DataArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerArg {
-    /// Plain SGD, w ← w − lr·g (the big_vision demo's).
-    Sgd,
-    /// AdamW, betas 0.9/0.999, eps 1e-8, weight decay 0.01.
-    Adamw,
-}
-
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -283,7 +278,7 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', default_value = "q,k,v,o")]
     pub lora_targets: Vec<LoraTarget>,
     #[arg(long, value_enum)]
-    pub optimizer: OptimizerArg,
+    pub optimizer: OptimizerKind,
     /// Base learning rate.
     #[arg(long)]
     pub lr: f64,

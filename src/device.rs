@@ -60,6 +60,31 @@ impl DeviceSpec {
     }
 }
 
+/// Make this thread, and every thread it starts afterwards (rayon's pool, the matmul threads),
+/// treat subnormal floats as zero (x86-64 SSE FTZ and DAZ flags; elsewhere a no-op). Call it at
+/// the start of `main`, before any thread exists.
+///
+/// Why: training makes attention probabilities and their gradients sink below `f32::MIN_POSITIVE`
+/// at many positions, and an FMA with a subnormal operand takes a microcode slow path: a tiny-model
+/// trial at learning rate 0.03 ran 3–4 times slower. Values that small (< 1.2e-38) are zero for
+/// every purpose here; results are otherwise unchanged.
+pub fn flush_subnormals_to_zero() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        /// MXCSR bits: flush-to-zero (15) and denormals-are-zero (6).
+        const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
+        let mut csr: u32 = 0;
+        // SAFETY: stmxcsr/ldmxcsr only read and write the SSE control register of this thread
+        // (through a valid pointer to a local); setting FTZ/DAZ changes float results only where
+        // a value is subnormal.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack, preserves_flags));
+            csr |= FTZ_DAZ;
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, preserves_flags));
+        }
+    }
+}
+
 #[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize) -> anyhow::Result<Device> {
     Device::new_cuda(ordinal).with_context(|| format!("cannot open CUDA device {ordinal}"))

@@ -21,6 +21,7 @@ fn limit_candle_spin_pool() {
 
 fn main() -> ExitCode {
     limit_candle_spin_pool();
+    gacha::device::flush_subnormals_to_zero();
     let cli = gacha::cli::Cli::parse();
     gacha::logging::init(cli.verbosity());
     match gacha::run(cli) {

@@ -1,20 +1,23 @@
-//! `gacha check PATH`: validate a dataset (every line, every image, every GIF frame) and print a
-//! summary, or list every problem and fail. Which checker runs is chosen by the file extension.
+//! `gacha check PATH`: validate a dataset (every line, every image, every GIF frame) or a sweep
+//! spec (the spec, its dataset with every image, its model's config) and print a summary, or list
+//! every problem and fail. Which checker runs is chosen by the file extension.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 use crate::cli::CheckArgs;
 use crate::data::error::DatasetProblems;
 use crate::data::image::ImageFormatKind;
 use crate::data::jsonl::{decode_each, read_dataset};
 use crate::data::{DataOptions, Dataset, Example, Label};
+use crate::spec::{check_spec, load_spec};
 use crate::Outcome;
 
-/// Images are decoded and resized to this size during a check: the model's input size, so the
-/// whole preprocessing path runs as it will in training.
+/// Images of a dataset are decoded and resized to this size during a check: PaliGemma's input
+/// size, so the whole preprocessing path runs as it will in training. A spec's dataset is checked
+/// at its model's size.
 const CHECK_IMAGE_SIZE: usize = 224;
 
 /// Most animated GIFs listed by name in the summary.
@@ -22,10 +25,40 @@ const MAX_LISTED_GIFS: usize = 10;
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     match args.path.extension().and_then(|ext| ext.to_str()) {
-        Some("jsonl") => check_dataset(&args.path, &super::data_options(&args.options)?),
-        Some("toml") => bail!("{}: sweep spec checking arrives with the sweep driver", args.path.display()),
+        Some("jsonl") => {
+            let (_, summary) =
+                check_dataset(&args.path, &super::data_options(&args.options)?, CHECK_IMAGE_SIZE)?;
+            print!("{summary}");
+            Ok(Outcome::Success)
+        }
+        Some("toml") => check_sweep_spec(&args.path),
         _ => bail!("{}: expected a dataset (.jsonl) or a sweep spec (.toml)", args.path.display()),
     }
+}
+
+/// A spec, its model's config, then its dataset at the model's image size: the trial count and
+/// axes, how many images each `valid` holds out, and warnings about sweeps that would rank poorly.
+fn check_sweep_spec(path: &Path) -> anyhow::Result<Outcome> {
+    let spec = load_spec(path)?;
+    let source = spec.model_source()?;
+    let config = source.config().with_context(|| format!("{}: [model] path", spec.file.display()))?;
+    let vision = &config.vision_config;
+    let text = &config.text_config;
+    let model = format!(
+        "model {source}: config ok (image {}, patch {}: {} image tokens; decoder {} wide × {} layers)\n",
+        vision.image_size,
+        vision.patch_size,
+        config.num_image_tokens(),
+        text.hidden_size,
+        text.num_hidden_layers
+    );
+    let (examples, data) = check_dataset(&spec.data_path(), &spec.data.options(), vision.image_size)?;
+    let check = check_spec(&spec, examples)?;
+    print!("{check}{model}{data}");
+    for warning in &check.warnings {
+        crate::warn!("{warning}");
+    }
+    Ok(Outcome::Success)
 }
 
 /// What the summary needs from one decoded image (the pixels are dropped at once).
@@ -37,11 +70,13 @@ struct ImageInfo {
     frames_kept: usize,
 }
 
-fn check_dataset(path: &Path, opts: &DataOptions) -> anyhow::Result<Outcome> {
+/// Check every line and image of a dataset, decoding images at `size`: the number of examples
+/// and the summary, or every problem.
+fn check_dataset(path: &Path, opts: &DataOptions, size: usize) -> anyhow::Result<(usize, String)> {
     let (dataset, mut problems) = read_dataset(path, opts);
-    crate::info!("checking {} images at {CHECK_IMAGE_SIZE}×{CHECK_IMAGE_SIZE}", dataset.examples.len());
+    crate::info!("checking {} images at {size}×{size}", dataset.examples.len());
     let mut infos = Vec::with_capacity(dataset.examples.len());
-    let decoded = decode_each(&dataset, opts.gif_frames, CHECK_IMAGE_SIZE, |image| ImageInfo {
+    let decoded = decode_each(&dataset, opts.gif_frames, size, |image| ImageInfo {
         format: image.format,
         width: image.width,
         height: image.height,
@@ -58,12 +93,11 @@ fn check_dataset(path: &Path, opts: &DataOptions) -> anyhow::Result<Outcome> {
         problems.sort_by_key(|problem| problem.line());
         return Err(DatasetProblems { path: path.to_path_buf(), problems }.into());
     }
-    print!("{}", summary(&dataset, &infos, opts));
-    Ok(Outcome::Success)
+    Ok((dataset.examples.len(), summary(&dataset, &infos, opts, size)))
 }
 
 /// The report printed for a dataset without problems.
-fn summary(dataset: &Dataset, infos: &[(&Example, ImageInfo)], opts: &DataOptions) -> String {
+fn summary(dataset: &Dataset, infos: &[(&Example, ImageInfo)], opts: &DataOptions, size: usize) -> String {
     let mut lines = vec![format!("{}: ok", dataset.path.display())];
     let per_label = |label: Label| dataset.examples.iter().filter(|e| e.label == label).count();
     let (positive, negative) = (&opts.answers.positive, &opts.answers.negative);
@@ -106,7 +140,7 @@ fn summary(dataset: &Dataset, infos: &[(&Example, ImageInfo)], opts: &DataOption
         };
         lines.push(format!(
             "image sizes: smallest {}×{}, largest {}×{} (widths {}, heights {}); \
-             checked at {CHECK_IMAGE_SIZE}×{CHECK_IMAGE_SIZE}",
+             checked at {size}×{size}",
             small.0,
             small.1,
             large.0,

@@ -7,9 +7,11 @@ use std::time::Duration;
 use crate::cli::SweepArgs;
 use crate::data::jsonl::load_dataset;
 use crate::data::Dataset;
+use crate::device::DeviceSpec;
 use crate::report::table::leaderboard_table;
 use crate::spec::{check_spec, load_spec, SweepSpec};
 use crate::sweep::layout::ResultsDir;
+use crate::sweep::model_runner::ModelRunner;
 use crate::sweep::rank::rank;
 use crate::sweep::runner::TrialRunner;
 use crate::sweep::scripted::ScriptedRunner;
@@ -25,7 +27,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
         crate::warn!("{warning}");
     }
     let results = args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name));
-    let mut runner = runner_for(args, &dataset)?;
+    let mut runner = runner_for(args, &spec, &dataset)?;
     let stop = StopFlag::on_ctrl_c()?;
     let summary = run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop)?;
 
@@ -63,17 +65,17 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// The model behind the sweep.
-fn runner_for(args: &SweepArgs, dataset: &Dataset) -> anyhow::Result<Box<dyn TrialRunner>> {
+/// The model behind the sweep: loaded, with every image's features computed, before any trial.
+fn runner_for<'a>(
+    args: &SweepArgs,
+    spec: &SweepSpec,
+    dataset: &'a Dataset,
+) -> anyhow::Result<Box<dyn TrialRunner + 'a>> {
     if args.debug_scripted_runner {
         let labels = dataset.examples.iter().map(|e| e.label).collect();
         return Ok(Box::new(ScriptedRunner::new(labels, Duration::from_millis(args.debug_step_ms))));
     }
-    anyhow::bail!(
-        "gacha sweep cannot train PaliGemma yet (device {}): the trainer is not connected to the \
-         sweep driver in this build",
-        args.device
-    )
+    Ok(Box::new(ModelRunner::new(spec, dataset, args.device)?))
 }
 
 fn leaderboard(results: &Path, spec: &SweepSpec) -> anyhow::Result<String> {
@@ -86,6 +88,9 @@ fn resume_command(args: &SweepArgs) -> String {
     let mut words: Vec<PathBuf> = vec!["gacha sweep".into(), args.spec.clone()];
     if let Some(results) = &args.results {
         words.extend(["--results".into(), results.clone()]);
+    }
+    if args.device != DeviceSpec::Cpu {
+        words.extend(["--device".into(), args.device.to_string().into()]);
     }
     words.iter().map(|w| w.display().to_string()).collect::<Vec<_>>().join(" ")
 }

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 
 use crate::adapter::{self, Provenance};
-use crate::cli::{OptimizerArg, TrainArgs};
+use crate::cli::TrainArgs;
 use crate::data::jsonl::load_dataset;
 use crate::eval::frames::for_each_frame_batch;
 use crate::eval::result::{confusion, result_block, DEFAULT_THRESHOLD};
 use crate::eval::score::{score_dataset, ScoreOptions};
 use crate::model::Trainable;
-use crate::train::optim::{AdamWParams, Optimizer};
 use crate::train::{train, Control, TrainConfig, TrainExample, TrainOutcome, TrainableKind};
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<crate::Outcome> {
@@ -131,10 +130,7 @@ fn config(args: &TrainArgs) -> TrainConfig {
         lora_rank: args.lora_rank,
         lora_alpha: args.lora_alpha,
         lora_targets: args.lora_targets.clone(),
-        optimizer: match args.optimizer {
-            OptimizerArg::Sgd => Optimizer::Sgd,
-            OptimizerArg::Adamw => Optimizer::AdamW(AdamWParams::default()),
-        },
+        optimizer: args.optimizer.optimizer(),
         learning_rate: args.lr,
         schedule: args.schedule,
         warmup_steps: args.warmup_steps,

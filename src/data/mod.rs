@@ -55,7 +55,7 @@ impl Answers {
 }
 
 /// Which frames of an animated GIF become model inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GifFrames {
     First,

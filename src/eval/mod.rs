@@ -1,6 +1,8 @@
-//! Judging a classifier: scoring images (`score`, via `frames`), predictions and the users'
-//! result block (`result`), confusion counts and the metrics derived from them (`metrics`).
+//! Judging a classifier: scoring images (`score`, via `frames`, or from the `features` cache),
+//! predictions and the users' result block (`result`), confusion counts and the metrics derived
+//! from them (`metrics`).
 
+pub mod features;
 pub mod frames;
 pub mod metrics;
 pub mod result;

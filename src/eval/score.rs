@@ -1,12 +1,14 @@
 //! Scoring a dataset: p_yes, the two answer logits and the loss of every image, a batch of frames
-//! at a time; and the CSV `gacha score` writes. Scoring, evaluation and the sweep all use this.
+//! at a time, from pixels (`score_dataset`) or from cached features (`score_cached`, the sweep);
+//! and the CSV `gacha score` writes. Both go through one batch function, `score_batch`.
 //!
 //! An image with several frames (GIF policy `all`) is judged by its worst frame (CONVENTIONS.md
 //! §3): its row is the frame with the lowest p_yes, logits and loss included.
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
-use crate::data::{Answers, Dataset, GifFrames, Label};
+use crate::data::{Answers, Dataset, Example, GifFrames, Label};
+use crate::eval::features::FeatureCache;
 use crate::eval::frames::for_each_frame_batch;
 use crate::model::{LoadedModel, PromptItem};
 
@@ -40,49 +42,90 @@ pub struct ScoreOptions {
     pub batch_size: usize,
 }
 
-/// Score every example of `dataset`, in dataset order.
+/// Score every example of `dataset`, in dataset order, computing image features as it goes.
 pub fn score_dataset(
     loaded: &LoadedModel,
     device: &Device,
     dataset: &Dataset,
     opts: &ScoreOptions,
 ) -> anyhow::Result<Vec<ScoreRow>> {
-    let mut worst: Vec<Option<ScoreRow>> = vec![None; dataset.examples.len()];
+    let examples: Vec<&Example> = dataset.examples.iter().collect();
+    let mut worst: Vec<Option<ScoreRow>> = vec![None; examples.len()];
     for_each_frame_batch(loaded, device, dataset, opts.gif_frames, opts.batch_size, |frames| {
-        let items: Vec<PromptItem> = frames
-            .example_of_row
-            .iter()
-            .map(|&i| {
-                let example = &dataset.examples[i];
-                PromptItem {
-                    prompt: opts.prompt.as_deref().unwrap_or(&example.prefix),
-                    answer: example.label,
-                }
-            })
-            .collect();
-        let scores = loaded.model.score(&frames.features, &loaded.tokenizer.batch(&items)?)?;
-        let p_yes = scores.p_yes()?;
-        let logit_yes = scores.logit_yes.to_vec1::<f32>()?;
-        let logit_no = scores.logit_no.to_vec1::<f32>()?;
-        let loss = scores.loss.to_vec1::<f32>()?;
-        for (row, &i) in frames.example_of_row.iter().enumerate() {
-            if worst[i].as_ref().is_none_or(|w| p_yes[row] < w.p_yes) {
-                let example = &dataset.examples[i];
-                worst[i] = Some(ScoreRow {
-                    image: example.image.clone(),
-                    label: example.label,
-                    p_yes: p_yes[row],
-                    logit_yes: logit_yes[row],
-                    logit_no: logit_no[row],
-                    loss: loss[row],
-                });
-            }
-        }
-        Ok(())
+        score_batch(loaded, &frames.features, &frames.example_of_row, &examples, opts, &mut worst)
     })?;
+    rows_of(worst, &examples, dataset)
+}
+
+/// Score the examples of `dataset` at `indices`, in that order, from features in `cache`.
+pub fn score_cached(
+    loaded: &LoadedModel,
+    cache: &FeatureCache,
+    dataset: &Dataset,
+    indices: &[usize],
+    opts: &ScoreOptions,
+) -> anyhow::Result<Vec<ScoreRow>> {
+    anyhow::ensure!(opts.batch_size > 0, "batch size must be at least 1");
+    let examples: Vec<&Example> = indices.iter().map(|&i| &dataset.examples[i]).collect();
+    let mut frames: Vec<(usize, &Tensor)> = Vec::new();
+    for (position, example) in examples.iter().enumerate() {
+        frames.extend(cache.frames(example, opts.gif_frames)?.iter().map(|f| (position, f)));
+    }
+    let mut worst: Vec<Option<ScoreRow>> = vec![None; examples.len()];
+    for batch in frames.chunks(opts.batch_size) {
+        let (example_of_row, features): (Vec<usize>, Vec<&Tensor>) = batch.iter().copied().unzip();
+        let features = Tensor::stack(&features, 0)?;
+        score_batch(loaded, &features, &example_of_row, &examples, opts, &mut worst)?;
+    }
+    rows_of(worst, &examples, dataset)
+}
+
+/// Score one batch of frames (row r belongs to `examples[example_of_row[r]]`), keeping each
+/// example's worst frame in `worst`. The one batch function of scoring, evaluation and sweeps.
+fn score_batch(
+    loaded: &LoadedModel,
+    features: &Tensor,
+    example_of_row: &[usize],
+    examples: &[&Example],
+    opts: &ScoreOptions,
+    worst: &mut [Option<ScoreRow>],
+) -> anyhow::Result<()> {
+    let items: Vec<PromptItem> = example_of_row
+        .iter()
+        .map(|&i| PromptItem {
+            prompt: opts.prompt.as_deref().unwrap_or(&examples[i].prefix),
+            answer: examples[i].label,
+        })
+        .collect();
+    let scores = loaded.model.score(features, &loaded.tokenizer.batch(&items)?)?;
+    let p_yes = scores.p_yes()?;
+    let logit_yes = scores.logit_yes.to_vec1::<f32>()?;
+    let logit_no = scores.logit_no.to_vec1::<f32>()?;
+    let loss = scores.loss.to_vec1::<f32>()?;
+    for (row, &i) in example_of_row.iter().enumerate() {
+        if worst[i].as_ref().is_none_or(|w| p_yes[row] < w.p_yes) {
+            worst[i] = Some(ScoreRow {
+                image: examples[i].image.clone(),
+                label: examples[i].label,
+                p_yes: p_yes[row],
+                logit_yes: logit_yes[row],
+                logit_no: logit_no[row],
+                loss: loss[row],
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every example's row, or an error naming the first example without a scored frame.
+fn rows_of(
+    worst: Vec<Option<ScoreRow>>,
+    examples: &[&Example],
+    dataset: &Dataset,
+) -> anyhow::Result<Vec<ScoreRow>> {
     worst
         .into_iter()
-        .zip(&dataset.examples)
+        .zip(examples)
         .map(|(row, example)| {
             row.ok_or_else(|| {
                 anyhow::anyhow!("{}:{}: image has no frame to score", dataset.path.display(), example.line)

@@ -362,15 +362,17 @@ impl PaliGemmaConfig {
 
     /// A built-in config by name (see [`NAMED_CONFIGS`]).
     ///
-    /// - `tiny`: the demo model, the shapes of the Python reference fixture (CONVENTIONS.md §4):
-    ///   image 56, patch 14 (16 image tokens), SigLIP 32 wide × 2 layers, Gemma 64 wide × 2 layers,
-    ///   4 heads, 1 KV head, head_dim 24, vocab 384 (the built-in tokenizer fits).
+    /// - `tiny`: the demo model (`sweeps/demo.toml`): image 56, patch 7 (64 image tokens, so a
+    ///   patch spans about 1/8 of an ad and a red badge fills whole patches), SigLIP 32 wide ×
+    ///   2 layers, Gemma 64 wide × 2 layers, 4 heads, 1 KV head, head_dim 24, vocab 384 (the
+    ///   built-in tokenizer fits). The decoder has the shapes of the Python reference fixture
+    ///   (CONVENTIONS.md §4), whose vision tower uses patch 14.
     /// - `small`: the benchmark config of issue 3 (image 112, widths 256, 4 layers, vocab 2048).
     /// - `paligemma-3b-224`: the shapes of `google/paligemma-3b-pt-224`.
     pub fn named(name: &str) -> Result<PaliGemmaConfig, ConfigError> {
         let config = match name {
             "tiny" => build(
-                Vision { image: 56, patch: 14, hidden: 32, mlp: 64, layers: 2, heads: 4 },
+                Vision { image: 56, patch: 7, hidden: 32, mlp: 64, layers: 2, heads: 4 },
                 Text { vocab: 384, hidden: 64, mlp: 128, layers: 2, heads: 4, kv_heads: 1, head_dim: 24 },
                 BUILTIN_IMAGE_TOKEN,
             ),

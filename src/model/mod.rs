@@ -88,6 +88,16 @@ impl fmt::Display for ModelSource {
     }
 }
 
+impl ModelSource {
+    /// The model's config, without loading its weights.
+    pub fn config(&self) -> anyhow::Result<PaliGemmaConfig> {
+        match self {
+            ModelSource::Checkpoint(dir) => load::read_config(dir),
+            ModelSource::Builtin { name, .. } => Ok(PaliGemmaConfig::named(name)?),
+        }
+    }
+}
+
 /// Load a model; frozen weights are held in `frozen_dtype` (use f32 on CPU), trainables are f32.
 pub fn load(source: &ModelSource, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
     match source {

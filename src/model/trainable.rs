@@ -11,18 +11,28 @@ use std::str::FromStr;
 use candle_core::Var;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use super::paligemma::PaliGemma;
 
-/// A decoder projection: a LoRA target, named after its PEFT module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A decoder projection: a LoRA target, named after its PEFT module. Serialized by its short name
+/// (`q`, as sweep specs write it); the PEFT name (`q_proj`) reads back too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LoraTarget {
+    #[serde(alias = "q_proj")]
     Q,
+    #[serde(alias = "k_proj")]
     K,
+    #[serde(alias = "v_proj")]
     V,
+    #[serde(alias = "o_proj")]
     O,
+    #[serde(alias = "gate_proj")]
     Gate,
+    #[serde(alias = "up_proj")]
     Up,
+    #[serde(alias = "down_proj")]
     Down,
 }
 

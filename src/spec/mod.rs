@@ -27,6 +27,7 @@ use toml::Spanned;
 
 use crate::data::split::Stratify;
 use crate::data::{Answers, DataOptions, GifFrames};
+use crate::model::ModelSource;
 
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
 pub use error::SpecError;
@@ -127,6 +128,26 @@ impl SweepSpec {
         }
     }
 
+    /// The model to load: a built-in name or the checkpoint folder.
+    pub fn model_source(&self) -> Result<ModelSource, SpecError> {
+        if self.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
+            self.model.path.parse().map_err(|message: String| self.error_at(&["model", "path"], message))
+        } else {
+            Ok(ModelSource::Checkpoint(self.model_path()))
+        }
+    }
+
+    /// An error at the spec's key `path` (its line when present).
+    fn error_at(&self, path: &[&str], message: String) -> SpecError {
+        match DeTable::parse(&self.text) {
+            Ok(doc) => {
+                let at = Locator::new(&self.file, &self.text, &doc);
+                at.at(at.span_of(path).unwrap_or(0..0), path.join("."), message)
+            }
+            Err(err) => Locator::lines_only(&self.file, &self.text).toml(&err),
+        }
+    }
+
     pub fn trial(&self, id: &TrialId) -> Option<&Trial> {
         self.trials.iter().find(|t| &t.id == id)
     }
@@ -212,27 +233,23 @@ fn check_answers([positive, negative]: &[String; 2], at: &Locator) -> Result<(),
     Ok(())
 }
 
-/// The data file must be a file and the model (unless built in) a folder.
+/// The data file must be a file, and the model a known built-in name or a folder.
 fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
-    let doc =
-        DeTable::parse(&spec.text).map_err(|err| Locator::lines_only(&spec.file, &spec.text).toml(&err))?;
-    let at = Locator::new(&spec.file, &spec.text, &doc);
     let missing = |path: &[&str], what: &str, resolved: &Path| {
-        at.at(
-            at.span_of(path).unwrap_or(0..0),
-            path.join("."),
-            format!("{what} {} does not exist (paths are relative to the spec's folder)", resolved.display()),
-        )
+        let message =
+            format!("{what} {} does not exist (paths are relative to the spec's folder)", resolved.display());
+        spec.error_at(path, message)
     };
     let data = spec.data_path();
     if !data.is_file() {
         return Err(missing(&["data", "path"], "dataset file", &data));
     }
-    let model = spec.model_path();
-    if !spec.model.path.starts_with(BUILTIN_MODEL_PREFIX) && !model.is_dir() {
-        return Err(missing(&["model", "path"], "model folder", &model));
+    match spec.model_source()? {
+        ModelSource::Checkpoint(model) if !model.is_dir() => {
+            Err(missing(&["model", "path"], "model folder", &model))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Is `value` a table? (Used where a key must hold a `[table]`.)

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::split::ValidSize;
 use crate::eval::Confusion;
+use crate::model::LoraTarget;
+use crate::train::guard::DEFAULT_LOSS_ABOVE;
+use crate::train::optim::OptimizerKind;
+use crate::train::schedule::Schedule;
+use crate::train::{TrainConfig, TrainableKind};
 
 /// Everything that defines one trial. `seed`, `valid`, `prompt` and any `train` field can be a
 /// `[sweep]` axis.
@@ -29,54 +34,15 @@ pub struct TrialParams {
     pub stage2: Option<Stage2Params>,
 }
 
-/// Which weights are trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trainable {
-    /// Low-rank adapters on the language model's `lora_targets`.
-    Lora,
-    /// The language model's q/k/v/o projection weights (the users' original recipe).
-    Attention,
-}
-
-/// A language-model projection that can carry a LoRA adapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoraTarget {
-    Q,
-    K,
-    V,
-    O,
-    Gate,
-    Up,
-    Down,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Optimizer {
-    /// Plain SGD, no momentum (the big_vision recipe).
-    Sgd,
-    AdamW,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// Linear warmup over `warmup_steps`, then half a cosine down to 0 at `steps`.
-    Cosine,
-    /// Linear warmup, then the base rate throughout.
-    Constant,
-}
-
 /// The `[train]` table: one training run. Every field except `learning_rate` has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainParams {
     /// Peak learning rate (after warmup). Required, in `[train]` or as a `[sweep]` axis.
     pub learning_rate: f64,
+    /// `lora` (adapters on `lora_targets`) or `attention` (the q/k/v/o weights themselves).
     #[serde(default = "defaults::trainable")]
-    pub trainable: Trainable,
+    pub trainable: TrainableKind,
     #[serde(default = "defaults::lora_rank")]
     pub lora_rank: usize,
     #[serde(default = "defaults::lora_alpha")]
@@ -91,13 +57,13 @@ pub struct TrainParams {
     #[serde(default = "defaults::grad_accum")]
     pub grad_accum: usize,
     #[serde(default = "defaults::optimizer")]
-    pub optimizer: Optimizer,
+    pub optimizer: OptimizerKind,
     #[serde(default = "defaults::schedule")]
     pub schedule: Schedule,
     #[serde(default)]
     pub warmup_steps: usize,
-    /// The loss is logged (and checked by the divergence guard) every `log_every` steps and at
-    /// the last step.
+    /// The loss is logged at the first step, every `log_every` steps and the last step (the
+    /// divergence guard checks every step; a step that trips it is logged too).
     #[serde(default = "defaults::log_every")]
     pub log_every: usize,
 }
@@ -114,10 +80,10 @@ pub fn train_field_names() -> Vec<String> {
 
 /// Defaults of `[train]`, taken from the users' recipe.
 mod defaults {
-    use super::{LoraTarget, Optimizer, Schedule, Trainable};
+    use super::{LoraTarget, OptimizerKind, Schedule, TrainableKind};
 
-    pub fn trainable() -> Trainable {
-        Trainable::Lora
+    pub fn trainable() -> TrainableKind {
+        TrainableKind::Lora
     }
     pub fn lora_rank() -> usize {
         8
@@ -137,8 +103,8 @@ mod defaults {
     pub fn grad_accum() -> usize {
         1
     }
-    pub fn optimizer() -> Optimizer {
-        Optimizer::Sgd
+    pub fn optimizer() -> OptimizerKind {
+        OptimizerKind::Sgd
     }
     pub fn schedule() -> Schedule {
         Schedule::Cosine
@@ -158,8 +124,8 @@ mod defaults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AbortParams {
-    /// A logged loss above this (or NaN/±inf) ends the attempt as diverged. Absent: the
-    /// trainer's default threshold.
+    /// A step's loss above this (or NaN/±inf) ends the attempt as diverged. Absent: the
+    /// trainer's default threshold (`train::guard::DEFAULT_LOSS_ABOVE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_above: Option<f64>,
     /// How many times a diverged trial is retried with a fresh derived seed.
@@ -194,6 +160,41 @@ pub struct Stage2Params {
     /// `schedule` and `warmup_steps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<usize>,
+}
+
+impl TrialParams {
+    /// Stage 1's training settings for an attempt seeded `seed`: `[train]` as it is, the
+    /// divergence threshold of `[abort]` (the trainer's default when absent).
+    pub fn train_config(&self, seed: u64) -> TrainConfig {
+        let t = &self.train;
+        TrainConfig {
+            trainable: t.trainable,
+            lora_rank: t.lora_rank,
+            lora_alpha: t.lora_alpha,
+            lora_targets: t.lora_targets.clone(),
+            optimizer: t.optimizer.optimizer(),
+            learning_rate: t.learning_rate,
+            schedule: t.schedule,
+            warmup_steps: Some(t.warmup_steps),
+            steps: t.steps,
+            batch_size: t.batch_size,
+            grad_accum: t.grad_accum,
+            seed,
+            log_every: t.log_every,
+            loss_above: self.abort.loss_above.unwrap_or(DEFAULT_LOSS_ABOVE),
+        }
+    }
+
+    /// Stage 2's settings, continuing from `stage1`: the rate times `lr_factor`, its own steps,
+    /// the schedule restarted; `None` without `[stage2]`.
+    pub fn stage2_config(&self, stage1: &TrainConfig) -> Option<TrainConfig> {
+        let stage2 = self.stage2.as_ref()?;
+        Some(TrainConfig {
+            learning_rate: stage2.learning_rate(&self.train),
+            steps: stage2.steps(&self.train),
+            ..stage1.clone()
+        })
+    }
 }
 
 impl Stage2Params {
@@ -237,7 +238,7 @@ impl TrialParams {
         positive("train.batch_size", t.batch_size > 0)?;
         positive("train.grad_accum", t.grad_accum > 0)?;
         positive("train.log_every", t.log_every > 0)?;
-        if t.trainable == Trainable::Lora {
+        if t.trainable == TrainableKind::Lora {
             positive("train.lora_rank", t.lora_rank > 0)?;
             positive("train.lora_alpha", t.lora_alpha.is_finite() && t.lora_alpha > 0.0)?;
             if t.lora_targets.is_empty() {
@@ -267,6 +268,47 @@ impl TrialParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::optim::{AdamWParams, Optimizer};
+
+    fn params(text: &str) -> TrialParams {
+        toml::from_str(&format!("seed = 5\nvalid = 10\n{text}")).unwrap()
+    }
+
+    #[test]
+    fn train_config_takes_every_train_key_and_the_abort_threshold() {
+        let p = params(
+            "[train]\nlearning_rate = 0.5\ntrainable = \"attention\"\noptimizer = \"adamw\"\n\
+             steps = 7\nbatch_size = 3\ngrad_accum = 2\nwarmup_steps = 1\nlog_every = 4\n\
+             schedule = \"constant\"\n[abort]\nloss_above = 9.0\n",
+        );
+        let cfg = p.train_config(11);
+        assert_eq!(cfg.trainable, TrainableKind::Attention);
+        assert_eq!(cfg.optimizer, Optimizer::AdamW(AdamWParams::default()));
+        assert_eq!((cfg.learning_rate, cfg.schedule, cfg.warmup_steps), (0.5, Schedule::Constant, Some(1)));
+        assert_eq!((cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.log_every), (7, 3, 2, 4));
+        assert_eq!((cfg.seed, cfg.loss_above), (11, 9.0));
+        // Defaults: the spec's (LoRA r8 α16 on q/k/v/o, SGD, no warmup), the trainer's threshold.
+        let cfg = params("[train]\nlearning_rate = 0.5\n").train_config(1);
+        assert_eq!(
+            (cfg.trainable, cfg.optimizer, cfg.warmup_steps),
+            (TrainableKind::Lora, Optimizer::Sgd, Some(0))
+        );
+        assert_eq!((cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets.len()), (8, 16.0, 4));
+        assert_eq!(cfg.loss_above, DEFAULT_LOSS_ABOVE);
+    }
+
+    #[test]
+    fn stage2_config_scales_the_rate_and_sets_its_steps() {
+        let p = params(
+            "[train]\nlearning_rate = 0.5\nsteps = 8\n[stage2]\nwhen = \"always\"\nlr_factor = 0.25\n",
+        );
+        let stage1 = p.train_config(3);
+        let stage2 = p.stage2_config(&stage1).unwrap();
+        assert_eq!((stage2.learning_rate, stage2.steps, stage2.seed), (0.125, 8, 3));
+        let p = params("[train]\nlearning_rate = 0.5\n[stage2]\nwhen = \"always\"\nsteps = 2\n");
+        assert_eq!(p.stage2_config(&p.train_config(3)).unwrap().steps, 2);
+        assert!(params("[train]\nlearning_rate = 0.5\n").stage2_config(&stage1).is_none());
+    }
 
     #[test]
     fn stage2_train_not_perfect_looks_at_train_mistakes_only() {

@@ -4,9 +4,11 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::params::{Optimizer, Stage2When, Trainable};
+use super::params::Stage2When;
 use super::*;
 use crate::eval::{Metric, Split};
+use crate::train::optim::OptimizerKind;
+use crate::train::TrainableKind;
 
 const HEAD: &str = "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"data.jsonl\"\n";
 
@@ -45,10 +47,10 @@ use crate::data::split::ValidSize;
 fn fills_documented_defaults() {
     let spec = parse("[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [10]\n").unwrap();
     let p = &spec.trials[0].params;
-    assert_eq!(p.train.trainable, Trainable::Lora);
+    assert_eq!(p.train.trainable, TrainableKind::Lora);
     assert_eq!((p.train.lora_rank, p.train.lora_alpha, p.train.steps), (8, 16.0, 256));
     assert_eq!((p.train.batch_size, p.train.grad_accum, p.train.log_every), (2, 1, 8));
-    assert_eq!(p.train.optimizer, Optimizer::Sgd);
+    assert_eq!(p.train.optimizer, OptimizerKind::Sgd);
     assert_eq!(p.prompt, None);
     assert_eq!((p.abort.loss_above, p.abort.max_reseeds), (None, 2));
     assert_eq!(spec.select.metric, SelectMetric { split: Split::Valid, metric: Metric::Precision });
@@ -64,7 +66,7 @@ fn any_train_field_can_be_an_axis_and_stage2_is_read() {
     )
     .unwrap();
     assert_eq!(spec.trials.len(), 4);
-    assert_eq!(spec.trials[3].params.train.optimizer, Optimizer::AdamW);
+    assert_eq!(spec.trials[3].params.train.optimizer, OptimizerKind::AdamW);
     assert_eq!(spec.trials[3].label, "seed=1 valid=10 lora_targets=[\"q\",\"v\"] optimizer=\"adamw\"");
     let stage2 = spec.trials[0].params.stage2.as_ref().unwrap();
     assert_eq!((stage2.when, stage2.lr_factor, stage2.steps), (Stage2When::TrainNotPerfect, 0.1, Some(5)));

@@ -2,10 +2,12 @@
 //! record (the trial folder, outcome last) and export (leaderboard, `best/`, `keep`), so that a
 //! sweep killed at any moment resumes where it stopped. `layout.rs` describes the results folder.
 //!
-//! The model is behind `TrialRunner`; `ScriptedRunner` stands in for it in tests.
+//! The model is behind `TrialRunner`: `ModelRunner` trains PaliGemma, `ScriptedRunner` stands in
+//! for it in tests.
 
 pub mod best;
 pub mod layout;
+pub mod model_runner;
 pub mod progress;
 pub mod rank;
 pub mod record;
@@ -95,6 +97,9 @@ pub fn run_sweep(
         records = export(&locked.dir, spec)?;
     }
     progress.finish();
+    if let Some(line) = runner.summary() {
+        crate::info!("{line}");
+    }
     write_report(&locked.dir, spec, &records)?;
     let ranked = rank(&records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();

@@ -5,8 +5,9 @@
 //! An attempt: score the base model on train and valid → train stage 1 → if `params.stage2`
 //! applies to the train counts after stage 1, train stage 2 → score train and valid again → save
 //! the trained weights into `weights_dir`. After each step the runner asks the observer whether
-//! to stop (Ctrl-C); after each logged step (every `log_every` steps and the last of a stage) it
-//! reports the loss and applies the divergence guard (`params.abort`).
+//! to stop (Ctrl-C); after each logged step (the first, every `log_every` steps and the last of a
+//! stage) it reports the loss. The divergence guard (`params.abort`) checks every step's loss; the
+//! step that trips it is reported too, and ends the attempt.
 
 use std::path::Path;
 
@@ -16,6 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::data::split::SplitIndices;
 use crate::eval::SplitConfusions;
 use crate::spec::{TrialId, TrialParams};
+/// The observer's answer after a step; `Stop` (the user pressed Ctrl-C) makes the runner return
+/// `RunEnd::Stopped` at once.
+pub use crate::train::Control;
 
 /// One attempt of one trial.
 #[derive(Debug, Clone, Copy)]
@@ -48,19 +52,11 @@ pub struct StepLog {
     pub loss: f64,
 }
 
-/// The observer's answer after a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    Continue,
-    /// Return `RunEnd::Stopped` now (the user pressed Ctrl-C).
-    Stop,
-}
-
 /// The driver's side of an attempt: progress display and the stop request.
 pub trait StepObserver {
     /// Called after every optimizer step.
     fn after_step(&mut self) -> Control;
-    /// Called after every logged step, before the divergence guard looks at it.
+    /// Called after every logged step, and for the step that tripped the divergence guard.
     fn logged(&mut self, log: &StepLog);
 }
 
@@ -69,7 +65,7 @@ pub trait StepObserver {
 pub enum RunEnd {
     /// Trained, scored and saved.
     Finished,
-    /// The guard stopped training: a logged loss above `abort.loss_above`, NaN or infinite.
+    /// The guard stopped training: a loss above `abort.loss_above`, NaN or infinite.
     Diverged { stage: u8, step: usize, loss: f64 },
     /// Stopped on request; nothing is kept.
     Stopped,
@@ -106,6 +102,12 @@ pub struct TrialRun {
 /// sweep.
 pub trait TrialRunner {
     fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun>;
+
+    /// A line for the end of the sweep about the work shared by its trials (the real runner:
+    /// how often the vision tower ran); none by default.
+    fn summary(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The training seed of attempt `attempt` of a trial seeded `seed`: the seed itself first, then

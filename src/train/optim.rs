@@ -41,6 +41,27 @@ impl Default for AdamWParams {
     }
 }
 
+/// An optimizer by name, as a spec (`optimizer = "adamw"`) or the command line (`--optimizer
+/// adamw`) writes it; AdamW then gets its default hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Plain SGD, w ← w − lr·g (the big_vision demo's).
+    Sgd,
+    /// AdamW, betas 0.9/0.999, eps 1e-8, weight decay 0.01.
+    #[value(name = "adamw")]
+    AdamW,
+}
+
+impl OptimizerKind {
+    pub fn optimizer(self) -> Optimizer {
+        match self {
+            OptimizerKind::Sgd => Optimizer::Sgd,
+            OptimizerKind::AdamW => Optimizer::AdamW(AdamWParams::default()),
+        }
+    }
+}
+
 impl Optimizer {
     /// The optimizer's short name, as on the command line.
     pub fn name(&self) -> &'static str {

@@ -1,0 +1,261 @@
+//! The real `TrialRunner`: PaliGemma trained with `train::train` and judged with `eval::score`.
+//!
+//! Per sweep: the model is loaded once, and every image's features are computed once (the vision
+//! tower and projector are frozen; `eval::features` caches the projector output of each frame).
+//! The untrained model's predictions are computed once per prompt, since every attempt starts
+//! from the same base. Per attempt: a copy of the base model gets fresh trainable parameters
+//! (`set_trainable` with the attempt's seed), is trained (stage 1, then stage 2 when
+//! `params.stage2` applies), scored on train and valid, and saved with `adapter::save` (PEFT
+//! layout for LoRA). The copy shares the frozen weights with the base and is dropped when the
+//! attempt ends, so nothing trained leaks into the next attempt.
+//!
+//! With GIF frames `all`, each frame of a training image is one training example, and an image is
+//! scored by its worst frame (`eval::score`).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::runner::{RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
+use crate::adapter::{self, Provenance};
+use crate::data::split::SplitIndices;
+use crate::data::{Dataset, GifFrames, Label};
+use crate::device::DeviceSpec;
+use crate::eval::features::FeatureCache;
+use crate::eval::result::{confusion, predict, DEFAULT_THRESHOLD};
+use crate::eval::score::{score_cached, ScoreOptions, DEFAULT_BATCH_SIZE};
+use crate::eval::{Confusion, SplitConfusions};
+use crate::model::{LoadedModel, ModelSource, TrainableParams};
+use crate::spec::SweepSpec;
+use crate::train::schedule::learning_rate;
+use crate::train::{train, TrainConfig, TrainExample, TrainOutcome};
+use anyhow::Context;
+
+/// Frames per forward pass when computing features and scoring (training uses the trial's
+/// `batch_size`).
+const SCORE_BATCH_SIZE: usize = DEFAULT_BATCH_SIZE;
+
+pub struct ModelRunner<'a> {
+    /// The untrained model; attempts train copies of it.
+    base: LoadedModel,
+    dataset: &'a Dataset,
+    gif_frames: GifFrames,
+    /// `[model] path` as written, for the adapters' provenance.
+    model_path: String,
+    features: FeatureCache,
+    /// The untrained model's answer to each example of the dataset, by prompt.
+    base_answers: HashMap<Option<String>, Vec<Label>>,
+}
+
+impl<'a> ModelRunner<'a> {
+    /// Load the spec's model on `device` and compute the features of every image of `dataset`.
+    pub fn new(
+        spec: &SweepSpec,
+        dataset: &'a Dataset,
+        device: DeviceSpec,
+    ) -> anyhow::Result<ModelRunner<'a>> {
+        let source = spec.model_source()?;
+        let opened = device.open()?;
+        let mut base = crate::model::load(&source, &opened, device.frozen_dtype())
+            .with_context(|| format!("loading the model {source}"))?;
+        base.tokenizer = base.tokenizer.with_answers(&spec.data.options().answers)?;
+        crate::info!(
+            "model {source} on {device} (frozen weights {:?}): {} image tokens of width {}",
+            device.frozen_dtype(),
+            base.model.num_image_tokens(),
+            base.config.text_config.hidden_size
+        );
+        let mut features = FeatureCache::default();
+        let started = Instant::now();
+        features.fill(&base, &opened, dataset, spec.data.gif_frames, SCORE_BATCH_SIZE)?;
+        crate::info!(
+            "image features of {} images ({} frames, GIF frames: {}) computed once in {:.1} s",
+            dataset.examples.len(),
+            features.vision_frames(),
+            spec.data.gif_frames,
+            started.elapsed().as_secs_f64()
+        );
+        let model_path = match source {
+            ModelSource::Builtin { .. } => spec.model.path.clone(),
+            ModelSource::Checkpoint(dir) => dir.display().to_string(),
+        };
+        Ok(ModelRunner {
+            base,
+            dataset,
+            gif_frames: spec.data.gif_frames,
+            model_path,
+            features,
+            base_answers: HashMap::new(),
+        })
+    }
+
+    fn score_options(&self, prompt: &Option<String>) -> ScoreOptions {
+        ScoreOptions { prompt: prompt.clone(), gif_frames: self.gif_frames, batch_size: SCORE_BATCH_SIZE }
+    }
+
+    /// Counts of `loaded` on the train and valid parts of `split`.
+    fn confusions(
+        &self,
+        loaded: &LoadedModel,
+        prompt: &Option<String>,
+        split: &SplitIndices,
+    ) -> anyhow::Result<SplitConfusions> {
+        let opts = self.score_options(prompt);
+        let count = |indices: &[usize]| -> anyhow::Result<Confusion> {
+            let rows = score_cached(loaded, &self.features, self.dataset, indices, &opts)?;
+            Ok(confusion(&rows, DEFAULT_THRESHOLD))
+        };
+        Ok(SplitConfusions { train: count(&split.train)?, valid: count(&split.valid)? })
+    }
+
+    /// The untrained model's counts, from its answers (computed on first use of a prompt).
+    fn base_confusions(
+        &mut self,
+        prompt: &Option<String>,
+        split: &SplitIndices,
+    ) -> anyhow::Result<SplitConfusions> {
+        if !self.base_answers.contains_key(prompt) {
+            let all: Vec<usize> = (0..self.dataset.examples.len()).collect();
+            let rows =
+                score_cached(&self.base, &self.features, self.dataset, &all, &self.score_options(prompt))?;
+            let answers = rows.iter().map(|r| predict(r.p_yes, DEFAULT_THRESHOLD)).collect();
+            self.base_answers.insert(prompt.clone(), answers);
+        }
+        let answers = &self.base_answers[prompt];
+        let count = |indices: &[usize]| {
+            Confusion::from_pairs(indices.iter().map(|&i| (self.dataset.examples[i].label, answers[i])))
+        };
+        Ok(SplitConfusions { train: count(&split.train), valid: count(&split.valid) })
+    }
+
+    /// One training example per kept frame of each training image.
+    fn train_examples(&self, job: &TrialJob) -> anyhow::Result<Vec<TrainExample>> {
+        let mut examples = Vec::new();
+        for &i in &job.split.train {
+            let example = &self.dataset.examples[i];
+            let prompt = job.params.prompt.clone().unwrap_or_else(|| example.prefix.clone());
+            for features in self.features.frames(example, self.gif_frames)? {
+                examples.push(TrainExample {
+                    features: features.clone(),
+                    prompt: prompt.clone(),
+                    answer: example.label,
+                });
+            }
+        }
+        Ok(examples)
+    }
+}
+
+impl TrialRunner for ModelRunner<'_> {
+    fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun> {
+        let prompt = &job.params.prompt;
+        let before = self.base_confusions(prompt, job.split)?;
+        let mut loaded = self.base.clone();
+        let cfg = job.params.train_config(job.seed);
+        let trainable = cfg.trainable();
+        let params = loaded.model.set_trainable(&trainable, job.seed)?;
+        if job.attempt == 0 {
+            crate::debug!(
+                "trial {}: {} trainable parameters in {} tensors; config {}",
+                job.id,
+                params.num_params(),
+                params.named.len(),
+                serde_json::to_string(&cfg)?
+            );
+        }
+        let mut attempt = Attempt {
+            loaded: &loaded,
+            params: &params,
+            examples: self.train_examples(job)?,
+            losses: Vec::new(),
+            training_secs: 0.0,
+        };
+
+        let mut end = attempt.stage(1, &cfg, observer)?;
+        let mut stage2 = Stage2Ran::NotConfigured;
+        if let (RunEnd::Finished, Some(stage2_cfg)) = (end, job.params.stage2_config(&cfg)) {
+            let second = job.params.stage2.as_ref().expect("a stage 2 config comes from [stage2]");
+            let train_counts = self.confusions(&loaded, prompt, job.split)?.train;
+            stage2 = Stage2Ran::Skipped;
+            if second.applies(&train_counts) {
+                end = attempt.stage(2, &stage2_cfg, observer)?;
+                stage2 = Stage2Ran::Ran;
+            }
+        }
+        let (losses, training_secs) = (attempt.losses, attempt.training_secs);
+
+        let after = match end {
+            RunEnd::Finished => {
+                let after = self.confusions(&loaded, prompt, job.split)?;
+                let base_model = &self.model_path;
+                let provenance = Provenance {
+                    gacha_version: env!("CARGO_PKG_VERSION"),
+                    base_model,
+                    prompt: prompt.as_deref(),
+                    train: &cfg,
+                };
+                adapter::save(job.weights_dir, &trainable, &params, &provenance)?;
+                Some(after)
+            }
+            RunEnd::Diverged { .. } | RunEnd::Stopped => None,
+        };
+        Ok(TrialRun { before, after, losses, end, stage2, training_secs })
+    }
+
+    fn summary(&self) -> Option<String> {
+        Some(format!(
+            "vision tower: {} frames in {} forward passes for the whole sweep (features cached)",
+            self.features.vision_frames(),
+            self.features.vision_passes()
+        ))
+    }
+}
+
+/// One attempt's training state across its stages.
+struct Attempt<'m> {
+    loaded: &'m LoadedModel,
+    params: &'m TrainableParams,
+    examples: Vec<TrainExample>,
+    losses: Vec<StepLog>,
+    training_secs: f64,
+}
+
+impl Attempt<'_> {
+    /// Train one stage, reporting logged steps and asking the observer after each step.
+    fn stage(
+        &mut self,
+        stage: u8,
+        cfg: &TrainConfig,
+        observer: &mut dyn StepObserver,
+    ) -> anyhow::Result<RunEnd> {
+        let started = Instant::now();
+        let losses = &mut self.losses;
+        let outcome = train(self.loaded, self.params, &self.examples, cfg, &mut |log| {
+            if cfg.is_log_step(log.step) {
+                let log = StepLog {
+                    stage,
+                    step: log.step,
+                    steps: log.total,
+                    learning_rate: log.lr,
+                    loss: log.loss,
+                };
+                observer.logged(&log);
+                losses.push(log);
+            }
+            observer.after_step()
+        })
+        .with_context(|| format!("stage {stage}"))?;
+        self.training_secs += started.elapsed().as_secs_f64();
+        Ok(match outcome {
+            TrainOutcome::Finished { .. } => RunEnd::Finished,
+            TrainOutcome::Stopped { .. } => RunEnd::Stopped,
+            TrainOutcome::Diverged { step, loss } => {
+                let rate =
+                    learning_rate(cfg.schedule, cfg.learning_rate, step, cfg.horizon(), cfg.warmup_steps());
+                let log = StepLog { stage, step, steps: cfg.steps, learning_rate: rate, loss };
+                observer.logged(&log);
+                self.losses.push(log);
+                RunEnd::Diverged { stage, step, loss }
+            }
+        })
+    }
+}
