@@ -340,12 +340,12 @@ fn extension_mismatch_is_mentioned() {
 }
 
 #[test]
-fn check_of_a_sweep_spec_is_not_there_yet() {
+fn check_of_an_empty_sweep_spec_names_the_missing_key() {
     let dir = TestDir::new();
     dir.write("a.toml", "");
     let out = run(dir.gacha().args(["check", "a.toml"]));
     assert_exit(&out, 2);
-    assert_contains(&texts(&out).1, "a.toml: sweep spec checking arrives with the sweep driver");
+    assert_contains(&texts(&out).1, "a.toml: line 1: missing field `name`");
 }
 
 /// 96 examples (60 yes, 36 no), images not needed by `split`.

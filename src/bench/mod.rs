@@ -411,9 +411,9 @@ mod tests {
         };
         let rows = run(&opts, &Device::Cpu).unwrap();
         assert_eq!(rows.len(), 2);
-        // tiny: 16 image tokens + <bos> + 14 + "\n", answer, <eos>; LoRA r 8 on q/k/v/o of 2 layers:
+        // tiny: 64 image tokens (56 px, patch 7) + <bos> + 14 + "\n", answer, <eos>; LoRA r 8 on q/k/v/o of 2 layers:
         // 2·8·((64 + 96) + (96 + 64) + (64 + 24) + (64 + 24)) = 7,936 (q: 4 heads × 24 = 96 wide).
-        assert_eq!((rows[0].seq_len, rows[0].trainable_params), (34, 7_936));
+        assert_eq!((rows[0].seq_len, rows[0].trainable_params), (82, 7_936));
         assert!(rows.iter().all(|r| r.ms_per_step_all.len() == 2 && r.loss_first.is_finite()));
         // The parts of a step add up to at most the step (the step also reads the loss).
         for r in &rows {
