@@ -300,10 +300,10 @@ pub struct TrainArgs {
     /// Seeds the batch order and the LoRA initialisation.
     #[arg(long)]
     pub seed: u64,
-    /// Log a line every this many steps (and at the first and last).
+    /// Log a line every this many steps (and at the last).
     #[arg(long, default_value_t = 1)]
     pub log_every: usize,
-    /// Stop as diverged when a step's loss is above this (or not finite).
+    /// Stop as diverged when a logged step's loss is above this (or any step's is not finite).
     #[arg(long, default_value_t = crate::train::guard::DEFAULT_LOSS_ABOVE)]
     pub loss_above: f64,
     /// Folder to save the adapter in.

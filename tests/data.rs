@@ -339,13 +339,39 @@ fn extension_mismatch_is_mentioned() {
     assert_contains(&texts(&out).0, "formats: JPEG 1");
 }
 
+/// A spec over `data.jsonl` with the tiny built-in model (image 56) and 2 × 2 × 3 trials.
+const SPEC: &str = "name = \"s\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"data.jsonl\"\n\
+    gif_frames = \"middle\"\n[sweep]\nseeds = [1, 2]\nvalid = [2, 0.5]\nlearning_rate = [0.1, 0.01, 0.001]\n";
+
 #[test]
-fn check_of_an_empty_sweep_spec_names_the_missing_key() {
-    let dir = TestDir::new();
-    dir.write("a.toml", "");
-    let out = run(dir.gacha().args(["check", "a.toml"]));
+fn check_of_a_sweep_spec_counts_trials_and_checks_model_and_images() {
+    let dir = image_dir();
+    let images = ["rgba.png", "grey.png", "photo.jpg", "anim.gif"];
+    let lines: Vec<String> =
+        images.iter().enumerate().map(|(i, f)| line(["yes", "no"][i % 2], &format!("images/{f}"))).collect();
+    dir.write("data.jsonl", lines.concat());
+    dir.write("s.toml", SPEC);
+    let out = run(dir.gacha().args(["check", "s.toml"]));
+    assert_exit(&out, 0);
+    let (stdout, stderr) = texts(&out);
+    assert!(stdout.starts_with("s.toml: 12 trials (2 × 2 × 3)\n"), "{stdout}");
+    assert_contains(&stdout, "  learning_rate  3 value(s), sets train.learning_rate (line 10)\n");
+    assert_contains(&stdout, "validation images of 4: 2 → 2, 0.5 → 2\n");
+    assert_contains(&stdout, "model builtin:tiny@0: config ok (image 56, patch 7: 64 image tokens");
+    assert_contains(&stdout, "model inputs: 4 (GIF frames: middle)");
+    assert_contains(&stdout, "checked at 56×56");
+    assert_contains(&stderr, "gacha: warning: valid = 2 holds out 2 images (< 30)");
+
+    // A broken image is found (every image is decoded), naming its line.
+    dir.write("images/grey.png", b"not a png");
+    let out = run(dir.gacha().args(["check", "s.toml"]));
     assert_exit(&out, 2);
-    assert_contains(&texts(&out).1, "a.toml: line 1: missing field `name`");
+    assert_contains(&texts(&out).1, "data.jsonl:2");
+    // An unknown built-in model is an error at its line.
+    dir.write("s.toml", SPEC.replace("builtin:tiny", "builtin:huge"));
+    let out = run(dir.gacha().args(["check", "s.toml"]));
+    assert_exit(&out, 2);
+    assert_contains(&texts(&out).1, "s.toml: line 3: model.path: \"builtin:huge\": unknown built-in model");
 }
 
 /// 96 examples (60 yes, 36 no), images not needed by `split`.

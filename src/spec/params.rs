@@ -62,8 +62,8 @@ pub struct TrainParams {
     pub schedule: Schedule,
     #[serde(default)]
     pub warmup_steps: usize,
-    /// The loss is logged at the first step, every `log_every` steps and the last step (the
-    /// divergence guard checks every step; a step that trips it is logged too).
+    /// The loss is logged, and checked against `abort.loss_above`, every `log_every` steps and
+    /// at the last step (a NaN or infinite loss ends the attempt at any step).
     #[serde(default = "defaults::log_every")]
     pub log_every: usize,
 }
@@ -124,8 +124,8 @@ mod defaults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AbortParams {
-    /// A step's loss above this (or NaN/±inf) ends the attempt as diverged. Absent: the
-    /// trainer's default threshold (`train::guard::DEFAULT_LOSS_ABOVE`).
+    /// A logged loss above this (or NaN/±inf at any step) ends the attempt as diverged. Absent:
+    /// the trainer's default threshold (`train::guard::DEFAULT_LOSS_ABOVE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_above: Option<f64>,
     /// How many times a diverged trial is retried with a fresh derived seed.

@@ -5,9 +5,9 @@
 //! An attempt: score the base model on train and valid → train stage 1 → if `params.stage2`
 //! applies to the train counts after stage 1, train stage 2 → score train and valid again → save
 //! the trained weights into `weights_dir`. After each step the runner asks the observer whether
-//! to stop (Ctrl-C); after each logged step (the first, every `log_every` steps and the last of a
-//! stage) it reports the loss. The divergence guard (`params.abort`) checks every step's loss; the
-//! step that trips it is reported too, and ends the attempt.
+//! to stop (Ctrl-C); after each logged step (every `log_every` steps and the last of a stage) it
+//! reports the loss and applies the divergence guard (`params.abort`); a NaN or infinite loss
+//! ends the attempt at any step, and that step is reported too.
 
 use std::path::Path;
 
@@ -65,7 +65,7 @@ pub trait StepObserver {
 pub enum RunEnd {
     /// Trained, scored and saved.
     Finished,
-    /// The guard stopped training: a loss above `abort.loss_above`, NaN or infinite.
+    /// The guard stopped training: a logged loss above `abort.loss_above`, or NaN or infinite.
     Diverged { stage: u8, step: usize, loss: f64 },
     /// Stopped on request; nothing is kept.
     Stopped,

@@ -69,9 +69,9 @@ pub struct TrainConfig {
     pub seed: u64,
 
     // Logging and safety.
-    /// Log a line every this many steps (and at the first and last step).
+    /// Log a line every this many steps (and at the last step).
     pub log_every: usize,
-    /// Stop the run as diverged when a step's loss is above this (or NaN/∞).
+    /// Stop the run as diverged when a logged step's loss is above this, or any step's is NaN/∞.
     pub loss_above: f64,
 }
 
@@ -118,9 +118,9 @@ impl TrainConfig {
         self.warmup_steps.unwrap_or_else(|| default_warmup_steps(self.horizon()))
     }
 
-    /// Whether step `step` gets a log line.
+    /// Whether step `step` gets a log line (and a look from the divergence guard's threshold).
     pub fn is_log_step(&self, step: usize) -> bool {
-        step == 1 || step == self.steps || step.is_multiple_of(self.log_every.max(1))
+        step == self.steps || step.is_multiple_of(self.log_every.max(1))
     }
 
     /// Reject settings that cannot run, naming the setting.
@@ -218,9 +218,12 @@ pub fn train(
         }
         let loss = loss_sum / cfg.grad_accum as f64;
 
-        // A diverged loss ends the run before its update is applied.
-        if let Err(diverged) = guard.check(step, loss) {
-            return Ok(TrainOutcome::Diverged { step: diverged.step, loss: diverged.loss });
+        // A diverged loss ends the run before its update is applied: NaN or ∞ at any step (its
+        // update would poison the weights), a loss above the threshold at a logged step.
+        if !loss.is_finite() || cfg.is_log_step(step) {
+            if let Err(diverged) = guard.check(step, loss) {
+                return Ok(TrainOutcome::Diverged { step: diverged.step, loss: diverged.loss });
+            }
         }
 
         // The update.
@@ -388,6 +391,24 @@ pub(crate) mod tests {
         let outcome = train(&loaded, &params, &examples, &cfg, &mut |_| Control::Continue).unwrap();
         assert!(matches!(outcome, TrainOutcome::Diverged { step: 1, loss } if loss > 1e-3), "{outcome:?}");
         assert_eq!(values(&params), before);
+    }
+
+    #[test]
+    fn the_threshold_is_checked_at_logged_steps_only() {
+        // Every loss is above 1e-3, but steps 1 and 2 are not logged with log_every = 3.
+        let cfg = TrainConfig { loss_above: 1e-3, log_every: 3, ..sgd(5, 2) };
+        let mut loaded = tiny();
+        let params = loaded.model.set_trainable(&cfg.trainable(), 0).unwrap();
+        let examples = examples(&loaded, 2);
+        let mut seen = Vec::new();
+        let outcome = train(&loaded, &params, &examples, &cfg, &mut |log| {
+            seen.push(log.step);
+            Control::Continue
+        })
+        .unwrap();
+        assert!(matches!(outcome, TrainOutcome::Diverged { step: 3, .. }), "{outcome:?}");
+        assert_eq!(seen, [1, 2]);
+        assert!((1..=5).map(|s| cfg.is_log_step(s)).eq([false, false, true, false, true]));
     }
 
     #[test]

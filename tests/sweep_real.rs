@@ -1,0 +1,270 @@
+//! `gacha sweep` with the real runner on the built-in tiny model and eleven images of the demo
+//! dataset (two of them animated GIFs): every trial trains, scores and saves; image features are
+//! computed once per sweep; the saved adapters reproduce the recorded scores; reseeds on
+//! divergence; resume after SIGKILL; determinism.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{assert_exit, run, texts, TestDir};
+
+/// The first eleven images of the committed demo dataset: 6 PNG, 3 JPEG and 2 animated GIFs
+/// (NG_003.gif: 5 frames, OK_011.gif: 4 frames), so 9 + 5 + 4 = 18 frames with GIF frames `all`.
+const IMAGES: usize = 11;
+const FRAMES: usize = 18;
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/demo")
+}
+
+/// Copy the first `IMAGES` examples of the demo dataset (lines and image files) into `dir`.
+fn write_dataset(dir: &TestDir) {
+    let text = std::fs::read_to_string(demo().join("data.jsonl")).expect("the committed demo dataset");
+    let lines: Vec<&str> = text.lines().take(IMAGES).collect();
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let image = value["image"].as_str().unwrap();
+        dir.write(image, std::fs::read(demo().join(image)).unwrap());
+    }
+    dir.write("data.jsonl", lines.join("\n") + "\n");
+}
+
+/// A spec on `builtin:tiny` with short training and the given `[sweep]` lines and extra tables.
+fn write_spec(dir: &TestDir, sweep: &str, extra: &str) {
+    let spec = format!(
+        "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"data.jsonl\"\n\
+         [train]\nsteps = 6\nbatch_size = 4\nlog_every = 3\nlora_rank = 2\n{extra}[sweep]\n{sweep}"
+    );
+    dir.write("s.toml", spec);
+}
+
+fn sweep(dir: &TestDir, results: &str) -> Command {
+    let mut cmd = dir.gacha();
+    cmd.args(["sweep", "s.toml", "--results", results]);
+    cmd
+}
+
+fn leaderboard(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|row| headers.iter().map(String::from).zip(row.unwrap().iter().map(String::from)).collect())
+        .collect()
+}
+
+/// The leaderboard without the columns allowed to differ between runs (times).
+fn sans_times(rows: Vec<BTreeMap<String, String>>) -> Vec<BTreeMap<String, String>> {
+    rows.into_iter()
+        .map(|mut row| {
+            row.retain(|column, _| !column.ends_with("_s") && !column.ends_with("_at"));
+            row
+        })
+        .collect()
+}
+
+const FOUR_BY_TWO: &str =
+    "seeds = [1, 2]\nvalid = [4]\nlearning_rate = [0.01, 0.03]\ntrainable = [\"lora\", \"attention\"]\n";
+
+#[test]
+fn every_trial_trains_scores_and_saves_and_features_are_computed_once() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, FOUR_BY_TWO, "");
+    let out = run(&mut sweep(&dir, "res"));
+    assert_exit(&out, 0);
+    let (stdout, stderr) = texts(&out);
+    assert!(stdout.contains("8 of 8 trials finished (8 done, 0 diverged, 0 failed)"), "{stdout}");
+    // 18 frames, 8 per pass: 3 passes of the vision tower for 8 trials (each scores twice and
+    // trains 6 steps of 4 frames).
+    assert!(
+        stderr.contains(&format!("vision tower: {FRAMES} frames in 3 forward passes for the whole sweep")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("step: 3/6   lr: "), "{stderr}");
+
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    assert_eq!(rows.len(), 8);
+    for row in &rows {
+        let trial = dir.join(&format!("res/trials/{}", row["id"]));
+        let files: &[&str] = match row["trainable"].as_str() {
+            "lora" => &["adapter_config.json", "adapter_model.safetensors", "gacha_adapter.json"],
+            _ => &["attention.safetensors", "gacha_adapter.json"],
+        };
+        for file in files {
+            assert!(trial.join("weights").join(file).is_file(), "{}: weights/{file} missing", row["id"]);
+        }
+        let log = std::fs::read_to_string(trial.join("metrics.jsonl")).unwrap();
+        let steps: Vec<u64> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [3, 6], "logged steps of {}", row["id"]);
+        let total = |prefix: &str| -> u32 {
+            ["tp", "tn", "fp", "fn"]
+                .iter()
+                .map(|c| row[&format!("{prefix}_{c}")].parse::<u32>().unwrap())
+                .sum()
+        };
+        assert_eq!(total("valid"), 4);
+        assert_eq!(total("base_all"), IMAGES as u32);
+    }
+    // The untrained model is the same for every trial: its counts depend on the split only.
+    for seed in ["1", "2"] {
+        let base: Vec<&String> =
+            rows.iter().filter(|r| r["seed"] == seed).map(|r| &r["base_valid_tn"]).collect();
+        assert!(base.iter().all(|b| *b == base[0]), "seed {seed}: {base:?}");
+    }
+    assert!(dir.join("res/best/weights/gacha_adapter.json").is_file());
+}
+
+/// `gacha eval` with a trial's saved adapter on its validation images gives the counts the sweep
+/// recorded from cached features: the adapter holds what was trained, and scoring from the cache
+/// equals scoring from pixels.
+#[test]
+fn saved_adapters_reproduce_the_recorded_valid_counts() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(
+        &dir,
+        "seeds = [3]\nvalid = [5]\nlearning_rate = [0.05]\ntrainable = [\"lora\", \"attention\"]\n",
+        "",
+    );
+    assert_exit(&run(&mut sweep(&dir, "res")), 0);
+    let data = std::fs::read_to_string(dir.join("data.jsonl")).unwrap();
+    for row in leaderboard(&dir.join("res/leaderboard.csv")) {
+        let trial = dir.join(&format!("res/trials/{}", row["id"]));
+        let split: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(trial.join("split.json")).unwrap()).unwrap();
+        let valid: Vec<&str> =
+            split["valid"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let lines: String = data
+            .lines()
+            .filter(|l| valid.iter().any(|v| l.contains(&format!("\"{v}\""))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        dir.write("valid.jsonl", lines);
+        let weights = trial.join("weights");
+        let out = run(dir
+            .gacha()
+            .args(["eval", "--model", "builtin:tiny", "--adapter"])
+            .arg(&weights)
+            .arg("valid.jsonl"));
+        assert_exit(&out, 0);
+        let want = format!(
+            "tp={} tn={} fp={} fn={}",
+            row["valid_tp"], row["valid_tn"], row["valid_fp"], row["valid_fn"]
+        );
+        assert!(texts(&out).0.contains(&want), "{}: want {want}, eval says\n{}", row["id"], texts(&out).0);
+    }
+}
+
+#[test]
+fn two_identical_runs_give_identical_leaderboards() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, FOUR_BY_TWO, "[stage2]\nwhen = \"always\"\nsteps = 3\n");
+    assert_exit(&run(&mut sweep(&dir, "a")), 0);
+    assert_exit(&run(&mut sweep(&dir, "b")), 0);
+    let a = sans_times(leaderboard(&dir.join("a/leaderboard.csv")));
+    assert_eq!(a.len(), 8);
+    assert!(a.iter().all(|r| r["stage2"] == "ran"), "{a:?}");
+    assert_eq!(a, sans_times(leaderboard(&dir.join("b/leaderboard.csv"))));
+    for row in &a {
+        let adapter = |root: &str| {
+            let weights = dir.join(&format!("{root}/trials/{}/weights", row["id"]));
+            let file = if row["trainable"] == "lora" {
+                "adapter_model.safetensors"
+            } else {
+                "attention.safetensors"
+            };
+            std::fs::read(weights.join(file)).unwrap()
+        };
+        assert!(adapter("a") == adapter("b"), "{}: the saved weights differ", row["id"]);
+    }
+}
+
+#[test]
+fn an_absurd_learning_rate_diverges_is_reseeded_and_the_sweep_goes_on() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    // SGD at lr 1e30 overflows the attention scores at step 2: the loss is NaN (caught at any
+    // step, not only logged ones).
+    write_spec(
+        &dir,
+        "seeds = [1]\nvalid = [4]\nlearning_rate = [1e30, 0.01]\n",
+        "[abort]\nmax_reseeds = 1\n",
+    );
+    let out = run(&mut sweep(&dir, "res"));
+    assert_exit(&out, 0);
+    let (_, stderr) = texts(&out);
+    assert!(stderr.contains("diverged at stage 1 step 2 (loss NaN); reseeding"), "{stderr}");
+    // SHA-256("gacha reseed 1 1"), first 8 bytes little-endian (see sweep::runner::reseed).
+    assert!(stderr.contains("reseed 1 of 1: training seed 17806329684731702236"), "{stderr}");
+    assert!(stderr.contains("diverged at stage 1 step 2 (loss NaN); no reseeds left"), "{stderr}");
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    let absurd = rows.iter().find(|r| r["learning_rate"] == "1e+30").unwrap();
+    assert_eq!((absurd["status"].as_str(), absurd["reseeds"].as_str()), ("diverged", "1"));
+    assert_eq!((absurd["diverged_step"].as_str(), absurd["final_loss"].as_str()), ("2", "NaN"));
+    assert!(!dir.join(&format!("res/trials/{}/weights", absurd["id"])).exists());
+    let sane = rows.iter().find(|r| r["learning_rate"] == "0.01").unwrap();
+    assert_eq!((sane["status"].as_str(), sane["reseeds"].as_str()), ("done", "0"));
+
+    // A threshold below the untrained loss (about ln 384 ≈ 6) trips at the first logged step,
+    // step 3, with a finite loss.
+    write_spec(
+        &dir,
+        "seeds = [1]\nvalid = [4]\nlearning_rate = [0.01]\n",
+        "[abort]\nloss_above = 3.0\nmax_reseeds = 0\n",
+    );
+    let out = run(&mut sweep(&dir, "res2"));
+    assert_exit(&out, 0);
+    let row = &leaderboard(&dir.join("res2/leaderboard.csv"))[0];
+    assert_eq!((row["status"].as_str(), row["diverged_step"].as_str()), ("diverged", "3"));
+    let loss: f64 = row["final_loss"].parse().unwrap();
+    assert!(loss > 3.0 && loss.is_finite(), "{loss}");
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    let axes = "seeds = [1, 2]\nvalid = [4]\nlearning_rate = [0.01, 0.03, 1e30]\n";
+    // Ranked by valid accuracy, defined even when a short run answers "no" to every image.
+    let extra = "[abort]\nmax_reseeds = 1\n[select]\nmetric = \"valid.accuracy\"\nkeep = 2\n";
+    write_spec(&dir, axes, extra);
+    assert_exit(&run(&mut sweep(&dir, "calm")), 0);
+
+    // Pseudo-random kill times from a clock seed, printed so a failure can be replayed.
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let mut state = clock.subsec_nanos() as u64 ^ std::process::id() as u64;
+    eprintln!("kill schedule seed {state}");
+    let mut kills = 0;
+    for _ in 0..6 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let wait = Duration::from_millis(20 + (state >> 33) % 250);
+        let mut child = sweep(&dir, "killed").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    eprintln!("{kills} kills landed");
+    assert_exit(&run(&mut sweep(&dir, "killed")), 0);
+    let calm = sans_times(leaderboard(&dir.join("calm/leaderboard.csv")));
+    assert_eq!(calm.len(), 6);
+    assert_eq!(calm, sans_times(leaderboard(&dir.join("killed/leaderboard.csv"))));
+    let best = |root: &str| {
+        let text = std::fs::read_to_string(dir.join(&format!("{root}/best/outcome.json"))).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"].clone()
+    };
+    assert_eq!(best("calm"), calm[0]["id"].as_str());
+    assert_eq!(best("killed"), best("calm"));
+    let best_weights =
+        |root: &str| std::fs::read(dir.join(&format!("{root}/best/weights/adapter_model.safetensors")));
+    assert_eq!(best_weights("killed").unwrap(), best_weights("calm").unwrap());
+}
