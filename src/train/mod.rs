@@ -71,7 +71,8 @@ pub struct TrainConfig {
     // Logging and safety.
     /// Log a line every this many steps (and at the last step).
     pub log_every: usize,
-    /// Stop the run as diverged when a logged step's loss is above this, or any step's is NaN/∞.
+    /// Stop the run as diverged when a logged step's loss after warmup is above this, or any
+    /// step's is NaN/∞.
     pub loss_above: f64,
 }
 
@@ -219,8 +220,9 @@ pub fn train(
         let loss = loss_sum / cfg.grad_accum as f64;
 
         // A diverged loss ends the run before its update is applied: NaN or ∞ at any step (its
-        // update would poison the weights), a loss above the threshold at a logged step.
-        if !loss.is_finite() || cfg.is_log_step(step) {
+        // update would poison the weights), a loss above the threshold at a logged step after
+        // warmup (during warmup the loss is still the base model's, which may start above it).
+        if !loss.is_finite() || (cfg.is_log_step(step) && step > warmup_steps) {
             if let Err(diverged) = guard.check(step, loss) {
                 return Ok(TrainOutcome::Diverged { step: diverged.step, loss: diverged.loss });
             }
@@ -409,6 +411,17 @@ pub(crate) mod tests {
         assert!(matches!(outcome, TrainOutcome::Diverged { step: 3, .. }), "{outcome:?}");
         assert_eq!(seen, [1, 2]);
         assert!((1..=5).map(|s| cfg.is_log_step(s)).eq([false, false, true, false, true]));
+    }
+
+    #[test]
+    fn the_threshold_waits_for_the_end_of_warmup() {
+        // Every loss is above 1e-3 and every step is logged, but steps 1 and 2 are warmup.
+        let cfg = TrainConfig { loss_above: 1e-3, log_every: 1, warmup_steps: Some(2), ..sgd(5, 2) };
+        let mut loaded = tiny();
+        let params = loaded.model.set_trainable(&cfg.trainable(), 0).unwrap();
+        let examples = examples(&loaded, 2);
+        let outcome = train(&loaded, &params, &examples, &cfg, &mut |_| Control::Continue).unwrap();
+        assert!(matches!(outcome, TrainOutcome::Diverged { step: 3, .. }), "{outcome:?}");
     }
 
     #[test]
