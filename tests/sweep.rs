@@ -3,11 +3,12 @@
 //! and Ctrl-C, reseeds, failures, the lock, bad specs, determinism.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_exit, run, texts, TestDir};
+use crate::util::{
+    assert_exit, kill_at_random_moments, leaderboard, leaderboard_sans_times, run, texts, TestDir,
+};
 
 /// A 40-image dataset, alternating yes/no (the scripted runner never opens the images).
 fn write_dataset(dir: &TestDir) {
@@ -36,27 +37,6 @@ fn sweep(dir: &TestDir, spec: &str, results: &str, step_ms: u64) -> Command {
     cmd.args(["sweep", spec, "--results", results, "--debug-scripted-runner", "--debug-step-ms"])
         .arg(step_ms.to_string());
     cmd
-}
-
-/// The leaderboard as rows of column → cell.
-fn leaderboard(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let headers = reader.headers().expect("a header row").clone();
-    reader
-        .records()
-        .map(|row| {
-            headers.iter().map(String::from).zip(row.expect("a CSV row").iter().map(String::from)).collect()
-        })
-        .collect()
-}
-
-/// The leaderboard without the columns allowed to differ between runs (times).
-fn leaderboard_sans_times(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut rows = leaderboard(path);
-    for row in &mut rows {
-        row.retain(|column, _| !column.ends_with("_s") && !column.ends_with("_at"));
-    }
-    rows
 }
 
 fn by_id<'a>(rows: &'a [BTreeMap<String, String>], id: &str) -> &'a BTreeMap<String, String> {
@@ -134,25 +114,7 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
     write_spec(&dir, "s.toml", axes, "[select]\nkeep = 2\n");
     assert_exit(&run(&mut sweep(&dir, "s.toml", "calm", 1)), 0);
 
-    // Pseudo-random kill times from a clock seed, printed so a failure can be replayed.
-    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    let seed = clock.subsec_nanos() as u64 ^ std::process::id() as u64;
-    eprintln!("kill schedule seed {seed}");
-    let mut state = seed;
-    let mut kills = 0;
-    for _ in 0..6 {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let wait = Duration::from_millis(15 + (state >> 33) % 100);
-        let mut child =
-            sweep(&dir, "s.toml", "killed", 3).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
-    eprintln!("{kills} kills landed");
+    kill_at_random_moments(|| sweep(&dir, "s.toml", "killed", 3), 6, 15, 100);
     let out = run(&mut sweep(&dir, "s.toml", "killed", 1));
     assert_exit(&out, 0);
     let calm = leaderboard_sans_times(&dir.join("calm/leaderboard.csv"));

@@ -3,12 +3,12 @@
 //! computed once per sweep; the saved adapters reproduce the recorded scores; reseeds on
 //! divergence; resume after SIGKILL; determinism.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use crate::util::{assert_exit, run, texts, TestDir};
+use crate::util::{
+    assert_exit, kill_at_random_moments, leaderboard, leaderboard_sans_times, run, texts, TestDir,
+};
 
 /// The first eleven images of the committed demo dataset: 6 PNG, 3 JPEG and 2 animated GIFs
 /// (NG_003.gif: 5 frames, OK_011.gif: 4 frames), so 9 + 5 + 4 = 18 frames with GIF frames `all`.
@@ -44,25 +44,6 @@ fn sweep(dir: &TestDir, results: &str) -> Command {
     let mut cmd = dir.gacha();
     cmd.args(["sweep", "s.toml", "--results", results]);
     cmd
-}
-
-fn leaderboard(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|row| headers.iter().map(String::from).zip(row.unwrap().iter().map(String::from)).collect())
-        .collect()
-}
-
-/// The leaderboard without the columns allowed to differ between runs (times).
-fn sans_times(rows: Vec<BTreeMap<String, String>>) -> Vec<BTreeMap<String, String>> {
-    rows.into_iter()
-        .map(|mut row| {
-            row.retain(|column, _| !column.ends_with("_s") && !column.ends_with("_at"));
-            row
-        })
-        .collect()
 }
 
 const FOUR_BY_TWO: &str =
@@ -168,10 +149,10 @@ fn two_identical_runs_give_identical_leaderboards() {
     write_spec(&dir, FOUR_BY_TWO, "[stage2]\nwhen = \"always\"\nsteps = 3\n");
     assert_exit(&run(&mut sweep(&dir, "a")), 0);
     assert_exit(&run(&mut sweep(&dir, "b")), 0);
-    let a = sans_times(leaderboard(&dir.join("a/leaderboard.csv")));
+    let a = leaderboard_sans_times(&dir.join("a/leaderboard.csv"));
     assert_eq!(a.len(), 8);
     assert!(a.iter().all(|r| r["stage2"] == "ran"), "{a:?}");
-    assert_eq!(a, sans_times(leaderboard(&dir.join("b/leaderboard.csv"))));
+    assert_eq!(a, leaderboard_sans_times(&dir.join("b/leaderboard.csv")));
     for row in &a {
         let adapter = |root: &str| {
             let weights = dir.join(&format!("{root}/trials/{}/weights", row["id"]));
@@ -237,27 +218,11 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
     write_spec(&dir, axes, extra);
     assert_exit(&run(&mut sweep(&dir, "calm")), 0);
 
-    // Pseudo-random kill times from a clock seed, printed so a failure can be replayed.
-    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    let mut state = clock.subsec_nanos() as u64 ^ std::process::id() as u64;
-    eprintln!("kill schedule seed {state}");
-    let mut kills = 0;
-    for _ in 0..6 {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let wait = Duration::from_millis(20 + (state >> 33) % 250);
-        let mut child = sweep(&dir, "killed").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
-    eprintln!("{kills} kills landed");
+    kill_at_random_moments(|| sweep(&dir, "killed"), 6, 20, 250);
     assert_exit(&run(&mut sweep(&dir, "killed")), 0);
-    let calm = sans_times(leaderboard(&dir.join("calm/leaderboard.csv")));
+    let calm = leaderboard_sans_times(&dir.join("calm/leaderboard.csv"));
     assert_eq!(calm.len(), 6);
-    assert_eq!(calm, sans_times(leaderboard(&dir.join("killed/leaderboard.csv"))));
+    assert_eq!(calm, leaderboard_sans_times(&dir.join("killed/leaderboard.csv")));
     let best = |root: &str| {
         let text = std::fs::read_to_string(dir.join(&format!("{root}/best/outcome.json"))).unwrap();
         serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"].clone()

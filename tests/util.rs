@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// A scratch folder that is removed when the test ends.
 pub struct TestDir {
@@ -65,4 +67,53 @@ pub fn assert_exit(out: &Output, code: i32) {
         Some(code),
         "unexpected exit code\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
+}
+
+/// A leaderboard CSV as rows of column → cell.
+pub fn leaderboard(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = reader.headers().expect("a header row").clone();
+    reader
+        .records()
+        .map(|row| {
+            headers.iter().map(String::from).zip(row.expect("a CSV row").iter().map(String::from)).collect()
+        })
+        .collect()
+}
+
+/// The leaderboard without the columns allowed to differ between runs (times: `_s`, `_at`).
+pub fn leaderboard_sans_times(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut rows = leaderboard(path);
+    for row in &mut rows {
+        row.retain(|column, _| !column.ends_with("_s") && !column.ends_with("_at"));
+    }
+    rows
+}
+
+/// Start `command()` `times` times and SIGKILL each run after a pseudo-random wait of
+/// `min_ms..min_ms + spread_ms` (unless it finished first). The wait schedule comes from a clock
+/// seed, printed so a failure can be replayed. Returns how many kills landed.
+pub fn kill_at_random_moments(
+    mut command: impl FnMut() -> Command,
+    times: usize,
+    min_ms: u64,
+    spread_ms: u64,
+) -> usize {
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let mut state = clock.subsec_nanos() as u64 ^ std::process::id() as u64;
+    eprintln!("kill schedule seed {state}");
+    let mut kills = 0;
+    for _ in 0..times {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let wait = Duration::from_millis(min_ms + (state >> 33) % spread_ms);
+        let mut child = command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start gacha");
+        std::thread::sleep(wait);
+        if child.try_wait().expect("poll gacha").is_none() {
+            child.kill().expect("kill gacha");
+            kills += 1;
+        }
+        child.wait().expect("reap gacha");
+    }
+    eprintln!("{kills} kills landed");
+    kills
 }
