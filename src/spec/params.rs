@@ -184,17 +184,6 @@ impl TrialParams {
             loss_above: self.abort.loss_above.unwrap_or(DEFAULT_LOSS_ABOVE),
         }
     }
-
-    /// Stage 2's settings, continuing from `stage1`: the rate times `lr_factor`, its own steps,
-    /// the schedule restarted; `None` without `[stage2]`.
-    pub fn stage2_config(&self, stage1: &TrainConfig) -> Option<TrainConfig> {
-        let stage2 = self.stage2.as_ref()?;
-        Some(TrainConfig {
-            learning_rate: stage2.learning_rate(&self.train),
-            steps: stage2.steps(&self.train),
-            ..stage1.clone()
-        })
-    }
 }
 
 impl Stage2Params {
@@ -212,6 +201,12 @@ impl Stage2Params {
 
     pub fn steps(&self, train: &TrainParams) -> usize {
         self.steps.unwrap_or(train.steps)
+    }
+
+    /// Stage 2's settings, continuing from stage 1's: the rate times `lr_factor`, its own
+    /// steps, the schedule restarted.
+    pub fn train_config(&self, train: &TrainParams, stage1: &TrainConfig) -> TrainConfig {
+        TrainConfig { learning_rate: self.learning_rate(train), steps: self.steps(train), ..stage1.clone() }
     }
 }
 
@@ -302,12 +297,10 @@ mod tests {
         let p = params(
             "[train]\nlearning_rate = 0.5\nsteps = 8\n[stage2]\nwhen = \"always\"\nlr_factor = 0.25\n",
         );
-        let stage1 = p.train_config(3);
-        let stage2 = p.stage2_config(&stage1).unwrap();
+        let stage2 = p.stage2.as_ref().unwrap().train_config(&p.train, &p.train_config(3));
         assert_eq!((stage2.learning_rate, stage2.steps, stage2.seed), (0.125, 8, 3));
         let p = params("[train]\nlearning_rate = 0.5\n[stage2]\nwhen = \"always\"\nsteps = 2\n");
-        assert_eq!(p.stage2_config(&p.train_config(3)).unwrap().steps, 2);
-        assert!(params("[train]\nlearning_rate = 0.5\n").stage2_config(&stage1).is_none());
+        assert_eq!(p.stage2.as_ref().unwrap().train_config(&p.train, &p.train_config(3)).steps, 2);
     }
 
     #[test]

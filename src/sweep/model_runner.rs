@@ -172,12 +172,10 @@ impl TrialRunner for ModelRunner<'_> {
 
         let mut end = attempt.stage(1, &cfg, observer)?;
         let mut stage2 = Stage2Ran::NotConfigured;
-        if let (RunEnd::Finished, Some(stage2_cfg)) = (end, job.params.stage2_config(&cfg)) {
-            let second = job.params.stage2.as_ref().expect("a stage 2 config comes from [stage2]");
-            let train_counts = self.confusions(&loaded, prompt, job.split)?.train;
+        if let (RunEnd::Finished, Some(second)) = (end, &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
-            if second.applies(&train_counts) {
-                end = attempt.stage(2, &stage2_cfg, observer)?;
+            if second.applies(&self.confusions(&loaded, prompt, job.split)?.train) {
+                end = attempt.stage(2, &second.train_config(&job.params.train, &cfg), observer)?;
                 stage2 = Stage2Ran::Ran;
             }
         }
