@@ -179,6 +179,14 @@ pub struct ModelArgs {
     /// An adapter folder written by `gacha train --out` or a PEFT LoRA adapter from Python.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Where the model runs and in which dtype its frozen weights live: shared by the model commands
+/// and bench.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
     /// cpu, cuda or cuda:N (a CUDA device needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
@@ -187,7 +195,7 @@ pub struct ModelArgs {
     pub dtype: Option<DTypeArg>,
 }
 
-impl ModelArgs {
+impl RuntimeArgs {
     /// `--dtype`, else the device's default.
     pub fn frozen_dtype(&self) -> candle_core::DType {
         DTypeArg::or_default(self.dtype, self.device)
@@ -363,12 +371,8 @@ pub struct BenchArgs {
     /// CPU threads (sets RAYON_NUM_THREADS) [default: candle's choice].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// dtype of the frozen weights [default: f32 on cpu, bf16 on cuda]; trainables are f32.
-    #[arg(long, value_enum)]
-    pub dtype: Option<DTypeArg>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Print one JSON object per row instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -1,7 +1,7 @@
 //! `gacha bench`: the table (or JSON lines) of `bench::run` for the chosen named config.
 
 use crate::bench::{run as bench, table, BenchOptions};
-use crate::cli::{BenchArgs, DTypeArg};
+use crate::cli::BenchArgs;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
     if let Some(threads) = args.threads {
@@ -9,7 +9,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
         // Before any thread pool exists: candle and rayon read it when they first start threads.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
-    let device = args.device.open()?;
+    let device = args.runtime.device.open()?;
     let opts = BenchOptions {
         config: args.config.clone(),
         trainables: args.trainable.clone(),
@@ -20,8 +20,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
         warmup: args.warmup,
         batch_size: args.batch_size,
         grad_accum: args.grad_accum,
-        device_name: args.device.to_string(),
-        frozen_dtype: DTypeArg::or_default(args.dtype, args.device),
+        device_name: args.runtime.device.to_string(),
+        frozen_dtype: args.runtime.frozen_dtype(),
     };
     let rows = bench(&opts, &device)?;
     if args.json {

@@ -17,8 +17,8 @@ pub struct Session {
 /// Open `args.device`, load `args.model` with frozen weights in `--dtype` (else the device's
 /// default), then `args.adapter`.
 pub fn open(args: &ModelArgs, answers: &Answers) -> anyhow::Result<Session> {
-    let device = args.device.open()?;
-    let mut loaded = crate::model::load(&args.model, &device, args.frozen_dtype())?;
+    let device = args.runtime.device.open()?;
+    let mut loaded = crate::model::load(&args.model, &device, args.runtime.frozen_dtype())?;
     loaded.tokenizer = loaded.tokenizer.with_answers(answers)?;
     let adapter = match &args.adapter {
         Some(dir) => Some(crate::adapter::load(dir, &mut loaded)?),

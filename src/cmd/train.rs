@@ -46,8 +46,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<crate::Outcome> {
     crate::info!("config: {}", serde_json::to_string(&cfg)?);
     crate::info!(
         "device: {}   frozen dtype: {:?}   trainable parameters: {} in {} tensors",
-        args.model.device,
-        args.model.frozen_dtype(),
+        args.model.runtime.device,
+        args.model.runtime.frozen_dtype(),
         params.num_params(),
         params.named.len()
     );
