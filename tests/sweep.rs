@@ -227,7 +227,8 @@ fn a_second_process_is_refused_while_the_lock_is_held() {
         stderr,
         format!(
             "gacha: warning: valid = 10 holds out 10 images (< 30): a metric on 10 images moves in steps of 0.10 or \
-             more, too coarse to rank trials; hold out more\ngacha: error: res is in use by another gacha sweep (pid {}); \
+             more, too coarse to rank trials; hold out more\ngacha: warning: a config's pulls together predict only \
+             20 validation images (< 30): its interval will be wide; add seeds, folds or repeats\ngacha: error: res is in use by another gacha sweep (pid {}); \
              wait for it to finish, or pass --results DIR to write elsewhere\n",
             first.id()
         )
@@ -310,7 +311,9 @@ fn leaderboard_and_report_commands_read_a_results_folder() {
         "{diff}"
     );
     assert!(diff.lines().any(|l| l.contains("(none) → done")), "{diff}");
-    assert!(diff.ends_with("2 trial(s) changed, 1 unchanged\n"), "{diff}");
+    // The new 0.1 trial's precision 1 rests on more images than the 0.01 trial's, so it ranks
+    // first and moves the other down: every trial changed.
+    assert!(diff.ends_with("3 trial(s) changed, 0 unchanged\n"), "{diff}");
 
     std::fs::remove_file(dir.join("a/report.html")).unwrap();
     let out = run(dir.gacha().args(["report", "a"]));

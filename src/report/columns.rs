@@ -1,7 +1,8 @@
 //! The leaderboard's columns, in one place: their names (derived from `Split`, `Metric` and the
 //! `[train]` field names) and how each cell is written.
 //!
-//! Order: `id, status, seed, reseeds, valid, learning_rate, prompt, steps, final_loss`, the other
+//! Order: `id, config, status, seed, reseeds, valid, repeat, fold, learning_rate, prompt, steps,
+//! final_loss`, the other
 //! `[train]` fields (alphabetical), `stage2, diverged_step, error`, the after-training scores
 //! `{split}_{tp,tn,fp,fn,accuracy,precision,recall,f1}` for train, valid, all, the same before
 //! training prefixed `base_`, then times: `training_s, trial_s, started_at, finished_at`.
@@ -62,10 +63,13 @@ const LEADING_TRAIN_FIELDS: [&str; 2] = ["learning_rate", "steps"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Column {
     Id,
+    Config,
     Status,
     Seed,
     Reseeds,
     Valid,
+    Repeat,
+    Fold,
     Prompt,
     /// A `[train]` field, by name.
     Train(String),
@@ -82,7 +86,16 @@ pub enum Column {
 
 /// Every leaderboard column, in order.
 pub fn columns() -> Vec<Column> {
-    let mut cols = vec![Column::Id, Column::Status, Column::Seed, Column::Reseeds, Column::Valid];
+    let mut cols = vec![
+        Column::Id,
+        Column::Config,
+        Column::Status,
+        Column::Seed,
+        Column::Reseeds,
+        Column::Valid,
+        Column::Repeat,
+        Column::Fold,
+    ];
     cols.extend([Column::Train("learning_rate".into()), Column::Prompt, Column::Train("steps".into())]);
     cols.push(Column::FinalLoss);
     let mut others: Vec<String> =
@@ -104,10 +117,13 @@ impl Column {
     pub fn name(&self) -> String {
         match self {
             Column::Id => "id".into(),
+            Column::Config => "config".into(),
             Column::Status => "status".into(),
             Column::Seed => "seed".into(),
             Column::Reseeds => "reseeds".into(),
             Column::Valid => "valid".into(),
+            Column::Repeat => "repeat".into(),
+            Column::Fold => "fold".into(),
             Column::Prompt => "prompt".into(),
             Column::Train(field) => field.clone(),
             Column::FinalLoss => "final_loss".into(),
@@ -134,10 +150,13 @@ impl Column {
         let (params, outcome) = (&record.params, &record.outcome);
         match self {
             Column::Id => outcome.id.to_string(),
+            Column::Config => record.config.to_string(),
             Column::Status => outcome.status.to_string(),
             Column::Seed => params.seed.to_string(),
             Column::Reseeds => outcome.reseeds.to_string(),
-            Column::Valid => params.valid.to_string(),
+            Column::Valid => params.valid.map(|v| v.to_string()).unwrap_or_default(),
+            Column::Repeat => params.fold.map(|f| f.repeat.to_string()).unwrap_or_default(),
+            Column::Fold => params.fold.map(|f| format!("{}/{}", f.fold, f.folds)).unwrap_or_default(),
             Column::Prompt => params.prompt.clone().unwrap_or_default(),
             Column::Train(field) => train_cell(record, field),
             Column::FinalLoss => outcome.final_loss.map(|l| l.to_string()).unwrap_or_default(),

@@ -37,7 +37,7 @@ mod tests {
                 .join(",")
         };
         let header = format!(
-            "id,status,seed,reseeds,valid,learning_rate,prompt,steps,final_loss,batch_size,grad_accum,\
+            "id,config,status,seed,reseeds,valid,repeat,fold,learning_rate,prompt,steps,final_loss,batch_size,grad_accum,\
              log_every,lora_alpha,lora_rank,lora_targets,optimizer,schedule,trainable,warmup_steps,\
              stage2,diverged_step,error,{},{},training_s,trial_s,started_at,finished_at\n",
             scores(""),
@@ -53,14 +53,14 @@ mod tests {
             "0,4,0,4,0.5000,,0.0000,0.0000,0,5,0,5,0.5000,,0.0000,0.0000,0,9,0,9,0.5000,,0.0000,0.0000";
         let times = "1.500,2.250,2026-01-02T03:04:05Z,2026-01-02T03:04:07Z";
         let done_row = format!(
-            "0123456789ab,done,1,0,10,{params},0.125,{rest},,,,\
+            "0123456789ab,c0c0c0c0c0c0,done,1,0,10,,,{params},0.125,{rest},,,,\
              4,4,0,0,1.0000,1.0000,1.0000,1.0000,\
              3,4,1,2,0.7000,0.7500,0.6000,0.6667,\
              7,8,1,2,0.8333,0.8750,0.7778,0.8235,{base},{times}\n"
         );
         let empty_after = [",,,,,,,"; 3].join(",");
         let failed_row =
-            format!("ba9876543210,failed,1,0,10,{params},,{rest},,,\"out of memory, at step 2\",{empty_after},{base},{times}\n");
+            format!("ba9876543210,c0c0c0c0c0c0,failed,1,0,10,,,{params},,{rest},,,\"out of memory, at step 2\",{empty_after},{base},{times}\n");
         let expected = header + &done_row + &failed_row;
         assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
     }

@@ -6,6 +6,7 @@ use std::fmt;
 use toml::de::DeTable;
 
 use super::error::{Locator, SpecError};
+use super::validation::Kfold;
 use super::{Axis, SweepSpec};
 use crate::data::split::ValidSize;
 use crate::eval::Split;
@@ -20,9 +21,18 @@ pub struct SpecCheck {
     pub file: String,
     pub trials: usize,
     pub axes: Vec<Axis>,
-    /// Each `valid` value and the number of validation images it gives.
+    /// Holdout: each `valid` value and the number of validation images it gives.
     pub valid_counts: Vec<(ValidSize, usize)>,
+    /// k-fold: the folds and repeats, and the sizes of the folds.
+    pub kfold: Option<(Kfold, usize, usize)>,
+    /// Test images set aside first (0: none).
+    pub test: usize,
     pub examples: usize,
+    /// Configs, and pulls (trials) per config.
+    pub configs: usize,
+    pub pulls_per_config: usize,
+    /// The fewest validation images pooled over one config's pulls.
+    pub pooled_valid: usize,
     pub warnings: Vec<SpecWarning>,
 }
 
@@ -30,6 +40,7 @@ pub struct SpecCheck {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SpecWarning {
     SmallValid { valid: ValidSize, count: usize },
+    SmallPooled { count: usize },
     SelectsOnTrain { metric: String },
 }
 
@@ -42,6 +53,11 @@ impl fmt::Display for SpecWarning {
                  moves in steps of {:.2} or more, too coarse to rank trials; hold out more",
                 1.0 / *count as f64
             ),
+            SpecWarning::SmallPooled { count } => write!(
+                f,
+                "a config's pulls together predict only {count} validation images (< {MIN_RANKABLE_VALID}): \
+                 its interval will be wide; add seeds, folds or repeats"
+            ),
             SpecWarning::SelectsOnTrain { metric } => write!(
                 f,
                 "select.metric = {metric:?} ranks trials by how well they fit their own training data; \
@@ -51,32 +67,62 @@ impl fmt::Display for SpecWarning {
     }
 }
 
-/// Check `spec` against a dataset of `examples` examples: every `valid` value must leave both
-/// parts non-empty. Warnings go into the result; printing is the caller's.
+/// Check `spec` against a dataset of `examples` examples: the test draw, every `valid` value and
+/// the folds must leave every part non-empty. Warnings go into the result; printing is the
+/// caller's.
 pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecError> {
     let doc =
         DeTable::parse(&spec.text).map_err(|err| Locator::lines_only(&spec.file, &spec.text).toml(&err))?;
     let at = Locator::new(&spec.file, &spec.text, &doc);
+    let fail = |path: &[&str], message: String| {
+        at.at(
+            at.span_of(path).unwrap_or(0..0),
+            path.join("."),
+            format!("{message} (dataset {})", spec.data.path),
+        )
+    };
+    let test = match spec.validation.test {
+        Some(test) => {
+            test.size.resolve(examples).map_err(|err| fail(&["validation", "test"], err.to_string()))?
+        }
+        None => 0,
+    };
+    let pool = examples - test;
     let mut valid_sizes: Vec<ValidSize> = Vec::new();
     for trial in &spec.trials {
-        if !valid_sizes.contains(&trial.params.valid) {
-            valid_sizes.push(trial.params.valid);
+        if let Some(valid) = trial.params.valid.filter(|v| !valid_sizes.contains(v)) {
+            valid_sizes.push(valid);
         }
     }
     let mut valid_counts = Vec::with_capacity(valid_sizes.len());
     let mut warnings = Vec::new();
     for valid in valid_sizes {
-        let count = valid.resolve(examples).map_err(|err| {
-            at.at(
-                at.span_of(&["sweep", "valid"]).unwrap_or(0..0),
-                "sweep.valid",
-                format!("{err} (dataset {})", spec.data.path),
-            )
-        })?;
+        let count = valid.resolve(pool).map_err(|err| fail(&["sweep", "valid"], err.to_string()))?;
         if count < MIN_RANKABLE_VALID {
             warnings.push(SpecWarning::SmallValid { valid, count });
         }
         valid_counts.push((valid, count));
+    }
+    let kfold = match spec.validation.kfold {
+        Some(k) if k.folds > pool => {
+            return Err(fail(
+                &["validation", "folds"],
+                format!("{} folds of {pool} images: at most one fold per image", k.folds),
+            ))
+        }
+        Some(k) => Some((k, pool / k.folds, pool.div_ceil(k.folds))),
+        None => None,
+    };
+    let mut configs: Vec<&super::ConfigId> = spec.trials.iter().map(|t| &t.config).collect();
+    configs.sort();
+    configs.dedup();
+    let pulls_per_config = spec.trials.len() / configs.len().max(1);
+    let pooled_valid = match kfold {
+        Some((k, _, _)) => pool * k.repeats * pulls_per_config / (k.folds * k.repeats).max(1),
+        None => valid_counts.iter().map(|&(_, n)| n).min().unwrap_or(0) * pulls_per_config,
+    };
+    if pooled_valid < MIN_RANKABLE_VALID {
+        warnings.push(SpecWarning::SmallPooled { count: pooled_valid });
     }
     if spec.select.metric.split == Split::Train {
         warnings.push(SpecWarning::SelectsOnTrain { metric: spec.select.metric.to_string() });
@@ -86,7 +132,12 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
         trials: spec.trials.len(),
         axes: spec.axes.clone(),
         valid_counts,
+        kfold,
+        test,
         examples,
+        configs: configs.len(),
+        pulls_per_config,
+        pooled_valid,
         warnings,
     })
 }
@@ -103,7 +154,35 @@ impl fmt::Display for SpecCheck {
                 axis.key, axis.len, axis.field, axis.line
             )?;
         }
-        let counts: Vec<String> = self.valid_counts.iter().map(|(v, n)| format!("{v} → {n}")).collect();
-        writeln!(f, "  validation images of {}: {}", self.examples, counts.join(", "))
+        let pool = self.examples - self.test;
+        if self.test > 0 {
+            writeln!(
+                f,
+                "  test images: {} of {} (never trained on, never used to choose)",
+                self.test, self.examples
+            )?;
+        }
+        match self.kfold {
+            Some((k, smallest, largest)) => {
+                let sizes = if smallest == largest {
+                    smallest.to_string()
+                } else {
+                    format!("{smallest}–{largest}")
+                };
+                let repeats =
+                    if k.repeats > 1 { format!(" × {} repeats", k.repeats) } else { String::new() };
+                writeln!(f, "  validation: {}-fold{repeats} over {pool} images (folds of {sizes})", k.folds)?;
+            }
+            None => {
+                let counts: Vec<String> =
+                    self.valid_counts.iter().map(|(v, n)| format!("{v} → {n}")).collect();
+                writeln!(f, "  validation images of {pool}: {}", counts.join(", "))?;
+            }
+        }
+        writeln!(
+            f,
+            "  configs: {} × {} pulls; each config judged on {} pooled validation predictions",
+            self.configs, self.pulls_per_config, self.pooled_valid
+        )
     }
 }

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::error::{Locator, SpecError};
 use super::params::TrialParams;
+use super::validation::{FoldIndex, Scheme, Validation, ValidationIdentity};
 use super::{as_table, DataSpec, ModelSpec};
 
 /// Above this many trials the spec is more likely a mistake than a plan.
@@ -27,7 +28,7 @@ const ID_HEX_DIGITS: usize = 12;
 const TOP_AXES: [(&str, &str); 3] = [("seeds", "seed"), ("valid", "valid"), ("prompt", "prompt")];
 
 /// Axes every spec must have.
-const REQUIRED_AXES: [&str; 2] = ["seeds", "valid"];
+const REQUIRED_AXES: [&str; 1] = ["seeds"];
 
 /// A trial's identity: a short hash of its inputs and parameters, never its position.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,6 +59,34 @@ impl fmt::Display for TrialId {
 pub(super) struct Inputs<'a> {
     pub model: &'a ModelSpec,
     pub data: &'a DataSpec,
+    /// The test draw and the fold partition; absent (so ids of holdout sweeps without test
+    /// images are what they were before `[validation]` existed) when there is neither.
+    #[serde(skip_serializing_if = "ValidationIdentity::is_empty")]
+    pub validation: ValidationIdentity,
+}
+
+/// A config's identity: a short hash of its trials' inputs and parameters less the seed and the
+/// fold (`TrialParams::config_params`). Trials of one config differ only in seed and fold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigId(String);
+
+impl ConfigId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A made-up id for hand-built records in tests.
+    #[cfg(test)]
+    pub fn for_tests(id: &str) -> ConfigId {
+        ConfigId(id.to_string())
+    }
+}
+
+impl fmt::Display for ConfigId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// One run of the sweep.
@@ -67,7 +96,15 @@ pub struct Trial {
     pub params: TrialParams,
     /// The axis values that make this trial, for logs: `seed=1 valid=10 learning_rate=0.03`.
     pub label: String,
+    /// The config this trial is a pull of.
+    pub config: ConfigId,
+    /// The axis values of the config (the label without seed and fold): `valid=10
+    /// learning_rate=0.03`, or `(one config)` when only seeds vary.
+    pub config_label: String,
 }
+
+/// The config label when no axis but the seeds varies.
+pub const ONLY_CONFIG: &str = "(one config)";
 
 /// One `[sweep]` axis, for summaries.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,33 +136,40 @@ pub(super) fn expand(
     at: &Locator,
     tables: &DeTable<'_>,
     inputs: &Inputs,
+    validation: &Validation,
 ) -> Result<(Vec<Axis>, Vec<Trial>), SpecError> {
     let train = match tables.get("train") {
         Some(value) => as_table(value).ok_or_else(|| at.at_span(value.span(), "expected a [train] table"))?,
         None => &DeTable::new(),
     };
-    let axes = doc_axes(at, tables, train)?;
+    let axes = doc_axes(at, tables, train, validation.scheme)?;
     if !train.contains_key("learning_rate") && !axes.iter().any(|a| a.key.get_ref() == "learning_rate") {
         let span = tables.get("train").map_or(0..0, Spanned::span);
         return Err(at.at(span, "train.learning_rate", "missing: give it in [train] or as a [sweep] axis"));
     }
+    let folds = validation.folds();
     let count = axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len())).unwrap_or(usize::MAX);
-    if count > MAX_TRIALS {
+    let total = count.saturating_mul(folds.len().max(1));
+    if total > MAX_TRIALS {
         let span = tables.get("sweep").map_or(0..0, Spanned::span);
         return Err(at.at(
             span,
             "sweep",
-            format!("{count} trials (the limit is {MAX_TRIALS}); fewer axis values?"),
+            format!("{total} trials (the limit is {MAX_TRIALS}); fewer axis values or folds?"),
         ));
     }
 
-    let mut trials: Vec<Trial> = Vec::with_capacity(count);
-    let mut seen: HashMap<TrialId, usize> = HashMap::new();
+    let mut resolved = Vec::with_capacity(count);
     for n in 0..count {
-        let choice = pick(&axes, n);
-        let params = resolve(at, tables, train, &axes, &choice)?;
+        resolved.push(resolve(at, tables, train, &axes, &pick(&axes, n))?);
+    }
+    let mut trials: Vec<Trial> = Vec::with_capacity(total);
+    let mut seen: HashMap<TrialId, usize> = HashMap::new();
+    for params in with_folds(resolved, &folds, &axes) {
         let id = trial_id(inputs, &params);
         let label = label(&axes, &params);
+        let config = config_id(inputs, &params);
+        let config_label = config_label(&axes, &params);
         if let Some(&other) = seen.get(&id) {
             let span = tables.get("sweep").map_or(0..0, Spanned::span);
             let message = format!(
@@ -135,7 +179,7 @@ pub(super) fn expand(
             return Err(at.at(span, "sweep", message));
         }
         seen.insert(id.clone(), trials.len());
-        trials.push(Trial { id, params, label });
+        trials.push(Trial { id, params, label, config, config_label });
     }
     let summary = axes
         .iter()
@@ -155,12 +199,13 @@ fn doc_axes<'a, 'i>(
     at: &Locator,
     tables: &'a DeTable<'i>,
     train: &DeTable<'i>,
+    scheme: Scheme,
 ) -> Result<Vec<DocAxis<'a, 'i>>, SpecError> {
     let Some(sweep_value) = tables.get("sweep") else {
         return Err(at.at(
             0..0,
             "sweep",
-            "missing [sweep] table (it needs at least seeds = [...] and valid = [...])",
+            "missing [sweep] table (it needs at least seeds = [...], and valid = [...] for holdout)",
         ));
     };
     let sweep =
@@ -170,6 +215,22 @@ fn doc_axes<'a, 'i>(
             let message = format!("missing axis `{required}` (for example {required} = [1])");
             return Err(at.at(sweep_value.span(), "sweep", message));
         }
+    }
+    match (scheme, sweep.get_key_value("valid")) {
+        (Scheme::Holdout, None) => {
+            let message = "missing axis `valid` (for example valid = [30]), or choose k-fold under \
+                           [validation] (scheme = \"kfold\")";
+            return Err(at.at(sweep_value.span(), "sweep", message));
+        }
+        (Scheme::Kfold | Scheme::RepeatedKfold, Some((key, _))) => {
+            let message = format!(
+                "with validation.scheme = \"{}\" every image is validated once per repeat; remove the \
+                 valid axis (it sets the holdout size)",
+                scheme.name()
+            );
+            return Err(at.at(key.span(), "sweep.valid", message));
+        }
+        _ => {}
     }
     let mut axes = Vec::with_capacity(sweep.len());
     for (key, value) in sweep.iter() {
@@ -261,8 +322,25 @@ fn resolve(
     Ok(params)
 }
 
+/// Each holdout trial as it is; in k-fold, each trial once per fold, in the order seed, repeat,
+/// fold, then the other axes (so a sweep stopped early has every config on the same folds).
+fn with_folds(resolved: Vec<TrialParams>, folds: &[FoldIndex], axes: &[DocAxis]) -> Vec<TrialParams> {
+    if folds.is_empty() {
+        return resolved;
+    }
+    let seeds = axes.iter().find(|a| a.top == Some("seed")).map_or(1, |a| a.values.len());
+    let per_seed = resolved.len() / seeds;
+    let mut out = Vec::with_capacity(resolved.len() * folds.len());
+    for chunk in resolved.chunks(per_seed) {
+        for &fold in folds {
+            out.extend(chunk.iter().map(|p| TrialParams { fold: Some(fold), ..p.clone() }));
+        }
+    }
+    out
+}
+
 /// SHA-256 of the canonical JSON of the inputs and parameters, first `ID_HEX_DIGITS` hex digits.
-fn trial_id(inputs: &Inputs, params: &TrialParams) -> TrialId {
+fn identity_hash(inputs: &Inputs, params: &TrialParams) -> String {
     #[derive(Serialize)]
     struct Identity<'a> {
         inputs: &'a Inputs<'a>,
@@ -272,18 +350,52 @@ fn trial_id(inputs: &Inputs, params: &TrialParams) -> TrialId {
         .expect("trial parameters are plain numbers, strings and lists");
     let digest = Sha256::digest(json.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    TrialId(hex[..ID_HEX_DIGITS].to_string())
+    hex[..ID_HEX_DIGITS].to_string()
 }
 
-/// `seed=1 valid=10 learning_rate=0.03`: each axis's field and this trial's value of it.
+pub(super) fn trial_id(inputs: &Inputs, params: &TrialParams) -> TrialId {
+    TrialId(identity_hash(inputs, params))
+}
+
+fn config_id(inputs: &Inputs, params: &TrialParams) -> ConfigId {
+    ConfigId(identity_hash(inputs, &params.config_params()))
+}
+
+/// `valid=10 learning_rate=0.03`: the trial's label without the seed (and fold).
+fn config_label(axes: &[DocAxis], params: &TrialParams) -> String {
+    let others: Vec<&DocAxis> = axes.iter().filter(|a| a.top != Some("seed")).collect();
+    if others.is_empty() {
+        return ONLY_CONFIG.to_string();
+    }
+    axis_values(others.into_iter(), params)
+}
+
+/// `seed=1 valid=10 learning_rate=0.03`: each axis's field and this trial's value of it; a
+/// k-fold trial's fold after its seed (`seed=1 fold=2/5`, `repeat=2` when there are repeats).
 fn label(axes: &[DocAxis], params: &TrialParams) -> String {
+    let Some(fold) = params.fold else { return axis_values(axes.iter(), params) };
+    let (seed, rest): (Vec<&DocAxis>, Vec<&DocAxis>) = axes.iter().partition(|a| a.top == Some("seed"));
+    let mut parts = vec![axis_values(seed.into_iter(), params)];
+    if fold.repeat > 1 {
+        parts.push(format!("repeat={}", fold.repeat));
+    }
+    parts.push(format!("fold={}/{}", fold.fold, fold.folds));
+    if !rest.is_empty() {
+        parts.push(axis_values(rest.into_iter(), params));
+    }
+    parts.join(" ")
+}
+
+fn axis_values<'a, 'b: 'a, 'i: 'b>(
+    axes: impl Iterator<Item = &'a DocAxis<'b, 'i>>,
+    params: &TrialParams,
+) -> String {
     let json = serde_json::to_value(params).expect("trial parameters serialize to JSON");
-    axes.iter()
-        .map(|axis| {
-            let field = axis.field();
-            let value = field.split('.').fold(&json, |v, key| &v[key]);
-            format!("{}={value}", field.trim_start_matches("train."))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    axes.map(|axis| {
+        let field = axis.field();
+        let value = field.split('.').fold(&json, |v, key| &v[key]);
+        format!("{}={value}", field.trim_start_matches("train."))
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
 }

@@ -18,6 +18,7 @@ mod error;
 mod expand;
 pub mod params;
 mod select;
+pub mod validation;
 
 use std::path::{Path, PathBuf};
 
@@ -31,9 +32,10 @@ use crate::model::ModelSource;
 
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
 pub use error::SpecError;
-pub use expand::{Axis, Trial, TrialId};
-pub use params::TrialParams;
-pub use select::{SelectMetric, SelectSpec};
+pub use expand::{Axis, ConfigId, Trial, TrialId};
+pub use params::{HeldOut, TrialParams};
+pub use select::{FinalModel, SelectMetric, SelectSpec};
+pub use validation::{FoldIndex, Validation};
 
 use error::Locator;
 
@@ -49,6 +51,8 @@ pub struct SweepSpec {
     pub model: ModelSpec,
     pub data: DataSpec,
     pub select: SelectSpec,
+    /// `[validation]`, checked: the scheme, its folds and the test images.
+    pub validation: Validation,
     /// The axes in expansion order (seeds vary slowest, so a sweep stopped early has tried every
     /// other setting at least once).
     pub axes: Vec<Axis>,
@@ -162,6 +166,8 @@ struct SpecHead {
     data: DataSpec,
     #[serde(default)]
     select: SelectSpec,
+    #[serde(default)]
+    validation: validation::ValidationSpec,
 }
 
 /// Tables whose values make up each trial's parameters.
@@ -191,8 +197,12 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
         .map_err(|err| at.toml(&err))?;
     check_name(&head.name, &at)?;
     check_answers(&head.data.answers, &at)?;
-    let identity = expand::Inputs { model: &head.model, data: &head.data };
-    let (axes, trials) = expand::expand(&at, &trial_tables, &identity)?;
+    let validation = head.validation.check().map_err(|invalid| {
+        let span = at.span_of(&["validation", invalid.key]).or_else(|| at.span_of(&["validation"]));
+        at.at(span.unwrap_or(0..0), format!("validation.{}", invalid.key), invalid.message)
+    })?;
+    let identity = expand::Inputs { model: &head.model, data: &head.data, validation: validation.identity() };
+    let (axes, trials) = expand::expand(&at, &trial_tables, &identity, &validation)?;
     Ok(SweepSpec {
         file: file.to_path_buf(),
         text: text.to_string(),
@@ -200,6 +210,7 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
         model: head.model,
         data: head.data,
         select: head.select,
+        validation,
         axes,
         trials,
     })

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::validation::FoldIndex;
 use crate::data::split::ValidSize;
 use crate::eval::Confusion;
 use crate::model::LoraTarget;
@@ -22,8 +23,13 @@ pub struct TrialParams {
     /// Seeds the train/valid split and the training run (LoRA init, batch order). A reseeded
     /// attempt keeps the split and derives a fresh training seed (`reseed`).
     pub seed: u64,
-    /// How many examples are held out for validation: a count (10) or a fraction (0.1).
-    pub valid: ValidSize,
+    /// Holdout: how many examples are held out for validation, a count (10) or a fraction
+    /// (0.1) of the images not set aside for test. Absent in k-fold and refit trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<ValidSize>,
+    /// k-fold: the fold this trial holds out (it trains on the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<FoldIndex>,
     /// The question asked of every image; absent: each example's own `prefix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
@@ -162,7 +168,37 @@ pub struct Stage2Params {
     pub steps: Option<usize>,
 }
 
+/// What a trial holds out for validation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeldOut {
+    /// Holdout: this many images drawn with the trial's seed.
+    Images(ValidSize),
+    /// k-fold: one fold of a shared partition.
+    Fold(FoldIndex),
+    /// A refit of the final model: it trains on every non-test image.
+    Nothing,
+}
+
 impl TrialParams {
+    pub fn held_out(&self) -> HeldOut {
+        match (self.valid, self.fold) {
+            (Some(valid), _) => HeldOut::Images(valid),
+            (None, Some(fold)) => HeldOut::Fold(fold),
+            (None, None) => HeldOut::Nothing,
+        }
+    }
+
+    /// The parameters that make the trial's config: everything but the seed and the fold (a
+    /// holdout's `valid` size stays: it changes what a pull is trained on).
+    pub fn config_params(&self) -> TrialParams {
+        TrialParams { seed: 0, fold: None, ..self.clone() }
+    }
+
+    /// The refit of this trial's config with `seed`: trained on every non-test image.
+    pub fn refit(&self, seed: u64) -> TrialParams {
+        TrialParams { seed, valid: None, fold: None, ..self.clone() }
+    }
+
     /// Stage 1's training settings for an attempt seeded `seed`: `[train]` as it is, the
     /// divergence threshold of `[abort]` (the trainer's default when absent).
     pub fn train_config(&self, seed: u64) -> TrainConfig {

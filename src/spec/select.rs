@@ -51,6 +51,36 @@ impl<'de> Deserialize<'de> for SelectMetric {
     }
 }
 
+/// What `best/` holds at the end of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalModel {
+    /// The first trial of the leaderboard, as trained.
+    #[default]
+    BestTrial,
+    /// The average of the winning config's trained weights over its pulls.
+    Soup,
+    /// The winning config trained again on every non-test image (one run per `refit_seeds`),
+    /// then souped.
+    Refit,
+}
+
+impl FinalModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            FinalModel::BestTrial => "best_trial",
+            FinalModel::Soup => "soup",
+            FinalModel::Refit => "refit",
+        }
+    }
+}
+
+impl fmt::Display for FinalModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The `[select]` table.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +92,12 @@ pub struct SelectSpec {
     /// winner's). Absent: every trial keeps its weights.
     #[serde(default)]
     pub keep: Option<usize>,
+    /// The final model in `best/` (default `best_trial`).
+    #[serde(default, rename = "final")]
+    pub final_model: FinalModel,
+    /// `final = "refit"`: the seeds of the refit runs (default: the `seeds` axis).
+    #[serde(default)]
+    pub refit_seeds: Option<Vec<u64>>,
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ fn expands_the_cartesian_product_with_seeds_slowest() {
     assert_eq!(labels[2], "seed=1 valid=0.2 learning_rate=0.1");
     assert_eq!(labels[4], "seed=2 valid=10 learning_rate=0.1");
     let t = &spec.trials[3].params;
-    assert_eq!((t.seed, t.valid, t.train.learning_rate), (1, ValidSize::Fraction(0.2), 0.01));
+    assert_eq!((t.seed, t.valid, t.train.learning_rate), (1, Some(ValidSize::Fraction(0.2)), 0.01));
     assert_eq!(t.train.steps, 4);
     let keys: Vec<&str> = spec.axes.iter().map(|a| a.key.as_str()).collect();
     assert_eq!(keys, ["seeds", "valid", "learning_rate"]);
@@ -160,11 +160,13 @@ fn rejects_empty_missing_and_repeated_axes() {
     );
     assert_eq!(
         error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\n"),
-        "sweeps/a.toml: line 8: sweep: missing axis `valid` (for example valid = [1])"
+        "sweeps/a.toml: line 8: sweep: missing axis `valid` (for example valid = [30]), or choose k-fold \
+         under [validation] (scheme = \"kfold\")"
     );
     assert_eq!(
         error("[train]\nlearning_rate = 0.1\n"),
-        "sweeps/a.toml: line 1: sweep: missing [sweep] table (it needs at least seeds = [...] and valid = [...])"
+        "sweeps/a.toml: line 1: sweep: missing [sweep] table (it needs at least seeds = [...], and valid = \
+         [...] for holdout)"
     );
     assert_eq!(
         error("[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1, 2, 1]\nvalid = [10]\n"),
@@ -251,4 +253,54 @@ fn the_documented_example_parses() {
     assert_eq!(spec.trials.len(), 24);
     assert_eq!(spec.select.keep, Some(3));
     assert!(spec.trials.iter().all(|t| t.params.stage2.is_some() && t.params.abort.loss_above == Some(5.0)));
+}
+
+#[test]
+fn kfold_runs_every_config_on_every_fold_seeds_slowest() {
+    let spec = parse(
+        "[validation]\nscheme = \"repeated_kfold\"\nfolds = 3\nrepeats = 2\ntest = 6\n\
+         [train]\nsteps = 4\n[sweep]\nseeds = [1, 2]\nlearning_rate = [0.1, 0.01]\n",
+    )
+    .unwrap();
+    // 2 seeds × 2 repeats × 3 folds × 2 rates.
+    assert_eq!(spec.trials.len(), 24);
+    let labels: Vec<&str> = spec.trials.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(labels[0], "seed=1 fold=1/3 learning_rate=0.1");
+    assert_eq!(labels[1], "seed=1 fold=1/3 learning_rate=0.01");
+    assert_eq!(labels[2], "seed=1 fold=2/3 learning_rate=0.1");
+    assert_eq!(labels[6], "seed=1 repeat=2 fold=1/3 learning_rate=0.1");
+    assert_eq!(labels[12], "seed=2 fold=1/3 learning_rate=0.1");
+    // Two configs, each with 12 pulls; the config label leaves out seed and fold.
+    let of_first: Vec<_> = spec.trials.iter().filter(|t| t.config == spec.trials[0].config).collect();
+    assert_eq!(of_first.len(), 12);
+    assert!(of_first.iter().all(|t| t.config_label == "learning_rate=0.1"));
+    assert_ne!(spec.trials[0].config, spec.trials[1].config);
+    assert_eq!(spec.trials[0].params.valid, None);
+}
+
+#[test]
+fn kfold_refuses_the_valid_axis_and_holdout_refuses_fold_keys() {
+    assert_eq!(
+        error("[validation]\nscheme = \"kfold\"\n[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
+        "sweeps/a.toml: line 12: sweep.valid: with validation.scheme = \"kfold\" every image is validated once \
+         per repeat; remove the valid axis (it sets the holdout size)"
+    );
+    let message =
+        error("[validation]\nfolds = 4\n[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n");
+    assert!(
+        message.starts_with("sweeps/a.toml: line 7: validation.folds: only applies to scheme"),
+        "{message}"
+    );
+    let message = error("[validation]\nscheme = \"fivefold\"\n");
+    assert!(message.contains("line 7") && message.contains("fivefold"), "{message}");
+}
+
+#[test]
+fn holdout_ids_do_not_depend_on_the_validation_table_unless_it_changes_the_split() {
+    let body = "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n";
+    let plain = parse(body).unwrap();
+    let explicit = parse(&format!("[validation]\nscheme = \"holdout\"\n{body}")).unwrap();
+    assert_eq!(plain.trials[0].id, explicit.trials[0].id);
+    let with_test = parse(&format!("[validation]\ntest = 10\n{body}")).unwrap();
+    assert_ne!(plain.trials[0].id, with_test.trials[0].id);
 }

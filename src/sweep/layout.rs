@@ -104,7 +104,11 @@ impl ResultsDir {
         let mut records = Vec::new();
         for trial in &spec.trials {
             if let Some(outcome) = self.trial(&trial.id).read_outcome()? {
-                records.push(TrialRecord { params: trial.params.clone(), outcome });
+                records.push(TrialRecord {
+                    params: trial.params.clone(),
+                    config: trial.config.clone(),
+                    outcome,
+                });
             }
         }
         Ok(records)

@@ -8,6 +8,7 @@
 pub mod best;
 pub mod layout;
 pub mod model_runner;
+pub mod partition;
 pub mod progress;
 pub mod rank;
 pub mod record;
@@ -77,7 +78,10 @@ pub fn run_sweep(
         records.len(),
         results.display()
     ));
-    let ctx = TrialContext { spec, dataset, results: &locked, progress: &progress, stop };
+    let labels: Vec<_> = dataset.examples.iter().map(|e| e.label).collect();
+    let partition = partition::Partition::new(&labels, &spec.validation, spec.data.stratify())?;
+    let ctx =
+        TrialContext { spec, dataset, partition: &partition, results: &locked, progress: &progress, stop };
     let (mut ran, mut end) = (Counts::default(), SweepEnd::Complete);
     for (n, trial) in spec.trials.iter().enumerate() {
         if records.iter().any(|r| r.id() == &trial.id) {

@@ -21,7 +21,7 @@ use crate::data::split::SplitIndices;
 use crate::data::{Dataset, GifFrames, Label};
 use crate::device::DeviceSpec;
 use crate::eval::features::FeatureCache;
-use crate::eval::result::{confusion, predict, DEFAULT_THRESHOLD};
+use crate::eval::result::{predict, DEFAULT_THRESHOLD};
 use crate::eval::score::{score_cached, ScoreOptions, DEFAULT_BATCH_SIZE};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::model::{LoadedModel, ModelSource, TrainableParams};
@@ -92,19 +92,34 @@ impl<'a> ModelRunner<'a> {
         ScoreOptions { prompt: prompt.clone(), gif_frames: self.gif_frames, batch_size: SCORE_BATCH_SIZE }
     }
 
-    /// Counts of `loaded` on the train and valid parts of `split`.
+    /// Answers of `loaded` to the examples `indices`, in that order.
+    fn answers_of(
+        &self,
+        loaded: &LoadedModel,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
+        let rows = score_cached(loaded, &self.features, self.dataset, indices, &self.score_options(prompt))?;
+        Ok(rows.iter().map(|r| predict(r.p_yes, DEFAULT_THRESHOLD)).collect())
+    }
+
+    /// Counts of `loaded` on the train and valid parts of `split`, and its valid answers.
     fn confusions(
         &self,
         loaded: &LoadedModel,
         prompt: &Option<String>,
         split: &SplitIndices,
-    ) -> anyhow::Result<SplitConfusions> {
-        let opts = self.score_options(prompt);
-        let count = |indices: &[usize]| -> anyhow::Result<Confusion> {
-            let rows = score_cached(loaded, &self.features, self.dataset, indices, &opts)?;
-            Ok(confusion(&rows, DEFAULT_THRESHOLD))
+    ) -> anyhow::Result<(SplitConfusions, Vec<Label>)> {
+        let count = |indices: &[usize], answers: &[Label]| {
+            Confusion::from_pairs(
+                indices.iter().zip(answers).map(|(&i, &a)| (self.dataset.examples[i].label, a)),
+            )
         };
-        Ok(SplitConfusions { train: count(&split.train)?, valid: count(&split.valid)? })
+        let train = self.answers_of(loaded, prompt, &split.train)?;
+        let valid = self.answers_of(loaded, prompt, &split.valid)?;
+        let scores =
+            SplitConfusions { train: count(&split.train, &train), valid: count(&split.valid, &valid) };
+        Ok((scores, valid))
     }
 
     /// The untrained model's counts, from its answers (computed on first use of a prompt).
@@ -174,16 +189,16 @@ impl TrialRunner for ModelRunner<'_> {
         let mut stage2 = Stage2Ran::NotConfigured;
         if let (RunEnd::Finished, Some(second)) = (end, &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
-            if second.applies(&self.confusions(&loaded, prompt, job.split)?.train) {
+            if second.applies(&self.confusions(&loaded, prompt, job.split)?.0.train) {
                 end = attempt.stage(2, &second.train_config(&job.params.train, &cfg), observer)?;
                 stage2 = Stage2Ran::Ran;
             }
         }
         let (losses, training_secs) = (attempt.losses, attempt.training_secs);
 
-        let after = match end {
+        let (after, valid_answers) = match end {
             RunEnd::Finished => {
-                let after = self.confusions(&loaded, prompt, job.split)?;
+                let (after, valid_answers) = self.confusions(&loaded, prompt, job.split)?;
                 let base_model = &self.model_path;
                 let provenance = Provenance {
                     gacha_version: env!("CARGO_PKG_VERSION"),
@@ -192,11 +207,11 @@ impl TrialRunner for ModelRunner<'_> {
                     train: &cfg,
                 };
                 adapter::save(job.weights_dir, &trainable, &params, &provenance)?;
-                Some(after)
+                (Some(after), valid_answers)
             }
-            RunEnd::Diverged { .. } | RunEnd::Stopped => None,
+            RunEnd::Diverged { .. } | RunEnd::Stopped => (None, Vec::new()),
         };
-        Ok(TrialRun { before, after, losses, end, stage2, training_secs })
+        Ok(TrialRun { before, after, valid_answers, losses, end, stage2, training_secs })
     }
 
     fn summary(&self) -> Option<String> {

@@ -2,11 +2,14 @@
 //!
 //! Trials are ordered by, in turn:
 //! 1. the select metric (e.g. `valid.precision`), higher first, undefined last;
-//! 2. valid F1, higher first, undefined last (precision alone rewards flagging almost nothing);
-//! 3. all accuracy, higher first, undefined last;
+//! 2. the lower end of its Wilson 95% interval, higher first: the same value on more images is
+//!    stronger evidence (30/30 before 10/10; F1 has no interval and skips this);
+//! 3. valid F1, higher first, undefined last (precision alone rewards flagging almost nothing);
 //! 4. the final logged loss, lower first, missing or NaN last;
 //! 5. status: done, diverged, failed;
 //! 6. the trial id, so the order never depends on run order.
+//!
+//! No tie-break looks at `all`: it counts the images the trial was trained on.
 //!
 //! Only a `done` trial whose select metric is defined can win.
 
@@ -35,11 +38,12 @@ fn higher_first(a: Option<f64>, b: Option<f64>) -> Ordering {
 fn compare(a: &TrialRecord, b: &TrialRecord, select: SelectMetric) -> Ordering {
     let after = |r: &TrialRecord, split, metric| metric_after(r, split, metric);
     let neg_loss = |r: &TrialRecord| r.outcome.final_loss.map(|l| -l);
+    let lower = |r: &TrialRecord| {
+        r.outcome.after.and_then(|s| s.get(select.split).wilson_95(select.metric)).map(|(lo, _)| lo)
+    };
     higher_first(after(a, select.split, select.metric), after(b, select.split, select.metric))
+        .then_with(|| higher_first(lower(a), lower(b)))
         .then_with(|| higher_first(after(a, Split::Valid, Metric::F1), after(b, Split::Valid, Metric::F1)))
-        .then_with(|| {
-            higher_first(after(a, Split::All, Metric::Accuracy), after(b, Split::All, Metric::Accuracy))
-        })
         .then_with(|| higher_first(neg_loss(a), neg_loss(b)))
         .then_with(|| a.outcome.status.cmp(&b.outcome.status))
         .then_with(|| a.id().cmp(b.id()))
@@ -91,6 +95,20 @@ mod tests {
             ]
         );
         assert_eq!(winner(&rank(&records, select), select).unwrap().id().as_str(), "bbbbbbbbbbbb");
+    }
+
+    #[test]
+    fn the_same_value_on_more_images_ranks_first_and_all_is_never_looked_at() {
+        // Both precision 1: 3/3 (Wilson lower 0.44) against 9/9 (0.70); the 3/3 trial has the
+        // better valid F1, which must not matter before the interval.
+        let mut few = record("aaaaaaaaaaaa", Status::Done, [3, 7, 0, 0], Some(0.1));
+        let many = record("bbbbbbbbbbbb", Status::Done, [9, 0, 0, 1], Some(0.9));
+        // `all` counts training images: a perfect training fit must not lift a trial.
+        few.outcome.after.as_mut().unwrap().train = crate::eval::Confusion { tp: 90, tn: 90, fp: 0, fn_: 0 };
+        let select = SelectMetric::default();
+        let records = [few, many];
+        let ids: Vec<&str> = rank(&records, select).iter().map(|r| r.id().as_str()).collect();
+        assert_eq!(ids, ["bbbbbbbbbbbb", "aaaaaaaaaaaa"]);
     }
 
     #[test]

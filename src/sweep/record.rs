@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::runner::{Stage2Ran, StepLog};
-use crate::eval::SplitConfusions;
-use crate::spec::{TrialId, TrialParams};
+use crate::data::Label;
+use crate::eval::{Confusion, SplitConfusions};
+use crate::spec::{ConfigId, FinalModel, TrialId, TrialParams};
 
 /// How a trial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,6 +77,10 @@ pub struct TrialOutcome {
     pub stage2: Stage2Ran,
     /// The runner's error, when `status` is failed.
     pub error: Option<String>,
+    /// The trained model's answer to each validation image (done trials; empty in folders
+    /// written before answers were recorded). Pairs configs image by image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub valid_answers: Vec<ValidAnswer>,
     /// Seconds in training steps, all attempts.
     pub training_secs: f64,
     /// Seconds from the trial's start to its outcome, all attempts.
@@ -91,10 +96,37 @@ impl TrialOutcome {
     }
 }
 
-/// A finished trial: its parameters (from the spec) and its outcome.
+/// One validation image as a trained model answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidAnswer {
+    /// The image as written in the dataset.
+    pub image: String,
+    /// Whether its label is the positive answer.
+    pub positive: bool,
+    /// Whether the model answered positive.
+    pub answered_positive: bool,
+}
+
+impl ValidAnswer {
+    pub fn new(image: &str, label: Label, answer: Label) -> ValidAnswer {
+        ValidAnswer {
+            image: image.to_string(),
+            positive: label == Label::Positive,
+            answered_positive: answer == Label::Positive,
+        }
+    }
+
+    pub fn is_right(&self) -> bool {
+        self.positive == self.answered_positive
+    }
+}
+
+/// A finished trial: its parameters (from the spec), its config and its outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialRecord {
     pub params: TrialParams,
+    pub config: ConfigId,
     pub outcome: TrialOutcome,
 }
 
@@ -102,6 +134,23 @@ impl TrialRecord {
     pub fn id(&self) -> &TrialId {
         &self.outcome.id
     }
+}
+
+/// `best/final.json`: what the final model is, and how it scored on the test images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalRecord {
+    /// `best_trial`, `soup` or `refit`.
+    #[serde(rename = "final")]
+    pub final_model: FinalModel,
+    /// The winning config, and its label (`learning_rate=0.01 prompt="…"`).
+    pub config: ConfigId,
+    pub config_label: String,
+    /// The trained folders behind the model: one trial (best_trial), the config's pulls (soup)
+    /// or the refit runs (refit), as paths relative to the results folder.
+    pub members: Vec<String>,
+    /// The final model's counts on the test images; absent without `[validation] test`.
+    pub test: Option<Confusion>,
 }
 
 /// One line of `metrics.jsonl`: a logged step of an attempt.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::split::SplitIndices;
+use crate::data::Label;
 use crate::eval::SplitConfusions;
 use crate::spec::{TrialId, TrialParams};
 /// The observer's answer after a step; `Stop` (the user pressed Ctrl-C) makes the runner return
@@ -90,6 +91,9 @@ pub struct TrialRun {
     pub before: SplitConfusions,
     /// The trained model's counts; `Some` exactly when `end` is `Finished`.
     pub after: Option<SplitConfusions>,
+    /// The trained model's answer to each validation example, in `split.valid` order; filled
+    /// exactly when `end` is `Finished`.
+    pub valid_answers: Vec<Label>,
     /// Every logged step, stage 1 then stage 2.
     pub losses: Vec<StepLog>,
     pub end: RunEnd,

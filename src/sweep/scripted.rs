@@ -52,23 +52,25 @@ impl ScriptedRunner {
         SplitConfusions { train: count(&job.split.train), valid: count(&job.split.valid) }
     }
 
-    /// The trained model: right on example `i` with probability `accuracy`.
-    fn trained(&self, job: &TrialJob, accuracy: f64) -> SplitConfusions {
+    /// The trained model's answer to example `i`: right with probability `accuracy`.
+    fn trained_answer(&self, job: &TrialJob, accuracy: f64, i: usize) -> Label {
         let prompt = job.params.prompt.as_deref().unwrap_or("");
         let prompt_hash =
             u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"));
-        let key = [job.seed, job.params.train.learning_rate.to_bits(), prompt_hash];
-        self.confusions(job, |i| {
-            let label = self.labels[i];
-            if unit(&[key[0], key[1], key[2], i as u64]) < accuracy {
-                label
-            } else {
-                match label {
-                    Label::Positive => Label::Negative,
-                    Label::Negative => Label::Positive,
-                }
+        let label = self.labels[i];
+        if unit(&[job.seed, job.params.train.learning_rate.to_bits(), prompt_hash, i as u64]) < accuracy {
+            label
+        } else {
+            match label {
+                Label::Positive => Label::Negative,
+                Label::Negative => Label::Positive,
             }
-        })
+        }
+    }
+
+    /// The trained model's counts.
+    fn trained(&self, job: &TrialJob, accuracy: f64) -> SplitConfusions {
+        self.confusions(job, |i| self.trained_answer(job, accuracy, i))
     }
 
     /// Run `steps` steps of a stage; `loss(t)` is the loss at step t.
@@ -138,13 +140,17 @@ impl TrialRunner for ScriptedRunner {
         }
         let training_secs = started.elapsed().as_secs_f64();
         let after = (end == RunEnd::Finished).then(|| self.trained(job, accuracy));
+        let valid_answers = match after {
+            Some(_) => job.split.valid.iter().map(|&i| self.trained_answer(job, accuracy, i)).collect(),
+            None => Vec::new(),
+        };
         if after.is_some() {
             let path = job.weights_dir.join("scripted.json");
             let weights = serde_json::json!({ "id": job.id, "seed": job.seed });
             std::fs::write(&path, weights.to_string())
                 .with_context(|| format!("{}: cannot write", path.display()))?;
         }
-        Ok(TrialRun { before, after, losses, end, stage2, training_secs })
+        Ok(TrialRun { before, after, valid_answers, losses, end, stage2, training_secs })
     }
 }
 

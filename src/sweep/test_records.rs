@@ -3,7 +3,7 @@
 use super::record::{AttemptRecord, Status, TrialOutcome, TrialRecord};
 use super::runner::Stage2Ran;
 use crate::eval::{Confusion, SplitConfusions};
-use crate::spec::{TrialId, TrialParams};
+use crate::spec::{ConfigId, TrialId, TrialParams};
 
 fn counts([tp, tn, fp, fn_]: [u64; 4]) -> Confusion {
     Confusion { tp, tn, fp, fn_ }
@@ -31,6 +31,7 @@ pub fn record(id: &str, status: Status, valid: [u64; 4], final_loss: Option<f64>
         trial_secs: 2.25,
         started_at: "2026-01-02T03:04:05Z".into(),
         finished_at: "2026-01-02T03:04:07Z".into(),
+        valid_answers: Vec::new(),
     };
-    TrialRecord { params, outcome }
+    TrialRecord { params, config: ConfigId::for_tests("c0c0c0c0c0c0"), outcome }
 }

@@ -9,13 +9,14 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::layout::{remove_dir_if_present, LockedResults, TrialPaths};
+use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
-use super::record::{utc_timestamp, AttemptRecord, LossLine, Status, TrialOutcome};
+use super::record::{utc_timestamp, AttemptRecord, LossLine, Status, TrialOutcome, ValidAnswer};
 use super::runner::{reseed, RunEnd, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
-use crate::data::split::{split_indices, SplitIndices};
-use crate::data::{Dataset, Label};
-use crate::eval::SplitConfusions;
+use crate::data::split::SplitIndices;
+use crate::data::Dataset;
+use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
 use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams, BUILTIN_MODEL_PREFIX};
 
@@ -32,6 +33,8 @@ pub enum TrialEnd {
 pub struct TrialContext<'a> {
     pub spec: &'a SweepSpec,
     pub dataset: &'a Dataset,
+    /// The test images and folds, drawn once for the sweep.
+    pub partition: &'a Partition,
     pub results: &'a LockedResults,
     pub progress: &'a Progress,
     pub stop: &'a StopFlag,
@@ -72,7 +75,7 @@ pub fn run_trial(
 ) -> anyhow::Result<TrialEnd> {
     let started = (Instant::now(), SystemTime::now());
     let paths = ctx.results.fresh_trial(&trial.id)?;
-    let split = split_for(ctx, &trial.params)?;
+    let split = ctx.partition.split(&trial.params)?;
     write_inputs(ctx, trial, &paths, &split)?;
 
     let mut attempts = Attempts::default();
@@ -91,7 +94,7 @@ pub fn run_trial(
             weights_dir: &paths.weights(),
         };
         let mut observer = TrialObserver { progress: ctx.progress, stop: ctx.stop };
-        let run = match runner.run(&job, &mut observer).and_then(|run| checked(run, &split)) {
+        let run = match runner.run(&job, &mut observer).and_then(|run| checked(run, &split, ctx.dataset)) {
             Ok(run) => run,
             Err(err) => {
                 attempts.records.push(AttemptRecord::Failed { seed });
@@ -117,7 +120,18 @@ pub fn run_trial(
         }
     }
 
-    let outcome = outcome(&trial.id, attempts_summary(&attempts), &attempts, started);
+    let mut outcome = outcome(&trial.id, attempts_summary(&attempts), &attempts, started);
+    if let (Status::Done, Some(run)) = (outcome.status, &attempts.last) {
+        outcome.valid_answers = split
+            .valid
+            .iter()
+            .zip(&run.valid_answers)
+            .map(|(&i, &answer)| {
+                let example = &ctx.dataset.examples[i];
+                ValidAnswer::new(&example.image, example.label, answer)
+            })
+            .collect();
+    }
     if !outcome.has_weights() {
         remove_dir_if_present(&paths.weights())?;
     }
@@ -125,12 +139,6 @@ pub fn run_trial(
     write_atomic(&paths.metrics(), &lines)?;
     write_atomic(&paths.outcome(), &serde_json::to_vec_pretty(&outcome)?)?;
     Ok(TrialEnd::Recorded(Box::new(outcome)))
-}
-
-/// The trial's split: seeded by the trial seed, the same for every attempt.
-fn split_for(ctx: &TrialContext, params: &TrialParams) -> anyhow::Result<SplitIndices> {
-    let labels: Vec<Label> = ctx.dataset.examples.iter().map(|e| e.label).collect();
-    Ok(split_indices(&labels, &params.valid, params.seed, ctx.spec.data.stratify())?)
 }
 
 fn write_inputs(
@@ -154,8 +162,9 @@ fn write_inputs(
     write_atomic(&paths.split(), &serde_json::to_vec_pretty(&split_file)?)
 }
 
-/// A runner's report must be consistent with the split it was given.
-fn checked(run: TrialRun, split: &SplitIndices) -> anyhow::Result<TrialRun> {
+/// A runner's report must be consistent with the split it was given, and its valid counts with
+/// its valid answers.
+fn checked(run: TrialRun, split: &SplitIndices, dataset: &Dataset) -> anyhow::Result<TrialRun> {
     let sizes = (split.train.len() as u64, split.valid.len() as u64);
     let scored = |s: &SplitConfusions| (s.train.total(), s.valid.total());
     for (when, scores) in [("before", Some(&run.before)), ("after", run.after.as_ref())] {
@@ -173,6 +182,26 @@ fn checked(run: TrialRun, split: &SplitIndices) -> anyhow::Result<TrialRun> {
         "runner returned scores after training exactly when it did not finish ({:?})",
         run.end
     );
+    if let Some(after) = &run.after {
+        anyhow::ensure!(
+            run.valid_answers.len() == split.valid.len(),
+            "runner answered {} validation images, the split has {}",
+            run.valid_answers.len(),
+            split.valid.len()
+        );
+        let counted = Confusion::from_pairs(
+            split
+                .valid
+                .iter()
+                .zip(&run.valid_answers)
+                .map(|(&i, &answer)| (dataset.examples[i].label, answer)),
+        );
+        anyhow::ensure!(
+            counted == after.valid,
+            "runner's valid answers count {counted:?}, its valid scores say {:?}",
+            after.valid
+        );
+    }
     Ok(run)
 }
 
@@ -201,6 +230,7 @@ fn outcome(
         final_loss: attempts.losses.last().filter(|l| l.attempt == last_attempt).map(|l| l.log.loss),
         stage2: attempts.last.as_ref().map(|r| r.stage2).unwrap_or_default(),
         error: attempts.error.clone(),
+        valid_answers: Vec::new(),
         training_secs: attempts.training_secs,
         trial_secs: started.0.elapsed().as_secs_f64(),
         started_at: utc_timestamp(started.1),
