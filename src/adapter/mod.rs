@@ -8,12 +8,15 @@
 //!   `model.language_model.` is read too).
 //!
 //! `gacha_adapter.json` beside them records how the adapter was made; loading does not need it.
+//! [`soup`] averages the adapters of several runs into one folder of the same layout.
 //! Loading is strict: a key the model does not have, a key it needs that is missing, or a tensor of
 //! the wrong shape is an error naming the key, never skipped.
 
 pub mod peft;
+pub mod soup;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context};
@@ -35,7 +38,8 @@ pub const PROVENANCE_FILE: &str = "gacha_adapter.json";
 const ATTENTION_PREFIXES: [&str; 2] = ["language_model.model.layers.", "model.language_model.layers."];
 
 /// The two kinds of adapter folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AdapterKind {
     /// PEFT's layout: `adapter_config.json` + `adapter_model.safetensors`.
     Lora,
@@ -85,6 +89,15 @@ impl AdapterKind {
         match self {
             AdapterKind::Lora => AdapterKind::Attention,
             AdapterKind::Attention => AdapterKind::Lora,
+        }
+    }
+}
+
+impl fmt::Display for AdapterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdapterKind::Lora => write!(f, "a LoRA adapter ({})", peft::CONFIG_FILE),
+            AdapterKind::Attention => write!(f, "attention weights ({ATTENTION_FILE})"),
         }
     }
 }
@@ -267,7 +280,7 @@ mod tests {
     use crate::train::tests::{examples, tiny};
 
     /// p_yes and loss of a fixed batch of four.
-    fn scores(loaded: &LoadedModel) -> Vec<f32> {
+    pub(super) fn scores(loaded: &LoadedModel) -> Vec<f32> {
         let examples = examples(loaded, 4);
         let features: Vec<&Tensor> = examples.iter().map(|e| &e.features).collect();
         let items: Vec<PromptItem> =
@@ -281,11 +294,13 @@ mod tests {
         out
     }
 
-    /// Move every parameter away from its start (B included, so LoRA changes the output).
-    fn perturb(params: &TrainableParams) {
+    /// Move every parameter away from its start (B included, so LoRA changes the output); each
+    /// `salt` moves them differently.
+    fn perturb(params: &TrainableParams, salt: usize) {
         for (i, (_, var)) in params.named.iter().enumerate() {
             let n = var.elem_count();
-            let noise: Vec<f32> = (0..n).map(|j| ((i * 31 + j) as f32 * 0.61).sin() * 0.05).collect();
+            let noise: Vec<f32> =
+                (0..n).map(|j| ((i * 31 + j) as f32 * 0.61 + salt as f32).sin() * 0.05).collect();
             let noise = Tensor::from_vec(noise, var.shape(), var.device()).unwrap();
             var.set(&(var.as_tensor() + noise).unwrap()).unwrap();
         }
@@ -295,17 +310,22 @@ mod tests {
         Provenance { gacha_version: "test", base_model: "builtin:tiny@7", prompt: Some("p"), train: cfg }
     }
 
-    /// Train-like state saved to a temp dir: the dir, the trainable set and the scores it gives.
+    /// Train-like state saved to a temp dir: the dir and the scores it gives.
     fn saved(trainable: Trainable) -> (tempfile::TempDir, Vec<f32>) {
+        saved_with(&trainable, 3, 0)
+    }
+
+    /// As [`saved`], with the parameters initialised from `seed` and moved by `salt`.
+    pub(super) fn saved_with(trainable: &Trainable, seed: u64, salt: usize) -> (tempfile::TempDir, Vec<f32>) {
         let mut loaded = tiny();
-        let params = loaded.model.set_trainable(&trainable, 3).unwrap();
-        perturb(&params);
+        let params = loaded.model.set_trainable(trainable, seed).unwrap();
+        perturb(&params, salt);
         let dir = tempfile::tempdir().unwrap();
-        save(dir.path(), &trainable, &params, &provenance(&TrainConfig::default())).unwrap();
+        save(dir.path(), trainable, &params, &provenance(&TrainConfig::default())).unwrap();
         (dir, scores(&loaded))
     }
 
-    fn lora(rank: usize, alpha: f64) -> Trainable {
+    pub(super) fn lora(rank: usize, alpha: f64) -> Trainable {
         Trainable::Lora(LoraConfig {
             rank,
             alpha,
@@ -342,7 +362,7 @@ mod tests {
     }
 
     /// Rewrite the adapter's weights file through `edit`.
-    fn edit_weights(file: &Path, edit: impl FnOnce(&mut HashMap<String, Tensor>)) {
+    pub(super) fn edit_weights(file: &Path, edit: impl FnOnce(&mut HashMap<String, Tensor>)) {
         let mut tensors = read_tensors(file).unwrap();
         edit(&mut tensors);
         candle_core::safetensors::save(&tensors, file).unwrap();
