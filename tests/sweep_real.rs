@@ -1,10 +1,19 @@
 //! `gacha sweep` with the real runner on the built-in tiny model and eleven images of the demo
 //! dataset (two of them animated GIFs): every trial trains, scores and saves; image features are
-//! computed once per sweep; the saved adapters reproduce the recorded scores; reseeds on
-//! divergence; resume after SIGKILL; determinism.
+//! computed once per sweep; the saved adapters reproduce the recorded scores (through `gacha eval`
+//! and through `ModelRunner::answers`); reseeds on divergence; resume after SIGKILL; determinism.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use gacha::data::jsonl::load_dataset;
+use gacha::data::split::SplitIndices;
+use gacha::device::DeviceSpec;
+use gacha::eval::Confusion;
+use gacha::spec::load_spec;
+use gacha::sweep::model_runner::ModelRunner;
+use gacha::sweep::runner::TrialRunner;
+use gacha::sweep::{Control, RunEnd, StepLog, StepObserver, TrialJob};
 
 use crate::util::{
     assert_exit, kill_at_random_moments, leaderboard, leaderboard_sans_times, run, texts, TestDir,
@@ -139,6 +148,60 @@ fn saved_adapters_reproduce_the_recorded_valid_counts() {
             row["valid_tp"], row["valid_tn"], row["valid_fp"], row["valid_fn"]
         );
         assert!(texts(&out).0.contains(&want), "{}: want {want}, eval says\n{}", row["id"], texts(&out).0);
+    }
+}
+
+/// An observer that never stops a run and logs nothing.
+struct Quiet;
+
+impl StepObserver for Quiet {
+    fn after_step(&mut self) -> Control {
+        Control::Continue
+    }
+
+    fn logged(&mut self, _: &StepLog) {}
+}
+
+/// `ModelRunner::answers` of an attempt's saved weights on its valid images (NG_003.gif among them)
+/// give exactly the valid counts the attempt reported.
+#[test]
+fn answers_of_saved_weights_give_the_reported_valid_counts() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(
+        &dir,
+        "seeds = [3]\nvalid = [7]\nlearning_rate = [0.05]\ntrainable = [\"lora\", \"attention\"]\n",
+        "",
+    );
+    let spec = load_spec(&dir.join("s.toml")).unwrap();
+    let dataset = load_dataset(&spec.data_path(), &spec.data.options()).unwrap();
+    let mut runner = ModelRunner::new(&spec, &dataset, DeviceSpec::Cpu).unwrap();
+    // Train on the four "yes" images (OK_011.gif among them), validate on the seven "no" ones: the
+    // untrained model answers no to all seven, the trained ones yes to some, so the counts show
+    // whether the weights were loaded.
+    let train = vec![0, 1, 7, 10];
+    let split = SplitIndices { valid: (0..IMAGES).filter(|i| !train.contains(i)).collect(), train };
+    assert_eq!(spec.trials.len(), 2);
+    for trial in &spec.trials {
+        let weights = dir.join(&format!("weights-{}", trial.id.as_str()));
+        std::fs::create_dir_all(&weights).unwrap();
+        let job = TrialJob {
+            id: &trial.id,
+            params: &trial.params,
+            seed: trial.params.seed,
+            attempt: 0,
+            split: &split,
+            weights_dir: &weights,
+        };
+        let run = runner.run(&job, &mut Quiet).unwrap();
+        assert_eq!(run.end, RunEnd::Finished, "{}", trial.label);
+        let answers = runner.answers(&weights, &trial.params.prompt, &split.valid).unwrap();
+        let labels = split.valid.iter().map(|&i| dataset.examples[i].label);
+        let got = Confusion::from_pairs(labels.zip(answers));
+        assert_eq!(got, run.after.unwrap().valid, "{}", trial.label);
+        assert_ne!(got, run.before.valid, "{}: training must change some answer", trial.label);
+        let err = runner.answers(&weights, &trial.params.prompt, &[IMAGES]).unwrap_err().to_string();
+        assert!(err.contains("example index 11 is out of range"), "{err}");
     }
 }
 

@@ -8,12 +8,15 @@
 //!   `model.language_model.` is read too).
 //!
 //! `gacha_adapter.json` beside them records how the adapter was made; loading does not need it.
+//! [`soup`] averages the adapters of several runs into one folder of the same layout.
 //! Loading is strict: a key the model does not have, a key it needs that is missing, or a tensor of
 //! the wrong shape is an error naming the key, never skipped.
 
 pub mod peft;
+pub mod soup;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context};
@@ -34,6 +37,71 @@ pub const PROVENANCE_FILE: &str = "gacha_adapter.json";
 /// Decoder prefixes of attention weight names in the two checkpoint layouts.
 const ATTENTION_PREFIXES: [&str; 2] = ["language_model.model.layers.", "model.language_model.layers."];
 
+/// The two kinds of adapter folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterKind {
+    /// PEFT's layout: `adapter_config.json` + `adapter_model.safetensors`.
+    Lora,
+    /// `attention.safetensors`.
+    Attention,
+}
+
+impl AdapterKind {
+    /// The kind of adapter in `dir`, from the files it holds.
+    pub fn of(dir: &Path) -> anyhow::Result<AdapterKind> {
+        let is_lora = dir.join(peft::CONFIG_FILE).exists();
+        let is_attention = dir.join(ATTENTION_FILE).exists();
+        match (is_lora, is_attention) {
+            (true, true) => bail!(
+                "{}: holds both {} and {ATTENTION_FILE}; an adapter folder holds one kind",
+                dir.display(),
+                peft::CONFIG_FILE
+            ),
+            (true, false) => Ok(AdapterKind::Lora),
+            (false, true) => Ok(AdapterKind::Attention),
+            (false, false) if !dir.is_dir() => bail!("{}: adapter folder not found", dir.display()),
+            (false, false) => bail!(
+                "{}: not an adapter folder (expected {} + {} from LoRA, or {ATTENTION_FILE})",
+                dir.display(),
+                peft::CONFIG_FILE,
+                peft::WEIGHTS_FILE
+            ),
+        }
+    }
+
+    fn of_trainable(trainable: &Trainable) -> AdapterKind {
+        match trainable {
+            Trainable::Attention => AdapterKind::Attention,
+            Trainable::Lora(_) => AdapterKind::Lora,
+        }
+    }
+
+    /// The file holding the tensors.
+    pub fn weights_file(self) -> &'static str {
+        match self {
+            AdapterKind::Lora => peft::WEIGHTS_FILE,
+            AdapterKind::Attention => ATTENTION_FILE,
+        }
+    }
+
+    fn other(self) -> AdapterKind {
+        match self {
+            AdapterKind::Lora => AdapterKind::Attention,
+            AdapterKind::Attention => AdapterKind::Lora,
+        }
+    }
+}
+
+impl fmt::Display for AdapterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdapterKind::Lora => write!(f, "a LoRA adapter ({})", peft::CONFIG_FILE),
+            AdapterKind::Attention => write!(f, "attention weights ({ATTENTION_FILE})"),
+        }
+    }
+}
+
 /// What `gacha_adapter.json` records.
 #[derive(Debug, Serialize)]
 pub struct Provenance<'a> {
@@ -52,58 +120,56 @@ pub fn save(
     params: &TrainableParams,
     provenance: &Provenance,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{}: cannot create the adapter folder", dir.display()))?;
-    let (weights_file, other_kind) = match trainable {
-        Trainable::Attention => (ATTENTION_FILE, peft::WEIGHTS_FILE),
-        Trainable::Lora(_) => (peft::WEIGHTS_FILE, ATTENTION_FILE),
-    };
-    ensure!(
-        !dir.join(other_kind).exists(),
-        "{}: already holds another kind of adapter ({other_kind}); choose another --out folder",
-        dir.display()
-    );
+    let kind = AdapterKind::of_trainable(trainable);
+    create_adapter_dir(dir, kind)?;
     if let Trainable::Lora(lora) = trainable {
         let config = PeftConfig::for_targets(lora.rank, lora.alpha, &lora.targets, provenance.base_model);
         write_atomic(&dir.join(peft::CONFIG_FILE), &serde_json::to_vec_pretty(&config)?)?;
     }
     let tensors: HashMap<String, Tensor> =
         params.named.iter().map(|(name, var)| (name.clone(), var.as_tensor().detach())).collect();
-    write_atomic(&dir.join(weights_file), &safetensors_bytes(&tensors)?)?;
+    write_atomic(&dir.join(kind.weights_file()), &safetensors_bytes(&tensors)?)?;
     write_atomic(&dir.join(PROVENANCE_FILE), &serde_json::to_vec_pretty(provenance)?)
+}
+
+/// Create `dir` for an adapter of `kind`, refusing a folder that holds the other kind.
+fn create_adapter_dir(dir: &Path, kind: AdapterKind) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the adapter folder", dir.display()))?;
+    let other = kind.other().weights_file();
+    ensure!(
+        !dir.join(other).exists(),
+        "{}: already holds another kind of adapter ({other}); choose another --out folder",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Load the adapter in `dir` into `loaded.model`: its tensors become the model's trainable
 /// variables (so training can continue from them). Returns what they are.
 pub fn load(dir: &Path, loaded: &mut LoadedModel) -> anyhow::Result<(Trainable, TrainableParams)> {
-    let is_lora = dir.join(peft::CONFIG_FILE).exists();
-    let is_attention = dir.join(ATTENTION_FILE).exists();
-    match (is_lora, is_attention) {
-        (true, true) => bail!(
-            "{}: holds both {} and {ATTENTION_FILE}; an adapter folder holds one kind",
-            dir.display(),
-            peft::CONFIG_FILE
-        ),
-        (true, false) => load_lora(dir, loaded),
-        (false, true) => load_attention(dir, loaded),
-        (false, false) if !dir.is_dir() => bail!("{}: adapter folder not found", dir.display()),
-        (false, false) => bail!(
-            "{}: not an adapter folder (expected {} + {} from LoRA, or {ATTENTION_FILE})",
-            dir.display(),
-            peft::CONFIG_FILE,
-            peft::WEIGHTS_FILE
-        ),
-    }
-    .with_context(|| format!("adapter {}", dir.display()))
+    AdapterKind::of(dir)
+        .and_then(|kind| match kind {
+            AdapterKind::Lora => load_lora(dir, loaded),
+            AdapterKind::Attention => load_attention(dir, loaded),
+        })
+        .with_context(|| format!("adapter {}", dir.display()))
 }
 
-fn load_lora(dir: &Path, loaded: &mut LoadedModel) -> anyhow::Result<(Trainable, TrainableParams)> {
+/// `adapter_config.json` of `dir`, checked to hold only settings we follow.
+fn read_peft_config(dir: &Path) -> anyhow::Result<PeftConfig> {
     let config_path = dir.join(peft::CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let config: PeftConfig =
         serde_json::from_str(&text).with_context(|| format!("{}", config_path.display()))?;
     config.check_supported().with_context(|| format!("{}", config_path.display()))?;
+    Ok(config)
+}
+
+fn load_lora(dir: &Path, loaded: &mut LoadedModel) -> anyhow::Result<(Trainable, TrainableParams)> {
+    let config_path = dir.join(peft::CONFIG_FILE);
+    let config = read_peft_config(dir)?;
     let weights_path = dir.join(peft::WEIGHTS_FILE);
     let file = canonical_keys(read_tensors(&weights_path)?)
         .with_context(|| format!("{}", weights_path.display()))?;
@@ -174,20 +240,37 @@ fn read_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
         .with_context(|| format!("{}: not a readable safetensors file", path.display()))
 }
 
-/// A safetensors file of f32 tensors, with PEFT's `{"format": "pt"}` metadata.
-fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> anyhow::Result<Vec<u8>> {
-    let mut data = Vec::with_capacity(tensors.len());
+/// A safetensors file of the tensors, each in its own dtype (f32, f64, f16 or bf16), with PEFT's
+/// `{"format": "pt"}` metadata.
+fn safetensors_bytes<'a>(
+    tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>,
+) -> anyhow::Result<Vec<u8>> {
+    let mut data = Vec::new();
     for (name, tensor) in tensors {
-        let values = tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        data.push((name.as_str(), tensor.dims().to_vec(), bytes));
+        let flat = tensor.flatten_all()?;
+        let (dtype, bytes) = match tensor.dtype() {
+            DType::F32 => (Dtype::F32, le_bytes(&flat, f32::to_le_bytes)?),
+            DType::F64 => (Dtype::F64, le_bytes(&flat, f64::to_le_bytes)?),
+            DType::F16 => (Dtype::F16, le_bytes(&flat, half::f16::to_le_bytes)?),
+            DType::BF16 => (Dtype::BF16, le_bytes(&flat, half::bf16::to_le_bytes)?),
+            other => bail!("tensor {name} has dtype {other:?}; adapters hold f32, f64, f16 or bf16 tensors"),
+        };
+        data.push((name.as_str(), dtype, tensor.dims().to_vec(), bytes));
     }
     let views = data
         .iter()
-        .map(|(name, shape, bytes)| Ok((*name, TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .map(|(name, dtype, shape, bytes)| Ok((*name, TensorView::new(*dtype, shape.clone(), bytes)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     Ok(safetensors::tensor::serialize(views, Some(metadata))?)
+}
+
+/// The little-endian bytes of the values of a 1-D tensor of element type `T`.
+fn le_bytes<T: candle_core::WithDType, const N: usize>(
+    flat: &Tensor,
+    to_le: fn(T) -> [u8; N],
+) -> anyhow::Result<Vec<u8>> {
+    Ok(flat.to_vec1::<T>()?.into_iter().flat_map(to_le).collect())
 }
 
 #[cfg(test)]
@@ -197,7 +280,7 @@ mod tests {
     use crate::train::tests::{examples, tiny};
 
     /// p_yes and loss of a fixed batch of four.
-    fn scores(loaded: &LoadedModel) -> Vec<f32> {
+    pub(super) fn scores(loaded: &LoadedModel) -> Vec<f32> {
         let examples = examples(loaded, 4);
         let features: Vec<&Tensor> = examples.iter().map(|e| &e.features).collect();
         let items: Vec<PromptItem> =
@@ -211,11 +294,13 @@ mod tests {
         out
     }
 
-    /// Move every parameter away from its start (B included, so LoRA changes the output).
-    fn perturb(params: &TrainableParams) {
+    /// Move every parameter away from its start (B included, so LoRA changes the output); each
+    /// `salt` moves them differently.
+    fn perturb(params: &TrainableParams, salt: usize) {
         for (i, (_, var)) in params.named.iter().enumerate() {
             let n = var.elem_count();
-            let noise: Vec<f32> = (0..n).map(|j| ((i * 31 + j) as f32 * 0.61).sin() * 0.05).collect();
+            let noise: Vec<f32> =
+                (0..n).map(|j| ((i * 31 + j) as f32 * 0.61 + salt as f32).sin() * 0.05).collect();
             let noise = Tensor::from_vec(noise, var.shape(), var.device()).unwrap();
             var.set(&(var.as_tensor() + noise).unwrap()).unwrap();
         }
@@ -225,17 +310,22 @@ mod tests {
         Provenance { gacha_version: "test", base_model: "builtin:tiny@7", prompt: Some("p"), train: cfg }
     }
 
-    /// Train-like state saved to a temp dir: the dir, the trainable set and the scores it gives.
+    /// Train-like state saved to a temp dir: the dir and the scores it gives.
     fn saved(trainable: Trainable) -> (tempfile::TempDir, Vec<f32>) {
+        saved_with(&trainable, 3, 0)
+    }
+
+    /// As [`saved`], with the parameters initialised from `seed` and moved by `salt`.
+    pub(super) fn saved_with(trainable: &Trainable, seed: u64, salt: usize) -> (tempfile::TempDir, Vec<f32>) {
         let mut loaded = tiny();
-        let params = loaded.model.set_trainable(&trainable, 3).unwrap();
-        perturb(&params);
+        let params = loaded.model.set_trainable(trainable, seed).unwrap();
+        perturb(&params, salt);
         let dir = tempfile::tempdir().unwrap();
-        save(dir.path(), &trainable, &params, &provenance(&TrainConfig::default())).unwrap();
+        save(dir.path(), trainable, &params, &provenance(&TrainConfig::default())).unwrap();
         (dir, scores(&loaded))
     }
 
-    fn lora(rank: usize, alpha: f64) -> Trainable {
+    pub(super) fn lora(rank: usize, alpha: f64) -> Trainable {
         Trainable::Lora(LoraConfig {
             rank,
             alpha,
@@ -272,7 +362,7 @@ mod tests {
     }
 
     /// Rewrite the adapter's weights file through `edit`.
-    fn edit_weights(file: &Path, edit: impl FnOnce(&mut HashMap<String, Tensor>)) {
+    pub(super) fn edit_weights(file: &Path, edit: impl FnOnce(&mut HashMap<String, Tensor>)) {
         let mut tensors = read_tensors(file).unwrap();
         edit(&mut tensors);
         candle_core::safetensors::save(&tensors, file).unwrap();

@@ -148,6 +148,16 @@ impl PeftConfig {
         }
     }
 
+    /// The same configuration at `factor` times the rank, with `lora_alpha` changed so that PEFT's
+    /// scale (`lora_alpha / r`, or `lora_alpha / √r` with rsLoRA) stays what it was.
+    pub fn with_rank_times(&self, factor: usize) -> PeftConfig {
+        let lora_alpha = match self.use_rslora {
+            true => self.lora_alpha * (factor as f64).sqrt(),
+            false => self.lora_alpha * factor as f64,
+        };
+        PeftConfig { r: self.r * factor, lora_alpha, ..self.clone() }
+    }
+
     /// The language-model projections `target_modules` selects in a `num_layers`-layer decoder,
     /// named as in the adapter's own key `layout`. A target must select all layers or none.
     pub fn targets(&self, layout: KeyLayout, num_layers: usize) -> anyhow::Result<Vec<LoraTarget>> {
@@ -366,6 +376,18 @@ mod tests {
         assert_eq!(c.model_alpha(), 16.0);
         let c = config(&format!(r#"{{{BASE}, "target_modules": ["q_proj"]}}"#));
         assert_eq!(c.model_alpha(), 8.0);
+    }
+
+    #[test]
+    fn a_rank_times_k_keeps_the_scale() {
+        // Plain: 8/4 = 2 and 24/12 = 2. rsLoRA: 8/√4 = 4 and 8·√3/√12 = 8·√3/(2·√3) = 4.
+        let plain = config(&format!(r#"{{{BASE}, "target_modules": ["q_proj"]}}"#)).with_rank_times(3);
+        assert_eq!((plain.r, plain.lora_alpha), (12, 24.0));
+        let rs = config(&format!(r#"{{{BASE}, "target_modules": ["q_proj"], "use_rslora": true}}"#))
+            .with_rank_times(3);
+        assert_eq!(rs.r, 12);
+        assert!((rs.lora_alpha / 12f64.sqrt() - 4.0).abs() < 1e-12, "{}", rs.lora_alpha);
+        assert_eq!(rs.target_modules, TargetModules::List(vec!["q_proj".into()]));
     }
 
     #[test]

@@ -11,8 +11,12 @@
 //!
 //! With GIF frames `all`, each frame of a training image is one training example, and an image is
 //! scored by its worst frame (`eval::score`).
+//!
+//! `ModelRunner::answers` scores a saved weights folder (a trial's, or a soup of several) the same
+//! way, from the same cached features.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use super::runner::{RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
@@ -92,6 +96,23 @@ impl<'a> ModelRunner<'a> {
         ScoreOptions { prompt: prompt.clone(), gif_frames: self.gif_frames, batch_size: SCORE_BATCH_SIZE }
     }
 
+    /// The answers of the adapter saved in `weights` (loaded into a copy of the untrained model)
+    /// to the dataset's examples `indices`, in that order, scored from the cached image features.
+    pub fn answers(
+        &self,
+        weights: &Path,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
+        let examples = self.dataset.examples.len();
+        if let Some(i) = indices.iter().find(|&&i| i >= examples) {
+            anyhow::bail!("example index {i} is out of range: the dataset has {examples} examples");
+        }
+        let mut loaded = self.base.clone();
+        adapter::load(weights, &mut loaded)?;
+        self.answers_of(&loaded, prompt, indices)
+    }
+
     /// Answers of `loaded` to the examples `indices`, in that order.
     fn answers_of(
         &self,
@@ -130,9 +151,7 @@ impl<'a> ModelRunner<'a> {
     ) -> anyhow::Result<SplitConfusions> {
         if !self.base_answers.contains_key(prompt) {
             let all: Vec<usize> = (0..self.dataset.examples.len()).collect();
-            let rows =
-                score_cached(&self.base, &self.features, self.dataset, &all, &self.score_options(prompt))?;
-            let answers = rows.iter().map(|r| predict(r.p_yes, DEFAULT_THRESHOLD)).collect();
+            let answers = self.answers_of(&self.base, prompt, &all)?;
             self.base_answers.insert(prompt.clone(), answers);
         }
         let answers = &self.base_answers[prompt];
