@@ -11,7 +11,7 @@ use crate::util::{
 };
 
 /// A 40-image dataset, alternating yes/no (the scripted runner never opens the images).
-fn write_dataset(dir: &TestDir) {
+pub fn write_dataset(dir: &TestDir) {
     let lines: String = (0..40)
         .map(|i| {
             format!(
@@ -24,7 +24,7 @@ fn write_dataset(dir: &TestDir) {
 }
 
 /// A spec over `sweep` axes (the `[sweep]` table's lines) and extra tables.
-fn write_spec(dir: &TestDir, name: &str, sweep: &str, extra: &str) {
+pub fn write_spec(dir: &TestDir, name: &str, sweep: &str, extra: &str) {
     let spec = format!(
         "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"data.jsonl\"\n\
          [train]\nsteps = 12\nlog_every = 4\n{extra}[sweep]\n{sweep}"
@@ -32,7 +32,7 @@ fn write_spec(dir: &TestDir, name: &str, sweep: &str, extra: &str) {
     dir.write(name, spec);
 }
 
-fn sweep(dir: &TestDir, spec: &str, results: &str, step_ms: u64) -> Command {
+pub fn sweep(dir: &TestDir, spec: &str, results: &str, step_ms: u64) -> Command {
     let mut cmd = dir.gacha();
     cmd.args(["sweep", spec, "--results", results, "--debug-scripted-runner", "--debug-step-ms"])
         .arg(step_ms.to_string());

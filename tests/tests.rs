@@ -9,6 +9,8 @@ mod data;
 
 // `gacha sweep`, `leaderboard`, `report` with the scripted runner.
 mod sweep;
+// Validation schemes, test images and final models (soup, refit) with the scripted runner.
+mod validation;
 // `gacha sweep` with the real runner on the built-in tiny model and demo images.
 mod sweep_real;
 // PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.

@@ -45,13 +45,30 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
     if let Some(best) = &summary.best {
         let value =
             crate::sweep::rank::metric_after(best, spec.select.metric.split, spec.select.metric.metric);
-        println!(
-            "best: {} ({} {}) → {}",
-            best.id(),
-            spec.select.metric,
-            crate::eval::metrics::format_metric(value),
-            results.join("best").display()
-        );
+        let value = crate::eval::metrics::format_metric(value);
+        match &summary.final_model {
+            Some(record) if record.final_model != crate::spec::FinalModel::BestTrial => {
+                println!(
+                    "best trial: {} ({} {value}) in {}",
+                    best.id(),
+                    spec.select.metric,
+                    results.join("trials").join(best.id().as_str()).display()
+                )
+            }
+            _ => println!(
+                "best: {} ({} {value}) → {}",
+                best.id(),
+                spec.select.metric,
+                results.join("best").display()
+            ),
+        }
+    }
+    if let Some(record) = &summary.final_model {
+        for line in
+            crate::sweep::final_model::describe(record, spec.select.metric.metric, &results.join("best"))
+        {
+            println!("{line}");
+        }
     }
     println!("leaderboard: {}", results.join("leaderboard.csv").display());
     println!("report: {}", results.join("report.html").display());

@@ -144,7 +144,13 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
 
 impl fmt::Display for SpecCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let product: Vec<String> = self.axes.iter().map(|a| a.len.to_string()).collect();
+        let mut product: Vec<String> = self.axes.iter().map(|a| a.len.to_string()).collect();
+        if let Some((k, _, _)) = self.kfold {
+            product.push(format!("{} folds", k.folds));
+            if k.repeats > 1 {
+                product.push(format!("{} repeats", k.repeats));
+            }
+        }
         writeln!(f, "{}: {} trials ({})", self.file, self.trials, product.join(" × "))?;
         let width = self.axes.iter().map(|a| a.key.len()).max().unwrap_or(0);
         for axis in &self.axes {

@@ -155,6 +155,40 @@ impl SweepSpec {
     pub fn trial(&self, id: &TrialId) -> Option<&Trial> {
         self.trials.iter().find(|t| &t.id == id)
     }
+
+    /// The seeds of refit runs: `select.refit_seeds`, else the `seeds` axis.
+    pub fn refit_seeds(&self) -> Vec<u64> {
+        if let Some(seeds) = &self.select.refit_seeds {
+            return seeds.clone();
+        }
+        let mut seeds: Vec<u64> = Vec::new();
+        for trial in &self.trials {
+            if !seeds.contains(&trial.params.seed) {
+                seeds.push(trial.params.seed);
+            }
+        }
+        seeds
+    }
+
+    /// The refit runs of the config of `trial`: trained on every non-test image, one per refit
+    /// seed. Their ids hash like a trial's, so a resumed sweep finds them.
+    pub fn refit_trials(&self, trial: &Trial) -> Vec<Trial> {
+        let inputs =
+            expand::Inputs { model: &self.model, data: &self.data, validation: self.validation.identity() };
+        self.refit_seeds()
+            .into_iter()
+            .map(|seed| {
+                let params = trial.params.refit(seed);
+                Trial {
+                    id: expand::trial_id(&inputs, &params),
+                    label: format!("refit seed={seed} {}", trial.config_label),
+                    config: trial.config.clone(),
+                    config_label: trial.config_label.clone(),
+                    params,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The top-level keys other than the trial tables (those are read by `expand`).

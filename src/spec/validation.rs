@@ -161,10 +161,9 @@ impl ValidationSpec {
                     if set {
                         return invalid(
                             key,
-                            format!(
-                                "only applies to scheme = \"kfold\" or \"repeated_kfold\" (the scheme is \
-                                 \"holdout\", where the valid axis sets the validation images)"
-                            ),
+                            "only applies to scheme = \"kfold\" or \"repeated_kfold\" (the scheme is \
+                             \"holdout\", where the valid axis sets the validation images)"
+                                .to_string(),
                         );
                     }
                 }

@@ -33,18 +33,26 @@ pub fn update_best(dir: &ResultsDir, winner: Option<&TrialRecord>) -> anyhow::Re
                 );
             }
             copy_tree(&source.dir, &tmp)?;
-            remove_dir_if_present(&old)?;
-            if best.dir.exists() {
-                rename(&best.dir, &old)?;
-            }
-            rename(&tmp, &best.dir)?;
+            install_best(dir, &tmp)
         }
         None => {
             if best.dir.exists() {
                 rename(&best.dir, &old)?;
             }
+            remove_dir_if_present(&old)
         }
     }
+}
+
+/// Make the folder `built` (beside `best/`) the new `best/`, with two renames; the next export
+/// repairs the rare crash between them.
+pub fn install_best(dir: &ResultsDir, built: &Path) -> anyhow::Result<()> {
+    let (best, old) = (dir.path(BEST_DIR), dir.path(BEST_OLD));
+    remove_dir_if_present(&old)?;
+    if best.exists() {
+        rename(&best, &old)?;
+    }
+    rename(built, &best)?;
     remove_dir_if_present(&old)
 }
 

@@ -6,7 +6,11 @@
 //!   lock                 held (OS file lock) while a sweep writes here; holds its pid
 //!   leaderboard.csv      rebuilt from the trial folders after every trial
 //!   report.html          written at the end of a run
-//!   best/                a copy of the winning trial's folder (weights hard-linked)
+//!   best/                the final model: a copy of the winning trial's folder (weights
+//!                        hard-linked), or a soup of the winning config's pulls or refits;
+//!                        final.json says which, and its test scores
+//!   refit/<id>/          final = "refit": the winning config trained on every non-test image
+//!                        (the same files as a trial folder)
 //!   trials/<id>/
 //!     config.toml        the resolved parameters
 //!     split.json         which images were train and which valid
@@ -31,7 +35,10 @@ pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
 pub const REPORT_FILE: &str = "report.html";
 const LOCK_FILE: &str = "lock";
 const TRIALS_DIR: &str = "trials";
+const REFIT_DIR: &str = "refit";
 pub const BEST_DIR: &str = "best";
+/// In `best/`: what the final model is (`record::FinalRecord`).
+pub const FINAL_FILE: &str = "final.json";
 
 /// The files of one trial.
 #[derive(Debug, Clone)]
@@ -83,6 +90,16 @@ impl ResultsDir {
 
     pub fn trial(&self, id: &TrialId) -> TrialPaths {
         TrialPaths { dir: self.root.join(TRIALS_DIR).join(id.as_str()) }
+    }
+
+    /// The folder of a refit run of the final model.
+    pub fn refit(&self, id: &TrialId) -> TrialPaths {
+        TrialPaths { dir: self.root.join(REFIT_DIR).join(id.as_str()) }
+    }
+
+    /// `path` relative to the results folder, for records that must survive moving it.
+    pub fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -174,9 +191,8 @@ impl LockedResults {
         Ok(LockedResults { dir: ResultsDir::new(root), _lock: lock })
     }
 
-    /// An empty folder for `id`'s files (an unfinished attempt's leftovers removed).
-    pub fn fresh_trial(&self, id: &TrialId) -> anyhow::Result<TrialPaths> {
-        let paths = self.dir.trial(id);
+    /// `paths`' folder emptied (an unfinished attempt's leftovers removed).
+    pub fn fresh(&self, paths: TrialPaths) -> anyhow::Result<TrialPaths> {
         remove_dir_if_present(&paths.dir)?;
         std::fs::create_dir_all(&paths.dir)
             .with_context(|| format!("{}: cannot create", paths.dir.display()))?;

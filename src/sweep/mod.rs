@@ -6,6 +6,7 @@
 //! for it in tests.
 
 pub mod best;
+pub mod final_model;
 pub mod layout;
 pub mod model_runner;
 pub mod partition;
@@ -24,11 +25,12 @@ use anyhow::Context;
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::report;
-use crate::spec::{SelectMetric, SweepSpec};
+use crate::spec::{FinalModel, SelectMetric, SweepSpec};
+use final_model::FinalEnd;
 use layout::{LockedResults, ResultsDir, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
 use progress::{Counts, Progress};
 use rank::{rank, winner};
-use record::{Status, TrialOutcome, TrialRecord};
+use record::{FinalRecord, Status, TrialOutcome, TrialRecord};
 use runner::TrialRunner;
 use stop::StopFlag;
 use trial::{run_trial, TrialContext, TrialEnd};
@@ -57,6 +59,8 @@ pub struct SweepSummary {
     pub finished: Counts,
     /// The winner and its select metric, if any trial can win.
     pub best: Option<TrialRecord>,
+    /// The final model in `best/`, once every trial has finished.
+    pub final_model: Option<FinalRecord>,
 }
 
 /// Run every unfinished trial of `spec` on `dataset`, writing into `results`.
@@ -92,7 +96,7 @@ pub fn run_sweep(
             break;
         }
         progress.trial_started(n + 1, trial);
-        let TrialEnd::Recorded(outcome) = run_trial(&ctx, trial, runner)? else {
+        let TrialEnd::Recorded(outcome) = run_trial(&ctx, trial, locked.dir.trial(&trial.id), runner)? else {
             end = SweepEnd::Interrupted;
             break;
         };
@@ -100,20 +104,39 @@ pub fn run_sweep(
         progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
         records = export(&locked.dir, spec)?;
     }
+    let ranked = rank(&records, spec.select.metric);
+    let best = winner(&ranked, spec.select.metric).cloned();
+    let mut final_record = None;
+    if let (SweepEnd::Complete, Some(top)) = (end, &best) {
+        // TODO(issue 10): the winning config from the configs table.
+        match final_model::make_final(&ctx, &records, top, &top.config, runner)? {
+            FinalEnd::Made(record) => final_record = Some(record),
+            FinalEnd::None(why) => {
+                crate::warn!("no final model: {why}; best/ holds the best trial");
+            }
+            FinalEnd::Stopped => end = SweepEnd::Interrupted,
+        }
+    }
     progress.finish();
     if let Some(line) = runner.summary() {
         crate::info!("{line}");
     }
     write_report(&locked.dir, spec, &records)?;
-    let ranked = rank(&records, spec.select.metric);
-    let best = winner(&ranked, spec.select.metric).cloned();
     if best.is_none() && !records.is_empty() {
         crate::warn!("no finished trial has a defined {}; best/ is empty", spec.select.metric);
     }
     let mut finished = Counts::default();
     records.iter().for_each(|r| finished.add(r.outcome.status));
     let skipped = records.len() - (ran.done + ran.diverged + ran.failed);
-    Ok(SweepSummary { end, trials: spec.trials.len(), skipped, ran, finished, best })
+    Ok(SweepSummary {
+        end,
+        trials: spec.trials.len(),
+        skipped,
+        ran,
+        finished,
+        best,
+        final_model: final_record,
+    })
 }
 
 /// Rebuild the leaderboard, `best/` and the weights budget from the trial folders.
@@ -121,7 +144,12 @@ fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>
     let records = dir.read_records(spec)?;
     let ranked = rank(&records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &report::leaderboard_csv(&ranked))?;
-    best::update_best(dir, winner(&ranked, spec.select.metric))?;
+    // A soup or refit in best/ is the final step's; until then best/ follows the top trial.
+    let final_made =
+        spec.select.final_model != FinalModel::BestTrial && final_model::read_final(dir)?.is_some();
+    if !final_made {
+        best::update_best(dir, winner(&ranked, spec.select.metric))?;
+    }
     best::prune_weights(dir, &ranked, spec.select.keep)?;
     Ok(records)
 }

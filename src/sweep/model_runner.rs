@@ -16,7 +16,7 @@
 //! way, from the same cached features.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::runner::{RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
@@ -94,23 +94,6 @@ impl<'a> ModelRunner<'a> {
 
     fn score_options(&self, prompt: &Option<String>) -> ScoreOptions {
         ScoreOptions { prompt: prompt.clone(), gif_frames: self.gif_frames, batch_size: SCORE_BATCH_SIZE }
-    }
-
-    /// The answers of the adapter saved in `weights` (loaded into a copy of the untrained model)
-    /// to the dataset's examples `indices`, in that order, scored from the cached image features.
-    pub fn answers(
-        &self,
-        weights: &Path,
-        prompt: &Option<String>,
-        indices: &[usize],
-    ) -> anyhow::Result<Vec<Label>> {
-        let examples = self.dataset.examples.len();
-        if let Some(i) = indices.iter().find(|&&i| i >= examples) {
-            anyhow::bail!("example index {i} is out of range: the dataset has {examples} examples");
-        }
-        let mut loaded = self.base.clone();
-        adapter::load(weights, &mut loaded)?;
-        self.answers_of(&loaded, prompt, indices)
     }
 
     /// Answers of `loaded` to the examples `indices`, in that order.
@@ -231,6 +214,27 @@ impl TrialRunner for ModelRunner<'_> {
             RunEnd::Diverged { .. } | RunEnd::Stopped => (None, Vec::new()),
         };
         Ok(TrialRun { before, after, valid_answers, losses, end, stage2, training_secs })
+    }
+
+    /// The adapter in `weights` loaded into a copy of the untrained model, scored from the
+    /// cached image features; an index past the dataset is an error.
+    fn answers(
+        &mut self,
+        weights: &Path,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
+        let examples = self.dataset.examples.len();
+        if let Some(i) = indices.iter().find(|&&i| i >= examples) {
+            anyhow::bail!("example index {i} is out of range: the dataset has {examples} examples");
+        }
+        let mut loaded = self.base.clone();
+        adapter::load(weights, &mut loaded).with_context(|| format!("{}: cannot load", weights.display()))?;
+        self.answers_of(&loaded, prompt, indices)
+    }
+
+    fn soup(&mut self, members: &[PathBuf], out: &Path) -> anyhow::Result<()> {
+        adapter::soup::soup(members, out).map(|_| ())
     }
 
     fn summary(&self) -> Option<String> {

@@ -9,7 +9,7 @@
 //! reports the loss and applies the divergence guard (`params.abort`); a NaN or infinite loss
 //! ends the attempt at any step, and that step is reported too.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -106,6 +106,19 @@ pub struct TrialRun {
 /// sweep.
 pub trait TrialRunner {
     fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun>;
+
+    /// The answers of the trained weights in `weights` (a trial's `weights/` or a soup) to the
+    /// dataset's examples `indices`, asked `prompt` (`None`: each example's prefix), in order.
+    fn answers(
+        &mut self,
+        weights: &Path,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>>;
+
+    /// Average the trained weights in the folders `members` (all of one config) into the empty
+    /// folder `out`: a model soup.
+    fn soup(&mut self, members: &[PathBuf], out: &Path) -> anyhow::Result<()>;
 
     /// A line for the end of the sweep about the work shared by its trials (the real runner:
     /// how often the vision tower ran); none by default.

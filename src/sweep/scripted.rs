@@ -8,23 +8,49 @@
 //! - `learning_rate ≥ 1` diverges on every attempt, and `0.5 ≤ learning_rate < 1` on attempts
 //!   with an odd seed: the loss quadruples each step and is NaN at step 3 (or the last step).
 //! - Otherwise the loss at step t is `0.7 / (1 + 20·lr·t)` plus a seeded wiggle below 0.01, and
-//!   after training each image is answered right with probability 0.9 (lr < 0.05) or 0.75;
-//!   a second stage that runs adds 0.05. Which images are wrong is a hash of the seed, the rate,
-//!   the prompt and the image's index.
+//!   after training each image is answered right with probability 0.9 (lr < 0.05) or 0.75, or
+//!   the probability a prompt sets with `accuracy=0.83` (so simulations can give configs known
+//!   qualities); a second stage that runs adds 0.05. Which images are wrong is a hash of the
+//!   seed, the rate, the prompt and the image's index.
 //! - Every step sleeps `step_delay`, so a test can kill or interrupt a trial midway.
-//! - The weights are `weights_dir/scripted.json` (the trial id and the attempt's seed).
+//! - The weights are `weights_dir/scripted.json`: the trial id and the model(s) it holds (seed,
+//!   rate, prompt, accuracy). A soup holds every member's models and answers by majority (a tie:
+//!   the first member's answer).
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::runner::{Control, RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
+use crate::fsutil::write_atomic;
 
 /// The word in a prompt that makes the scripted runner fail.
 pub const FAIL_WORD: &str = "FAIL";
+/// `accuracy=0.83` in a prompt sets the trained model's accuracy.
+pub const ACCURACY_WORD: &str = "accuracy=";
+/// The scripted weights file.
+const WEIGHTS_FILE: &str = "scripted.json";
+
+/// One scripted model: what its answers are a function of.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct ScriptedModel {
+    seed: u64,
+    learning_rate: f64,
+    prompt_hash: u64,
+    accuracy: f64,
+}
+
+/// `scripted.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ScriptedWeights {
+    id: String,
+    models: Vec<ScriptedModel>,
+}
 
 /// Learning rates from which every attempt diverges, and from which odd seeds diverge.
 const ALWAYS_DIVERGES: f64 = 1.0;
@@ -52,13 +78,19 @@ impl ScriptedRunner {
         SplitConfusions { train: count(&job.split.train), valid: count(&job.split.valid) }
     }
 
-    /// The trained model's answer to example `i`: right with probability `accuracy`.
-    fn trained_answer(&self, job: &TrialJob, accuracy: f64, i: usize) -> Label {
+    /// The model an attempt trains to `accuracy`.
+    fn model(job: &TrialJob, accuracy: f64) -> ScriptedModel {
         let prompt = job.params.prompt.as_deref().unwrap_or("");
         let prompt_hash =
             u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"));
+        ScriptedModel { seed: job.seed, learning_rate: job.params.train.learning_rate, prompt_hash, accuracy }
+    }
+
+    /// `model`'s answer to example `i`: right with probability `accuracy`.
+    fn answer(&self, model: &ScriptedModel, i: usize) -> Label {
         let label = self.labels[i];
-        if unit(&[job.seed, job.params.train.learning_rate.to_bits(), prompt_hash, i as u64]) < accuracy {
+        let draw = unit(&[model.seed, model.learning_rate.to_bits(), model.prompt_hash, i as u64]);
+        if draw < model.accuracy {
             label
         } else {
             match label {
@@ -70,7 +102,8 @@ impl ScriptedRunner {
 
     /// The trained model's counts.
     fn trained(&self, job: &TrialJob, accuracy: f64) -> SplitConfusions {
-        self.confusions(job, |i| self.trained_answer(job, accuracy, i))
+        let model = Self::model(job, accuracy);
+        self.confusions(job, |i| self.answer(&model, i))
     }
 
     /// Run `steps` steps of a stage; `loss(t)` is the loss at step t.
@@ -125,7 +158,8 @@ impl TrialRunner for ScriptedRunner {
             }
         };
         let mut end = self.stage(job, (1, train.steps, lr), stage1_loss, observer, &mut losses)?;
-        let mut accuracy = if lr < GOOD_RATE { 0.9 } else { 0.75 };
+        let mut accuracy =
+            prompt_accuracy(job.params.prompt.as_deref())?.unwrap_or(if lr < GOOD_RATE { 0.9 } else { 0.75 });
         let mut stage2 = Stage2Ran::NotConfigured;
         if let (RunEnd::Finished, Some(second)) = (end, &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
@@ -140,18 +174,64 @@ impl TrialRunner for ScriptedRunner {
         }
         let training_secs = started.elapsed().as_secs_f64();
         let after = (end == RunEnd::Finished).then(|| self.trained(job, accuracy));
+        let model = Self::model(job, accuracy);
         let valid_answers = match after {
-            Some(_) => job.split.valid.iter().map(|&i| self.trained_answer(job, accuracy, i)).collect(),
+            Some(_) => job.split.valid.iter().map(|&i| self.answer(&model, i)).collect(),
             None => Vec::new(),
         };
         if after.is_some() {
-            let path = job.weights_dir.join("scripted.json");
-            let weights = serde_json::json!({ "id": job.id, "seed": job.seed });
-            std::fs::write(&path, weights.to_string())
-                .with_context(|| format!("{}: cannot write", path.display()))?;
+            let weights = ScriptedWeights { id: job.id.to_string(), models: vec![model] };
+            write_atomic(&job.weights_dir.join(WEIGHTS_FILE), &serde_json::to_vec(&weights)?)?;
         }
         Ok(TrialRun { before, after, valid_answers, losses, end, stage2, training_secs })
     }
+
+    fn answers(
+        &mut self,
+        weights: &Path,
+        _prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
+        let weights = read_weights(weights)?;
+        Ok(indices
+            .iter()
+            .map(|&i| {
+                let answers: Vec<Label> = weights.models.iter().map(|m| self.answer(m, i)).collect();
+                let positive = answers.iter().filter(|&&a| a == Label::Positive).count();
+                match (2 * positive).cmp(&answers.len()) {
+                    std::cmp::Ordering::Greater => Label::Positive,
+                    std::cmp::Ordering::Less => Label::Negative,
+                    std::cmp::Ordering::Equal => answers[0],
+                }
+            })
+            .collect())
+    }
+
+    fn soup(&mut self, members: &[PathBuf], out: &Path) -> anyhow::Result<()> {
+        let mut soup = ScriptedWeights { id: "soup".into(), models: Vec::new() };
+        for member in members {
+            soup.models.extend(read_weights(member)?.models);
+        }
+        std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+        write_atomic(&out.join(WEIGHTS_FILE), &serde_json::to_vec(&soup)?)
+    }
+}
+
+fn read_weights(dir: &Path) -> anyhow::Result<ScriptedWeights> {
+    let path = dir.join(WEIGHTS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not scripted weights", path.display()))
+}
+
+/// The accuracy a prompt sets with `accuracy=0.83`, if any.
+fn prompt_accuracy(prompt: Option<&str>) -> anyhow::Result<Option<f64>> {
+    let Some(at) = prompt.and_then(|p| p.find(ACCURACY_WORD).map(|at| &p[at + ACCURACY_WORD.len()..])) else {
+        return Ok(None);
+    };
+    let number: String = at.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let accuracy: f64 = number.parse().with_context(|| format!("{ACCURACY_WORD}{number}: not a number"))?;
+    anyhow::ensure!((0.0..=1.0).contains(&accuracy), "{ACCURACY_WORD}{accuracy}: not in [0, 1]");
+    Ok(Some(accuracy))
 }
 
 /// A number in [0, 1) from a hash (splitmix64) of `parts`.

@@ -68,13 +68,15 @@ struct Attempts {
     error: Option<String>,
 }
 
+/// Run `trial` in the folder `paths` (emptied first; `ResultsDir::trial` or `::refit`).
 pub fn run_trial(
     ctx: &TrialContext,
     trial: &Trial,
+    paths: TrialPaths,
     runner: &mut dyn TrialRunner,
 ) -> anyhow::Result<TrialEnd> {
     let started = (Instant::now(), SystemTime::now());
-    let paths = ctx.results.fresh_trial(&trial.id)?;
+    let paths = ctx.results.fresh(paths)?;
     let split = ctx.partition.split(&trial.params)?;
     write_inputs(ctx, trial, &paths, &split)?;
 

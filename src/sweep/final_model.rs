@@ -1,0 +1,185 @@
+//! The final model in `best/`, made once every trial has finished (`[select] final`):
+//!
+//! - `best_trial`: the leaderboard's first trial, as trained (`best/` already holds its copy);
+//! - `soup`: the average of the trained weights of the winning config's done pulls;
+//! - `refit`: the winning config trained again on every non-test image, one run per refit seed
+//!   (`refit/<id>/`, resumable like trials), then souped.
+//!
+//! With `[validation] test`, the final model answers the test images and `best/final.json`
+//! keeps its counts: the only estimate of its quality that no choice has seen. The model is
+//! built in `.final.tmp/` and swapped in whole; when `best/final.json` already describes the
+//! same model (same kind, config and members), nothing is redone.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::best::install_best;
+use super::layout::{remove_dir_if_present, ResultsDir, TrialPaths, BEST_DIR, FINAL_FILE};
+use super::record::{FinalRecord, Status, TrialRecord};
+use super::runner::TrialRunner;
+use super::trial::{run_trial, TrialContext, TrialEnd};
+use crate::eval::Confusion;
+use crate::fsutil::write_atomic;
+use crate::spec::{ConfigId, FinalModel, Trial};
+
+/// Where the final model is built before it replaces `best/`.
+const FINAL_TMP: &str = ".final.tmp";
+
+/// How making the final model ended.
+#[derive(Debug)]
+pub enum FinalEnd {
+    Made(FinalRecord),
+    /// No model could be made (say why); `best/` is left as it is.
+    None(String),
+    /// Stopped on request during a refit run; the same command resumes.
+    Stopped,
+}
+
+/// Make `best/` hold the final model of the spec's kind. `top` is the leaderboard's first trial,
+/// `winner` the winning config.
+pub fn make_final(
+    ctx: &TrialContext,
+    records: &[TrialRecord],
+    top: &TrialRecord,
+    winner: &ConfigId,
+    runner: &mut dyn TrialRunner,
+) -> anyhow::Result<FinalEnd> {
+    let dir = &ctx.results.dir;
+    let kind = ctx.spec.select.final_model;
+    let config = if kind == FinalModel::BestTrial { &top.config } else { winner };
+    let Some(trial) = ctx.spec.trials.iter().find(|t| &t.config == config) else {
+        anyhow::bail!("config {config} is not in the spec");
+    };
+    let members: Vec<TrialPaths> = match kind {
+        FinalModel::BestTrial => vec![dir.trial(top.id())],
+        FinalModel::Soup => records
+            .iter()
+            .filter(|r| &r.config == config && r.outcome.status == Status::Done)
+            .map(|r| dir.trial(r.id()))
+            .filter(|paths| paths.weights().exists())
+            .collect(),
+        FinalModel::Refit => match refits(ctx, trial, runner)? {
+            Some(members) => members,
+            None => return Ok(FinalEnd::Stopped),
+        },
+    };
+    if members.is_empty() {
+        return Ok(FinalEnd::None(format!(
+            "{kind}: config {config} has no trained weights to make a model of{}",
+            if kind == FinalModel::Soup { " (were they removed by keep?)" } else { "" }
+        )));
+    }
+    let record = FinalRecord {
+        final_model: kind,
+        config: config.clone(),
+        config_label: trial.config_label.clone(),
+        members: members.iter().map(|m| dir.relative(&m.dir)).collect(),
+        test: None,
+    };
+    if let Some(existing) = read_final(dir)? {
+        if (FinalRecord { test: None, ..existing.clone() }) == record {
+            return Ok(FinalEnd::Made(existing));
+        }
+    }
+
+    let tmp = dir.path(FINAL_TMP);
+    remove_dir_if_present(&tmp)?;
+    let built = match kind {
+        FinalModel::BestTrial => dir.path(BEST_DIR),
+        FinalModel::Soup | FinalModel::Refit => {
+            let weights = TrialPaths { dir: tmp.clone() }.weights();
+            let from: Vec<PathBuf> = members.iter().map(TrialPaths::weights).collect();
+            runner
+                .soup(&from, &weights)
+                .with_context(|| format!("{kind}: averaging {} models", from.len()))?;
+            let config_toml = toml::to_string(&trial.params.config_params())?;
+            write_atomic(&TrialPaths { dir: tmp.clone() }.config(), config_toml.as_bytes())?;
+            tmp.clone()
+        }
+    };
+    let test = ctx.partition.test();
+    let record = if test.is_empty() {
+        record
+    } else {
+        let weights = TrialPaths { dir: built.clone() }.weights();
+        let answers = runner
+            .answers(&weights, &trial.params.prompt, test)
+            .with_context(|| format!("scoring the final model on {} test images", test.len()))?;
+        let labels = test.iter().map(|&i| ctx.dataset.examples[i].label);
+        FinalRecord { test: Some(Confusion::from_pairs(labels.zip(answers))), ..record }
+    };
+    write_atomic(&built.join(FINAL_FILE), &serde_json::to_vec_pretty(&record)?)?;
+    if built == tmp {
+        install_best(dir, &tmp)?;
+    }
+    Ok(FinalEnd::Made(record))
+}
+
+/// Run the refits of `trial`'s config that have not finished; their done folders, or `None`
+/// when stopped on request.
+fn refits(
+    ctx: &TrialContext,
+    trial: &Trial,
+    runner: &mut dyn TrialRunner,
+) -> anyhow::Result<Option<Vec<TrialPaths>>> {
+    let mut done = Vec::new();
+    for refit in ctx.spec.refit_trials(trial) {
+        let paths = ctx.results.dir.refit(&refit.id);
+        let outcome = match paths.read_outcome()? {
+            Some(outcome) => outcome,
+            None => {
+                ctx.progress.say(&format!("refit: {}", refit.label));
+                match run_trial(ctx, &refit, paths.clone(), runner)? {
+                    TrialEnd::Recorded(outcome) => *outcome,
+                    TrialEnd::Stopped => return Ok(None),
+                }
+            }
+        };
+        match outcome.status {
+            Status::Done => done.push(paths),
+            status => {
+                crate::warn!("refit {} ({}) {status}; the final model leaves it out", refit.id, refit.label);
+            }
+        }
+    }
+    Ok(Some(done))
+}
+
+/// `best/final.json`, if the final model has been made.
+pub fn read_final(dir: &ResultsDir) -> anyhow::Result<Option<FinalRecord>> {
+    let path = dir.path(BEST_DIR).join(FINAL_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a final model record", path.display()))?,
+        )),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("{}: cannot read", path.display())),
+    }
+}
+
+/// What the sweep's last lines say about the final model: what it is, and its test estimate
+/// (`expected precision 0.9500 [0.8600, 0.9900] on 20 test images`) when there are test images.
+pub fn describe(record: &FinalRecord, metric: crate::eval::Metric, best: &std::path::Path) -> Vec<String> {
+    let what = match record.final_model {
+        FinalModel::BestTrial => format!("the best trial, {}", record.members[0]),
+        kind => format!("{kind} of {} models", record.members.len()),
+    };
+    let mut lines = vec![format!(
+        "final model: {what}, config {} ({}) → {}",
+        record.config,
+        record.config_label,
+        best.display()
+    )];
+    if let Some(test) = &record.test {
+        let value = crate::eval::metrics::format_metric(test.value(metric));
+        let interval =
+            test.wilson_95(metric).map_or_else(String::new, |(lo, hi)| format!(" [{lo:.4}, {hi:.4}]"));
+        lines.push(format!(
+            "expected {metric} {value}{interval} on {} test images (95% Wilson interval; never trained on, never used to choose)",
+            test.total()
+        ));
+    }
+    lines
+}
