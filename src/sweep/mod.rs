@@ -6,6 +6,7 @@
 //! for it in tests.
 
 pub mod best;
+pub mod configs;
 pub mod layout;
 pub mod model_runner;
 pub mod partition;
