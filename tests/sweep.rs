@@ -90,6 +90,16 @@ fn multi_trial_sweep_writes_the_results_layout() {
     );
     let html = std::fs::read_to_string(dir.join("res/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains(&rows[0]["id"]), "report lacks charts or the best id");
+    // configs.csv: one row per learning rate, each pooling its two seeds' 10 validation images.
+    let configs = leaderboard(&dir.join("res/configs.csv"));
+    assert_eq!(configs.len(), 2);
+    for config in &configs {
+        let pooled: u32 = ["tp", "tn", "fp", "fn"].iter().map(|c| config[*c].parse::<u32>().unwrap()).sum();
+        assert_eq!((config["pulls"].as_str(), config["done"].as_str(), pooled), ("2", "2", 20));
+        let trials: Vec<&str> = config["trials"].split(' ').collect();
+        assert!(trials.iter().all(|id| by_id(&rows, id)["config"] == config["config"]), "{config:?}");
+    }
+    assert_eq!((configs[0]["rank"].as_str(), configs[0]["vs_best"].as_str()), ("1", "best"));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //!   spec.toml            the spec of the latest run, byte for byte
 //!   lock                 held (OS file lock) while a sweep writes here; holds its pid
 //!   leaderboard.csv      rebuilt from the trial folders after every trial
+//!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
 //!   report.html          written at the end of a run
 //!   best/                a copy of the winning trial's folder (weights hard-linked)
 //!   trials/<id>/
@@ -28,6 +29,7 @@ use crate::spec::{SweepSpec, TrialId};
 
 pub const SPEC_FILE: &str = "spec.toml";
 pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
+pub const CONFIGS_FILE: &str = "configs.csv";
 pub const REPORT_FILE: &str = "report.html";
 const LOCK_FILE: &str = "lock";
 const TRIALS_DIR: &str = "trials";

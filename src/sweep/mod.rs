@@ -1,6 +1,7 @@
 //! The sweep driver: for each trial of a spec, check (finished already?), run (with reseeds),
-//! record (the trial folder, outcome last) and export (leaderboard, `best/`, `keep`), so that a
-//! sweep killed at any moment resumes where it stopped. `layout.rs` describes the results folder.
+//! record (the trial folder, outcome last) and export (leaderboard, configs, `best/`, `keep`), so
+//! that a sweep killed at any moment resumes where it stopped. `layout.rs` describes the results
+//! folder.
 //!
 //! The model is behind `TrialRunner`: `ModelRunner` trains PaliGemma, `ScriptedRunner` stands in
 //! for it in tests.
@@ -26,7 +27,7 @@ use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::report;
 use crate::spec::{SelectMetric, SweepSpec};
-use layout::{LockedResults, ResultsDir, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
+use layout::{LockedResults, ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
 use progress::{Counts, Progress};
 use rank::{rank, winner};
 use record::{Status, TrialOutcome, TrialRecord};
@@ -117,11 +118,13 @@ pub fn run_sweep(
     Ok(SweepSummary { end, trials: spec.trials.len(), skipped, ran, finished, best })
 }
 
-/// Rebuild the leaderboard, `best/` and the weights budget from the trial folders.
+/// Rebuild the leaderboard, `configs.csv`, `best/` and the weights budget from the trial folders.
 fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>> {
     let records = dir.read_records(spec)?;
     let ranked = rank(&records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &report::leaderboard_csv(&ranked))?;
+    let configs = configs::summarize_configs(&records, spec);
+    write_atomic(&dir.path(CONFIGS_FILE), &report::configs_csv(spec, &configs))?;
     best::update_best(dir, winner(&ranked, spec.select.metric))?;
     best::prune_weights(dir, &ranked, spec.select.keep)?;
     Ok(records)
