@@ -312,6 +312,14 @@ fn leaderboard_and_report_commands_read_a_results_folder() {
     assert!(lines[1].starts_with(&format!("1  {}  done", rows[0]["id"])), "{table}");
     assert!(lines[2].starts_with(&format!("2  {}  diverged", rows[1]["id"])), "{table}");
 
+    let out = run(dir.gacha().args(["leaderboard", "a", "--configs"]));
+    assert_exit(&out, 0);
+    let (table, _) = texts(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("rank  config") && lines[0].contains("precision_low"), "{table}");
+    assert!(lines[1].starts_with("1 ") && lines[1].contains("best"), "{table}");
+    assert_eq!(lines.len(), 3, "{table}");
+
     let out = run(dir.gacha().args(["leaderboard", "a", "b"]));
     assert_exit(&out, 0);
     let (diff, _) = texts(&out);
