@@ -137,14 +137,26 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
         calm[0]["id"].as_str()
     );
     assert_eq!(best_id("calm").lines().nth(1), best_id("killed").lines().nth(1));
-    // keep = 2: exactly the two best trials still have weights, in both folders.
+    let configs = std::fs::read_to_string(dir.join("calm/configs.csv")).unwrap();
+    assert_eq!(configs, std::fs::read_to_string(dir.join("killed/configs.csv")).unwrap());
+    // keep = 2: every done pull of the two best configs keeps its weights, and so does the top
+    // trial (here a lucky pull of the third config), in both folders; no other trial does.
+    let configs = leaderboard(&dir.join("calm/configs.csv"));
+    assert_eq!(configs.len(), 3);
+    let kept: Vec<&str> = configs[..2].iter().flat_map(|c| c["trials"].split(' ')).collect();
+    let expected: Vec<&str> = calm
+        .iter()
+        .filter(|r| r["status"] == "done" && (kept.contains(&r["id"].as_str()) || r["id"] == calm[0]["id"]))
+        .map(|r| r["id"].as_str())
+        .collect();
+    assert!(expected.len() < calm.iter().filter(|r| r["status"] == "done").count(), "nothing was removed");
     for root in ["calm", "killed"] {
         let with_weights: Vec<&str> = calm
             .iter()
             .map(|r| r["id"].as_str())
             .filter(|id| dir.join(&format!("{root}/trials/{id}/weights")).exists())
             .collect();
-        assert_eq!(with_weights, [calm[0]["id"].as_str(), calm[1]["id"].as_str()], "{root}");
+        assert_eq!(with_weights, expected, "{root}");
     }
     let leftovers: Vec<_> =
         std::fs::read_dir(dir.join("killed")).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -126,7 +126,7 @@ fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>
     let configs = configs::summarize_configs(&records, spec);
     write_atomic(&dir.path(CONFIGS_FILE), &report::configs_csv(spec, &configs))?;
     best::update_best(dir, winner(&ranked, spec.select.metric))?;
-    best::prune_weights(dir, &ranked, spec.select.keep)?;
+    best::prune_weights(dir, spec, &ranked, &configs)?;
     Ok(records)
 }
 
