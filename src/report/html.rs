@@ -147,7 +147,7 @@ fn curves(input: &ReportInput) -> Vec<Curve> {
                     stage1_steps = line.log.steps;
                 }
                 let offset = if line.log.stage > 1 { stage1_steps } else { 0 };
-                points.push(((line.log.step + offset) as f64, line.log.loss));
+                points.push(((line.log.step + offset) as u64, line.log.loss));
             }
             let finished = attempt == last_attempt && record.outcome.status == Status::Done;
             let kind = match (finished, Some(record.id()) == input.winner.map(TrialRecord::id)) {

@@ -21,9 +21,9 @@ pub enum CurveKind {
 pub struct Curve {
     pub kind: CurveKind,
     /// Finite points only; a diverged attempt's last point is `diverged_at`.
-    pub points: Vec<(f64, f64)>,
+    pub points: Vec<(u64, f64)>,
     /// Step and loss where the guard stopped the attempt (loss may be NaN or huge).
-    pub diverged_at: Option<(f64, f64)>,
+    pub diverged_at: Option<(u64, f64)>,
 }
 
 const BEST_BLUE: RGBColor = RGBColor(31, 90, 200);
@@ -46,11 +46,12 @@ pub fn loss_chart(curves: &[Curve], size: (u32, u32)) -> anyhow::Result<String> 
     let any_max = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)).fold(f64::NAN, f64::max);
     let y_top = if finished_max.is_finite() { finished_max } else { any_max };
     let y_top = if y_top.is_finite() && y_top > 0.0 { y_top * Y_MARGIN } else { 1.0 };
+    // Whole steps from 0 (the untrained model's loss, when logged, sits at step 0).
     let x_end = curves
         .iter()
         .flat_map(|c| c.points.iter().map(|p| p.0).chain(c.diverged_at.map(|d| d.0)))
-        .fold(1.0, f64::max);
-    let clip = |(x, y): (f64, f64)| (x, if y.is_finite() { y.min(y_top) } else { y_top });
+        .fold(1, u64::max);
+    let clip = |(x, y): (u64, f64)| (x, if y.is_finite() { y.min(y_top) } else { y_top });
 
     let mut svg = String::new();
     {
@@ -60,7 +61,7 @@ pub fn loss_chart(curves: &[Curve], size: (u32, u32)) -> anyhow::Result<String> 
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(0.0..x_end, 0.0..y_top)
+            .build_cartesian_2d(0..x_end, 0.0..y_top)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
@@ -80,7 +81,7 @@ pub fn loss_chart(curves: &[Curve], size: (u32, u32)) -> anyhow::Result<String> 
             };
             let mut labelled = false;
             for curve in curves.iter().filter(|c| c.kind == kind) {
-                let points: Vec<(f64, f64)> =
+                let points: Vec<(u64, f64)> =
                     curve.points.iter().copied().chain(curve.diverged_at).map(clip).collect();
                 let series = chart
                     .draw_series(LineSeries::new(points, color.stroke_width(width)))
