@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use super::record::{TrialOutcome, TrialRecord};
+use super::record::{FinalRecord, TrialOutcome, TrialRecord};
 use crate::spec::{SweepSpec, TrialId};
 
 pub const SPEC_FILE: &str = "spec.toml";
@@ -34,6 +34,8 @@ pub const REPORT_FILE: &str = "report.html";
 const LOCK_FILE: &str = "lock";
 const TRIALS_DIR: &str = "trials";
 pub const BEST_DIR: &str = "best";
+/// In `best/`: what the final model is and its test counts (`FinalRecord`).
+pub const FINAL_FILE: &str = "final.json";
 
 /// The files of one trial.
 #[derive(Debug, Clone)]
@@ -60,16 +62,22 @@ impl TrialPaths {
 
     /// The outcome, or `None` when the trial has not finished.
     pub fn read_outcome(&self) -> anyhow::Result<Option<TrialOutcome>> {
-        let path = self.outcome();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
-        };
-        let outcome = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a trial outcome", path.display()))?;
-        Ok(Some(outcome))
+        read_json_if_present(&self.outcome(), "a trial outcome")
     }
+}
+
+/// A JSON file as `T`, or `None` when there is no such file; `what` names `T` in errors.
+fn read_json_if_present<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> anyhow::Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    let value = serde_json::from_str(&text).with_context(|| format!("{}: not {what}", path.display()))?;
+    Ok(Some(value))
 }
 
 /// A results folder, read-only: what `gacha leaderboard` and `gacha report` look at.
@@ -99,6 +107,11 @@ impl ResultsDir {
             format!("{}: cannot read (is {} a results folder?)", path.display(), self.root.display())
         })?;
         Ok(crate::spec::parse_spec(&text, &path)?)
+    }
+
+    /// `best/final.json`, or `None` before the final model is made.
+    pub fn read_final(&self) -> anyhow::Result<Option<FinalRecord>> {
+        read_json_if_present(&self.path(BEST_DIR).join(FINAL_FILE), "a final-model record")
     }
 
     /// Every finished trial of `spec`, in spec order.

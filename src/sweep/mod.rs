@@ -147,11 +147,15 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
             .collect::<anyhow::Result<Vec<_>>>()?;
         losses.push(lines);
     }
+    let configs = configs::summarize_configs(records, spec);
+    let final_record = dir.read_final()?;
     let html = report::html::render(&report::html::ReportInput {
         spec,
         ranked: &ranked,
         losses: &losses,
         winner: winner(&ranked, spec.select.metric),
+        configs: &configs,
+        final_record: final_record.as_ref(),
     })?;
     let path = dir.path(REPORT_FILE);
     write_atomic(&path, html.as_bytes())?;
