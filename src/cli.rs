@@ -174,7 +174,8 @@ pub struct LeaderboardArgs {
     /// Columns: rank; config (its id); the axes with more than one value; pulls (finished),
     /// diverged, failed; the select metric, METRIC_low and METRIC_high (its interval); f1;
     /// vs_best: best, worse (a mid-p McNemar test on the images both configs answered, paired
-    /// by image, seed and repeat, gives p < 0.05 and the best was right more often),
+    /// by image, seed and repeat, a diverged pull's images answered wrong, gives p < 0.05 and
+    /// the best was right more often),
     /// indistinguishable (not shown worse) or untested (no image in common); p_vs_best, that
     /// p-value; mean_final_loss of the done pulls. DIR/configs.csv has every column.
     #[arg(long, conflicts_with = "other")]

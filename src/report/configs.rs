@@ -205,14 +205,16 @@ mod tests {
         // 3/8: centre 0.61509/1.48018 = 0.41555, half 1.32414·√0.0443026 = 0.27871 → 0.1368, 0.6943.
         // 1/3: centre 0.97358/2.28049 = 0.42692, half 0.85944·√0.1807813 = 0.36542 → 0.0615, 0.7923.
         // 1/4: centre 0.73019/1.96037 = 0.37248, half 0.99979·√0.1068978 = 0.32689 → 0.0456, 0.6994.
-        // Paired on seed 1 (precision: where either said yes): image 1, a yes the long prompt
-        // missed (b = 1), and image 3, a no the "ok" prompt said yes to (c = 1): p = 1.
+        // Paired (precision: where either said yes). Seed 1: image 1, a yes the long prompt
+        // missed (b = 1), and image 3, a no the "ok" prompt said yes to (c = 1). Seed 2: the long
+        // prompt diverged, so it answered the "ok" pull's images wrong: images 0, 2, 3 (b = 3;
+        // image 1 both missed). b = 4, c = 1, n = 5: p = 2·(1 + ½·5)/32 = 0.21875.
         let (ok, long) = (&configs[0], &configs[1]);
         let rows = format!(
             "1,{},4,\"Is it \"\"ok\"\", then?\",2,2,0,0,3,3,1,1,0.7500,0.7500,0.7500,0.7500,\
              0.4093,0.9285,0.3006,0.9544,0.3006,0.9544,best,,0.375000,{} {}\n\
              2,{},4,Does this advertisement break any of the rules?,2,1,1,0,1,2,2,3,0.3750,0.3333,0.2500,0.2857,\
-             0.1368,0.6943,0.0615,0.7923,0.0456,0.6994,indistinguishable,1.0000,0.125000,{} {}\n",
+             0.1368,0.6943,0.0615,0.7923,0.0456,0.6994,indistinguishable,0.2188,0.125000,{} {}\n",
             ok.id, ok.trials[0], ok.trials[1], long.id, long.trials[0], long.trials[1]
         );
         let expected = format!("{header}{rows}");
@@ -227,7 +229,7 @@ mod tests {
             "\
 rank  config        prompt                            pulls  diverged  failed  precision  precision_low  precision_high  f1      vs_best            p_vs_best  mean_final_loss
 1     {}  Is it \"ok\", then?                 2      0         0       0.7500     0.3006         0.9544          0.7500  best               -          0.3750
-2     {}  Does this advertisement break a…  2      1         0       0.3333     0.0615         0.7923          0.2857  indistinguishable  1.0000     0.1250
+2     {}  Does this advertisement break a…  2      1         0       0.3333     0.0615         0.7923          0.2857  indistinguishable  0.2188     0.1250
 ",
             configs[0].id, configs[1].id
         );

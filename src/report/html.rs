@@ -86,8 +86,8 @@ fn configs_section(html: &mut String, input: &ReportInput) -> anyhow::Result<()>
          its pulls, their validation answers pooled (a diverged pull's images count as wrong \
          answers, a failed pull is left out). Ranked by the lower end of the 95% interval of pooled \
          valid {metric}{f1_note}. A config is <em>indistinguishable</em> from the winner unless a \
-         paired test on the images both answered (mid-p McNemar, same image, seed and repeat) says \
-         it is worse at p &lt; 0.05. All columns: <a href=\"configs.csv\">configs.csv</a>.</p>",
+         paired test on the images both answered (same image, seed and repeat; a diverged pull \
+         answered its images wrong) says it is worse at p &lt; 0.05 (mid-p McNemar). All columns: <a href=\"configs.csv\">configs.csv</a>.</p>",
         f1_note = if metric == Metric::F1 { " (f1 has no interval: its value)" } else { "" },
     )?;
     estimate_paragraph(html, input)?;
@@ -381,10 +381,13 @@ mod tests {
         let t = |n: usize| &spec.trials[n]; // seed 1: lr 0.01, 0.1; seed 2: lr 0.01, 0.1
         let records = vec![
             pull(t(0), Status::Done, &["yy", "yy", "nn", "nn"], Some(0.1)),
-            pull(t(1), Status::Done, &["yy", "yn", "nn", "ny"], Some(0.2)),
+            pull(t(1), Status::Diverged, &["yn", "yn", "nn", "nn"], None),
             pull(t(2), Status::Done, &["yy", "yy", "nn", "ny"], Some(0.1)),
-            pull(t(3), Status::Diverged, &["yn", "yn", "nn", "nn"], None),
+            pull(t(3), Status::Done, &["yy", "yy", "nn", "nn"], Some(0.2)),
         ];
+        // lr 0.1 against lr 0.01: its diverged seed-1 pull answered wrong all 4 images the winner
+        // got right (b = 4); on seed 2 it was right where the winner said yes to a no (c = 1):
+        // p = 2·(1 + ½·5)/32 = 0.219, indistinguishable.
         let configs = summarize_configs(&records, &spec);
         let ranked: Vec<&TrialRecord> = records.iter().collect();
         let losses = vec![Vec::new(); records.len()];

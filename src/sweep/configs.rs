@@ -18,8 +18,10 @@
 //!   the done pulls, lower first; the config id. No key looks at `all`. The first config wins if
 //!   it can win.
 //! - **Indistinguishable from the best.** The winner's and another config's answers are paired
-//!   by (image, seed, repeat) over the images both answered (done pulls only: a diverged pull
-//!   answered nothing; an image listed twice in the dataset is paired once). Pairs are kept as
+//!   by (image, seed, repeat) over the images both answered. A diverged pull answered its images
+//!   wrong, as in the pool (its images are known when a done pull of any config holds out the
+//!   same split: same seed and validation size, or same fold; else it is left unpaired); a failed
+//!   pull answered nothing; an image listed twice in the dataset is paired once. Pairs are kept as
 //!   the metric sees them: for precision those where either answered positive, for recall those
 //!   whose label is positive, all of them for accuracy and F1. With b the pairs the winner got
 //!   right and the other wrong, and c the reverse, the mid-p McNemar test (`eval::stats`) gives
@@ -123,8 +125,9 @@ pub fn summarize_configs(records: &[TrialRecord], spec: &SweepSpec) -> Vec<Confi
         });
         groups[slot].push(record);
     }
+    let images = split_images(records);
     let mut judged: Vec<(ConfigSummary, Answers)> =
-        groups.iter().map(|pulls| (summarize(pulls, spec, metric), answers(pulls))).collect();
+        groups.iter().map(|pulls| (summarize(pulls, spec, metric), answers(pulls, &images))).collect();
     judged.sort_by(|(a, _), (b, _)| compare(a, b));
     let winner = judged.first().filter(|(s, _)| s.can_win()).map(|(_, answers)| answers.clone());
     let mut summaries = Vec::with_capacity(judged.len());
@@ -244,15 +247,54 @@ fn compare(a: &ConfigSummary, b: &ConfigSummary) -> Ordering {
 /// Which image a validation answer is about, and in which seed and repeat.
 type PairKey<'a> = (&'a str, u64, usize);
 
-/// A config's answers to its validation images, by image, seed and repeat.
-type Answers<'a> = HashMap<PairKey<'a>, &'a ValidAnswer>;
+/// One answer as the paired test sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answer {
+    positive: bool,
+    answered_positive: bool,
+}
 
-fn answers<'a>(pulls: &[&'a TrialRecord]) -> Answers<'a> {
+impl Answer {
+    fn is_right(self) -> bool {
+        self.positive == self.answered_positive
+    }
+}
+
+/// A config's answers to its validation images, by image, seed and repeat.
+type Answers<'a> = HashMap<PairKey<'a>, Answer>;
+
+/// A pull's validation images are fixed by its seed and what it holds out (`Partition::split`):
+/// the same for every config. This keys them.
+type SplitKey = (u64, String);
+
+fn split_key(record: &TrialRecord) -> SplitKey {
+    let held_out = serde_json::to_string(&(record.params.valid, record.params.fold))
+        .expect("validation sizes and folds serialize to JSON");
+    (record.params.seed, held_out)
+}
+
+/// The validation images of every split some done pull answered, with their labels.
+fn split_images(records: &[TrialRecord]) -> HashMap<SplitKey, &[ValidAnswer]> {
+    let done =
+        records.iter().filter(|r| r.outcome.status == Status::Done && !r.outcome.valid_answers.is_empty());
+    done.map(|r| (split_key(r), r.outcome.valid_answers.as_slice())).collect()
+}
+
+/// A config's done pulls' answers, and its diverged pulls' images answered wrong (as the pool
+/// counts them; their images are those of a done pull of another config on the same split).
+fn answers<'a>(pulls: &[&'a TrialRecord], images: &HashMap<SplitKey, &'a [ValidAnswer]>) -> Answers<'a> {
     let mut answers = HashMap::new();
-    for record in pulls.iter().filter(|r| r.outcome.status == Status::Done) {
+    for record in pulls {
         let (seed, repeat) = (record.params.seed, record.params.fold.map_or(0, |f| f.repeat));
-        for answer in &record.outcome.valid_answers {
-            answers.insert((answer.image.as_str(), seed, repeat), answer);
+        let (given, wrong): (&[ValidAnswer], bool) = match record.outcome.status {
+            Status::Done => (&record.outcome.valid_answers, false),
+            Status::Diverged => (images.get(&split_key(record)).copied().unwrap_or_default(), true),
+            Status::Failed => continue,
+        };
+        for a in given {
+            let answered_positive = if wrong { !a.positive } else { a.answered_positive };
+            answers
+                .insert((a.image.as_str(), seed, repeat), Answer { positive: a.positive, answered_positive });
         }
     }
     answers
@@ -367,17 +409,20 @@ mod tests {
         assert_eq!((configs[1].mean_final_loss, configs[2].mean_final_loss), (Some(0.1), None));
         assert_eq!((configs[2].value, configs[2].can_win()), (Some(0.0), false));
         assert_eq!(winning_config(&configs).map(|c| &c.id), Some(&t(1, 0.01).config));
-        // lr 0.1 against the winner, seed 1 only (its seed 2 answered nothing): image 3 the winner
-        // got wrong and it got right (c = 1); pairs where either said yes: images 0, 1, 3.
-        // p = 2·½·P(X = 0 | n = 1) = 0.5.
-        assert_eq!(
-            configs.iter().map(|c| (c.vs_best, c.p_vs_best)).collect::<Vec<_>>(),
-            [
-                (Some(VsBest::Best), None),
-                (Some(VsBest::Indistinguishable), Some(0.5)),
-                (Some(VsBest::Untested), None),
-            ]
-        );
+        // lr 0.1 against the winner (pairs where either said yes). Seed 1: image 3 the winner got
+        // wrong and it got right, c = 1. Seed 2 diverged: the images of the winner's seed-2 pull
+        // (same seed and size) answered wrong; images 0, 2, 3 the winner got right, b = 3 (image 1
+        // both missed, neither said yes). b = 3, c = 1, n = 4: p = 2·(1 + ½·4)/16 = 0.375.
+        // lr 1.0: seed 1 failed (nothing), seed 2 as above: b = 3, c = 0: p = 2·½·1/8 = 0.125.
+        let got: Vec<_> = configs.iter().map(|c| (c.vs_best, c.p_vs_best)).collect();
+        assert_eq!(got[0], (Some(VsBest::Best), None));
+        assert_eq!(got[1].0, Some(VsBest::Indistinguishable));
+        assert!((got[1].1.unwrap() - 0.375).abs() < 1e-12, "{got:?}");
+        assert_eq!(got[2].0, Some(VsBest::Indistinguishable));
+        assert!((got[2].1.unwrap() - 0.125).abs() < 1e-12, "{got:?}");
+        // Only a failed pull: untested.
+        let failed_only = summarize_configs(&[records[0].clone(), records[4].clone()], &spec);
+        assert_eq!(failed_only[1].vs_best, Some(VsBest::Untested));
     }
 
     #[test]
@@ -417,7 +462,7 @@ mod tests {
 
     #[test]
     fn pairs_answers_by_image_and_seed_and_marks_worse_configs() {
-        let spec = spec("", "seeds = [1, 2]\nvalid = [8]\nlearning_rate = [0.01, 0.1, 0.2]\n");
+        let spec = spec("", "seeds = [1, 2, 3]\nvalid = [8]\nlearning_rate = [0.01, 0.1, 0.2]\n");
         let t = |seed, lr| trial(&spec, seed, lr);
         let right = ["yy", "yy", "yy", "yy", "nn", "nn", "nn", "nn"];
         let records = vec![
@@ -429,9 +474,10 @@ mod tests {
             pull(t(1, 0.1), Status::Done, &["yy", "yy", "yy", "yy", "ny", "ny", "ny", "ny"], Some(0.1)),
             pull(t(2, 0.1), Status::Done, &["yy", "yy", "yy", "yy", "nn", "ny", "ny", "ny"], Some(0.1)),
             // Seed 1 wrong on image 4, where the winner's seed 1 was right: b = 1, p = 0.5 (paired
-            // with its seed 2, wrong there too, it would be b = 0 and p = 1). Seed 2 diverged.
+            // with its seed 2, wrong there too, it would be b = 0 and p = 1). Seed 3 diverged on a
+            // split no done pull holds out (valid 8 of seed 3 is nobody's): unpaired.
             pull(t(1, 0.2), Status::Done, &["yy", "yy", "yy", "yy", "ny", "nn", "nn", "nn"], Some(0.1)),
-            pull(t(2, 0.2), Status::Diverged, &right, None),
+            pull(t(3, 0.2), Status::Diverged, &right, None),
         ];
         let configs = summarize_configs(&records, &spec);
         let got: Vec<_> =
@@ -463,11 +509,13 @@ mod tests {
         let best_answers: Vec<ValidAnswer> = rows.iter().map(|(i, ours, _)| answer(i, ours)).collect();
         let other_answers: Vec<ValidAnswer> = rows.iter().map(|(i, _, theirs)| answer(i, theirs)).collect();
         fn seed_1(answers: &[ValidAnswer]) -> Answers<'_> {
-            answers.iter().map(|a| ((a.image.as_str(), 1, 0), a)).collect()
+            let answer =
+                |a: &ValidAnswer| Answer { positive: a.positive, answered_positive: a.answered_positive };
+            answers.iter().map(|a| ((a.image.as_str(), 1, 0), answer(a))).collect()
         }
-        let extra = answer("0", "ny");
         let (best, mut other) = (seed_1(&best_answers), seed_1(&other_answers));
-        other.insert(("0", 2, 0), &extra); // image 0 under seed 2: pairs with nothing
+        // Image 0 under seed 2: pairs with nothing.
+        other.insert(("0", 2, 0), Answer { positive: false, answered_positive: true });
         let paired = |metric| discordant(&best, &other, metric);
         // Accuracy and F1: all five; b = images 0 and 1, c = image 2.
         assert_eq!(paired(Metric::Accuracy), Paired { pairs: 5, b: 2, c: 1 });
