@@ -56,7 +56,8 @@ pub enum Command {
     /// Run every trial of a sweep spec, then write the leaderboard, best/ and report.html.
     /// Killed or interrupted, the same command resumes: finished trials are skipped.
     Sweep(SweepArgs),
-    /// Show a results folder's leaderboard; with a second folder, what changed per trial.
+    /// Show a results folder's leaderboard (--configs: its configs); with a second folder, what
+    /// changed per trial.
     Leaderboard(LeaderboardArgs),
     /// Write DIR/report.html (leaderboard, loss curves, the best trial's metrics).
     Report(ReportArgs),
@@ -161,6 +162,24 @@ pub struct LeaderboardArgs {
     pub dir: PathBuf,
     /// Another results folder: show what changed from DIR to this one, per trial id.
     pub other: Option<PathBuf>,
+    /// Show the configs, each judged over all its pulls, instead of the trials.
+    ///
+    /// A config is a trial's parameters less its seed and fold. Its pulls' validation answers
+    /// are pooled (out of fold in k-fold, every seed's hold-out in holdout); a diverged pull
+    /// counts each of its validation images as a wrong answer, a failed one is left out. Configs
+    /// are ranked by the lower end of the Wilson 95% interval of the select metric on the pooled
+    /// validation counts (f1, which has no interval: its value), then the value, pooled f1 and
+    /// the mean final loss; a config without a done pull ranks last.
+    ///
+    /// Columns: rank; config (its id); the axes with more than one value; pulls (finished),
+    /// diverged, failed; the select metric, METRIC_low and METRIC_high (its interval); f1;
+    /// vs_best: best, worse (a mid-p McNemar test on the images both configs answered, paired
+    /// by image, seed and repeat, a diverged pull's images answered wrong, gives p < 0.05 and
+    /// the best was right more often),
+    /// indistinguishable (not shown worse) or untested (no image in common); p_vs_best, that
+    /// p-value; mean_final_loss of the done pulls. DIR/configs.csv has every column.
+    #[arg(long, conflicts_with = "other")]
+    pub configs: bool,
 }
 
 #[derive(Debug, Args)]

@@ -90,6 +90,16 @@ fn multi_trial_sweep_writes_the_results_layout() {
     );
     let html = std::fs::read_to_string(dir.join("res/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains(&rows[0]["id"]), "report lacks charts or the best id");
+    // configs.csv: one row per learning rate, each pooling its two seeds' 10 validation images.
+    let configs = leaderboard(&dir.join("res/configs.csv"));
+    assert_eq!(configs.len(), 2);
+    for config in &configs {
+        let pooled: u32 = ["tp", "tn", "fp", "fn"].iter().map(|c| config[*c].parse::<u32>().unwrap()).sum();
+        assert_eq!((config["pulls"].as_str(), config["done"].as_str(), pooled), ("2", "2", 20));
+        let trials: Vec<&str> = config["trials"].split(' ').collect();
+        assert!(trials.iter().all(|id| by_id(&rows, id)["config"] == config["config"]), "{config:?}");
+    }
+    assert_eq!((configs[0]["rank"].as_str(), configs[0]["vs_best"].as_str()), ("1", "best"));
 }
 
 #[test]
@@ -127,14 +137,26 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
         calm[0]["id"].as_str()
     );
     assert_eq!(best_id("calm").lines().nth(1), best_id("killed").lines().nth(1));
-    // keep = 2: exactly the two best trials still have weights, in both folders.
+    let configs = std::fs::read_to_string(dir.join("calm/configs.csv")).unwrap();
+    assert_eq!(configs, std::fs::read_to_string(dir.join("killed/configs.csv")).unwrap());
+    // keep = 2: every done pull of the two best configs keeps its weights, and so does the top
+    // trial (here a lucky pull of the third config), in both folders; no other trial does.
+    let configs = leaderboard(&dir.join("calm/configs.csv"));
+    assert_eq!(configs.len(), 3);
+    let kept: Vec<&str> = configs[..2].iter().flat_map(|c| c["trials"].split(' ')).collect();
+    let expected: Vec<&str> = calm
+        .iter()
+        .filter(|r| r["status"] == "done" && (kept.contains(&r["id"].as_str()) || r["id"] == calm[0]["id"]))
+        .map(|r| r["id"].as_str())
+        .collect();
+    assert!(expected.len() < calm.iter().filter(|r| r["status"] == "done").count(), "nothing was removed");
     for root in ["calm", "killed"] {
         let with_weights: Vec<&str> = calm
             .iter()
             .map(|r| r["id"].as_str())
             .filter(|id| dir.join(&format!("{root}/trials/{id}/weights")).exists())
             .collect();
-        assert_eq!(with_weights, [calm[0]["id"].as_str(), calm[1]["id"].as_str()], "{root}");
+        assert_eq!(with_weights, expected, "{root}");
     }
     let leftovers: Vec<_> =
         std::fs::read_dir(dir.join("killed")).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -301,6 +323,14 @@ fn leaderboard_and_report_commands_read_a_results_folder() {
     assert!(lines[0].starts_with("#  id") && lines[0].contains("learning_rate"), "{table}");
     assert!(lines[1].starts_with(&format!("1  {}  done", rows[0]["id"])), "{table}");
     assert!(lines[2].starts_with(&format!("2  {}  diverged", rows[1]["id"])), "{table}");
+
+    let out = run(dir.gacha().args(["leaderboard", "a", "--configs"]));
+    assert_exit(&out, 0);
+    let (table, _) = texts(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("rank  config") && lines[0].contains("precision_low"), "{table}");
+    assert!(lines[1].starts_with("1 ") && lines[1].contains("best"), "{table}");
+    assert_eq!(lines.len(), 3, "{table}");
 
     let out = run(dir.gacha().args(["leaderboard", "a", "b"]));
     assert_exit(&out, 0);

@@ -1,11 +1,13 @@
-//! `gacha leaderboard DIR [DIR2]`: a results folder's leaderboard as a table; with two folders,
-//! what changed per trial id.
+//! `gacha leaderboard DIR [DIR2] [--configs]`: a results folder's leaderboard (or its configs) as
+//! a table; with two folders, what changed per trial id.
 
 use std::path::Path;
 
 use crate::cli::LeaderboardArgs;
+use crate::report::configs::configs_table;
 use crate::report::table::{leaderboard_diff, leaderboard_table};
 use crate::spec::SweepSpec;
+use crate::sweep::configs::summarize_configs;
 use crate::sweep::layout::ResultsDir;
 use crate::sweep::rank::rank;
 use crate::sweep::record::TrialRecord;
@@ -15,6 +17,7 @@ pub fn run(args: &LeaderboardArgs) -> anyhow::Result<Outcome> {
     let (spec, records) = load(&args.dir)?;
     let ranked = rank(&records, spec.select.metric);
     match &args.other {
+        None if args.configs => print!("{}", configs_table(&spec, &summarize_configs(&records, &spec))),
         None => print!("{}", leaderboard_table(&ranked, spec.select.metric)),
         Some(other) => {
             let (other_spec, other_records) = load(other)?;

@@ -64,9 +64,12 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
         }
     }
     if let Some(record) = &summary.final_model {
-        for line in
-            crate::sweep::final_model::describe(record, spec.select.metric.metric, &results.join("best"))
-        {
+        for line in crate::sweep::final_model::describe(
+            record,
+            spec.select.metric.metric,
+            &results.join("best"),
+            summary.winning_config.as_ref(),
+        ) {
             println!("{line}");
         }
     }

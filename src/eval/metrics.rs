@@ -29,6 +29,8 @@ pub enum Metric {
 
 impl Metric {
     pub const ALL: [Metric; 4] = [Metric::Accuracy, Metric::Precision, Metric::Recall, Metric::F1];
+    /// The metrics that are proportions and so have a Wilson interval (F1 is not one).
+    pub const PROPORTIONS: [Metric; 3] = [Metric::Accuracy, Metric::Precision, Metric::Recall];
 
     /// The name used in CSV headers, specs and logs.
     pub fn name(self) -> &'static str {
@@ -82,7 +84,7 @@ impl Confusion {
     }
 
     /// The metric as (successes, trials) when it is a proportion; F1 is not one.
-    fn proportion(&self, metric: Metric) -> Option<(u64, u64)> {
+    pub fn proportion(&self, metric: Metric) -> Option<(u64, u64)> {
         match metric {
             Metric::Accuracy => Some((self.tp + self.tn, self.total())),
             Metric::Precision => Some((self.tp, self.tp + self.fp)),

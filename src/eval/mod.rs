@@ -1,6 +1,6 @@
 //! Judging a classifier: scoring images (`score`, via `frames`, or from the `features` cache),
 //! predictions and the users' result block (`result`), confusion counts and the metrics derived
-//! from them (`metrics`).
+//! from them (`metrics`), and the paired test that compares two models' answers (`stats`).
 
 pub mod features;
 pub mod frames;
@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod result;
 pub mod score;
 pub mod splits;
+pub mod stats;
 
 pub use metrics::{Confusion, Metric};
 pub use splits::{Split, SplitConfusions};

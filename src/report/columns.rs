@@ -192,7 +192,7 @@ fn train_cell(record: &TrialRecord, field: &str) -> String {
     plain(&train[field])
 }
 
-fn plain(value: &serde_json::Value) -> String {
+pub(super) fn plain(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(" "),

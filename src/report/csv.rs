@@ -7,10 +7,15 @@ use crate::sweep::record::TrialRecord;
 /// The leaderboard as CSV bytes (a header row even when no trial has finished).
 pub fn leaderboard_csv(ranked: &[&TrialRecord]) -> Vec<u8> {
     let cols = columns();
-    let mut writer = ::csv::Writer::from_writer(Vec::new());
     let header: Vec<String> = cols.iter().map(|c| c.name()).collect();
     let rows = ranked.iter().map(|record| cols.iter().map(|c| c.cell(record)).collect::<Vec<_>>());
-    for row in std::iter::once(header).chain(rows) {
+    csv_bytes(std::iter::once(header).chain(rows))
+}
+
+/// Rows of cells as CSV bytes.
+pub(super) fn csv_bytes(rows: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    for row in rows {
         writer.write_record(&row).expect("writing to memory cannot fail");
     }
     writer.into_inner().expect("flushing to memory cannot fail")

@@ -1,15 +1,18 @@
-//! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no server): the best
-//! trial's parameters, its before/after metrics and confusion matrices, the loss curves of every
-//! attempt, and the leaderboard.
+//! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no server): the
+//! configs (a forest plot of their pooled intervals, their table, one small chart per axis, and
+//! the expected quality of the final model), the best trial's parameters, its before/after
+//! metrics and confusion matrices, the loss curves of every attempt, and the leaderboard.
 
 use std::fmt::Write;
 
-use super::columns::{Column, Count};
-use super::plot::{confusion_svg, loss_chart, Curve, CurveKind};
-use super::table::{display_cell, summary_columns};
-use crate::eval::{Metric, Split, SplitConfusions};
+use super::columns::{plain, Column, Count};
+use super::configs::{display_config_cell, table_columns, ConfigColumn};
+use super::plot::{confusion_svg, forest_plot, loss_chart, Curve, CurveKind, ForestMark, ForestRow};
+use super::table::{display_cell, shorten, summary_columns};
+use crate::eval::{Confusion, Metric, Split, SplitConfusions};
 use crate::spec::SweepSpec;
-use crate::sweep::record::{LossLine, Status, TrialRecord};
+use crate::sweep::configs::{config_axes, pool_by_axis, winning_config, ConfigSummary, VsBest};
+use crate::sweep::record::{FinalRecord, LossLine, Status, TrialRecord};
 
 /// What the page shows.
 pub struct ReportInput<'a> {
@@ -19,13 +22,18 @@ pub struct ReportInput<'a> {
     /// Each ranked trial's loss log (same order).
     pub losses: &'a [Vec<LossLine>],
     pub winner: Option<&'a TrialRecord>,
+    /// The configs, ranked (`sweep::configs::summarize_configs`).
+    pub configs: &'a [ConfigSummary],
+    /// `best/final.json`, once the final model is made.
+    pub final_record: Option<&'a FinalRecord>,
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0}\
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}\
 td:first-child,th:first-child{text-align:left}\
-tr.best{background:#e6efff}tr.diverged td{color:#b22}tr.failed td{color:#888}\
+tr.best{background:#e6efff}tr.indistinguishable{background:#fff2de}\
+tr.diverged td{color:#b22}tr.failed td{color:#888}p.estimate{font-size:1.1em}\
 .svgs{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}code{background:#f4f4f4;padding:1px 4px}";
 
 pub fn render(input: &ReportInput) -> anyhow::Result<String> {
@@ -48,6 +56,7 @@ pub fn render(input: &ReportInput) -> anyhow::Result<String> {
         model = escape(&spec.model.path),
         data = escape(&spec.data.path),
     )?;
+    configs_section(&mut html, input)?;
     match input.winner {
         Some(best) => best_section(&mut html, spec, best)?,
         None => html.push_str("<h2>Best trial</h2><p>No finished trial has a defined select metric yet.</p>"),
@@ -57,6 +66,148 @@ pub fn render(input: &ReportInput) -> anyhow::Result<String> {
     leaderboard_section(&mut html, input)?;
     html.push_str("</body></html>\n");
     Ok(html)
+}
+
+/// Chart widths (between labels and notes) of the configs' forest plot and of one axis chart.
+const FOREST_PX: u32 = 520;
+const AXIS_CHART_PX: u32 = 320;
+
+fn configs_section(html: &mut String, input: &ReportInput) -> anyhow::Result<()> {
+    let spec = input.spec;
+    let metric = spec.select.metric.metric;
+    html.push_str("<h2>Configs</h2>");
+    if input.configs.is_empty() {
+        html.push_str("<p>No trial has finished yet.</p>");
+        return Ok(());
+    }
+    write!(
+        html,
+        "<p>A config is a trial's parameters less its seed (and fold); here each is judged over all \
+         its pulls, their validation answers pooled (a diverged pull's images count as wrong \
+         answers, a failed pull is left out). Ranked by the lower end of the 95% interval of pooled \
+         valid {metric}{f1_note}. A config is <em>indistinguishable</em> from the winner unless a \
+         paired test on the images both answered (same image, seed and repeat; a diverged pull \
+         answered its images wrong) says it is worse at p &lt; 0.05 (mid-p McNemar). All columns: <a href=\"configs.csv\">configs.csv</a>.</p>",
+        f1_note = if metric == Metric::F1 { " (f1 has no interval: its value)" } else { "" },
+    )?;
+    estimate_paragraph(html, input)?;
+    let rows: Vec<ForestRow> = input.configs.iter().map(|c| config_row(spec, c, metric)).collect();
+    let x_desc = format!("pooled valid {metric}, 95% Wilson interval");
+    html.push_str(&forest_plot(&rows, &x_desc, FOREST_PX)?);
+    configs_table_html(html, input)?;
+    let axes: Vec<_> = config_axes(spec).filter(|axis| axis.len > 1).collect();
+    if !axes.is_empty() {
+        write!(html, "<h3>By axis</h3><p>Pooled valid {metric} over every config with each value.</p>")?;
+        html.push_str("<div class=\"svgs\">");
+        for axis in axes {
+            let rows: Vec<ForestRow> = pool_by_axis(spec, input.configs, axis)
+                .iter()
+                .map(|value| ForestRow {
+                    label: shorten(plain(&value.value)),
+                    value: value.pooled.value(metric),
+                    interval: value.pooled.wilson_95(metric),
+                    mark: ForestMark::Plain,
+                    note: format!("{}, {} config(s)", estimate(&value.pooled, metric), value.configs),
+                    warn: false,
+                })
+                .collect();
+            write!(html, "<div><h4>{}</h4>", escape(axis.name()))?;
+            html.push_str(&forest_plot(&rows, &format!("pooled valid {metric}"), AXIS_CHART_PX)?);
+            html.push_str("</div>");
+        }
+        html.push_str("</div>");
+    }
+    Ok(())
+}
+
+/// `0.900 [0.596, 0.982] (9/10)`, `0.947` (F1), or `undefined`.
+fn estimate(c: &Confusion, metric: Metric) -> String {
+    match (c.value(metric), c.wilson_95(metric), c.proportion(metric)) {
+        (Some(v), Some((low, high)), Some((k, n))) => format!("{v:.3} [{low:.3}, {high:.3}] ({k}/{n})"),
+        (Some(v), _, _) => format!("{v:.3}"),
+        (None, _, _) => "undefined".to_string(),
+    }
+}
+
+/// A config's forest plot row: `#rank` and the axes that vary, its estimate, its diverged pulls.
+fn config_row(spec: &SweepSpec, config: &ConfigSummary, metric: Metric) -> ForestRow {
+    let values: Vec<String> = config_axes(spec)
+        .filter(|axis| axis.len > 1)
+        .map(|axis| format!("{}={}", axis.name(), shorten(plain(&config.params.field_value(&axis.field)))))
+        .collect();
+    let label = if values.is_empty() { config.label.clone() } else { values.join(" ") };
+    let mut note = estimate(&config.pooled, metric);
+    if config.done == 0 {
+        note.push_str(", no done pull");
+    }
+    if config.diverged > 0 {
+        note.push_str(&format!(", {} of {} pulls diverged", config.diverged, config.pulls()));
+    }
+    let mark = match config.vs_best {
+        Some(VsBest::Best) => ForestMark::Best,
+        Some(VsBest::Indistinguishable) => ForestMark::Indistinguishable,
+        _ => ForestMark::Other,
+    };
+    ForestRow {
+        label: format!("#{} {label}", config.rank),
+        value: config.value,
+        interval: config.interval,
+        mark,
+        note,
+        warn: config.diverged > 0,
+    }
+}
+
+/// What the final model is expected to score: on the test images when there are some, else the
+/// winner's pooled validation estimate, said to be optimistic.
+fn estimate_paragraph(html: &mut String, input: &ReportInput) -> std::fmt::Result {
+    let metric = input.spec.select.metric.metric;
+    if let Some((record, test)) = input.final_record.and_then(|r| r.test.map(|t| (r, t))) {
+        return write!(
+            html,
+            "<p class=\"estimate\">Expected {metric} of the final model (<code>{kind}</code> of \
+             <code>{label}</code>): <b>{value}</b> on {n} test images that no pull trained on and \
+             nothing was chosen by.</p>",
+            kind = record.final_model,
+            label = escape(&record.config_label),
+            value = estimate(&test, metric),
+            n = test.total(),
+        );
+    }
+    match winning_config(input.configs) {
+        Some(best) => write!(
+            html,
+            "<p class=\"estimate\">Winner <code>{label}</code>: pooled valid {metric} <b>{value}</b>. \
+             There are no test images (<code>[validation] test</code>), so this is the validation \
+             estimate, and it is optimistic for the chosen config: the same images chose it.</p>",
+            label = escape(&best.label),
+            value = estimate(&best.pooled, metric),
+        ),
+        None => write!(html, "<p>No config can win yet: none has a done pull with a defined {metric}.</p>"),
+    }
+}
+
+fn configs_table_html(html: &mut String, input: &ReportInput) -> std::fmt::Result {
+    let cols = table_columns(input.spec);
+    html.push_str("<table><tr>");
+    for col in &cols {
+        write!(html, "<th>{}</th>", escape(&col.name()))?;
+    }
+    html.push_str("</tr>");
+    for config in input.configs {
+        let class = config.vs_best.map_or("", |v| v.name());
+        write!(html, "<tr class=\"{class}\">")?;
+        for col in &cols {
+            let title = match col {
+                ConfigColumn::Axis(_) => format!(" title=\"{}\"", escape(&col.cell(config))),
+                _ => String::new(),
+            };
+            write!(html, "<td{title}>{}</td>", escape(&display_config_cell(col, config)))?;
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+    Ok(())
 }
 
 fn best_section(html: &mut String, spec: &SweepSpec, best: &TrialRecord) -> anyhow::Result<()> {
@@ -147,7 +298,7 @@ fn curves(input: &ReportInput) -> Vec<Curve> {
                     stage1_steps = line.log.steps;
                 }
                 let offset = if line.log.stage > 1 { stage1_steps } else { 0 };
-                points.push(((line.log.step + offset) as f64, line.log.loss));
+                points.push(((line.log.step + offset) as u64, line.log.loss));
             }
             let finished = attempt == last_attempt && record.outcome.status == Status::Done;
             let kind = match (finished, Some(record.id()) == input.winner.map(TrialRecord::id)) {
@@ -174,9 +325,10 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::sweep::configs::summarize_configs;
     use crate::sweep::record::{LossLine, Status};
     use crate::sweep::runner::StepLog;
-    use crate::sweep::test_records::record;
+    use crate::sweep::test_records::{pull, record};
 
     #[test]
     fn page_has_the_sections_and_escapes_text() {
@@ -195,15 +347,88 @@ mod tests {
         };
         let losses = vec![vec![log(0, 2, 0.5), log(0, 4, 0.25)], vec![log(0, 3, f64::NAN)]];
         let ranked = [&best, &diverged];
-        let html =
-            render(&ReportInput { spec: &spec, ranked: &ranked, losses: &losses, winner: Some(&best) })
-                .unwrap();
+        let configs = summarize_configs(&[best.clone(), diverged.clone()], &spec);
+        let html = render(&ReportInput {
+            spec: &spec,
+            ranked: &ranked,
+            losses: &losses,
+            winner: Some(&best),
+            configs: &configs,
+            final_record: None,
+        })
+        .unwrap();
         assert!(html.contains("<h1>Sweep <code>a&lt;b</code></h1>"));
         assert!(html.contains("2 of 2 trials finished: 1 done, 1 diverged, 0 failed"), "{html}");
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
-        assert_eq!(html.matches("<svg").count(), 3, "two confusion matrices and the loss chart");
+        assert_eq!(
+            html.matches("<svg").count(),
+            4,
+            "the configs' forest plot (no axis varies but seeds), two confusion matrices, the loss chart"
+        );
         assert!(html.contains("<tr class=\"best\">") && html.contains("<tr class=\"diverged\">"));
         assert!(html
             .contains("<td>valid</td><td>after</td><td>3</td><td>4</td><td>1</td><td>2</td><td>0.7000</td>"));
+    }
+
+    #[test]
+    fn configs_section_marks_the_winner_and_says_which_estimate_it_shows() {
+        let spec = crate::spec::parse_spec(
+            "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
+             [train]\nsteps = 4\n[sweep]\nseeds = [1, 2]\nvalid = [4]\nlearning_rate = [0.01, 0.1]\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let t = |n: usize| &spec.trials[n]; // seed 1: lr 0.01, 0.1; seed 2: lr 0.01, 0.1
+        let records = vec![
+            pull(t(0), Status::Done, &["yy", "yy", "nn", "nn"], Some(0.1)),
+            pull(t(1), Status::Diverged, &["yn", "yn", "nn", "nn"], None),
+            pull(t(2), Status::Done, &["yy", "yy", "nn", "ny"], Some(0.1)),
+            pull(t(3), Status::Done, &["yy", "yy", "nn", "nn"], Some(0.2)),
+        ];
+        // lr 0.1 against lr 0.01: its diverged seed-1 pull answered wrong all 4 images the winner
+        // got right (b = 4); on seed 2 it was right where the winner said yes to a no (c = 1):
+        // p = 2·(1 + ½·5)/32 = 0.219, indistinguishable.
+        let configs = summarize_configs(&records, &spec);
+        let ranked: Vec<&TrialRecord> = records.iter().collect();
+        let losses = vec![Vec::new(); records.len()];
+        let page = |final_record: Option<&FinalRecord>| {
+            render(&ReportInput {
+                spec: &spec,
+                ranked: &ranked,
+                losses: &losses,
+                winner: Some(&records[0]),
+                configs: &configs,
+                final_record,
+            })
+            .unwrap()
+        };
+        let html = page(None);
+        // The forest plot, one chart for the learning rate (valid has one value), two confusion
+        // matrices and the loss chart.
+        assert_eq!(html.matches("<svg").count(), 5, "{html}");
+        // lr 0.01 pools tp 4 tn 3 fp 1: 4/5; Wilson by hand (z² = 3.84146): centre
+        // 1.18415/1.76829 = 0.66966, half 1.10838·√0.0704146 = 0.29412 → [0.376, 0.964].
+        assert!(html.contains("pooled valid precision <b>0.800 [0.376, 0.964] (4/5)</b>"), "{html}");
+        assert!(html.contains("optimistic for the chosen config"), "{html}");
+        assert!(html.contains("#1 learning_rate=0.01") && html.contains("1 of 2 pulls diverged"), "{html}");
+        // The legend (plotters puts SVG text on its own line) and the table row.
+        assert!(html.contains("\nwinner\n</text>") && html.contains("\nindistinguishable from the winner\n"));
+        assert!(
+            html.contains("<tr class=\"best\"><td>1</td>")
+                && html.contains("<tr class=\"indistinguishable\">")
+        );
+        // With test counts: 19 of 20 flagged right; centre 1.04604/1.19207 = 0.87749, half
+        // 1.64417·√0.0047759 = 0.11362 → [0.764, 0.991]; 40 test images in all.
+        let final_record = FinalRecord {
+            final_model: crate::spec::FinalModel::Soup,
+            config: configs[0].id.clone(),
+            config_label: configs[0].label.clone(),
+            members: Vec::new(),
+            test: Some(Confusion { tp: 19, tn: 18, fp: 1, fn_: 2 }),
+        };
+        let html = page(Some(&final_record));
+        assert!(html.contains("<b>0.950 [0.764, 0.991] (19/20)</b> on 40 test images"), "{html}");
+        assert!(html.contains("<code>soup</code> of <code>valid=4 learning_rate=0.01</code>"), "{html}");
+        assert!(!html.contains("optimistic"), "{html}");
     }
 }

@@ -40,10 +40,17 @@ pub fn display_cell(col: &Column, record: &TrialRecord) -> String {
     let cell = col.cell(record);
     match col {
         Column::FinalLoss => cell.parse::<f64>().map(|l| format!("{l:.4}")).unwrap_or(cell),
-        Column::Prompt if cell.chars().count() > PROMPT_CHARS => {
-            cell.chars().take(PROMPT_CHARS - 1).chain(['…']).collect()
-        }
+        Column::Prompt => shorten(cell),
         _ => cell,
+    }
+}
+
+/// A prompt-length cell cut to `PROMPT_CHARS`, ending in `…` when cut.
+pub(super) fn shorten(cell: String) -> String {
+    if cell.chars().count() > PROMPT_CHARS {
+        cell.chars().take(PROMPT_CHARS - 1).chain(['…']).collect()
+    } else {
+        cell
     }
 }
 
@@ -108,7 +115,7 @@ pub fn leaderboard_diff(a: &[&TrialRecord], b: &[&TrialRecord], select: SelectMe
 }
 
 /// Left-aligned columns two spaces apart; empty cells shown as `-`.
-fn aligned(rows: &[Vec<String>]) -> String {
+pub(super) fn aligned(rows: &[Vec<String>]) -> String {
     let show = |cell: &str| if cell.is_empty() { "-".to_string() } else { cell.to_string() };
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| show(&r[c]).chars().count()).max().unwrap_or(0))

@@ -117,6 +117,18 @@ pub struct Axis {
     pub line: usize,
 }
 
+impl Axis {
+    /// The name in labels and column headers: `learning_rate`, `valid`, `prompt`.
+    pub fn name(&self) -> &str {
+        axis_name(&self.field)
+    }
+
+    /// Whether this is the seeds axis (the one axis that is not part of a config).
+    pub fn is_seeds(&self) -> bool {
+        self.field == "seed"
+    }
+}
+
 /// An axis in the parsed document.
 struct DocAxis<'a, 'i> {
     key: &'a Spanned<DeString<'i>>,
@@ -390,12 +402,15 @@ fn axis_values<'a, 'b: 'a, 'i: 'b>(
     axes: impl Iterator<Item = &'a DocAxis<'b, 'i>>,
     params: &TrialParams,
 ) -> String {
-    let json = serde_json::to_value(params).expect("trial parameters serialize to JSON");
     axes.map(|axis| {
         let field = axis.field();
-        let value = field.split('.').fold(&json, |v, key| &v[key]);
-        format!("{}={value}", field.trim_start_matches("train."))
+        format!("{}={}", axis_name(&field), params.field_value(&field))
     })
     .collect::<Vec<_>>()
     .join(" ")
+}
+
+/// An axis as labels and tables name it: its field without `train.`.
+fn axis_name(field: &str) -> &str {
+    field.trim_start_matches("train.")
 }

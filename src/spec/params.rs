@@ -188,6 +188,13 @@ impl TrialParams {
         }
     }
 
+    /// The value of `field`, named as `Axis::field` names it (`seed`, `valid`, `prompt`,
+    /// `train.learning_rate`), as JSON; `null` when it is unset.
+    pub fn field_value(&self, field: &str) -> serde_json::Value {
+        let json = serde_json::to_value(self).expect("trial parameters serialize to JSON");
+        field.split('.').fold(&json, |value, key| &value[key]).clone()
+    }
+
     /// The parameters that make the trial's config: everything but the seed and the fold (a
     /// holdout's `valid` size stays: it changes what a pull is trained on).
     pub fn config_params(&self) -> TrialParams {

@@ -1,5 +1,5 @@
 //! The `[select]` table: which metric ranks the leaderboard and picks `best/`, and how many
-//! trials keep their weights.
+//! configs' pulls keep their weights.
 
 use std::fmt;
 use std::str::FromStr;
@@ -88,8 +88,8 @@ pub struct SelectSpec {
     /// Ranks the leaderboard (higher first) and picks `best/`. Default `valid.precision`.
     #[serde(default)]
     pub metric: SelectMetric,
-    /// Only the best `keep` trials keep their weights (`best/` always holds a copy of the
-    /// winner's). Absent: every trial keeps its weights.
+    /// Only the pulls of the best `keep` configs, and the top trial, keep their weights once
+    /// every trial has finished (`sweep::best`). Absent: every trial keeps its weights.
     #[serde(default)]
     pub keep: Option<usize>,
     /// The final model in `best/` (default `best_trial`).

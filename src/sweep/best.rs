@@ -3,13 +3,23 @@
 //! `best/` is built beside the results as `.best.tmp/`, then swapped in with two renames; the
 //! next export repairs the rare crash between them. Weight files are hard-linked when the file
 //! system allows (they never change once written), else copied.
+//!
+//! `keep = K` counts configs: every pull of the best K configs (`configs.csv` order, counting
+//! only configs with a done pull) keeps its weights, since a soup averages all of them, and so
+//! does the leaderboard's top trial; the other trials' weights are removed. Nothing is removed
+//! until every trial of the spec has finished: before that a config's rank can still change, and
+//! weights removed early would be missing from the config that wins in the end (and a resumed
+//! sweep would remove different ones than an uninterrupted run).
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::Context;
 
+use super::configs::ConfigSummary;
 use super::layout::{remove_dir_if_present, ResultsDir, TrialPaths, BEST_DIR};
 use super::record::TrialRecord;
+use crate::spec::{ConfigId, SweepSpec};
 
 const BEST_TMP: &str = ".best.tmp";
 const BEST_OLD: &str = ".best.old";
@@ -56,11 +66,24 @@ pub fn install_best(dir: &ResultsDir, built: &Path) -> anyhow::Result<()> {
     remove_dir_if_present(&old)
 }
 
-/// Remove the weights of every trial ranked below the first `keep` trials that have weights.
-pub fn prune_weights(dir: &ResultsDir, ranked: &[&TrialRecord], keep: Option<usize>) -> anyhow::Result<()> {
-    let Some(keep) = keep else { return Ok(()) };
-    for record in ranked.iter().filter(|r| r.outcome.has_weights()).skip(keep) {
-        remove_dir_if_present(&dir.trial(record.id()).weights())?;
+/// Apply `[select] keep` (see the module doc) once `ranked` holds every trial of `spec`.
+pub fn prune_weights(
+    dir: &ResultsDir,
+    spec: &SweepSpec,
+    ranked: &[&TrialRecord],
+    configs: &[ConfigSummary],
+) -> anyhow::Result<()> {
+    let Some(keep) = spec.select.keep else { return Ok(()) };
+    if ranked.len() < spec.trials.len() {
+        return Ok(());
+    }
+    let kept: HashSet<&ConfigId> = configs.iter().filter(|c| c.done > 0).take(keep).map(|c| &c.id).collect();
+    let with_weights = || ranked.iter().filter(|r| r.outcome.has_weights());
+    let top = with_weights().next().map(|r| r.id());
+    for record in with_weights() {
+        if Some(record.id()) != top && !kept.contains(&record.config) {
+            remove_dir_if_present(&dir.trial(record.id()).weights())?;
+        }
     }
     Ok(())
 }
@@ -89,7 +112,7 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::sweep::record::Status;
-    use crate::sweep::test_records::record;
+    use crate::sweep::test_records::{pull, record};
 
     /// A results folder with finished trials that have weights.
     fn results_with(records: &[&TrialRecord]) -> (tempfile::TempDir, ResultsDir) {
@@ -129,17 +152,49 @@ mod tests {
     }
 
     #[test]
-    fn keep_removes_weights_below_the_budget_only() {
-        let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
-        let b = record("bbbbbbbbbbbb", Status::Done, [4, 4, 0, 2], Some(0.1));
-        let c = record("cccccccccccc", Status::Diverged, [0, 0, 0, 0], None);
-        let (_tmp, dir) = results_with(&[&a, &b, &c]);
-        let has_weights = |r: &TrialRecord| dir.trial(r.id()).weights().exists();
-        prune_weights(&dir, &[&b, &c, &a], None).unwrap();
-        assert!(has_weights(&a) && has_weights(&b));
-        prune_weights(&dir, &[&b, &c, &a], Some(1)).unwrap();
-        assert!(has_weights(&b) && !has_weights(&a));
-        prune_weights(&dir, &[&b, &c, &a], Some(0)).unwrap();
-        assert!(!has_weights(&b));
+    fn keep_counts_configs_and_waits_for_the_last_trial() {
+        let text = "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
+                    [train]\nsteps = 4\n[sweep]\nseeds = [1, 2]\nvalid = [4]\nlearning_rate = [0.01, 0.1, 1.0]\n";
+        let mut spec = crate::spec::parse_spec(text, Path::new("s.toml")).unwrap();
+        let trial = |seed: u64, lr: f64| {
+            let found =
+                spec.trials.iter().find(|t| t.params.seed == seed && t.params.train.learning_rate == lr);
+            found.unwrap().clone()
+        };
+        // Config lr 0.01 pools 4/4 and ranks first; lr 0.1 pools 4/5 but has the top trial (3/3);
+        // lr 1.0 pools 1/3 (its second pull diverged and has no weights).
+        let records = vec![
+            pull(&trial(1, 0.01), Status::Done, &["yy", "yy", "nn", "nn"], Some(0.1)),
+            pull(&trial(2, 0.01), Status::Done, &["yy", "yy", "nn", "nn"], Some(0.1)),
+            pull(&trial(1, 0.1), Status::Done, &["yy", "yy", "yy", "nn"], Some(0.1)),
+            pull(&trial(2, 0.1), Status::Done, &["yy", "ny", "nn", "nn"], Some(0.1)),
+            pull(&trial(1, 1.0), Status::Done, &["yy", "nn", "nn", "nn"], Some(0.1)),
+            pull(&trial(2, 1.0), Status::Diverged, &["yn", "yn", "nn", "nn"], None),
+        ];
+        let done: Vec<&TrialRecord> = records.iter().filter(|r| r.outcome.has_weights()).collect();
+        let (_tmp, dir) = results_with(&done);
+        let ranked = crate::sweep::rank::rank(&records, spec.select.metric);
+        let configs = crate::sweep::configs::summarize_configs(&records, &spec);
+        let [a1, a2, b1, b2, c1] = done[..] else { unreachable!("five done pulls") };
+        assert_eq!((ranked[0].id(), &configs[0].id), (b1.id(), &a1.config));
+        let with_weights = || {
+            done.iter()
+                .filter(|r| dir.trial(r.id()).weights().exists())
+                .map(|r| r.id().clone())
+                .collect::<Vec<_>>()
+        };
+        let ids = |rs: &[&TrialRecord]| rs.iter().map(|r| r.id().clone()).collect::<Vec<_>>();
+        spec.select.keep = None;
+        prune_weights(&dir, &spec, &ranked, &configs).unwrap();
+        assert_eq!(with_weights(), ids(&[a1, a2, b1, b2, c1]));
+        // One trial short of the spec: nothing is removed yet.
+        spec.select.keep = Some(0);
+        prune_weights(&dir, &spec, &ranked[..5], &configs).unwrap();
+        assert_eq!(with_weights(), ids(&[a1, a2, b1, b2, c1]));
+        for (keep, kept) in [(2, vec![a1, a2, b1, b2]), (1, vec![a1, a2, b1]), (0, vec![b1])] {
+            spec.select.keep = Some(keep);
+            prune_weights(&dir, &spec, &ranked, &configs).unwrap();
+            assert_eq!(with_weights(), ids(&kept), "keep = {keep}");
+        }
     }
 }

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::best::install_best;
-use super::layout::{remove_dir_if_present, ResultsDir, TrialPaths, BEST_DIR, FINAL_FILE};
+use super::configs::ConfigSummary;
+use super::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
 use super::record::{FinalRecord, Status, TrialRecord};
 use super::runner::TrialRunner;
 use super::trial::{run_trial, TrialContext, TrialEnd};
@@ -77,7 +78,7 @@ pub fn make_final(
         members: members.iter().map(|m| dir.relative(&m.dir)).collect(),
         test: None,
     };
-    if let Some(existing) = read_final(dir)? {
+    if let Some(existing) = dir.read_final()? {
         if (FinalRecord { test: None, ..existing.clone() }) == record {
             return Ok(FinalEnd::Made(existing));
         }
@@ -146,22 +147,16 @@ fn refits(
     Ok(Some(done))
 }
 
-/// `best/final.json`, if the final model has been made.
-pub fn read_final(dir: &ResultsDir) -> anyhow::Result<Option<FinalRecord>> {
-    let path = dir.path(BEST_DIR).join(FINAL_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a final model record", path.display()))?,
-        )),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("{}: cannot read", path.display())),
-    }
-}
-
-/// What the sweep's last lines say about the final model: what it is, and its test estimate
-/// (`expected precision 0.9500 [0.8600, 0.9900] on 20 test images`) when there are test images.
-pub fn describe(record: &FinalRecord, metric: crate::eval::Metric, best: &std::path::Path) -> Vec<String> {
+/// What the sweep's last lines say about the final model: what it is, and its estimate. With
+/// test images: `expected precision 0.9500 [0.8600, 0.9900] on 20 test images`. Without: the
+/// winning config's pooled validation value, marked optimistic (it is the value it was chosen
+/// for).
+pub fn describe(
+    record: &FinalRecord,
+    metric: crate::eval::Metric,
+    best: &std::path::Path,
+    winning: Option<&ConfigSummary>,
+) -> Vec<String> {
     let what = match record.final_model {
         FinalModel::BestTrial => format!("the best trial, {}", record.members[0]),
         kind => format!("{kind} of {} models", record.members.len()),
@@ -172,14 +167,29 @@ pub fn describe(record: &FinalRecord, metric: crate::eval::Metric, best: &std::p
         record.config_label,
         best.display()
     )];
-    if let Some(test) = &record.test {
-        let value = crate::eval::metrics::format_metric(test.value(metric));
+    let estimate = |counts: &Confusion| {
+        let value = crate::eval::metrics::format_metric(counts.value(metric));
         let interval =
-            test.wilson_95(metric).map_or_else(String::new, |(lo, hi)| format!(" [{lo:.4}, {hi:.4}]"));
-        lines.push(format!(
-            "expected {metric} {value}{interval} on {} test images (95% Wilson interval; never trained on, never used to choose)",
+            counts.wilson_95(metric).map_or_else(String::new, |(lo, hi)| format!(" [{lo:.4}, {hi:.4}]"));
+        format!("{metric} {value}{interval}")
+    };
+    match (&record.test, winning) {
+        (Some(test), _) => lines.push(format!(
+            "expected {} on {} test images (95% Wilson interval; never trained on, never used to choose)",
+            estimate(test),
             test.total()
-        ));
+        )),
+        (None, Some(config)) => {
+            let n = config.pooled.proportion(metric).map_or(config.pooled.total(), |(_, n)| n);
+            lines.push(format!(
+                "estimate: {} over {n} pooled validation answers of config {}'s {} pulls; optimistic, since \
+                 the config was chosen on them (add [validation] test = N for an honest one)",
+                estimate(&config.pooled),
+                config.id,
+                config.pulls()
+            ))
+        }
+        (None, None) => {}
     }
     lines
 }

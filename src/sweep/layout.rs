@@ -5,6 +5,7 @@
 //!   spec.toml            the spec of the latest run, byte for byte
 //!   lock                 held (OS file lock) while a sweep writes here; holds its pid
 //!   leaderboard.csv      rebuilt from the trial folders after every trial
+//!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
 //!   report.html          written at the end of a run
 //!   best/                the final model: a copy of the winning trial's folder (weights
 //!                        hard-linked), or a soup of the winning config's pulls or refits;
@@ -27,17 +28,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use super::record::{TrialOutcome, TrialRecord};
+use super::record::{FinalRecord, TrialOutcome, TrialRecord};
 use crate::spec::{SweepSpec, TrialId};
 
 pub const SPEC_FILE: &str = "spec.toml";
 pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
+pub const CONFIGS_FILE: &str = "configs.csv";
 pub const REPORT_FILE: &str = "report.html";
 const LOCK_FILE: &str = "lock";
 const TRIALS_DIR: &str = "trials";
 const REFIT_DIR: &str = "refit";
 pub const BEST_DIR: &str = "best";
-/// In `best/`: what the final model is (`record::FinalRecord`).
+/// In `best/`: what the final model is and its test counts (`FinalRecord`).
 pub const FINAL_FILE: &str = "final.json";
 
 /// The files of one trial.
@@ -65,16 +67,22 @@ impl TrialPaths {
 
     /// The outcome, or `None` when the trial has not finished.
     pub fn read_outcome(&self) -> anyhow::Result<Option<TrialOutcome>> {
-        let path = self.outcome();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
-        };
-        let outcome = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a trial outcome", path.display()))?;
-        Ok(Some(outcome))
+        read_json_if_present(&self.outcome(), "a trial outcome")
     }
+}
+
+/// A JSON file as `T`, or `None` when there is no such file; `what` names `T` in errors.
+fn read_json_if_present<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> anyhow::Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    let value = serde_json::from_str(&text).with_context(|| format!("{}: not {what}", path.display()))?;
+    Ok(Some(value))
 }
 
 /// A results folder, read-only: what `gacha leaderboard` and `gacha report` look at.
@@ -114,6 +122,11 @@ impl ResultsDir {
             format!("{}: cannot read (is {} a results folder?)", path.display(), self.root.display())
         })?;
         Ok(crate::spec::parse_spec(&text, &path)?)
+    }
+
+    /// `best/final.json`, or `None` before the final model is made.
+    pub fn read_final(&self) -> anyhow::Result<Option<FinalRecord>> {
+        read_json_if_present(&self.path(BEST_DIR).join(FINAL_FILE), "a final-model record")
     }
 
     /// Every finished trial of `spec`, in spec order.

@@ -1,11 +1,13 @@
 //! The sweep driver: for each trial of a spec, check (finished already?), run (with reseeds),
-//! record (the trial folder, outcome last) and export (leaderboard, `best/`, `keep`), so that a
-//! sweep killed at any moment resumes where it stopped. `layout.rs` describes the results folder.
+//! record (the trial folder, outcome last) and export (leaderboard, configs, `best/`, `keep`), so
+//! that a sweep killed at any moment resumes where it stopped. `layout.rs` describes the results
+//! folder.
 //!
 //! The model is behind `TrialRunner`: `ModelRunner` trains PaliGemma, `ScriptedRunner` stands in
 //! for it in tests.
 
 pub mod best;
+pub mod configs;
 pub mod final_model;
 pub mod layout;
 pub mod model_runner;
@@ -27,7 +29,7 @@ use crate::fsutil::write_atomic;
 use crate::report;
 use crate::spec::{FinalModel, SelectMetric, SweepSpec};
 use final_model::FinalEnd;
-use layout::{LockedResults, ResultsDir, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
+use layout::{LockedResults, ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
 use progress::{Counts, Progress};
 use rank::{rank, winner};
 use record::{FinalRecord, Status, TrialOutcome, TrialRecord};
@@ -61,6 +63,8 @@ pub struct SweepSummary {
     pub best: Option<TrialRecord>,
     /// The final model in `best/`, once every trial has finished.
     pub final_model: Option<FinalRecord>,
+    /// The winning config, if any can win.
+    pub winning_config: Option<configs::ConfigSummary>,
 }
 
 /// Run every unfinished trial of `spec` on `dataset`, writing into `results`.
@@ -107,9 +111,10 @@ pub fn run_sweep(
     let ranked = rank(&records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
     let mut final_record = None;
-    if let (SweepEnd::Complete, Some(top)) = (end, &best) {
-        // TODO(issue 10): the winning config from the configs table.
-        match final_model::make_final(&ctx, &records, top, &top.config, runner)? {
+    let summaries = configs::summarize_configs(&records, spec);
+    let winning = configs::winning_config(&summaries).cloned();
+    if let (SweepEnd::Complete, Some(top), Some(winning)) = (end, &best, &winning) {
+        match final_model::make_final(&ctx, &records, top, &winning.id, runner)? {
             FinalEnd::Made(record) => final_record = Some(record),
             FinalEnd::None(why) => {
                 crate::warn!("no final model: {why}; best/ holds the best trial");
@@ -136,21 +141,23 @@ pub fn run_sweep(
         finished,
         best,
         final_model: final_record,
+        winning_config: winning,
     })
 }
 
-/// Rebuild the leaderboard, `best/` and the weights budget from the trial folders.
+/// Rebuild the leaderboard, `configs.csv`, `best/` and the weights budget from the trial folders.
 fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>> {
     let records = dir.read_records(spec)?;
     let ranked = rank(&records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &report::leaderboard_csv(&ranked))?;
+    let configs = configs::summarize_configs(&records, spec);
+    write_atomic(&dir.path(CONFIGS_FILE), &report::configs_csv(spec, &configs))?;
     // A soup or refit in best/ is the final step's; until then best/ follows the top trial.
-    let final_made =
-        spec.select.final_model != FinalModel::BestTrial && final_model::read_final(dir)?.is_some();
+    let final_made = spec.select.final_model != FinalModel::BestTrial && dir.read_final()?.is_some();
     if !final_made {
         best::update_best(dir, winner(&ranked, spec.select.metric))?;
     }
-    best::prune_weights(dir, &ranked, spec.select.keep)?;
+    best::prune_weights(dir, spec, &ranked, &configs)?;
     Ok(records)
 }
 
@@ -171,11 +178,15 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
             .collect::<anyhow::Result<Vec<_>>>()?;
         losses.push(lines);
     }
+    let configs = configs::summarize_configs(records, spec);
+    let final_record = dir.read_final()?;
     let html = report::html::render(&report::html::ReportInput {
         spec,
         ranked: &ranked,
         losses: &losses,
         winner: winner(&ranked, spec.select.metric),
+        configs: &configs,
+        final_record: final_record.as_ref(),
     })?;
     let path = dir.path(REPORT_FILE);
     write_atomic(&path, html.as_bytes())?;

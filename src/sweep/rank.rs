@@ -25,7 +25,7 @@ pub fn metric_after(record: &TrialRecord, split: Split, metric: Metric) -> Optio
 }
 
 /// Higher first, `None` (and NaN) last.
-fn higher_first(a: Option<f64>, b: Option<f64>) -> Ordering {
+pub(super) fn higher_first(a: Option<f64>, b: Option<f64>) -> Ordering {
     let key = |v: Option<f64>| v.filter(|v| !v.is_nan());
     match (key(a), key(b)) {
         (Some(a), Some(b)) => b.total_cmp(&a),

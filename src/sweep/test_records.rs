@@ -1,9 +1,10 @@
 //! Hand-made trial records for unit tests of ranking and exporters.
 
-use super::record::{AttemptRecord, Status, TrialOutcome, TrialRecord};
+use super::record::{AttemptRecord, Status, TrialOutcome, TrialRecord, ValidAnswer};
 use super::runner::Stage2Ran;
+use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
-use crate::spec::{ConfigId, TrialId, TrialParams};
+use crate::spec::{ConfigId, Trial, TrialId, TrialParams};
 
 fn counts([tp, tn, fp, fn_]: [u64; 4]) -> Confusion {
     Confusion { tp, tn, fp, fn_ }
@@ -34,4 +35,35 @@ pub fn record(id: &str, status: Status, valid: [u64; 4], final_loss: Option<f64>
         valid_answers: Vec::new(),
     };
     TrialRecord { params, config: ConfigId::for_tests("c0c0c0c0c0c0"), outcome }
+}
+
+/// A pull of `trial` (its id, parameters and config) that ended with `status`. `answers` are its
+/// validation images `img/0.png`, `img/1.png`, … as label then answer: `"yy"` (a yes answered
+/// yes), `"yn"`, `"ny"` or `"nn"`. Before training it answered no to each (`before.valid` holds
+/// the labels); when done, `after.valid` counts `answers` and they are its `valid_answers`.
+pub fn pull(trial: &Trial, status: Status, answers: &[&str], final_loss: Option<f64>) -> TrialRecord {
+    let answers: Vec<ValidAnswer> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, pair)| {
+            let word = |at: usize| match pair.as_bytes().get(at) {
+                Some(b'y') => Label::Positive,
+                Some(b'n') => Label::Negative,
+                _ => panic!("{pair:?}: expected yy, yn, ny or nn"),
+            };
+            ValidAnswer::new(&format!("img/{i}.png"), word(0), word(1))
+        })
+        .collect();
+    let label = |yes: bool| if yes { Label::Positive } else { Label::Negative };
+    let after =
+        Confusion::from_pairs(answers.iter().map(|a| (label(a.positive), label(a.answered_positive))));
+    let before = Confusion::from_pairs(answers.iter().map(|a| (label(a.positive), Label::Negative)));
+    let mut r = record(trial.id.as_str(), status, [after.tp, after.tn, after.fp, after.fn_], final_loss);
+    r.params = trial.params.clone();
+    r.config = trial.config.clone();
+    r.outcome.before = Some(SplitConfusions { train: counts([0, 4, 0, 4]), valid: before });
+    if status == Status::Done {
+        r.outcome.valid_answers = answers;
+    }
+    r
 }
