@@ -118,7 +118,8 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
     configs.dedup();
     let pulls_per_config = spec.trials.len() / configs.len().max(1);
     let pooled_valid = match kfold {
-        Some((k, _, _)) => pool * k.repeats * pulls_per_config / (k.folds * k.repeats).max(1),
+        // Each pull validates one fold: a pool's share of 1/folds.
+        Some((k, _, _)) => pool * pulls_per_config / k.folds,
         None => valid_counts.iter().map(|&(_, n)| n).min().unwrap_or(0) * pulls_per_config,
     };
     if pooled_valid < MIN_RANKABLE_VALID {

@@ -86,8 +86,8 @@ pub struct TestSplit {
     pub seed: u64,
 }
 
-/// A checked `[validation]` table.
-#[derive(Debug, Clone, PartialEq)]
+/// A checked `[validation]` table; the default is holdout without test images.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Validation {
     pub scheme: Scheme,
     /// k-fold: folds and repeats; holdout: `None`.
@@ -101,12 +101,6 @@ pub struct Kfold {
     pub folds: usize,
     pub repeats: usize,
     pub seed: u64,
-}
-
-impl Default for Validation {
-    fn default() -> Self {
-        Validation { scheme: Scheme::Holdout, kfold: None, test: None }
-    }
 }
 
 /// What of `[validation]` is part of every trial's identity: the test draw (it changes the

@@ -179,6 +179,11 @@ pub fn describe(
             estimate(test),
             test.total()
         )),
+        (None, Some(config)) if config.id != record.config => lines.push(format!(
+            "note: the best trial is a pull of config {}, not of the winning config {} ({}); its \
+             one hold-out is no estimate, and final = \"soup\" or \"refit\" builds on the winner",
+            record.config, config.id, config.label
+        )),
         (None, Some(config)) => {
             let n = config.pooled.proportion(metric).map_or(config.pooled.total(), |(_, n)| n);
             lines.push(format!(
