@@ -11,6 +11,8 @@ mod data;
 mod sweep;
 // Validation schemes, test images and final models (soup, refit) with the scripted runner.
 mod validation;
+// The config rule against the naive single-pull pick over many simulated sweeps.
+mod simulation;
 // `gacha sweep` with the real runner on the built-in tiny model and demo images.
 mod sweep_real;
 // PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.

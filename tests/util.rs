@@ -17,6 +17,16 @@ impl TestDir {
         TestDir { dir: tempfile::tempdir().expect("create temp dir") }
     }
 
+    /// In memory (`/dev/shm`) where the machine has it, so that fsyncs cost nothing: for tests
+    /// that run thousands of scripted trials.
+    pub fn in_memory() -> TestDir {
+        let shm = Path::new("/dev/shm");
+        match shm.is_dir().then(|| tempfile::tempdir_in(shm).ok()).flatten() {
+            Some(dir) => TestDir { dir },
+            None => TestDir::new(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
