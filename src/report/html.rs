@@ -61,7 +61,10 @@ pub fn render(input: &ReportInput) -> anyhow::Result<String> {
         Some(best) => best_section(&mut html, spec, best)?,
         None => html.push_str("<h2>Best trial</h2><p>No finished trial has a defined select metric yet.</p>"),
     }
-    html.push_str("<h2>Loss curves</h2>");
+    html.push_str(
+        "<h2>Loss curves</h2><p>Each curve starts at step 1, whose loss is the untrained model's \
+         (computed before the first update).</p>",
+    );
     html.push_str(&loss_chart(&curves(input), (1100, 420))?);
     leaderboard_section(&mut html, input)?;
     html.push_str("</body></html>\n");

@@ -231,6 +231,7 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
         .map_err(|err| at.toml(&err))?;
     check_name(&head.name, &at)?;
     check_answers(&head.data.answers, &at)?;
+    check_keep(&head.select, &at)?;
     let validation = head.validation.check().map_err(|invalid| {
         let span = at.span_of(&["validation", invalid.key]).or_else(|| at.span_of(&["validation"]));
         at.at(span.unwrap_or(0..0), format!("validation.{}", invalid.key), invalid.message)
@@ -273,6 +274,20 @@ fn check_answers([positive, negative]: &[String; 2], at: &Locator) -> Result<(),
             span,
             "data.answers",
             "needs two different words, positive first (e.g. [\"yes\", \"no\"])",
+        ));
+    }
+    Ok(())
+}
+
+/// A soup averages the winning config's pulls, so `keep` must leave that config's weights.
+fn check_keep(select: &SelectSpec, at: &Locator) -> Result<(), SpecError> {
+    if select.keep == Some(0) && select.final_model == FinalModel::Soup {
+        let span = at.span_of(&["select", "keep"]).unwrap_or(0..0);
+        return Err(at.at(
+            span,
+            "select.keep",
+            "keep = 0 would delete the weights the soup (final = \"soup\") averages: keep counts \
+             configs, and keep = 1 keeps the pulls of the winning one",
         ));
     }
     Ok(())

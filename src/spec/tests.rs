@@ -199,6 +199,12 @@ fn rejects_misplaced_and_nonsensical_values() {
         parse_spec(&bad_name, Path::new("x.toml")).unwrap_err().to_string(),
         "x.toml: line 1: name: \"a/b\" is not a folder name (no slashes, not empty)"
     );
+    // Line 8 is `keep = 0`; keep = 0 is fine for the best trial, which best/ always holds.
+    let keep = |final_model: &str| {
+        format!("[select]\nfinal = \"{final_model}\"\nkeep = 0\n[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n")
+    };
+    assert!(error(&keep("soup")).starts_with("sweeps/a.toml: line 8: select.keep: keep = 0 would delete"));
+    assert!(parse(&keep("best_trial")).is_ok());
     assert_eq!(
         parse_spec("name = \"a\"\n", Path::new("x.toml")).unwrap_err().to_string(),
         "x.toml: line 1: missing field `model`"

@@ -266,7 +266,9 @@ impl Attempt<'_> {
         let started = Instant::now();
         let losses = &mut self.losses;
         let outcome = train(self.loaded, self.params, &self.examples, cfg, &mut |log| {
-            if cfg.is_log_step(log.step) {
+            // Step 1's loss is the untrained model's (it is computed before the first update),
+            // so the first stage's loss curve always starts there.
+            if cfg.is_log_step(log.step) || (stage == 1 && log.step == 1) {
                 let log = StepLog {
                     stage,
                     step: log.step,

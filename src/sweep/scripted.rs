@@ -122,7 +122,8 @@ impl ScriptedRunner {
                 anyhow::bail!("scripted failure at step {step}: the prompt contains {FAIL_WORD}");
             }
             let loss = loss(step);
-            if step % job.params.train.log_every == 0 || step == steps || loss.is_nan() {
+            let first = stage == 1 && step == 1;
+            if first || step % job.params.train.log_every == 0 || step == steps || loss.is_nan() {
                 let log = StepLog { stage, step, steps, learning_rate, loss };
                 observer.logged(&log);
                 losses.push(log);
