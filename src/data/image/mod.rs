@@ -381,7 +381,7 @@ mod tests {
         let (w, h) = upright.dimensions();
         let u = |x: u32, y: u32| *upright.get_pixel(x, y);
         match tag {
-            1 => ImageBuffer::from_fn(w, h, |x, y| u(x, y)),
+            1 => ImageBuffer::from_fn(w, h, u),
             2 => ImageBuffer::from_fn(w, h, |x, y| u(w - 1 - x, y)),
             3 => ImageBuffer::from_fn(w, h, |x, y| u(w - 1 - x, h - 1 - y)),
             4 => ImageBuffer::from_fn(w, h, |x, y| u(x, h - 1 - y)),
