@@ -71,36 +71,51 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-/// How dataset lines are read: answer words, which one is positive, GIF frames, path policy.
+/// How dataset lines are read: answer words, which one is positive, frames of animations,
+/// EXIF orientation, path policy.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// The two answer words, positive class first: an example's "suffix" must be one of them.
     /// Precision and recall are computed for the first (positive) word.
     #[arg(long, value_delimiter = ',', default_values = ["yes", "no"])]
     pub answers: Vec<String>,
-    /// Which frames of an animated GIF to use: first, last, middle or all (one example per
-    /// frame when training; when scoring, the image gets the lowest positive-answer
-    /// probability of its frames, i.e. it is judged by its worst frame).
-    #[arg(long, value_enum, default_value_t = GifFramesArg::All)]
-    pub gif_frames: GifFramesArg,
+    /// Which frames of an animated image (GIF, PNG, WebP) to use: first, last, middle or all
+    /// (one example per frame when training; when scoring, the image gets the lowest
+    /// positive-answer probability of its frames, i.e. it is judged by its worst frame).
+    #[arg(long, visible_alias = "gif-frames", value_enum, default_value_t = FramePolicyArg::All)]
+    pub frames: FramePolicyArg,
+    /// Turn images as their EXIF orientation tag says before resizing (apply, as transformers
+    /// does), or use the pixels as stored (ignore).
+    #[arg(long, value_enum, default_value_t = ExifOrientationArg::Apply)]
+    pub exif_orientation: ExifOrientationArg,
     /// Allow image paths that are absolute or leave the dataset folder (refused by default).
     #[arg(long)]
     pub allow_outside_paths: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GifFramesArg {
+pub enum FramePolicyArg {
     First,
     Last,
     Middle,
     All,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExifOrientationArg {
+    Apply,
+    Ignore,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A dataset (.jsonl) or a sweep spec (.toml; its [data] table sets the answers and GIF
-    /// frames, and the flags below are not used).
+    /// A dataset (.jsonl) or a sweep spec (.toml; its [data] table sets the answers, frames
+    /// and EXIF orientation, and the dataset flags below are not used).
     pub path: PathBuf,
+    /// Accept JPEGs with entropy-coding errors that training decodes past (filling in from the
+    /// damage on), counting them in the summary, instead of listing them as problems.
+    #[arg(long)]
+    pub lenient: bool,
     #[command(flatten)]
     pub options: DataArgs,
 }

@@ -143,13 +143,80 @@ fn check_summarises_a_dataset_mixing_formats() {
         "data.jsonl: ok\n\
          examples: 6 (yes 3, no 3; positive answer: yes)\n\
          formats: PNG 3, JPEG 2, GIF 1\n\
-         animated GIFs: 1 (images/anim.gif: 3 frames)\n\
-         model inputs: 8 (GIF frames: all)\n\
+         animated images: 1 (images/anim.gif: 3 frames)\n\
+         model inputs: 8 (frames: all)\n\
+         EXIF orientation: 0 images rotated or flipped\n\
          image sizes: smallest 5×5, largest 64×48 (widths 5–64, heights 5–48); checked at 224×224\n"
     );
-    let out = run(dir.gacha().args(["check", "data.jsonl", "--gif-frames", "middle"]));
+    // `--gif-frames` is the old name of `--frames`, kept working.
+    for flag in ["--frames", "--gif-frames"] {
+        let out = run(dir.gacha().args(["check", "data.jsonl", flag, "middle"]));
+        assert_exit(&out, 0);
+        assert_contains(&texts(&out).0, "model inputs: 6 (frames: middle)");
+    }
+}
+
+/// `jpeg()` with the orientation tag `tag` in an EXIF block (little-endian TIFF, one entry).
+fn jpeg_with_orientation(tag: u16) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut exif = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+    exif.extend_from_slice(&tag.to_le_bytes());
+    exif.extend_from_slice(&[0; 6]);
+    let image = ImageBuffer::from_fn(64, 48, |x, y| Rgb([x as u8 * 4, y as u8 * 5, 90]));
+    let mut bytes = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new(&mut bytes);
+    encoder.set_exif_metadata(exif).expect("EXIF accepted");
+    encoder.write_image(image.as_raw(), 64, 48, image::ExtendedColorType::Rgb8).expect("encode JPEG");
+    bytes
+}
+
+/// `jpeg()` whose scan is cut in half and closed with an end-of-image marker: libjpeg warns
+/// "premature end of data segment"; the lenient decoder fills the rest in grey.
+fn jpeg_cut_scan() -> Vec<u8> {
+    let bytes = jpeg();
+    let sos = bytes.windows(2).position(|w| w == [0xff, 0xda]).expect("a scan");
+    let mut cut = bytes[..sos + (bytes.len() - sos) / 2].to_vec();
+    cut.extend_from_slice(&[0xff, 0xd9]);
+    cut
+}
+
+#[test]
+fn check_counts_exif_rotations_and_refuses_damaged_jpegs_unless_lenient() {
+    let dir = image_dir();
+    dir.write("images/turned.jpg", jpeg_with_orientation(6));
+    dir.write("images/flipped.jpg", jpeg_with_orientation(2));
+    dir.write("images/cut.jpg", jpeg_cut_scan());
+    let good =
+        [line("yes", "images/photo.jpg"), line("no", "images/turned.jpg"), line("yes", "images/flipped.jpg")];
+    dir.write("data.jsonl", good.concat());
+    let out = run(dir.gacha().args(["check", "data.jsonl"]));
     assert_exit(&out, 0);
-    assert_contains(&texts(&out).0, "model inputs: 6 (GIF frames: middle)");
+    // Tag 6 turns 64×48 into 48×64.
+    assert_contains(&texts(&out).0, "EXIF orientation: 2 images rotated or flipped\n");
+    assert_contains(
+        &texts(&out).0,
+        "image sizes: smallest 64×48, largest 64×48 (widths 48–64, heights 48–64)",
+    );
+    let out = run(dir.gacha().args(["check", "data.jsonl", "--exif-orientation", "ignore"]));
+    assert_exit(&out, 0);
+    assert_contains(
+        &texts(&out).0,
+        "EXIF orientation: ignored (2 images are tagged as rotated or flipped)\n",
+    );
+    assert_contains(&texts(&out).0, "(widths 64–64, heights 48–48)");
+
+    let stderr = check_fails(&dir, [good.concat(), line("no", "images/cut.jpg")].concat());
+    assert_contains(&stderr, "data.jsonl: 1 problem\n");
+    assert_contains(
+        &stderr,
+        "data.jsonl:4: images/cut.jpg: JPEG coding error: scan 1: premature end of data in MCU ",
+    );
+    let out = run(dir.gacha().args(["check", "data.jsonl", "--lenient"]));
+    assert_exit(&out, 0);
+    assert_contains(
+        &texts(&out).0,
+        "JPEG coding errors, decoded past as training does (--lenient): 1 (images/cut.jpg: scan 1: premature end",
+    );
 }
 
 #[test]
@@ -235,7 +302,7 @@ fn file_that_is_not_an_image() {
     let stderr = check_fails(&dir, line("yes", "images/notes.png"));
     assert_contains(
         &stderr,
-        "data.jsonl:1: images/notes.png: not a PNG, JPEG or GIF image (unrecognised content starting with \
+        "data.jsonl:1: images/notes.png: not a PNG, JPEG, GIF, WebP, BMP or TIFF image (unrecognised content starting with \
          bytes 74 68 65 73 65 20 61 72)",
     );
 }
@@ -358,9 +425,15 @@ fn check_of_a_sweep_spec_counts_trials_and_checks_model_and_images() {
     assert_contains(&stdout, "  learning_rate  3 value(s), sets train.learning_rate (line 10)\n");
     assert_contains(&stdout, "validation images of 4: 2 → 2, 0.5 → 2\n");
     assert_contains(&stdout, "model builtin:tiny@0: config ok (image 56, patch 7: 64 image tokens");
-    assert_contains(&stdout, "model inputs: 4 (GIF frames: middle)");
+    assert_contains(&stdout, "model inputs: 4 (frames: middle)");
     assert_contains(&stdout, "checked at 56×56");
     assert_contains(&stderr, "gacha: warning: valid = 2 holds out 2 images (< 30)");
+
+    // The spec key `frames` is the new name of `gif_frames`; both read the same.
+    dir.write("s.toml", SPEC.replace("gif_frames", "frames"));
+    let renamed = run(dir.gacha().args(["check", "s.toml"]));
+    assert_exit(&renamed, 0);
+    assert_eq!(texts(&renamed).0, stdout);
 
     // A broken image is found (every image is decoded), naming its line.
     dir.write("images/grey.png", b"not a png");

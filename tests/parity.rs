@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use gacha::data::image::load_image;
-use gacha::data::{Answers, GifFrames, Label};
+use gacha::data::{Answers, FramePolicy, ImageOptions, Label};
 use gacha::model::{load, LoadedModel, ModelSource, PromptItem, Trainable};
 use serde_json::Value;
 
@@ -168,7 +168,12 @@ fn images_through_our_decoding_match_the_reference_pixels_and_scores() {
     let size = fx.reference["image_size"].as_u64().unwrap() as usize;
     let (mut dpix, mut dp) = (0f32, 0f32);
     for (e, item) in fx.examples.iter().zip(fx.items()) {
-        let decoded = load_image(&dir.join(&e.image), GifFrames::First, size).unwrap();
+        let decoded = load_image(
+            &dir.join(&e.image),
+            ImageOptions { frames: FramePolicy::First, ..Default::default() },
+            size,
+        )
+        .unwrap();
         let frame = &decoded.frames[0];
         let want = fx.pixels[&e.image].flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let diff = frame.chw.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

@@ -65,6 +65,10 @@ def decode_rgba(path: str | Path) -> np.ndarray:
     im = Image.open(path)
     im.load()
     mode = im.mode
+    if mode in ("1", "L", "RGB") and "transparency" in im.info:
+        # A PNG tRNS colour key on a grey or RGB image: the matching pixels are transparent.
+        # Pillow keeps the key in info; converting applies it (palette keys are handled below).
+        return decode_rgba_keyed(im)
     if mode in ("I;16", "I;16B", "I;16L"):
         # 16-bit greyscale from a non-PNG container: values 0..65535.
         return _to_rgba(np.asarray(im, dtype=np.float32)[:, :, None] / np.float32(257.0), True, False)
@@ -87,6 +91,11 @@ def decode_rgba(path: str | Path) -> np.ndarray:
     if mode == "RGBA":
         return _to_rgba(x, False, True)
     raise ValueError(f"{path}: unsupported image mode {mode}")
+
+
+def decode_rgba_keyed(im: Image.Image) -> np.ndarray:
+    """RGBA f32 from a grey or RGB image with a transparency key (PNG tRNS)."""
+    return _to_rgba(np.asarray(im.convert("RGBA"), dtype=np.float32), False, True)
 
 
 def composite_white(rgba: np.ndarray) -> np.ndarray:

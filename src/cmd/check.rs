@@ -1,6 +1,9 @@
-//! `gacha check PATH`: validate a dataset (every line, every image, every GIF frame) or a sweep
-//! spec (the spec, its dataset with every image, its model's config) and print a summary, or list
-//! every problem and fail. Which checker runs is chosen by the file extension.
+//! `gacha check PATH`: validate a dataset (every line, every image, every frame of an animation)
+//! or a sweep spec (the spec, its dataset with every image, its model's config) and print a
+//! summary, or list every problem and fail. Which checker runs is chosen by the file extension.
+//!
+//! Images are decoded more strictly than training does: a JPEG with entropy-coding errors, which
+//! training decodes past, is a problem unless `--lenient`, which counts such files instead.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,10 +11,10 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::cli::CheckArgs;
-use crate::data::error::DatasetProblems;
+use crate::data::error::{DataError, DatasetProblems};
 use crate::data::image::ImageFormatKind;
 use crate::data::jsonl::{decode_each, read_dataset};
-use crate::data::{DataOptions, Dataset, Example, Label};
+use crate::data::{CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label};
 use crate::spec::{check_spec, load_spec};
 use crate::Outcome;
 
@@ -20,25 +23,42 @@ use crate::Outcome;
 /// at its model's size.
 const CHECK_IMAGE_SIZE: usize = 224;
 
-/// Most animated GIFs listed by name in the summary.
-const MAX_LISTED_GIFS: usize = 10;
+/// Most files listed by name on one line of the summary (animations, damaged JPEGs).
+const MAX_LISTED: usize = 10;
+
+/// What `gacha check` does with a JPEG that only a lenient decoder reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodingErrors {
+    /// A problem, like any broken image.
+    Refuse,
+    /// Counted and listed in the summary (`--lenient`): training accepts these files.
+    Count,
+}
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     match args.path.extension().and_then(|ext| ext.to_str()) {
         Some("jsonl") => {
-            let (_, summary) =
-                check_dataset(&args.path, &super::data_options(&args.options)?, CHECK_IMAGE_SIZE)?;
+            let opts = super::data_options(&args.options)?;
+            let (_, summary) = check_dataset(&args.path, &opts, coding_errors(args), CHECK_IMAGE_SIZE)?;
             print!("{summary}");
             Ok(Outcome::Success)
         }
-        Some("toml") => check_sweep_spec(&args.path),
+        Some("toml") => check_sweep_spec(&args.path, coding_errors(args)),
         _ => bail!("{}: expected a dataset (.jsonl) or a sweep spec (.toml)", args.path.display()),
+    }
+}
+
+fn coding_errors(args: &CheckArgs) -> CodingErrors {
+    if args.lenient {
+        CodingErrors::Count
+    } else {
+        CodingErrors::Refuse
     }
 }
 
 /// A spec, its model's config, then its dataset at the model's image size: the trial count and
 /// axes, how many images each `valid` holds out, and warnings about sweeps that would rank poorly.
-fn check_sweep_spec(path: &Path) -> anyhow::Result<Outcome> {
+fn check_sweep_spec(path: &Path, coding: CodingErrors) -> anyhow::Result<Outcome> {
     let spec = load_spec(path)?;
     let source = spec.model_source()?;
     let config = source.config().with_context(|| format!("{}: [model] path", spec.file.display()))?;
@@ -52,7 +72,7 @@ fn check_sweep_spec(path: &Path) -> anyhow::Result<Outcome> {
         text.hidden_size,
         text.num_hidden_layers
     );
-    let (examples, data) = check_dataset(&spec.data_path(), &spec.data.options(), vision.image_size)?;
+    let (examples, data) = check_dataset(&spec.data_path(), &spec.data.options(), coding, vision.image_size)?;
     let check = check_spec(&spec, examples)?;
     print!("{check}{model}{data}");
     for warning in &check.warnings {
@@ -68,23 +88,46 @@ struct ImageInfo {
     height: u32,
     frame_count: usize,
     frames_kept: usize,
+    /// The EXIF orientation tag (1: upright or none).
+    exif_orientation: u8,
+    /// What the strict JPEG decoder refused (`--lenient` only; otherwise it is a problem).
+    coding_error: Option<String>,
 }
 
 /// Check every line and image of a dataset, decoding images at `size`: the number of examples
 /// and the summary, or every problem.
-fn check_dataset(path: &Path, opts: &DataOptions, size: usize) -> anyhow::Result<(usize, String)> {
+fn check_dataset(
+    path: &Path,
+    opts: &DataOptions,
+    coding: CodingErrors,
+    size: usize,
+) -> anyhow::Result<(usize, String)> {
     let (dataset, mut problems) = read_dataset(path, opts);
     crate::info!("checking {} images at {size}×{size}", dataset.examples.len());
     let mut infos = Vec::with_capacity(dataset.examples.len());
-    let decoded = decode_each(&dataset, opts.gif_frames, size, |image| ImageInfo {
+    let images = ImageOptions { coding: CodingCheck::Strict, ..opts.images };
+    let decoded = decode_each(&dataset, images, size, |image| ImageInfo {
         format: image.format,
         width: image.width,
         height: image.height,
         frame_count: image.frame_count,
         frames_kept: image.frames.len(),
+        exif_orientation: image.exif_orientation,
+        coding_error: image.coding_error,
     });
     for (example, result) in dataset.examples.iter().zip(decoded) {
         match result {
+            Ok(ImageInfo { coding_error: Some(error), .. }) if coding == CodingErrors::Refuse => {
+                problems.push(DataError::Line {
+                    file: path.to_path_buf(),
+                    line: example.line,
+                    message: format!(
+                        "{}: JPEG coding error: {error} (training would decode it anyway, filling \
+                         in from the damage on; check --lenient accepts such files)",
+                        example.image_path.display()
+                    ),
+                });
+            }
             Ok(info) => infos.push((example, info)),
             Err(problem) => problems.push(problem),
         }
@@ -120,17 +163,23 @@ fn summary(dataset: &Dataset, infos: &[(&Example, ImageInfo)], opts: &DataOption
         .filter(|(_, info)| info.frame_count > 1)
         .map(|(example, info)| format!("{}: {} frames", example.image, info.frame_count))
         .collect();
-    let mut gifs_line = format!("animated GIFs: {}", animated.len());
-    if !animated.is_empty() {
-        let mut listed = animated.iter().take(MAX_LISTED_GIFS).cloned().collect::<Vec<_>>().join(", ");
-        if animated.len() > MAX_LISTED_GIFS {
-            listed.push_str(&format!(", and {} more", animated.len() - MAX_LISTED_GIFS));
-        }
-        gifs_line.push_str(&format!(" ({listed})"));
-    }
-    lines.push(gifs_line);
+    lines.push(listed("animated images", &animated));
     let inputs: usize = infos.iter().map(|(_, info)| info.frames_kept).sum();
-    lines.push(format!("model inputs: {inputs} (GIF frames: {})", opts.gif_frames));
+    lines.push(format!("model inputs: {inputs} ({})", opts.images));
+    let turned = infos.iter().filter(|(_, info)| info.exif_orientation != 1).count();
+    lines.push(match opts.images.orientation {
+        ExifOrientation::Apply => format!("EXIF orientation: {turned} images rotated or flipped"),
+        ExifOrientation::Ignore => {
+            format!("EXIF orientation: ignored ({turned} images are tagged as rotated or flipped)")
+        }
+    });
+    let damaged: Vec<String> = infos
+        .iter()
+        .filter_map(|(example, info)| Some(format!("{}: {}", example.image, info.coding_error.as_ref()?)))
+        .collect();
+    if !damaged.is_empty() {
+        lines.push(listed("JPEG coding errors, decoded past as training does (--lenient)", &damaged));
+    }
 
     let sizes: Vec<(u32, u32)> = infos.iter().map(|(_, info)| (info.width, info.height)).collect();
     let area = |&&(w, h): &&(u32, u32)| u64::from(w) * u64::from(h);
@@ -150,4 +199,17 @@ fn summary(dataset: &Dataset, infos: &[(&Example, ImageInfo)], opts: &DataOption
         ));
     }
     lines.join("\n") + "\n"
+}
+
+/// `what: N (first, second, …, and K more)`, naming at most `MAX_LISTED` of `items`.
+fn listed(what: &str, items: &[String]) -> String {
+    let mut line = format!("{what}: {}", items.len());
+    if !items.is_empty() {
+        let mut names = items.iter().take(MAX_LISTED).cloned().collect::<Vec<_>>().join(", ");
+        if items.len() > MAX_LISTED {
+            names.push_str(&format!(", and {} more", items.len() - MAX_LISTED));
+        }
+        line.push_str(&format!(" ({names})"));
+    }
+    line
 }

@@ -15,11 +15,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<crate::Outcome> {
     let options = super::data_options(&args.data_options)?;
     let datasets = args.files.iter().map(|f| load_dataset(f, &options)).collect::<Result<Vec<_>, _>>()?;
     let session = super::setup::open(&args.model, &options.answers)?;
-    let opts = ScoreOptions {
-        prompt: args.prompt.clone(),
-        gif_frames: options.gif_frames,
-        batch_size: args.batch_size,
-    };
+    let opts =
+        ScoreOptions { prompt: args.prompt.clone(), images: options.images, batch_size: args.batch_size };
     for (i, (file, dataset)) in args.files.iter().zip(&datasets).enumerate() {
         let rows = score_dataset(&session.loaded, &session.device, dataset, &opts)?;
         let separator = if i == 0 { "" } else { "\n" };

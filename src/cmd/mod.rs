@@ -12,10 +12,11 @@ pub mod split;
 pub mod sweep;
 pub mod train;
 
-use crate::cli::{DataArgs, GifFramesArg};
-use crate::data::{Answers, DataOptions, GifFrames, PathPolicy};
+use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg};
+use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy};
 
-/// The typed dataset options from `--answers`, `--gif-frames` and `--allow-outside-paths`.
+/// The typed dataset options from `--answers`, `--frames`, `--exif-orientation` and
+/// `--allow-outside-paths`.
 pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
     let [positive, negative] = args.answers.as_slice() else {
         anyhow::bail!("--answers takes two words, positive first (e.g. --answers yes,no)");
@@ -25,11 +26,18 @@ pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
     }
     Ok(DataOptions {
         answers: Answers { positive: positive.clone(), negative: negative.clone() },
-        gif_frames: match args.gif_frames {
-            GifFramesArg::First => GifFrames::First,
-            GifFramesArg::Last => GifFrames::Last,
-            GifFramesArg::Middle => GifFrames::Middle,
-            GifFramesArg::All => GifFrames::All,
+        images: ImageOptions {
+            frames: match args.frames {
+                FramePolicyArg::First => FramePolicy::First,
+                FramePolicyArg::Last => FramePolicy::Last,
+                FramePolicyArg::Middle => FramePolicy::Middle,
+                FramePolicyArg::All => FramePolicy::All,
+            },
+            orientation: match args.exif_orientation {
+                ExifOrientationArg::Apply => ExifOrientation::Apply,
+                ExifOrientationArg::Ignore => ExifOrientation::Ignore,
+            },
+            ..Default::default()
         },
         paths: if args.allow_outside_paths {
             PathPolicy::AllowOutside

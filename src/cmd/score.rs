@@ -9,11 +9,8 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<crate::Outcome> {
     let options = super::data_options(&args.data_options)?;
     let dataset = load_dataset(&args.data, &options)?;
     let session = super::setup::open(&args.model, &options.answers)?;
-    let opts = ScoreOptions {
-        prompt: args.prompt.clone(),
-        gif_frames: options.gif_frames,
-        batch_size: args.batch_size,
-    };
+    let opts =
+        ScoreOptions { prompt: args.prompt.clone(), images: options.images, batch_size: args.batch_size };
     let rows = score_dataset(&session.loaded, &session.device, &dataset, &opts)?;
     write_atomic(&args.out, &csv_bytes(&rows, &options.answers)?)?;
     crate::info!("scored {} images of {} → {}", rows.len(), args.data.display(), args.out.display());

@@ -58,7 +58,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<crate::Outcome> {
         &session.loaded,
         &session.device,
         &dataset,
-        options.gif_frames,
+        options.images,
         cfg.batch_size,
         |frames| {
             for (row, &i) in frames.example_of_row.iter().enumerate() {
@@ -113,11 +113,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<crate::Outcome> {
         return Ok(crate::Outcome::FinishedWithFailures);
     }
 
-    let opts = ScoreOptions {
-        prompt: args.prompt.clone(),
-        gif_frames: options.gif_frames,
-        batch_size: cfg.batch_size,
-    };
+    let opts =
+        ScoreOptions { prompt: args.prompt.clone(), images: options.images, batch_size: cfg.batch_size };
     let rows = score_dataset(&session.loaded, &session.device, &dataset, &opts)?;
     print!("{}", result_block(&args.data.display().to_string(), &confusion(&rows, DEFAULT_THRESHOLD)));
     Ok(crate::Outcome::Success)

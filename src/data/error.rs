@@ -36,7 +36,7 @@ pub enum DataError {
     #[error("{}: cannot read: {source}", path.display())]
     ImageRead { path: PathBuf, source: std::io::Error },
 
-    #[error("{}: not a PNG, JPEG or GIF image ({what})", path.display())]
+    #[error("{}: not a PNG, JPEG, GIF, WebP, BMP or TIFF image ({what})", path.display())]
     NotAnImage { path: PathBuf, what: String },
 
     /// Refused before decoding, from the sizes in the file's header or on disk.

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::error::{DataError, DatasetProblems};
 use super::image::{load_image, DecodedImage};
-use super::{DataOptions, Dataset, Example, GifFrames, PathPolicy};
+use super::{DataOptions, Dataset, Example, ImageOptions, PathPolicy};
 
 /// Read and check a whole dataset; on failure, every problem found, in line order.
 pub fn load_dataset(path: &Path, opts: &DataOptions) -> Result<Dataset, DatasetProblems> {
@@ -61,19 +61,19 @@ pub fn read_dataset(path: &Path, opts: &DataOptions) -> (Dataset, Vec<DataError>
 /// Decode and preprocess every example's image in parallel, in example order.
 pub fn load_images(
     dataset: &Dataset,
-    policy: GifFrames,
+    images: ImageOptions,
     size: usize,
 ) -> Result<Vec<DecodedImage>, DatasetProblems> {
-    let mut images = Vec::with_capacity(dataset.examples.len());
+    let mut decoded = Vec::with_capacity(dataset.examples.len());
     let mut problems = Vec::new();
-    for result in decode_each(dataset, policy, size, |image| image) {
+    for result in decode_each(dataset, images, size, |image| image) {
         match result {
-            Ok(image) => images.push(image),
+            Ok(image) => decoded.push(image),
             Err(problem) => problems.push(problem),
         }
     }
     if problems.is_empty() {
-        Ok(images)
+        Ok(decoded)
     } else {
         Err(DatasetProblems { path: dataset.path.clone(), problems })
     }
@@ -84,7 +84,7 @@ pub fn load_images(
 /// the problem, which names the line.
 pub fn decode_each<T: Send>(
     dataset: &Dataset,
-    policy: GifFrames,
+    images: ImageOptions,
     size: usize,
     f: impl Fn(DecodedImage) -> T + Sync,
 ) -> Vec<Result<T, DataError>> {
@@ -92,7 +92,7 @@ pub fn decode_each<T: Send>(
         .examples
         .par_iter()
         .map(|example| {
-            load_image(&example.image_path, policy, size).map(&f).map_err(|err| DataError::AtLine {
+            load_image(&example.image_path, images, size).map(&f).map_err(|err| DataError::AtLine {
                 file: dataset.path.clone(),
                 line: example.line,
                 source: Box::new(err),

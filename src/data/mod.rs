@@ -54,10 +54,10 @@ impl Answers {
     }
 }
 
-/// Which frames of an animated GIF become model inputs.
+/// Which frames of an animated image (GIF, PNG or WebP) become model inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum GifFrames {
+pub enum FramePolicy {
     First,
     Last,
     Middle,
@@ -66,14 +66,67 @@ pub enum GifFrames {
     All,
 }
 
-impl std::fmt::Display for GifFrames {
+impl std::fmt::Display for FramePolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            GifFrames::First => "first",
-            GifFrames::Last => "last",
-            GifFrames::Middle => "middle",
-            GifFrames::All => "all",
+            FramePolicy::First => "first",
+            FramePolicy::Last => "last",
+            FramePolicy::Middle => "middle",
+            FramePolicy::All => "all",
         })
+    }
+}
+
+/// Whether the EXIF orientation tag turns the pixels before resizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExifOrientation {
+    /// Rotate or flip as the tag says, as transformers (PIL's `exif_transpose`) does.
+    #[default]
+    Apply,
+    /// Use the pixels as stored.
+    Ignore,
+}
+
+impl ExifOrientation {
+    pub fn is_apply(&self) -> bool {
+        *self == ExifOrientation::Apply
+    }
+}
+
+impl std::fmt::Display for ExifOrientation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExifOrientation::Apply => "apply",
+            ExifOrientation::Ignore => "ignore",
+        })
+    }
+}
+
+/// Whether a JPEG is also decoded strictly, to find the coding errors the lenient decoder that
+/// training uses decodes past (see `DecodedImage::coding_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CodingCheck {
+    #[default]
+    Lenient,
+    Strict,
+}
+
+/// How image files are turned into model inputs, beyond the model's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ImageOptions {
+    pub frames: FramePolicy,
+    pub orientation: ExifOrientation,
+    pub coding: CodingCheck,
+}
+
+impl std::fmt::Display for ImageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "frames: {}", self.frames)?;
+        if self.orientation == ExifOrientation::Ignore {
+            f.write_str(", EXIF orientation ignored")?;
+        }
+        Ok(())
     }
 }
 
@@ -89,7 +142,7 @@ pub enum PathPolicy {
 #[derive(Debug, Clone, Default)]
 pub struct DataOptions {
     pub answers: Answers,
-    pub gif_frames: GifFrames,
+    pub images: ImageOptions,
     pub paths: PathPolicy,
 }
 

@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::data::jsonl::load_images;
-use crate::data::{Dataset, GifFrames, Pixels};
+use crate::data::{Dataset, ImageOptions, Pixels};
 use crate::model::LoadedModel;
 
 /// Images decoded at once: bounds the pixels held in memory (64 × 224² × 3 × 4 B ≈ 39 MB per frame
@@ -26,7 +26,7 @@ pub fn for_each_frame_batch(
     loaded: &LoadedModel,
     device: &Device,
     dataset: &Dataset,
-    gif_frames: GifFrames,
+    images: ImageOptions,
     batch_size: usize,
     mut f: impl FnMut(FrameBatch) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -36,7 +36,7 @@ pub fn for_each_frame_batch(
     for (chunk_index, chunk) in dataset.examples.chunks(DECODE_CHUNK_IMAGES).enumerate() {
         let first = chunk_index * DECODE_CHUNK_IMAGES;
         let part = Dataset { path: dataset.path.clone(), examples: chunk.to_vec() };
-        for (offset, image) in load_images(&part, gif_frames, size)?.into_iter().enumerate() {
+        for (offset, image) in load_images(&part, images, size)?.into_iter().enumerate() {
             pending.extend(image.frames.into_iter().map(|pixels| (first + offset, pixels)));
         }
         while pending.len() >= batch_size {

@@ -7,7 +7,7 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::data::{Answers, Dataset, Example, GifFrames, Label};
+use crate::data::{Answers, Dataset, Example, ImageOptions, Label};
 use crate::eval::features::FeatureCache;
 use crate::eval::frames::for_each_frame_batch;
 use crate::model::{LoadedModel, PromptItem};
@@ -37,7 +37,7 @@ pub struct ScoreRow {
 pub struct ScoreOptions {
     /// The prompt given with every image; `None`: each example's own `prefix`.
     pub prompt: Option<String>,
-    pub gif_frames: GifFrames,
+    pub images: ImageOptions,
     /// Frames per forward pass.
     pub batch_size: usize,
 }
@@ -51,7 +51,7 @@ pub fn score_dataset(
 ) -> anyhow::Result<Vec<ScoreRow>> {
     let examples: Vec<&Example> = dataset.examples.iter().collect();
     let mut worst: Vec<Option<ScoreRow>> = vec![None; examples.len()];
-    for_each_frame_batch(loaded, device, dataset, opts.gif_frames, opts.batch_size, |frames| {
+    for_each_frame_batch(loaded, device, dataset, opts.images, opts.batch_size, |frames| {
         score_batch(loaded, &frames.features, &frames.example_of_row, &examples, opts, &mut worst)
     })?;
     rows_of(worst, &examples, dataset)
@@ -69,7 +69,7 @@ pub fn score_cached(
     let examples: Vec<&Example> = indices.iter().map(|&i| &dataset.examples[i]).collect();
     let mut frames: Vec<(usize, &Tensor)> = Vec::new();
     for (position, example) in examples.iter().enumerate() {
-        frames.extend(cache.frames(example, opts.gif_frames)?.iter().map(|f| (position, f)));
+        frames.extend(cache.frames(example, opts.images)?.iter().map(|f| (position, f)));
     }
     let mut worst: Vec<Option<ScoreRow>> = vec![None; examples.len()];
     for batch in frames.chunks(opts.batch_size) {

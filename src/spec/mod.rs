@@ -27,7 +27,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::data::split::Stratify;
-use crate::data::{Answers, DataOptions, GifFrames};
+use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions};
 use crate::model::ModelSource;
 
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
@@ -77,15 +77,21 @@ pub const BUILTIN_MODEL_PREFIX: &str = "builtin:";
 pub struct DataSpec {
     /// The dataset, one JSON object per line (image paths relative to this file's folder).
     pub path: String,
-    /// Which frames of an animated GIF to use: first, last, middle or all.
-    #[serde(default)]
-    pub gif_frames: GifFrames,
+    /// Which frames of an animated image to use: first, last, middle or all. Written `frames`
+    /// or, as before animated PNG and WebP were read, `gif_frames`; serialised under the old
+    /// name so trial ids (a hash of the serialised inputs) stay as they were.
+    #[serde(default, rename = "gif_frames", alias = "frames")]
+    pub frames: FramePolicy,
     /// The two answer words, positive first: precision and recall are about the first.
     #[serde(default = "default_answers")]
     pub answers: [String; 2],
     /// Keep the answer proportions equal in train and valid.
     #[serde(default)]
     pub stratify: bool,
+    /// `apply` (the default) or `ignore` the EXIF orientation tag. Left out of the serialised
+    /// inputs when `apply`, so specs written before the key existed keep their trial ids.
+    #[serde(default, skip_serializing_if = "ExifOrientation::is_apply")]
+    pub exif_orientation: ExifOrientation,
 }
 
 fn default_answers() -> [String; 2] {
@@ -98,7 +104,11 @@ impl DataSpec {
         let [positive, negative] = self.answers.clone();
         DataOptions {
             answers: Answers { positive, negative },
-            gif_frames: self.gif_frames,
+            images: ImageOptions {
+                frames: self.frames,
+                orientation: self.exif_orientation,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }

@@ -9,7 +9,7 @@
 //! layout for LoRA). The copy shares the frozen weights with the base and is dropped when the
 //! attempt ends, so nothing trained leaks into the next attempt.
 //!
-//! With GIF frames `all`, each frame of a training image is one training example, and an image is
+//! With frames `all`, each frame of a training image is one training example, and an image is
 //! scored by its worst frame (`eval::score`).
 //!
 //! `ModelRunner::answers` scores a saved weights folder (a trial's, or a soup of several) the same
@@ -22,7 +22,7 @@ use std::time::Instant;
 use super::runner::{RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::adapter::{self, Provenance};
 use crate::data::split::SplitIndices;
-use crate::data::{Dataset, GifFrames, Label};
+use crate::data::{Dataset, ImageOptions, Label};
 use crate::device::DeviceSpec;
 use crate::eval::features::FeatureCache;
 use crate::eval::result::{predict, DEFAULT_THRESHOLD};
@@ -42,7 +42,7 @@ pub struct ModelRunner<'a> {
     /// The untrained model; attempts train copies of it.
     base: LoadedModel,
     dataset: &'a Dataset,
-    gif_frames: GifFrames,
+    images: ImageOptions,
     /// `[model] path` as written, for the adapters' provenance.
     model_path: String,
     features: FeatureCache,
@@ -68,32 +68,25 @@ impl<'a> ModelRunner<'a> {
             base.model.num_image_tokens(),
             base.config.text_config.hidden_size
         );
+        let images = spec.data.options().images;
         let mut features = FeatureCache::default();
         let started = Instant::now();
-        features.fill(&base, &opened, dataset, spec.data.gif_frames, SCORE_BATCH_SIZE)?;
+        features.fill(&base, &opened, dataset, images, SCORE_BATCH_SIZE)?;
         crate::info!(
-            "image features of {} images ({} frames, GIF frames: {}) computed once in {:.1} s",
+            "image features of {} images ({} frames, {images}) computed once in {:.1} s",
             dataset.examples.len(),
             features.vision_frames(),
-            spec.data.gif_frames,
             started.elapsed().as_secs_f64()
         );
         let model_path = match source {
             ModelSource::Builtin { .. } => spec.model.path.clone(),
             ModelSource::Checkpoint(dir) => dir.display().to_string(),
         };
-        Ok(ModelRunner {
-            base,
-            dataset,
-            gif_frames: spec.data.gif_frames,
-            model_path,
-            features,
-            base_answers: HashMap::new(),
-        })
+        Ok(ModelRunner { base, dataset, images, model_path, features, base_answers: HashMap::new() })
     }
 
     fn score_options(&self, prompt: &Option<String>) -> ScoreOptions {
-        ScoreOptions { prompt: prompt.clone(), gif_frames: self.gif_frames, batch_size: SCORE_BATCH_SIZE }
+        ScoreOptions { prompt: prompt.clone(), images: self.images, batch_size: SCORE_BATCH_SIZE }
     }
 
     /// Answers of `loaded` to the examples `indices`, in that order.
@@ -150,7 +143,7 @@ impl<'a> ModelRunner<'a> {
         for &i in &job.split.train {
             let example = &self.dataset.examples[i];
             let prompt = job.params.prompt.clone().unwrap_or_else(|| example.prefix.clone());
-            for features in self.features.frames(example, self.gif_frames)? {
+            for features in self.features.frames(example, self.images)? {
                 examples.push(TrainExample {
                     features: features.clone(),
                     prompt: prompt.clone(),

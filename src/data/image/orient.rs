@@ -1,0 +1,30 @@
+//! The EXIF orientation tag (JPEG APP1, PNG eXIf, WebP EXIF, TIFF tag 274) applied to the pixels
+//! before resizing, as transformers' image loading does with PIL's `exif_transpose`: a phone
+//! photo stored sideways is seen upright. `ExifOrientation::Ignore` keeps the stored pixels.
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder};
+
+use crate::data::ExifOrientation;
+
+/// The file's orientation tag as its EXIF number (1 = upright, also when there is no tag). An
+/// EXIF block that cannot be read counts as no tag, with a warning: the pixels are still good.
+pub fn read_tag(decoder: &mut impl ImageDecoder, path: &std::path::Path) -> u8 {
+    match decoder.orientation() {
+        Ok(orientation) => orientation.to_exif(),
+        Err(err) => {
+            crate::warn!("{}: unreadable EXIF metadata ({err}); reading the image as stored", path.display());
+            1
+        }
+    }
+}
+
+/// `image` turned as the tag says, or as stored under `ExifOrientation::Ignore`.
+pub fn apply(mut image: DynamicImage, tag: u8, policy: ExifOrientation) -> DynamicImage {
+    if policy == ExifOrientation::Apply {
+        if let Some(orientation) = Orientation::from_exif(tag) {
+            image.apply_orientation(orientation);
+        }
+    }
+    image
+}
