@@ -67,6 +67,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Fine-tune on a dataset (attention weights or LoRA) and save what was trained.
     Train(TrainArgs),
+    /// Write a model with its adapter merged in as a checkpoint (--format npz: big_vision .npz).
+    Export(ExportArgs),
     /// Time training steps and scoring on a named config with random weights; print a table.
     Bench(BenchArgs),
 }
@@ -206,10 +208,14 @@ pub struct ReportArgs {
 /// Which model, which adapter, where it runs: shared by score, eval and train.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// A checkpoint folder (config.json, model.safetensors, tokenizer.json), or builtin:NAME for a
-    /// named config with random weights (builtin:tiny for tests).
+    /// A checkpoint folder (config.json, model.safetensors, tokenizer.json), a big_vision
+    /// checkpoint FILE.npz (tokenizer.json beside it, or --tokenizer), or builtin:NAME for a named
+    /// config with random weights (builtin:tiny for tests).
     #[arg(long)]
     pub model: ModelSource,
+    /// The tokenizer.json of a big_vision .npz, when it is not beside it.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// An adapter folder written by `gacha train --out` or a PEFT LoRA adapter from Python.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
@@ -353,6 +359,27 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub data_options: DataArgs,
+}
+
+/// `gacha export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// npz: a big_vision .npz with the keys, shapes and dtypes of the --model .npz; the decoder
+    /// weights come from the model (attention weights, or LoRA merged), every other array is
+    /// copied unchanged.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `--format` of `gacha export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Npz,
 }
 
 /// `gacha bench`.

@@ -5,10 +5,20 @@ use std::path::Path;
 
 use anyhow::Context;
 
-/// Write `bytes` to `path` so that readers see the old file or the whole new one, never a part:
-/// write a temporary file in the same folder (same file system), flush it to disk, then rename it
-/// over `path`. The temporary file is removed if anything fails.
+/// Write `bytes` to `path` so that readers see the old file or the whole new one, never a part
+/// (see [`write_atomic_with`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic_with(path, |file| Ok(file.write_all(bytes)?))
+}
+
+/// Write `path` with `write` so that readers see the old file or the whole new one, never a part:
+/// `write` fills a temporary file in the same folder (same file system), which is flushed to disk
+/// and renamed over `path`. The temporary file is removed if anything fails. For files too big to
+/// build in memory first (a model checkpoint).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -18,11 +28,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp_name.push(name);
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = dir.join(tmp_name);
-    let result = (|| -> std::io::Result<()> {
+    let result = (|| -> anyhow::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        Ok(std::fs::rename(&tmp, path)?)
     })();
     if result.is_err() {
         // Best effort: the error below is what matters.

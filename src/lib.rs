@@ -58,6 +58,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         Command::Score(args) => cmd::score::run(&args),
         Command::Eval(args) => cmd::eval::run(&args),
         Command::Train(args) => cmd::train::run(&args),
+        Command::Export(args) => cmd::export::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
     }
 }

@@ -17,6 +17,8 @@ mod simulation;
 mod sweep_real;
 // PaliGemma: scoring, masks, gradients, checkpoint loading on tiny random models.
 mod model;
+// big_vision .npz checkpoints: loading, export, tokenizer and key errors.
+mod npz;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.

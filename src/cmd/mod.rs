@@ -4,6 +4,7 @@ pub mod bench;
 pub mod check;
 pub mod demo_data;
 pub mod eval;
+pub mod export;
 pub mod leaderboard;
 pub mod report;
 pub mod score;

@@ -5,7 +5,7 @@ use candle_core::Device;
 
 use crate::cli::ModelArgs;
 use crate::data::Answers;
-use crate::model::{LoadedModel, Trainable, TrainableParams};
+use crate::model::{LoadedModel, ModelSource, Trainable, TrainableParams};
 
 /// A loaded model on its device, with its adapter's trainable set when one was loaded.
 pub struct Session {
@@ -18,11 +18,23 @@ pub struct Session {
 /// default), then `args.adapter`.
 pub fn open(args: &ModelArgs, answers: &Answers) -> anyhow::Result<Session> {
     let device = args.runtime.device.open()?;
-    let mut loaded = crate::model::load(&args.model, &device, args.runtime.frozen_dtype())?;
+    let mut loaded = crate::model::load(&model_source(args)?, &device, args.runtime.frozen_dtype())?;
     loaded.tokenizer = loaded.tokenizer.with_answers(answers)?;
     let adapter = match &args.adapter {
         Some(dir) => Some(crate::adapter::load(dir, &mut loaded)?),
         None => None,
     };
     Ok(Session { device, loaded, adapter })
+}
+
+/// `--model`, with `--tokenizer` when given.
+pub fn model_source(args: &ModelArgs) -> anyhow::Result<ModelSource> {
+    match &args.tokenizer {
+        None => Ok(args.model.clone()),
+        Some(tokenizer) => args
+            .model
+            .clone()
+            .with_tokenizer(tokenizer.clone())
+            .map_err(|e| anyhow::anyhow!("--tokenizer: {e}")),
+    }
 }

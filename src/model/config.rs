@@ -400,28 +400,31 @@ impl PaliGemmaConfig {
     }
 }
 
-/// Sizes of a named config's vision tower.
-struct Vision {
-    image: usize,
-    patch: usize,
-    hidden: usize,
-    mlp: usize,
-    layers: usize,
-    heads: usize,
+/// Sizes of a vision tower (a named config's, or those read off a checkpoint's arrays).
+#[derive(Debug, Clone)]
+pub(super) struct Vision {
+    pub(super) image: usize,
+    pub(super) patch: usize,
+    pub(super) hidden: usize,
+    pub(super) mlp: usize,
+    pub(super) layers: usize,
+    pub(super) heads: usize,
 }
 
-/// Sizes of a named config's decoder.
-struct Text {
-    vocab: usize,
-    hidden: usize,
-    mlp: usize,
-    layers: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
+/// Sizes of a decoder.
+#[derive(Debug, Clone)]
+pub(super) struct Text {
+    pub(super) vocab: usize,
+    pub(super) hidden: usize,
+    pub(super) mlp: usize,
+    pub(super) layers: usize,
+    pub(super) heads: usize,
+    pub(super) kv_heads: usize,
+    pub(super) head_dim: usize,
 }
 
-fn build(v: Vision, t: Text, image_token_index: u32) -> PaliGemmaConfig {
+/// A config of these sizes, every other key at its default.
+pub(super) fn build(v: Vision, t: Text, image_token_index: u32) -> PaliGemmaConfig {
     PaliGemmaConfig {
         text_config: GemmaConfig {
             model_type: defaults::gemma_model_type(),

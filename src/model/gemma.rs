@@ -214,18 +214,31 @@ impl DecoderLayer {
         &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?)?
     }
 
+    fn projection(&self, which: LoraTarget) -> &LoraLinear {
+        projection_of!(self, which)
+    }
+
     fn projection_mut(&mut self, which: LoraTarget) -> &mut LoraLinear {
-        match which {
-            LoraTarget::Q => &mut self.self_attn.q_proj,
-            LoraTarget::K => &mut self.self_attn.k_proj,
-            LoraTarget::V => &mut self.self_attn.v_proj,
-            LoraTarget::O => &mut self.self_attn.o_proj,
-            LoraTarget::Gate => &mut self.mlp.gate_proj,
-            LoraTarget::Up => &mut self.mlp.up_proj,
-            LoraTarget::Down => &mut self.mlp.down_proj,
-        }
+        projection_of!(self, which, mut)
     }
 }
+
+/// The projection `which` of a decoder layer, by reference (`mut` for a mutable one): one match
+/// for both.
+macro_rules! projection_of {
+    ($layer:expr, $which:expr $(, $mut:tt)?) => {
+        match $which {
+            LoraTarget::Q => &$($mut)? $layer.self_attn.q_proj,
+            LoraTarget::K => &$($mut)? $layer.self_attn.k_proj,
+            LoraTarget::V => &$($mut)? $layer.self_attn.v_proj,
+            LoraTarget::O => &$($mut)? $layer.self_attn.o_proj,
+            LoraTarget::Gate => &$($mut)? $layer.mlp.gate_proj,
+            LoraTarget::Up => &$($mut)? $layer.mlp.up_proj,
+            LoraTarget::Down => &$($mut)? $layer.mlp.down_proj,
+        }
+    };
+}
+use projection_of;
 
 /// The decoder (`language_model.model` in the legacy checkpoint layout).
 #[derive(Debug, Clone)]
@@ -261,6 +274,10 @@ impl Gemma {
     /// The dtype the frozen weights are stored in.
     pub fn frozen_dtype(&self) -> DType {
         self.embed_tokens.dtype()
+    }
+
+    pub fn projection(&self, layer: usize, which: LoraTarget) -> &LoraLinear {
+        self.layers[layer].projection(which)
     }
 
     pub fn projection_mut(&mut self, layer: usize, which: LoraTarget) -> &mut LoraLinear {

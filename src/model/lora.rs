@@ -47,6 +47,19 @@ impl LoraLinear {
         Ok(var)
     }
 
+    /// The weight `[out, in]` the layer applies, in f32: `W + (alpha/r)·B·A` with an adapter (the
+    /// merged weight), else `W`.
+    pub fn merged_weight(&self) -> Result<Tensor> {
+        let weight = self.base.weight().detach().to_dtype(DType::F32)?;
+        match &self.adapter {
+            None => Ok(weight),
+            Some(adapter) => {
+                let delta = adapter.b.as_tensor().detach().matmul(&adapter.a.as_tensor().detach())?;
+                weight + (delta * adapter.scale)?
+            }
+        }
+    }
+
     /// Attach a fresh adapter: A ~ U(±1/√in) (PEFT's `kaiming_uniform_(a=√5)`), B = 0, f32.
     pub fn attach_adapter(&mut self, rank: usize, alpha: f64, rng: &mut ChaCha8Rng) -> Result<LoraAdapter> {
         let (out_dim, in_dim) = self.base.weight().dims2()?;

@@ -1,18 +1,22 @@
 //! A faithful, trainable PaliGemma (SigLIP vision tower + linear projector + Gemma decoder) on candle,
 //! matching Hugging Face transformers (PALIGEMMA.md, CONVENTIONS.md).
 //!
-//! - [`load`] reads a checkpoint folder or builds a named model with random weights ([`ModelSource`]);
+//! - [`load`] reads a checkpoint folder or a big_vision `.npz` ([`big_vision`]), or builds a named
+//!   model with random weights ([`ModelSource`]);
 //! - [`PromptTokenizer::batch`] turns prompts and answers into a padded [`PromptBatch`];
 //! - [`PaliGemma::image_features`] runs the frozen vision side, [`PaliGemma::score`] the decoder, giving
 //!   yes/no logits and a differentiable per-example loss ([`BatchScores`]);
 //! - [`PaliGemma::set_trainable`] makes the attention weights or LoRA adapters trainable.
 
+pub mod big_vision;
 pub mod config;
 mod gemma;
 pub mod init;
 pub mod load;
 mod lora;
 mod nn;
+pub mod npy;
+pub mod npz;
 pub mod ops;
 mod paligemma;
 mod siglip;
@@ -41,12 +45,24 @@ pub struct LoadedModel {
 }
 
 /// Where a model comes from: `builtin:NAME[@SEED]` (a named config with random weights, seed 0 by
-/// default) or a checkpoint folder path.
+/// default), a path ending in `.npz` (a big_vision checkpoint) or a checkpoint folder path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
+    /// A Hugging Face checkpoint folder.
     Checkpoint(PathBuf),
-    Builtin { name: String, seed: u64 },
+    /// A big_vision `.npz`, with its tokenizer.json when not beside it.
+    BigVision {
+        npz: PathBuf,
+        tokenizer: Option<PathBuf>,
+    },
+    Builtin {
+        name: String,
+        seed: u64,
+    },
 }
+
+/// The file extension of big_vision checkpoints.
+const NPZ_EXTENSION: &str = "npz";
 
 const BUILTIN_PREFIX: &str = "builtin:";
 
@@ -58,7 +74,11 @@ impl FromStr for ModelSource {
             if s.is_empty() {
                 return Err("empty model path".into());
             }
-            return Ok(ModelSource::Checkpoint(PathBuf::from(s)));
+            let path = PathBuf::from(s);
+            if path.extension().is_some_and(|e| e == NPZ_EXTENSION) {
+                return Ok(ModelSource::BigVision { npz: path, tokenizer: None });
+            }
+            return Ok(ModelSource::Checkpoint(path));
         };
         let (name, seed) = match rest.split_once('@') {
             Some((name, seed)) => {
@@ -82,17 +102,31 @@ impl FromStr for ModelSource {
 impl fmt::Display for ModelSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModelSource::Checkpoint(path) => write!(f, "{}", path.display()),
+            ModelSource::Checkpoint(path) | ModelSource::BigVision { npz: path, .. } => {
+                write!(f, "{}", path.display())
+            }
             ModelSource::Builtin { name, seed } => write!(f, "{BUILTIN_PREFIX}{name}@{seed}"),
         }
     }
 }
 
 impl ModelSource {
+    /// Use `tokenizer` instead of the one beside the checkpoint (big_vision `.npz` only: a
+    /// checkpoint folder has its own, a built-in model is built with one).
+    pub fn with_tokenizer(self, tokenizer: PathBuf) -> Result<ModelSource, String> {
+        match self {
+            ModelSource::BigVision { npz, .. } => Ok(ModelSource::BigVision { npz, tokenizer: Some(tokenizer) }),
+            other => Err(format!(
+                "{other}: a tokenizer is named only for a big_vision .npz (a checkpoint folder uses its own tokenizer.json)"
+            )),
+        }
+    }
+
     /// The model's config, without loading its weights.
     pub fn config(&self) -> anyhow::Result<PaliGemmaConfig> {
         match self {
             ModelSource::Checkpoint(dir) => load::read_config(dir),
+            ModelSource::BigVision { npz, .. } => big_vision::read_config(npz),
             ModelSource::Builtin { name, .. } => Ok(PaliGemmaConfig::named(name)?),
         }
     }
@@ -102,6 +136,9 @@ impl ModelSource {
 pub fn load(source: &ModelSource, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
     match source {
         ModelSource::Checkpoint(dir) => load::load_dir(dir, device, frozen_dtype),
+        ModelSource::BigVision { npz, tokenizer } => {
+            big_vision::load_npz(npz, tokenizer.as_deref(), device, frozen_dtype)
+        }
         ModelSource::Builtin { name, seed } => init::builtin(name, *seed, device, frozen_dtype),
     }
 }
@@ -117,6 +154,13 @@ mod tests {
         assert_eq!(source, ModelSource::Builtin { name: "small".into(), seed: 42 });
         assert_eq!(source.to_string(), "builtin:small@42");
         assert_eq!("models/pg".parse(), Ok(ModelSource::Checkpoint("models/pg".into())));
+        let npz: ModelSource = "kaggle/pg.f16.npz".parse().unwrap();
+        assert_eq!(npz, ModelSource::BigVision { npz: "kaggle/pg.f16.npz".into(), tokenizer: None });
+        assert_eq!(npz.to_string(), "kaggle/pg.f16.npz");
+        let npz = npz.with_tokenizer("t.json".into()).unwrap();
+        assert!(matches!(npz, ModelSource::BigVision { tokenizer: Some(_), .. }));
+        let err = ModelSource::Checkpoint("models/pg".into()).with_tokenizer("t.json".into()).unwrap_err();
+        assert!(err.contains("only for a big_vision .npz"), "{err}");
         assert!("builtin:huge"
             .parse::<ModelSource>()
             .unwrap_err()

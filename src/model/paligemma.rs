@@ -11,6 +11,7 @@ use super::load::Layout;
 use super::nn::{self, Bias, Linear};
 use super::siglip::SiglipVisionModel;
 use super::tokenizer::PromptBatch;
+use super::trainable::LoraTarget;
 
 /// A PaliGemma model whose decoder may hold trainable weights or adapters (`set_trainable`).
 #[derive(Debug, Clone)]
@@ -63,6 +64,12 @@ impl PaliGemma {
             layout: layout.clone(),
             num_image_tokens: config.num_image_tokens(),
         })
+    }
+
+    /// Decoder layer `layer`'s projection `which` as it computes: its weight `[out, in]` in f32,
+    /// with a LoRA adapter merged in.
+    pub fn decoder_weight(&self, layer: usize, which: LoraTarget) -> Result<Tensor> {
+        self.language.projection(layer, which).merged_weight()
     }
 
     pub fn num_image_tokens(&self) -> usize {

@@ -64,8 +64,13 @@ pub struct SweepSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// A Hugging Face checkpoint folder, or a built-in model named `builtin:<name>`.
+    /// A Hugging Face checkpoint folder, a big_vision `.npz`, or a built-in model named
+    /// `builtin:<name>`.
     pub path: String,
+    /// The tokenizer.json of a big_vision `.npz` when it is not beside it. Absent from the trial
+    /// identity when not given, so ids of existing sweeps do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
 }
 
 /// Model paths with this prefix name a model built in code, not a folder.
@@ -142,12 +147,20 @@ impl SweepSpec {
         }
     }
 
-    /// The model to load: a built-in name or the checkpoint folder.
+    /// The model to load: a built-in name, a big_vision `.npz` (with `tokenizer`) or the
+    /// checkpoint folder.
     pub fn model_source(&self) -> Result<ModelSource, SpecError> {
-        if self.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
-            self.model.path.parse().map_err(|message: String| self.error_at(&["model", "path"], message))
+        let source = if self.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
+            self.model.path.parse()
         } else {
-            Ok(ModelSource::Checkpoint(self.model_path()))
+            self.model_path().display().to_string().parse()
+        };
+        let source = source.map_err(|message: String| self.error_at(&["model", "path"], message))?;
+        match &self.model.tokenizer {
+            None => Ok(source),
+            Some(tokenizer) => source
+                .with_tokenizer(self.dir().join(tokenizer))
+                .map_err(|message| self.error_at(&["model", "tokenizer"], message)),
         }
     }
 
@@ -303,7 +316,7 @@ fn check_keep(select: &SelectSpec, at: &Locator) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// The data file must be a file, and the model a known built-in name or a folder.
+/// The data file must be a file, and the model a known built-in name, a folder or an `.npz` file.
 fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
     let missing = |path: &[&str], what: &str, resolved: &Path| {
         let message =
@@ -317,6 +330,9 @@ fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
     match spec.model_source()? {
         ModelSource::Checkpoint(model) if !model.is_dir() => {
             Err(missing(&["model", "path"], "model folder", &model))
+        }
+        ModelSource::BigVision { npz, .. } if !npz.is_file() => {
+            Err(missing(&["model", "path"], "big_vision checkpoint", &npz))
         }
         _ => Ok(()),
     }

@@ -80,7 +80,9 @@ impl<'a> ModelRunner<'a> {
         );
         let model_path = match source {
             ModelSource::Builtin { .. } => spec.model.path.clone(),
-            ModelSource::Checkpoint(dir) => dir.display().to_string(),
+            ModelSource::Checkpoint(path) | ModelSource::BigVision { npz: path, .. } => {
+                path.display().to_string()
+            }
         };
         Ok(ModelRunner { base, dataset, images, model_path, features, base_answers: HashMap::new() })
     }
