@@ -134,9 +134,10 @@ mod tests {
     fn cpu_peak_grows_after_touching_memory() {
         reset(&Device::Cpu).unwrap();
         let before = peak(&Device::Cpu).unwrap().bytes.expect("Linux has VmHWM");
-        let big = vec![1u8; 64 << 20];
+        let big = vec![1u8; 128 << 20];
         let after = peak(&Device::Cpu).unwrap().bytes.unwrap();
         assert!(big.iter().all(|&b| b == 1));
-        assert!(after >= before + (60 << 20), "{before} → {after}");
+        // Tests in other threads may free memory meanwhile: half the allocation is the margin.
+        assert!(after >= before + (64 << 20), "{before} → {after}");
     }
 }
