@@ -70,7 +70,7 @@ fn png_damage(bytes: &[u8]) -> Option<String> {
             return None;
         }
         let stored = u32::from_be_bytes(bytes[end..end + 4].try_into().expect("4 bytes"));
-        if crc32(&bytes[offset + 4..end]) != stored {
+        if crc32fast::hash(&bytes[offset + 4..end]) != stored {
             return Some(format!(
                 "damaged PNG: chunk {number} ({}) at byte {offset} fails its checksum",
                 String::from_utf8_lossy(kind)
@@ -83,18 +83,6 @@ fn png_damage(bytes: &[u8]) -> Option<String> {
         number += 1;
     }
     None
-}
-
-/// CRC-32 as PNG uses it (ISO-HDLC), bit by bit: only run on files that failed to decode.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 /// Refuse a PNG or JPEG whose end marker is missing: both decoders accept a file cut after its

@@ -511,13 +511,12 @@ mod tests {
     /// The same two frames as an APNG: acTL, then fcTL + IDAT and fcTL + fdAT, the image data
     /// taken from `image`'s PNG encoder (same colour type), per the APNG specification.
     fn animated_png() -> Vec<u8> {
-        use super::damage::crc32;
         let chunk = |kind: &[u8], data: &[u8]| {
             let mut typed = kind.to_vec();
             typed.extend_from_slice(data);
             let mut c = (data.len() as u32).to_be_bytes().to_vec();
             c.extend_from_slice(&typed);
-            c.extend_from_slice(&crc32(&typed).to_be_bytes());
+            c.extend_from_slice(&crc32fast::hash(&typed).to_be_bytes());
             c
         };
         let idat = |png: &[u8]| {
