@@ -9,10 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::device::DeviceSpec;
 use crate::logging::Verbosity;
-use crate::model::{LoraTarget, ModelSource};
-use crate::train::optim::OptimizerKind;
-use crate::train::schedule::Schedule;
-use crate::train::TrainableKind;
+use crate::model::ModelSource;
+use crate::train::config::defaults;
+use crate::train::{TrainConfig, TrainableKind};
 
 /// Fine-tune PaliGemma into a yes/no image classifier, many times over, and keep the best run.
 ///
@@ -312,48 +311,11 @@ pub struct TrainArgs {
     /// The prompt given with every image [default: each line's "prefix"].
     #[arg(long)]
     pub prompt: Option<String>,
-    /// What trains: the language model's q/k/v/o weights, or LoRA adapters. With --adapter, it
-    /// must be the adapter's kind, and a LoRA adapter's own rank, alpha and targets are used.
-    #[arg(long, value_enum)]
-    pub trainable: TrainableKind,
-    /// LoRA rank.
-    #[arg(long, default_value_t = 8)]
-    pub lora_rank: usize,
-    /// LoRA alpha (the update is scaled by alpha / rank).
-    #[arg(long, default_value_t = 16.0)]
-    pub lora_alpha: f64,
-    /// Projections that get LoRA adapters, among q,k,v,o,gate,up,down.
-    #[arg(long, value_delimiter = ',', default_value = "q,k,v,o")]
-    pub lora_targets: Vec<LoraTarget>,
-    #[arg(long, value_enum)]
-    pub optimizer: OptimizerKind,
-    /// Base learning rate.
-    #[arg(long)]
-    pub lr: f64,
-    /// Learning-rate schedule after warmup.
-    #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
-    pub schedule: Schedule,
-    /// Warmup steps [default: 10% of steps + 1, rounded half to even, as the big_vision demo].
-    #[arg(long)]
-    pub warmup_steps: Option<usize>,
-    /// Optimizer steps.
-    #[arg(long)]
-    pub steps: usize,
-    /// Examples (image frames) per forward/backward pass.
-    #[arg(long)]
-    pub batch_size: usize,
-    /// Passes whose gradients are averaged per step (effective batch = batch size × this).
-    #[arg(long, default_value_t = 1)]
-    pub grad_accum: usize,
-    /// Seeds the batch order and the LoRA initialisation.
-    #[arg(long)]
-    pub seed: u64,
-    /// Log a line every this many steps (and at the last).
-    #[arg(long, default_value_t = 1)]
-    pub log_every: usize,
-    /// Stop as diverged when a logged step's loss is above this (or any step's is not finite).
-    #[arg(long, default_value_t = crate::train::guard::DEFAULT_LOSS_ABOVE)]
-    pub loss_above: f64,
+    /// The training settings, named and defaulted as a sweep spec's `[train]` keys. With
+    /// --adapter, --trainable must be the adapter's kind, and a LoRA adapter's own rank, alpha and
+    /// targets are used.
+    #[command(flatten)]
+    pub train: TrainConfig,
     /// Folder to save the adapter in.
     #[arg(long)]
     pub out: PathBuf,
@@ -409,10 +371,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "lora,attention")]
     pub trainable: Vec<TrainableKind>,
     /// LoRA rank.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = defaults::lora_rank())]
     pub lora_rank: usize,
     /// LoRA alpha (scale alpha / rank).
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = defaults::lora_alpha())]
     pub lora_alpha: f64,
     /// Seed of the weights, the LoRA A matrices and the batch.
     #[arg(long, default_value_t = 0)]

@@ -13,7 +13,7 @@ use gacha::eval::Confusion;
 use gacha::spec::load_spec;
 use gacha::sweep::model_runner::ModelRunner;
 use gacha::sweep::runner::TrialRunner;
-use gacha::sweep::{Control, RunEnd, StepLog, StepObserver, TrialJob};
+use gacha::sweep::{Control, LossLine, RunEnd, StepObserver, TrialJob};
 
 use crate::util::{
     assert_exit, kill_at_random_moments, leaderboard, leaderboard_sans_times, run, texts, TestDir,
@@ -160,7 +160,7 @@ impl StepObserver for Quiet {
         Control::Continue
     }
 
-    fn logged(&mut self, _: &StepLog) {}
+    fn logged(&mut self, _: &LossLine) {}
 }
 
 /// `ModelRunner::answers` of an attempt's saved weights on its valid images (NG_003.gif among them)

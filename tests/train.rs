@@ -52,6 +52,8 @@ fn train(dir: &TestDir, out: &str, extra: &[&str]) -> (String, String) {
             "3",
             "--seed",
             "4",
+            "--log-every",
+            "1",
             "--out",
             out,
         ])
@@ -102,7 +104,7 @@ fn lora_training_saves_a_peft_adapter_that_reloads_with_the_same_scores() {
     let dir = TestDir::new();
     let (stdout, stderr) =
         train(&dir, "lora", &["--trainable", "lora", "--lora-rank", "2", "--lora-alpha", "4"]);
-    // 3 steps: horizon 4, warmup round(0.4) = 0; lr(1) = 0.05·½(1 + cos(π/4)) = 0.042678.
+    // 3 steps: horizon 4, no warmup (the default); lr(1) = 0.05·½(1 + cos(π/4)) = 0.042678.
     assert!(stderr.contains("step: 1/3   lr: 0.04268   loss: "), "{stderr}");
     assert!(stderr.contains("trainable parameters: "), "{stderr}");
     for file in ["adapter_config.json", "adapter_model.safetensors", "gacha_adapter.json"] {

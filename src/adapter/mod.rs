@@ -111,6 +111,24 @@ pub struct Provenance<'a> {
     /// `--prompt`, or `None` when each example's own `prefix` was used.
     pub prompt: Option<&'a str>,
     pub train: &'a TrainConfig,
+    /// The training seed (LoRA init, batch order) and the divergence threshold: set per run,
+    /// so not among the `train` keys.
+    pub seed: u64,
+    pub loss_above: f64,
+}
+
+impl<'a> Provenance<'a> {
+    /// This build's record of a run of `train` on `base_model`.
+    pub fn new(base_model: &'a str, prompt: Option<&'a str>, train: &'a TrainConfig) -> Provenance<'a> {
+        Provenance {
+            gacha_version: env!("CARGO_PKG_VERSION"),
+            base_model,
+            prompt,
+            train,
+            seed: train.seed,
+            loss_above: train.guard.loss_above,
+        }
+    }
 }
 
 /// Write the trained `params` (as returned by `set_trainable(trainable)`) to `dir`.
@@ -307,7 +325,7 @@ mod tests {
     }
 
     fn provenance(cfg: &TrainConfig) -> Provenance<'_> {
-        Provenance { gacha_version: "test", base_model: "builtin:tiny@7", prompt: Some("p"), train: cfg }
+        Provenance::new("builtin:tiny@7", Some("p"), cfg)
     }
 
     /// Train-like state saved to a temp dir: the dir and the scores it gives.
@@ -321,7 +339,7 @@ mod tests {
         let params = loaded.model.set_trainable(trainable, seed).unwrap();
         perturb(&params, salt);
         let dir = tempfile::tempdir().unwrap();
-        save(dir.path(), trainable, &params, &provenance(&TrainConfig::default())).unwrap();
+        save(dir.path(), trainable, &params, &provenance(&TrainConfig::new(0.01))).unwrap();
         (dir, scores(&loaded))
     }
 
@@ -476,7 +494,7 @@ mod tests {
         let (dir, _) = saved(lora(2, 4.0));
         let mut loaded = tiny();
         let params = loaded.model.set_trainable(&Trainable::Attention, 0).unwrap();
-        let cfg = TrainConfig::default();
+        let cfg = TrainConfig::new(0.01);
         let err = save(dir.path(), &Trainable::Attention, &params, &provenance(&cfg)).unwrap_err();
         assert!(err.to_string().contains("already holds another kind of adapter"), "{err}");
     }

@@ -9,8 +9,8 @@
 //! Only the time columns (`_s`, `_at`) may differ when the same spec runs twice on a CPU.
 
 use crate::eval::{Confusion, Metric, Split};
-use crate::spec::params::train_field_names;
 use crate::sweep::record::{AttemptRecord, TrialRecord};
+use crate::train::TrainConfig;
 
 /// A count of the confusion matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub fn columns() -> Vec<Column> {
     cols.extend([Column::Train("learning_rate".into()), Column::Prompt, Column::Train("steps".into())]);
     cols.push(Column::FinalLoss);
     let mut others: Vec<String> =
-        train_field_names().into_iter().filter(|f| !LEADING_TRAIN_FIELDS.contains(&f.as_str())).collect();
+        TrainConfig::keys().into_iter().filter(|f| !LEADING_TRAIN_FIELDS.contains(&f.as_str())).collect();
     others.sort();
     cols.extend(others.into_iter().map(Column::Train));
     cols.extend([Column::Stage2, Column::DivergedStep, Column::Error]);

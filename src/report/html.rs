@@ -297,10 +297,10 @@ fn curves(input: &ReportInput) -> Vec<Curve> {
             let mut stage1_steps = 0;
             let mut points = Vec::new();
             for line in lines.iter().filter(|l| l.attempt == attempt) {
-                if line.log.stage == 1 {
+                if line.stage == 1 {
                     stage1_steps = line.log.steps;
                 }
-                let offset = if line.log.stage > 1 { stage1_steps } else { 0 };
+                let offset = if line.stage > 1 { stage1_steps } else { 0 };
                 points.push(((line.log.step + offset) as u64, line.log.loss));
             }
             let finished = attempt == last_attempt && record.outcome.status == Status::Done;
@@ -330,8 +330,8 @@ mod tests {
     use super::*;
     use crate::sweep::configs::summarize_configs;
     use crate::sweep::record::{LossLine, Status};
-    use crate::sweep::runner::StepLog;
     use crate::sweep::test_records::{pull, record};
+    use crate::train::StepLog;
 
     #[test]
     fn page_has_the_sections_and_escapes_text() {
@@ -346,7 +346,8 @@ mod tests {
         let diverged = record("ba9876543210", Status::Diverged, [0, 0, 0, 0], Some(f64::NAN));
         let log = |attempt, step, loss| LossLine {
             attempt,
-            log: StepLog { stage: 1, step, steps: 4, learning_rate: 0.1, loss },
+            stage: 1,
+            log: StepLog { step, steps: 4, learning_rate: 0.1, loss, grad_norm: 1.0, ms: 2.0 },
         };
         let losses = vec![vec![log(0, 2, 0.5), log(0, 4, 0.25)], vec![log(0, 3, f64::NAN)]];
         let ranked = [&best, &diverged];

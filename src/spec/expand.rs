@@ -315,7 +315,7 @@ fn resolve(
     let params = TrialParams::deserialize(toml::de::Deserializer::from(Spanned::new(0..0, root)))
         .map_err(|err| at.toml(&err))?;
     params.validate().map_err(|invalid| {
-        let field_key = invalid.field.rsplit('.').next().unwrap_or(invalid.field);
+        let field_key = invalid.field.rsplit('.').next().unwrap_or(&invalid.field);
         let axis = axes
             .iter()
             .find(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));

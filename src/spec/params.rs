@@ -1,5 +1,5 @@
-//! What one trial is made of: the typed values of `[train]`, `[abort]`, `[stage2]` and the sweep
-//! axes, with their defaults. Field names are the spec keys.
+//! What one trial is made of: `[train]` (the trainer's own `TrainConfig`), `[abort]`, `[stage2]`
+//! and the sweep axes, with their defaults. Field names are the spec keys.
 //!
 //! `TrialParams` is what a trial's id is hashed from and what `config.toml` records, so every
 //! value that can change a trial's result belongs here (and nothing that cannot).
@@ -9,11 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::validation::FoldIndex;
 use crate::data::split::ValidSize;
 use crate::eval::Confusion;
-use crate::model::LoraTarget;
-use crate::train::guard::DEFAULT_LOSS_ABOVE;
-use crate::train::optim::OptimizerKind;
-use crate::train::schedule::Schedule;
-use crate::train::{TrainConfig, TrainableKind};
+use crate::train::guard::{DivergenceGuard, DEFAULT_LOSS_ABOVE};
+use crate::train::TrainConfig;
 
 /// Everything that defines one trial. `seed`, `valid`, `prompt` and any `train` field can be a
 /// `[sweep]` axis.
@@ -33,91 +30,16 @@ pub struct TrialParams {
     /// The question asked of every image; absent: each example's own `prefix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
-    pub train: TrainParams,
+    /// The `[train]` table.
+    pub train: TrainConfig,
     #[serde(default)]
     pub abort: AbortParams,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage2: Option<Stage2Params>,
 }
 
-/// The `[train]` table: one training run. Every field except `learning_rate` has a default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainParams {
-    /// Peak learning rate (after warmup). Required, in `[train]` or as a `[sweep]` axis.
-    pub learning_rate: f64,
-    /// `lora` (adapters on `lora_targets`) or `attention` (the q/k/v/o weights themselves).
-    #[serde(default = "defaults::trainable")]
-    pub trainable: TrainableKind,
-    #[serde(default = "defaults::lora_rank")]
-    pub lora_rank: usize,
-    #[serde(default = "defaults::lora_alpha")]
-    pub lora_alpha: f64,
-    #[serde(default = "defaults::lora_targets")]
-    pub lora_targets: Vec<LoraTarget>,
-    /// Optimizer steps (each of `batch_size × grad_accum` examples).
-    #[serde(default = "defaults::steps")]
-    pub steps: usize,
-    #[serde(default = "defaults::batch_size")]
-    pub batch_size: usize,
-    #[serde(default = "defaults::grad_accum")]
-    pub grad_accum: usize,
-    #[serde(default = "defaults::optimizer")]
-    pub optimizer: OptimizerKind,
-    #[serde(default = "defaults::schedule")]
-    pub schedule: Schedule,
-    #[serde(default)]
-    pub warmup_steps: usize,
-    /// The loss is logged, and checked against `abort.loss_above`, every `log_every` steps and
-    /// at the last step (a NaN or infinite loss ends the attempt at any step).
-    #[serde(default = "defaults::log_every")]
-    pub log_every: usize,
-}
-
-/// The `[train]` keys (the names a default-filled `TrainParams` serializes with).
-pub fn train_field_names() -> Vec<String> {
-    let defaults: TrainParams =
-        toml::from_str("learning_rate = 1.0").expect("only learning_rate is required");
-    match serde_json::to_value(defaults).expect("train parameters serialize to JSON") {
-        serde_json::Value::Object(fields) => fields.keys().cloned().collect(),
-        other => unreachable!("a struct serializes to a JSON object, not {other}"),
-    }
-}
-
-/// Defaults of `[train]`, taken from the users' recipe.
+/// Defaults of the sweep policy (`[abort]`, `[stage2]`).
 mod defaults {
-    use super::{LoraTarget, OptimizerKind, Schedule, TrainableKind};
-
-    pub fn trainable() -> TrainableKind {
-        TrainableKind::Lora
-    }
-    pub fn lora_rank() -> usize {
-        8
-    }
-    pub fn lora_alpha() -> f64 {
-        16.0
-    }
-    pub fn lora_targets() -> Vec<LoraTarget> {
-        vec![LoraTarget::Q, LoraTarget::K, LoraTarget::V, LoraTarget::O]
-    }
-    pub fn steps() -> usize {
-        256
-    }
-    pub fn batch_size() -> usize {
-        2
-    }
-    pub fn grad_accum() -> usize {
-        1
-    }
-    pub fn optimizer() -> OptimizerKind {
-        OptimizerKind::Sgd
-    }
-    pub fn schedule() -> Schedule {
-        Schedule::Cosine
-    }
-    pub fn log_every() -> usize {
-        8
-    }
     pub fn max_reseeds() -> u32 {
         2
     }
@@ -209,23 +131,8 @@ impl TrialParams {
     /// Stage 1's training settings for an attempt seeded `seed`: `[train]` as it is, the
     /// divergence threshold of `[abort]` (the trainer's default when absent).
     pub fn train_config(&self, seed: u64) -> TrainConfig {
-        let t = &self.train;
-        TrainConfig {
-            trainable: t.trainable,
-            lora_rank: t.lora_rank,
-            lora_alpha: t.lora_alpha,
-            lora_targets: t.lora_targets.clone(),
-            optimizer: t.optimizer.optimizer(),
-            learning_rate: t.learning_rate,
-            schedule: t.schedule,
-            warmup_steps: Some(t.warmup_steps),
-            steps: t.steps,
-            batch_size: t.batch_size,
-            grad_accum: t.grad_accum,
-            seed,
-            log_every: t.log_every,
-            loss_above: self.abort.loss_above.unwrap_or(DEFAULT_LOSS_ABOVE),
-        }
+        let guard = DivergenceGuard { loss_above: self.abort.loss_above.unwrap_or(DEFAULT_LOSS_ABOVE) };
+        TrainConfig { seed, guard, ..self.train.clone() }
     }
 }
 
@@ -238,60 +145,39 @@ impl Stage2Params {
         }
     }
 
-    pub fn learning_rate(&self, train: &TrainParams) -> f64 {
+    pub fn learning_rate(&self, train: &TrainConfig) -> f64 {
         train.learning_rate * self.lr_factor
     }
 
-    pub fn steps(&self, train: &TrainParams) -> usize {
+    pub fn steps(&self, train: &TrainConfig) -> usize {
         self.steps.unwrap_or(train.steps)
     }
 
     /// Stage 2's settings, continuing from stage 1's: the rate times `lr_factor`, its own
     /// steps, the schedule restarted.
-    pub fn train_config(&self, train: &TrainParams, stage1: &TrainConfig) -> TrainConfig {
-        TrainConfig { learning_rate: self.learning_rate(train), steps: self.steps(train), ..stage1.clone() }
+    pub fn train_config(&self, stage1: &TrainConfig) -> TrainConfig {
+        TrainConfig { learning_rate: self.learning_rate(stage1), steps: self.steps(stage1), ..stage1.clone() }
     }
 }
 
 /// A value that deserialized but makes no sense: the dotted field and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvalidParam {
-    pub field: &'static str,
+    pub field: String,
     pub message: String,
 }
 
 impl TrialParams {
-    /// Checks serde cannot express: positive counts and rates, warmup within the run.
+    /// Checks serde cannot express: `[train]`'s own, then positive policy values.
     pub fn validate(&self) -> Result<(), InvalidParam> {
-        let t = &self.train;
-        let positive = |field, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(InvalidParam { field, message: "must be greater than 0".into() })
-            }
+        self.train.validate().map_err(|invalid| InvalidParam {
+            field: format!("train.{}", invalid.field),
+            message: invalid.message,
+        })?;
+        let positive = |field: &str, ok: bool| match ok {
+            true => Ok(()),
+            false => Err(InvalidParam { field: field.into(), message: "must be greater than 0".into() }),
         };
-        positive("train.learning_rate", t.learning_rate.is_finite() && t.learning_rate > 0.0)?;
-        positive("train.steps", t.steps > 0)?;
-        positive("train.batch_size", t.batch_size > 0)?;
-        positive("train.grad_accum", t.grad_accum > 0)?;
-        positive("train.log_every", t.log_every > 0)?;
-        if t.trainable == TrainableKind::Lora {
-            positive("train.lora_rank", t.lora_rank > 0)?;
-            positive("train.lora_alpha", t.lora_alpha.is_finite() && t.lora_alpha > 0.0)?;
-            if t.lora_targets.is_empty() {
-                return Err(InvalidParam {
-                    field: "train.lora_targets",
-                    message: "needs at least one of q, k, v, o, gate, up, down".into(),
-                });
-            }
-        }
-        if t.warmup_steps > t.steps {
-            return Err(InvalidParam {
-                field: "train.warmup_steps",
-                message: format!("{} is more than train.steps ({})", t.warmup_steps, t.steps),
-            });
-        }
         if let Some(loss_above) = self.abort.loss_above {
             positive("abort.loss_above", loss_above.is_finite() && loss_above > 0.0)?;
         }
@@ -306,33 +192,20 @@ impl TrialParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::optim::{AdamWParams, Optimizer};
 
     fn params(text: &str) -> TrialParams {
         toml::from_str(&format!("seed = 5\nvalid = 10\n{text}")).unwrap()
     }
 
     #[test]
-    fn train_config_takes_every_train_key_and_the_abort_threshold() {
-        let p = params(
-            "[train]\nlearning_rate = 0.5\ntrainable = \"attention\"\noptimizer = \"adamw\"\n\
-             steps = 7\nbatch_size = 3\ngrad_accum = 2\nwarmup_steps = 1\nlog_every = 4\n\
-             schedule = \"constant\"\n[abort]\nloss_above = 9.0\n",
-        );
+    fn train_config_is_the_train_table_with_the_seed_and_the_abort_threshold() {
+        let p = params("[train]\nlearning_rate = 0.5\nsteps = 7\n[abort]\nloss_above = 9.0\n");
         let cfg = p.train_config(11);
-        assert_eq!(cfg.trainable, TrainableKind::Attention);
-        assert_eq!(cfg.optimizer, Optimizer::AdamW(AdamWParams::default()));
-        assert_eq!((cfg.learning_rate, cfg.schedule, cfg.warmup_steps), (0.5, Schedule::Constant, Some(1)));
-        assert_eq!((cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.log_every), (7, 3, 2, 4));
-        assert_eq!((cfg.seed, cfg.loss_above), (11, 9.0));
-        // Defaults: the spec's (LoRA r8 α16 on q/k/v/o, SGD, no warmup), the trainer's threshold.
+        assert_eq!((cfg.seed, cfg.guard.loss_above), (11, 9.0));
+        assert_eq!(TrainConfig { seed: 0, guard: DivergenceGuard::default(), ..cfg }, p.train);
+        // No [abort] threshold: the trainer's default.
         let cfg = params("[train]\nlearning_rate = 0.5\n").train_config(1);
-        assert_eq!(
-            (cfg.trainable, cfg.optimizer, cfg.warmup_steps),
-            (TrainableKind::Lora, Optimizer::Sgd, Some(0))
-        );
-        assert_eq!((cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets.len()), (8, 16.0, 4));
-        assert_eq!(cfg.loss_above, DEFAULT_LOSS_ABOVE);
+        assert_eq!(cfg.guard.loss_above, DEFAULT_LOSS_ABOVE);
     }
 
     #[test]
@@ -340,10 +213,10 @@ mod tests {
         let p = params(
             "[train]\nlearning_rate = 0.5\nsteps = 8\n[stage2]\nwhen = \"always\"\nlr_factor = 0.25\n",
         );
-        let stage2 = p.stage2.as_ref().unwrap().train_config(&p.train, &p.train_config(3));
+        let stage2 = p.stage2.as_ref().unwrap().train_config(&p.train_config(3));
         assert_eq!((stage2.learning_rate, stage2.steps, stage2.seed), (0.125, 8, 3));
         let p = params("[train]\nlearning_rate = 0.5\n[stage2]\nwhen = \"always\"\nsteps = 2\n");
-        assert_eq!(p.stage2.as_ref().unwrap().train_config(&p.train, &p.train_config(3)).steps, 2);
+        assert_eq!(p.stage2.as_ref().unwrap().train_config(&p.train_config(3)).steps, 2);
     }
 
     #[test]

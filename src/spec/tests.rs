@@ -187,7 +187,7 @@ fn rejects_misplaced_and_nonsensical_values() {
     );
     assert_eq!(
         error("[train]\nlearning_rate = 0.1\nsteps = 4\n[sweep]\nseeds = [1]\nvalid = [10]\nwarmup_steps = [2, 5]\n"),
-        "sweeps/a.toml: line 12: sweep.warmup_steps: 5 is more than train.steps (4) (seed=1 valid=10 warmup_steps=5)"
+        "sweeps/a.toml: line 12: sweep.warmup_steps: 5 is more than steps (4) (seed=1 valid=10 warmup_steps=5)"
     );
     assert_eq!(
         error("[train]\nlearning_rate = 0.1\nbatch_size = 0\n[sweep]\nseeds = [1]\nvalid = [10]\n"),

@@ -37,7 +37,8 @@ use runner::TrialRunner;
 use stop::StopFlag;
 use trial::{run_trial, TrialContext, TrialEnd};
 
-pub use runner::{Control, RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun};
+pub use record::{LossLine, Stage2Ran};
+pub use runner::{Control, RunEnd, StepObserver, TrialJob, TrialRun};
 
 /// How a sweep run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::runner::{RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
+use super::record::{LossLine, Stage2Ran};
+use super::runner::{is_recorded_step, RunEnd, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::adapter::{self, Provenance};
 use crate::data::split::SplitIndices;
 use crate::data::{Dataset, ImageOptions, Label};
@@ -30,8 +31,7 @@ use crate::eval::score::{score_cached, ScoreOptions, DEFAULT_BATCH_SIZE};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::model::{LoadedModel, ModelSource, TrainableParams};
 use crate::spec::SweepSpec;
-use crate::train::schedule::learning_rate;
-use crate::train::{train, TrainConfig, TrainExample, TrainOutcome};
+use crate::train::{train, StepLog, TrainConfig, TrainExample, TrainOutcome};
 use anyhow::Context;
 
 /// Frames per forward pass when computing features and scoring (training uses the trial's
@@ -163,7 +163,7 @@ impl TrialRunner for ModelRunner<'_> {
         let before = self.base_confusions(prompt, job.split)?;
         let mut loaded = self.base.clone();
         let cfg = job.params.train_config(job.seed);
-        let trainable = cfg.trainable();
+        let trainable = cfg.trainable_set();
         let params = loaded.model.set_trainable(&trainable, job.seed)?;
         if job.attempt == 0 {
             crate::debug!(
@@ -178,6 +178,7 @@ impl TrialRunner for ModelRunner<'_> {
             loaded: &loaded,
             params: &params,
             examples: self.train_examples(job)?,
+            attempt: job.attempt,
             losses: Vec::new(),
             training_secs: 0.0,
         };
@@ -187,7 +188,7 @@ impl TrialRunner for ModelRunner<'_> {
         if let (RunEnd::Finished, Some(second)) = (end, &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
             if second.applies(&self.confusions(&loaded, prompt, job.split)?.0.train) {
-                end = attempt.stage(2, &second.train_config(&job.params.train, &cfg), observer)?;
+                end = attempt.stage(2, &second.train_config(&cfg), observer)?;
                 stage2 = Stage2Ran::Ran;
             }
         }
@@ -196,13 +197,7 @@ impl TrialRunner for ModelRunner<'_> {
         let (after, valid_answers) = match end {
             RunEnd::Finished => {
                 let (after, valid_answers) = self.confusions(&loaded, prompt, job.split)?;
-                let base_model = &self.model_path;
-                let provenance = Provenance {
-                    gacha_version: env!("CARGO_PKG_VERSION"),
-                    base_model,
-                    prompt: prompt.as_deref(),
-                    train: &cfg,
-                };
+                let provenance = Provenance::new(&self.model_path, prompt.as_deref(), &cfg);
                 adapter::save(job.weights_dir, &trainable, &params, &provenance)?;
                 (Some(after), valid_answers)
             }
@@ -246,12 +241,13 @@ struct Attempt<'m> {
     loaded: &'m LoadedModel,
     params: &'m TrainableParams,
     examples: Vec<TrainExample>,
-    losses: Vec<StepLog>,
+    attempt: u32,
+    losses: Vec<LossLine>,
     training_secs: f64,
 }
 
 impl Attempt<'_> {
-    /// Train one stage, reporting logged steps and asking the observer after each step.
+    /// Train one stage, recording its steps and asking the observer after each step.
     fn stage(
         &mut self,
         stage: u8,
@@ -259,20 +255,15 @@ impl Attempt<'_> {
         observer: &mut dyn StepObserver,
     ) -> anyhow::Result<RunEnd> {
         let started = Instant::now();
-        let losses = &mut self.losses;
+        let (attempt, losses) = (self.attempt, &mut self.losses);
+        let mut record = |log: &StepLog, observer: &mut dyn StepObserver| {
+            let line = LossLine { attempt, stage, log: *log };
+            observer.logged(&line);
+            losses.push(line);
+        };
         let outcome = train(self.loaded, self.params, &self.examples, cfg, &mut |log| {
-            // Step 1's loss is the untrained model's (it is computed before the first update),
-            // so the first stage's loss curve always starts there.
-            if cfg.is_log_step(log.step) || (stage == 1 && log.step == 1) {
-                let log = StepLog {
-                    stage,
-                    step: log.step,
-                    steps: log.total,
-                    learning_rate: log.lr,
-                    loss: log.loss,
-                };
-                observer.logged(&log);
-                losses.push(log);
+            if is_recorded_step(cfg, stage, log.step) {
+                record(log, observer);
             }
             observer.after_step()
         })
@@ -281,13 +272,9 @@ impl Attempt<'_> {
         Ok(match outcome {
             TrainOutcome::Finished { .. } => RunEnd::Finished,
             TrainOutcome::Stopped { .. } => RunEnd::Stopped,
-            TrainOutcome::Diverged { step, loss } => {
-                let rate =
-                    learning_rate(cfg.schedule, cfg.learning_rate, step, cfg.horizon(), cfg.warmup_steps());
-                let log = StepLog { stage, step, steps: cfg.steps, learning_rate: rate, loss };
-                observer.logged(&log);
-                self.losses.push(log);
-                RunEnd::Diverged { stage, step, loss }
+            TrainOutcome::Diverged(log) => {
+                record(&log, observer);
+                RunEnd::Diverged { stage, step: log.step, loss: log.loss }
             }
         })
     }

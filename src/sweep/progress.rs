@@ -6,8 +6,9 @@ use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::record::LossLine;
 use super::record::{Status, TrialOutcome};
-use super::runner::{Control, StepLog, StepObserver};
+use super::runner::{Control, StepObserver};
 use super::stop::StopFlag;
 use crate::logging::{self, Verbosity};
 use crate::spec::Trial;
@@ -90,21 +91,16 @@ impl Progress {
         }
     }
 
-    pub fn step(&self, log: &StepLog) {
-        let stage = if log.stage > 1 { format!("   stage: {}", log.stage) } else { String::new() };
+    pub fn step(&self, line: &LossLine) {
+        let log = &line.log;
+        let stage = if line.stage > 1 { format!("   stage: {}", line.stage) } else { String::new() };
         match &self.bars {
             Some(bars) => {
                 bars.trial.set_position(log.step as u64);
                 bars.trial.set_length(log.steps as u64);
                 bars.trial.set_message(format!("loss {:.4} · lr {:.5}{stage}", log.loss, log.learning_rate));
             }
-            None => crate::info!(
-                "step: {}/{}   lr: {:.5}   loss: {:.4}{stage}",
-                log.step,
-                log.steps,
-                log.learning_rate,
-                log.loss
-            ),
+            None => crate::info!("{log}{stage}"),
         }
     }
 
@@ -148,7 +144,7 @@ impl StepObserver for TrialObserver<'_> {
         }
     }
 
-    fn logged(&mut self, log: &StepLog) {
-        self.progress.step(log);
+    fn logged(&mut self, line: &LossLine) {
+        self.progress.step(line);
     }
 }

@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::runner::{Stage2Ran, StepLog};
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::spec::{ConfigId, FinalModel, TrialId, TrialParams};
+pub use crate::train::step_log::loss_serde;
+use crate::train::StepLog;
 
 /// How a trial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -153,10 +154,24 @@ pub struct FinalRecord {
     pub test: Option<Confusion>,
 }
 
-/// One line of `metrics.jsonl`: a logged step of an attempt.
+/// Whether the second stage ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage2Ran {
+    /// The spec has no `[stage2]`.
+    #[default]
+    NotConfigured,
+    /// Configured, but its `when` did not hold after stage 1.
+    Skipped,
+    Ran,
+}
+
+/// One line of `metrics.jsonl`: a recorded step of a stage of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LossLine {
     pub attempt: u32,
+    /// 1 or 2.
+    pub stage: u8,
     #[serde(flatten)]
     pub log: StepLog,
 }
@@ -181,34 +196,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-/// A loss as JSON: a number when finite, else the string `NaN`, `inf` or `-inf` (JSON has no
-/// such numbers, and a diverged loss is exactly the value worth keeping).
-pub mod loss_serde {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Number(f64),
-        Text(String),
-    }
-
-    pub fn serialize<S: Serializer>(loss: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if loss.is_finite() {
-            s.serialize_f64(*loss)
-        } else {
-            s.serialize_str(&loss.to_string())
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::Number(n) => Ok(n),
-            Repr::Text(t) => t.parse().map_err(|_| serde::de::Error::custom(format!("not a loss: {t:?}"))),
-        }
-    }
 }
 
 /// `loss_serde` for an optional loss.

@@ -11,9 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::record::{LossLine, Stage2Ran};
 use crate::data::split::SplitIndices;
 use crate::data::Label;
 use crate::eval::SplitConfusions;
@@ -21,6 +21,7 @@ use crate::spec::{TrialId, TrialParams};
 /// The observer's answer after a step; `Stop` (the user pressed Ctrl-C) makes the runner return
 /// `RunEnd::Stopped` at once.
 pub use crate::train::Control;
+use crate::train::TrainConfig;
 
 /// One attempt of one trial.
 #[derive(Debug, Clone, Copy)]
@@ -39,26 +40,20 @@ pub struct TrialJob<'a> {
     pub weights_dir: &'a Path,
 }
 
-/// The loss at a logged step.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct StepLog {
-    /// 1 or 2.
-    pub stage: u8,
-    /// 1-based step within the stage.
-    pub step: usize,
-    /// The stage's number of steps.
-    pub steps: usize,
-    pub learning_rate: f64,
-    #[serde(with = "super::record::loss_serde")]
-    pub loss: f64,
+/// Whether step `step` of stage `stage` (run with `cfg`) goes into the loss log: the trainer's
+/// logged steps, and step 1 of stage 1, so that every loss curve starts at the untrained model's
+/// loss. The step that trips the divergence guard is recorded too.
+pub fn is_recorded_step(cfg: &TrainConfig, stage: u8, step: usize) -> bool {
+    cfg.is_log_step(step) || (stage == 1 && step == 1)
 }
 
 /// The driver's side of an attempt: progress display and the stop request.
 pub trait StepObserver {
     /// Called after every optimizer step.
     fn after_step(&mut self) -> Control;
-    /// Called after every logged step, and for the step that tripped the divergence guard.
-    fn logged(&mut self, log: &StepLog);
+    /// Called for every recorded step ([`is_recorded_step`]), and for the step that tripped
+    /// the divergence guard.
+    fn logged(&mut self, line: &LossLine);
 }
 
 /// How an attempt ended.
@@ -72,18 +67,6 @@ pub enum RunEnd {
     Stopped,
 }
 
-/// Whether the second stage ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage2Ran {
-    /// The spec has no `[stage2]`.
-    #[default]
-    NotConfigured,
-    /// Configured, but its `when` did not hold after stage 1.
-    Skipped,
-    Ran,
-}
-
 /// What one attempt produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialRun {
@@ -94,8 +77,8 @@ pub struct TrialRun {
     /// The trained model's answer to each validation example, in `split.valid` order; filled
     /// exactly when `end` is `Finished`.
     pub valid_answers: Vec<Label>,
-    /// Every logged step, stage 1 then stage 2.
-    pub losses: Vec<StepLog>,
+    /// Every recorded step, stage 1 then stage 2.
+    pub losses: Vec<LossLine>,
     pub end: RunEnd,
     pub stage2: Stage2Ran,
     /// Seconds spent in training steps (the rest of the attempt is scoring, loading, saving).

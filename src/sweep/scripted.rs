@@ -24,10 +24,12 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::runner::{Control, RunEnd, Stage2Ran, StepLog, StepObserver, TrialJob, TrialRun, TrialRunner};
+use super::record::{LossLine, Stage2Ran};
+use super::runner::{is_recorded_step, Control, RunEnd, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
+use crate::train::{StepLog, TrainConfig};
 
 /// The word in a prompt that makes the scripted runner fail.
 pub const FAIL_WORD: &str = "FAIL";
@@ -106,15 +108,16 @@ impl ScriptedRunner {
         self.confusions(job, |i| self.answer(&model, i))
     }
 
-    /// Run `steps` steps of a stage; `loss(t)` is the loss at step t.
+    /// Run the steps of stage `stage` (set by `cfg`); `loss(t)` is the loss at step t.
     fn stage(
         &self,
         job: &TrialJob,
-        (stage, steps, learning_rate): (u8, usize, f64),
+        (stage, cfg): (u8, &TrainConfig),
         loss: impl Fn(usize) -> f64,
         observer: &mut dyn StepObserver,
-        losses: &mut Vec<StepLog>,
+        losses: &mut Vec<LossLine>,
     ) -> anyhow::Result<RunEnd> {
+        let steps = cfg.steps;
         let prompt = job.params.prompt.as_deref().unwrap_or("");
         for step in 1..=steps {
             std::thread::sleep(self.step_delay);
@@ -122,11 +125,12 @@ impl ScriptedRunner {
                 anyhow::bail!("scripted failure at step {step}: the prompt contains {FAIL_WORD}");
             }
             let loss = loss(step);
-            let first = stage == 1 && step == 1;
-            if first || step % job.params.train.log_every == 0 || step == steps || loss.is_nan() {
-                let log = StepLog { stage, step, steps, learning_rate, loss };
-                observer.logged(&log);
-                losses.push(log);
+            if is_recorded_step(cfg, stage, step) || loss.is_nan() {
+                let log =
+                    StepLog { step, steps, learning_rate: cfg.learning_rate, loss, grad_norm: 0.0, ms: 0.0 };
+                let line = LossLine { attempt: job.attempt, stage, log };
+                observer.logged(&line);
+                losses.push(line);
             }
             if loss.is_nan() {
                 return Ok(RunEnd::Diverged { stage, step, loss });
@@ -158,7 +162,8 @@ impl TrialRunner for ScriptedRunner {
                 0.7 / (1.0 + 20.0 * lr * t as f64) + 0.01 * unit(&[job.seed, t as u64])
             }
         };
-        let mut end = self.stage(job, (1, train.steps, lr), stage1_loss, observer, &mut losses)?;
+        let stage1 = job.params.train_config(job.seed);
+        let mut end = self.stage(job, (1, &stage1), stage1_loss, observer, &mut losses)?;
         let mut accuracy =
             prompt_accuracy(job.params.prompt.as_deref())?.unwrap_or(if lr < GOOD_RATE { 0.9 } else { 0.75 });
         let mut stage2 = Stage2Ran::NotConfigured;
@@ -167,8 +172,8 @@ impl TrialRunner for ScriptedRunner {
             if second.applies(&self.trained(job, accuracy).train) {
                 let from = stage1_loss(train.steps);
                 let stage2_loss = |t: usize| from * (0.5 + 0.5 / (1.0 + t as f64));
-                let plan = (2, second.steps(train), second.learning_rate(train));
-                end = self.stage(job, plan, stage2_loss, observer, &mut losses)?;
+                end =
+                    self.stage(job, (2, &second.train_config(&stage1)), stage2_loss, observer, &mut losses)?;
                 accuracy += 0.05;
                 stage2 = Stage2Ran::Ran;
             }

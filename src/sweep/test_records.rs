@@ -1,7 +1,7 @@
 //! Hand-made trial records for unit tests of ranking and exporters.
 
+use super::record::Stage2Ran;
 use super::record::{AttemptRecord, Status, TrialOutcome, TrialRecord, ValidAnswer};
-use super::runner::Stage2Ran;
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::spec::{ConfigId, Trial, TrialId, TrialParams};

@@ -106,7 +106,7 @@ pub fn run_trial(
         };
         attempts.training_secs += run.training_secs;
         attempts.before = attempts.before.or(Some(run.before));
-        attempts.losses.extend(run.losses.iter().map(|&log| LossLine { attempt, log }));
+        attempts.losses.extend(&run.losses);
         match run.end {
             RunEnd::Stopped => return Ok(TrialEnd::Stopped),
             RunEnd::Finished => attempts.records.push(AttemptRecord::Finished { seed }),

@@ -12,8 +12,7 @@ use candle_nn::Optimizer as _;
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer; the learning rate is not part of it (the schedule sets it every step).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
     /// Plain SGD, `w ← w − lr·g`: no momentum, no weight decay (the big_vision demo's optimizer).
     Sgd,
@@ -22,8 +21,7 @@ pub enum Optimizer {
 }
 
 /// AdamW's hyper-parameters; the defaults are PyTorch's `torch.optim.AdamW` defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWParams {
     /// Decay of the running mean of gradients (default 0.9).
     pub beta1: f64,

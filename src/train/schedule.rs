@@ -7,18 +7,14 @@
 use serde::{Deserialize, Serialize};
 
 /// How the learning rate moves after warmup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// Linear warmup, then half a cosine from the base rate down to 0 at `total_steps`.
-    #[default]
     Cosine,
     /// Linear warmup, then the base rate.
     Constant,
 }
-
-/// Fraction of the horizon spent warming up when no warmup is given (the demo's `warmup_percent`).
-pub const DEFAULT_WARMUP_FRACTION: f64 = 0.10;
 
 /// Learning rate at `step` (1-based):
 /// `base · min(1, step/warmup) · ½(1 + cos(π · clip((step − warmup)/(total − warmup), 0, 1)))`,
@@ -42,20 +38,6 @@ pub fn learning_rate(
         }
     };
     base_lr * warm * decay
-}
-
-/// `DEFAULT_WARMUP_FRACTION` of `total_steps`, rounded half to even as Python's `round` does
-/// (0.1 · 65 = 6.5 → 6, which is what the demo used; `f64::round` would give 7).
-pub fn default_warmup_steps(total_steps: usize) -> usize {
-    let x = DEFAULT_WARMUP_FRACTION * total_steps as f64;
-    let down = x.floor();
-    let rounded = match x - down {
-        d if d > 0.5 => down + 1.0,
-        d if d < 0.5 => down,
-        _ if down % 2.0 == 0.0 => down,
-        _ => down + 1.0,
-    };
-    rounded as usize
 }
 
 #[cfg(test)]
@@ -85,7 +67,6 @@ mod tests {
     fn matches_the_users_log_line() {
         // The users' old script printed `step: 32/256   lr: 0.02995` with base 0.03: horizon 257,
         // warmup round(25.7) = 26; by hand 0.03·½(1 + cos(π·6/231)) = 0.029950.
-        assert_eq!(default_warmup_steps(257), 26);
         let got = learning_rate(Schedule::Cosine, 0.03, 32, 257, 26);
         assert!((got - 0.02995).abs() < 5e-6, "{got}");
     }
@@ -112,14 +93,5 @@ mod tests {
         assert_eq!(learning_rate(Schedule::Constant, 0.2, 4, 100, 4), 0.2);
         assert_eq!(learning_rate(Schedule::Constant, 0.2, 100, 100, 4), 0.2);
         assert_eq!(learning_rate(Schedule::Constant, 0.2, 1, 100, 0), 0.2);
-    }
-
-    #[test]
-    fn default_warmup_rounds_half_to_even() {
-        assert_eq!(default_warmup_steps(65), 6);
-        assert_eq!(default_warmup_steps(75), 8);
-        assert_eq!(default_warmup_steps(64), 6);
-        assert_eq!(default_warmup_steps(66), 7);
-        assert_eq!(default_warmup_steps(0), 0);
     }
 }
