@@ -62,6 +62,9 @@ pub const GEMMA2_DEFAULTS: [(&str, f64); 11] = [
 /// `<image>`'s id in the built-in tokenizer (`tiny`, `small`).
 const BUILTIN_IMAGE_TOKEN: u32 = 4;
 
+/// Text positions of the shortest input sequence: `<bos>`, `"\n"` and the answer (empty prompt).
+const MIN_TEXT_POSITIONS: usize = 3;
+
 /// The GELU spellings of transformers that all mean `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
 const TANH_GELU_NAMES: [&str; 3] = ["gelu_pytorch_tanh", "gelu_new", "gelu_fast"];
 
@@ -314,6 +317,12 @@ impl GemmaConfig {
         sliding.then_some(window)
     }
 
+    /// The smallest window of a sliding-window layer, with that layer's index (`None`: every
+    /// layer attends to the full sequence).
+    pub fn smallest_window(&self) -> Option<(usize, usize)> {
+        (0..self.num_hidden_layers).filter_map(|i| self.layer_window(i).map(|w| (w, i))).min()
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let unsupported = |key, value: String, why| Err(ConfigError::Unsupported { key, value, why });
         let generation = self.generation()?;
@@ -510,6 +519,17 @@ impl PaliGemmaConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.text_config.check()?;
         self.vision_config.check()?;
+        let shortest = self.num_image_tokens() + MIN_TEXT_POSITIONS;
+        if let Some((window, _)) = self.text_config.smallest_window().filter(|&(w, _)| shortest > w) {
+            return Err(ConfigError::Unsupported {
+                key: "text_config.sliding_window",
+                value: format!(
+                    "{window} (< {shortest}: {} image tokens + <bos>, \"\\n\", answer)",
+                    self.num_image_tokens()
+                ),
+                why: "sliding-window attention is not implemented, so every sequence must fit the window",
+            });
+        }
         if self.projection_dim != self.text_config.hidden_size {
             return Err(ConfigError::Unsupported {
                 key: "projection_dim",
@@ -814,6 +834,17 @@ mod tests {
         config.text_config.layer_types = Some(vec!["chunked_attention".into(); 4]);
         let err = config.check().unwrap_err().to_string();
         assert!(err.starts_with("text_config.layer_types = \"chunked_attention\""), "{err}");
+    }
+
+    #[test]
+    fn a_window_shorter_than_the_image_tokens_is_refused() {
+        // paligemma2-3b-pt-896: 64×64 = 4096 image tokens, window 4096.
+        let mut config = PaliGemmaConfig::named("paligemma2-3b-224").unwrap();
+        config.vision_config.image_size = 896;
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.starts_with("text_config.sliding_window = 4096 (< 4099: 4096 image tokens"), "{err}");
+        config.vision_config.image_size = 448;
+        assert_eq!(config.check(), Ok(()));
     }
 
     #[test]

@@ -315,7 +315,6 @@ impl Gemma {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| DecoderLayer::new(cfg, generation, layers_vb.pp(i)))
             .collect::<Result<_>>()?;
-        let window = (0..cfg.num_hidden_layers).filter_map(|i| cfg.layer_window(i).map(|w| (w, i))).min();
         Ok(Gemma {
             embed_tokens: vb.pp("embed_tokens").get((cfg.vocab_size, cfg.hidden_size), "weight")?,
             layers,
@@ -324,7 +323,7 @@ impl Gemma {
             head_dim: cfg.head_dim,
             rope_theta: cfg.rope_theta(),
             final_softcap: cfg.final_logit_softcapping,
-            window,
+            window: cfg.smallest_window(),
         })
     }
 
