@@ -364,7 +364,8 @@ pub enum ExportFormat {
 /// torch.cuda.max_memory_allocated).
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A named config: small (issue 3's CPU benchmark), paligemma-3b-224 (the real shapes), tiny.
+    /// A named config: small (issue 3's CPU benchmark), paligemma-3b-224 (the real shapes), tiny;
+    /// PaliGemma 2: paligemma2-small, paligemma2-3b-224.
     #[arg(long, default_value = "small")]
     pub config: String,
     /// Trainable sets to time, one table row each (LoRA on q,k,v,o).

@@ -225,6 +225,36 @@ fn a_missing_key_is_named_with_the_file() {
 }
 
 #[test]
+fn a_paligemma2_npz_is_refused_naming_its_gemma2_key() {
+    let dir = TestDir::new();
+    let pg2 = dir.join("pg2.npz");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&pg2).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let members = members(&npz("f32"));
+    // A Gemma-2 block has post-attention and post-FFW norms: a copy of pre_ffw_norm stands in.
+    let norm = members["llm/layers/pre_ffw_norm/scale.npy"].clone();
+    for (name, bytes) in members.into_iter().chain([("llm/layers/post_ffw_norm/scale.npy".to_string(), norm)])
+    {
+        writer.start_file(name, options).unwrap();
+        std::io::Write::write_all(&mut writer, &bytes).unwrap();
+    }
+    writer.finish().unwrap();
+    let output = run(dir
+        .gacha()
+        .arg("score")
+        .arg("--model")
+        .arg(&pg2)
+        .arg("--tokenizer")
+        .arg(tokenizer())
+        .arg("--data")
+        .arg(data())
+        .args(["--out", "x.csv"]));
+    assert_exit(&output, 2);
+    let stderr = texts(&output).1;
+    assert!(stderr.contains("key llm/layers/post_ffw_norm/scale is a Gemma-2 norm"), "{stderr}");
+}
+
+#[test]
 fn the_tokenizer_is_found_beside_the_npz_or_the_error_says_where_to_put_it() {
     let dir = TestDir::new();
     let model = dir.join("kaggle/paligemma.npz");

@@ -297,3 +297,36 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
         |root: &str| std::fs::read(dir.join(&format!("{root}/best/weights/adapter_model.safetensors")));
     assert_eq!(best_weights("killed").unwrap(), best_weights("calm").unwrap());
 }
+
+/// The same sweep on a PaliGemma 2 checkpoint folder (the committed tiny-paligemma2 fixture and
+/// its six images): the spec names the folder, the generation comes from its config.json.
+#[test]
+fn a_sweep_runs_on_a_paligemma2_checkpoint() {
+    let dir = TestDir::new();
+    let fixture = crate::util::fixtures().join("tiny-paligemma2");
+    let data = std::fs::read_to_string(fixture.join("data.jsonl")).unwrap();
+    for line in data.lines() {
+        let image =
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["image"].as_str().unwrap().to_string();
+        dir.write(&image, std::fs::read(fixture.join(&image)).unwrap());
+    }
+    dir.write("data.jsonl", &data);
+    let spec = format!(
+        "name = \"pg2\"\n[model]\npath = {:?}\n[data]\npath = \"data.jsonl\"\n\
+         [train]\nsteps = 4\nbatch_size = 2\nlog_every = 2\nlora_rank = 2\n[sweep]\n\
+         seeds = [1]\nvalid = [2]\nlearning_rate = [0.05]\ntrainable = [\"lora\", \"attention\"]\n",
+        fixture.to_str().unwrap()
+    );
+    dir.write("s.toml", spec);
+    let out = run(&mut sweep(&dir, "res"));
+    assert_exit(&out, 0);
+    let (stdout, _) = texts(&out);
+    assert!(stdout.contains("2 of 2 trials finished (2 done, 0 diverged, 0 failed)"), "{stdout}");
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let valid: u32 =
+            ["tp", "tn", "fp", "fn"].iter().map(|c| row[&format!("valid_{c}")].parse::<u32>().unwrap()).sum();
+        assert_eq!(valid, 2, "{}", row["id"]);
+    }
+}

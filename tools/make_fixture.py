@@ -1,4 +1,5 @@
-"""Make the tiny random PaliGemma fixture `tests/fixtures/tiny-paligemma/` (CONVENTIONS.md §4).
+"""Make the tiny random PaliGemma fixtures `tests/fixtures/tiny-paligemma/` (PaliGemma 1, Gemma
+decoder) and `tests/fixtures/tiny-paligemma2/` (PaliGemma 2, Gemma-2 decoder) (CONVENTIONS.md §4).
 
 Writes a Gemma-style BPE tokenizer, a transformers-5 `config.json`, random f32 weights under the hub's
 legacy tensor names (PALIGEMMA.md §6.2), six small PNG images covering the decoder paths (8-bit RGB,
@@ -6,7 +7,16 @@ resize both ways, grey, RGBA, 16-bit RGB, palette), `data.jsonl`, the numpy-twin
 reference numbers of transformers (float32, eager attention, prefix-LM mask via token_type_ids).
 Run once from the repository root:
 
-    python tools/make_fixture.py
+    python tools/make_fixture.py                  # PaliGemma 1
+    python tools/make_fixture.py --generation 2   # PaliGemma 2, then the two steps below
+
+The PaliGemma-2 fixture also holds a PEFT LoRA adapter made in Python (`peft-adapter/`, random A and
+B on all seven decoder projections) with its PEFT scores, and an adapter trained by gacha
+(`gacha-adapter/`) with the scores PEFT gives it, so the Rust tests check the round trip both ways
+without Python. After the first command:
+
+    cargo run --release -- train GACHA_ADAPTER_ARGS   # printed by the first command
+    python tools/make_fixture.py --generation 2 --score-gacha-adapter
 """
 
 from __future__ import annotations
@@ -23,14 +33,15 @@ import numpy as np
 import png
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gacha_ref as ref  # noqa: E402
 
-SEED = 3  # picked among 1..5 for the widest spread of p_yes within 0.05..0.95
+# Picked among 1..5 (PaliGemma 1) and 1..8 (PaliGemma 2) for the widest spread of p_yes within 0.05..0.95.
+SEEDS = {1: 3, 2: 7}
 IMAGE_SIZE = 56
 PATCH = 14
 PROMPTS = ["is there a cat in the picture?", "answer en is the big square red? café"]
@@ -47,6 +58,24 @@ BIAS_STD = 0.1  # every bias
 NORM_STD = 0.1  # norm weights: LayerNorm 1 + N(0, s²); Gemma RMSNorm (scales by 1 + w) N(0, s²)
 SGD_LR = 0.05
 LORA = {"r": 2, "alpha": 4, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+# The decoder of each generation. PaliGemma 2's: 2 KV heads (grouped-query attention);
+# query_pre_attn_scalar 16, not head_dim 24, so using the wrong one shows; soft-caps small enough to
+# bend this model's attention scores (|s| up to ~10) and logits (~3), unlike the real 50 and 30;
+# the sliding window just covers the longest sequence (16 image + 14 text positions), with
+# layer_types left to transformers (layer 0 sliding, layer 1 full).
+TEXT_CONFIGS = {
+    1: dict(model_type="gemma", num_key_value_heads=1),
+    2: dict(model_type="gemma2", num_key_value_heads=2, query_pre_attn_scalar=16, attn_logit_softcapping=5.0,
+            final_logit_softcapping=2.0, sliding_window=32),
+}
+OUT = {1: "tests/fixtures/tiny-paligemma", 2: "tests/fixtures/tiny-paligemma2"}
+# The PEFT adapter of the PaliGemma-2 fixture: all seven projections of the language model only.
+PEFT_ADAPTER = {"r": 2, "alpha": 4, "target_modules": r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+                "init_std": 0.3, "seed": 7}
+# `gacha train` arguments that make the fixture's gacha-adapter/ (run from the repository root).
+GACHA_ADAPTER_ARGS = ("--model {fx} --data {fx}/data.jsonl --trainable lora --lora-rank 2 --lora-alpha 4 "
+                      "--lora-targets q,k,v,o,gate,up,down --optimizer sgd --lr 0.5 --steps 3 --batch-size 3 "
+                      "--seed 4 --out {fx}/gacha-adapter")
 # (file name, prompt index, label)
 EXAMPLES = [
     ("rgb56.png", 0, "yes"),
@@ -89,12 +118,13 @@ def build_tokenizer() -> Tokenizer:
     return tok
 
 
-def make_config(vocab_size: int, image_id: int) -> PaliGemmaConfig:
+def make_config(vocab_size: int, image_id: int, generation: int) -> PaliGemmaConfig:
     config = PaliGemmaConfig(
         text_config=dict(
-            model_type="gemma", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=1, head_dim=24, rope_theta=10000.0,
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, head_dim=24, rope_theta=10000.0,
             rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh", vocab_size=vocab_size,
+            **TEXT_CONFIGS[generation],
         ),
         vision_config=dict(
             model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -234,6 +264,22 @@ def check_prefix_lm_mask(model, vocab: ref.Vocab, pixels: torch.Tensor, e: ref.E
     assert not torch.allclose(base[bos_pos], changed[bos_pos]), "prefix is not bidirectional"
 
 
+def check_softcaps_bind(out: Path, vocab: ref.Vocab, pixels: torch.Tensor, e: ref.Example, want: float) -> dict:
+    """Each soft-cap of the Gemma-2 fixture must move p_yes: the model without it scores differently."""
+    moved = {}
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        model = ref.load_model(out)
+        setattr(model.config.text_config, key, None)
+        if key == "attn_logit_softcapping":
+            for layer in model.model.language_model.layers:
+                layer.self_attn.attn_logit_softcapping = None
+        with torch.no_grad():
+            logits = ref.forward(model, pixels, ref.pad_batch([e], vocab.pad)).logits
+        moved[key] = abs(ref.example_scores(logits, [e], vocab)[0].p_yes - want)
+        assert moved[key] > 1e-2, f"{key} barely matters: p_yes moves by {moved[key]}"
+    return moved
+
+
 def sgd_step(model, vocab: ref.Vocab, pixels: torch.Tensor, examples: list[ref.Example]):
     """One plain-SGD step on the language model's q/k/v/o_proj weights over the padded batch.
 
@@ -256,24 +302,79 @@ def sgd_step(model, vocab: ref.Vocab, pixels: torch.Tensor, examples: list[ref.E
     return losses.detach(), float(hf_out.loss.detach()), float(after)
 
 
+def make_peft_adapter(out: Path) -> None:
+    """A PEFT LoRA adapter on the fixture with random non-zero A and B, saved by PEFT."""
+    from peft import LoraConfig, get_peft_model
+
+    a = PEFT_ADAPTER
+    cfg = LoraConfig(r=a["r"], lora_alpha=a["alpha"], target_modules=a["target_modules"], lora_dropout=0.0,
+                     bias="none")
+    peft_model = get_peft_model(ref.load_model(out), cfg)
+    gen = torch.Generator().manual_seed(a["seed"])
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if ".lora_A." in name or ".lora_B." in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * a["init_std"])
+    folder = out / "peft-adapter"
+    peft_model.save_pretrained(str(folder))
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card template
+
+
+def adapter_scores(out: Path, adapter: Path, image_id: int) -> list[dict]:
+    """PEFT's scores of every example with `adapter` (each tensor checked to be loaded)."""
+    import peft_score
+
+    model = peft_score.apply_adapter(ref.load_model(out), adapter)
+    vocab = ref.load_vocab(out / "tokenizer.json", image_id)
+    rows = ref.read_jsonl(out / "data.jsonl")
+    return [{"image": r["image"], **vars(s)} for r, s in peft_score.score_rows(model, vocab, rows, out, None, "cpu")]
+
+
+def score_gacha_adapter(out: Path) -> None:
+    """Load gacha-adapter/ in PEFT, score it, and add the numbers to reference.json and README.md."""
+    adapter = out / "gacha-adapter"
+    if not (adapter / "adapter_model.safetensors").is_file():
+        sys.exit(f"{adapter}: missing; first run: cargo run --release -- train {GACHA_ADAPTER_ARGS.format(fx=out)}")
+    reference = json.loads((out / "reference.json").read_text(encoding="utf-8"))
+    n_tensors = len(load_file(str(adapter / "adapter_model.safetensors")))
+    scores = adapter_scores(out, adapter, reference["ids"]["image"])
+    reference["gacha_adapter"] = {"dir": "gacha-adapter", "command": f"gacha train {GACHA_ADAPTER_ARGS.format(fx=out)}",
+                                  "tensors": n_tensors, "examples": scores}
+    (out / "reference.json").write_text(json.dumps(reference, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open(out / "README.md", "a", encoding="utf-8") as f:
+        f.write(f"""
+`gacha-adapter/`: made by gacha (`gacha train {GACHA_ADAPTER_ARGS.format(fx=out)}`), then loaded with
+PEFT {reference['versions']['peft']} (`PeftModel.from_pretrained`, all {n_tensors} tensors checked to be loaded) and scored:
+`reference.json` → `gacha_adapter` (`python tools/make_fixture.py --generation 2 --score-gacha-adapter`).
+""")
+    print(json.dumps({"gacha_adapter_p_yes": [s["p_yes"] for s in scores]}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="tests/fixtures/tiny-paligemma", help="fixture folder (replaced)")
+    parser.add_argument("--generation", type=int, choices=[1, 2], default=1, help="PaliGemma 1 or 2")
+    parser.add_argument("--out", help="fixture folder (replaced; default by generation)")
+    parser.add_argument("--score-gacha-adapter", action="store_true",
+                        help="only add PEFT's scores of OUT/gacha-adapter to OUT/reference.json")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or OUT[args.generation])
+    if args.score_gacha_adapter:
+        score_gacha_adapter(out)
+        return
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    torch.manual_seed(SEED)
-    rng = np.random.default_rng(SEED)
+    seed = SEEDS[args.generation]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
 
     tok = build_tokenizer()
     tok.save(str(out / "tokenizer.json"))
     image_id = tok.token_to_id("<image>")
     vocab_size = math.ceil(tok.get_vocab_size() / 64) * 64
-    config = make_config(vocab_size, image_id)
+    config = make_config(vocab_size, image_id, args.generation)
     model = PaliGemmaForConditionalGeneration._from_config(config, attn_implementation="eager").eval()
-    reinit_(model, SEED)
+    reinit_(model, seed)
     keys = save_model(model, config, out)
     verify_reload(model, out)
     model = ref.load_model(out)
@@ -304,6 +405,7 @@ def main() -> None:
             results.append({"image": r["image"], "prompt": r["prefix"], "label": r["suffix"], "text_ids": t,
                             **vars(score)})
         check_prefix_lm_mask(model, vocab, pix[0], examples[0])
+    softcap_moves = check_softcaps_bind(out, vocab, pix[0], examples[0], results[0]["p_yes"]) if args.generation == 2 else {}
     p_yes = [r["p_yes"] for r in results]
     assert min(p_yes) > 0.05 and max(p_yes) < 0.95 and max(p_yes) - min(p_yes) > 0.3, f"p_yes not spread: {p_yes}"
 
@@ -329,7 +431,8 @@ def main() -> None:
     assert f64_diff < 1e-5, f"f32 vs f64 differ by {f64_diff}: fixture is too ill-conditioned"
 
     vers = ref.versions()
-    command = "python tools/make_fixture.py" + ("" if args.out == parser.get_default("out") else f" --out {args.out}")
+    command = "python tools/make_fixture.py" + ("" if args.generation == 1 else f" --generation {args.generation}")
+    command += "" if args.out is None else f" --out {args.out}"
     reference = {
         "versions": vers,
         "command": command,
@@ -342,19 +445,43 @@ def main() -> None:
         "sgd_step": {"trainable": "attention", "lr": SGD_LR, "loss_before": loss_before, "loss_after": loss_after},
         "lora": LORA,
     }
+    if args.generation == 2:
+        make_peft_adapter(out)
+        reference["peft_adapter"] = {"dir": "peft-adapter", **PEFT_ADAPTER,
+                                     "examples": adapter_scores(out, out / "peft-adapter", image_id)}
     (out / "reference.json").write_text(json.dumps(reference, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_readme(out, command, vers, vocab, n_img, keys, results, loss_before, loss_after, pad_diff, f64_diff)
+    write_readme(out, command, vers, vocab, n_img, keys, results, loss_before, loss_after, pad_diff, f64_diff,
+                 args.generation)
+    if args.generation == 2:
+        print(f"next: cargo run --release -- train {GACHA_ADAPTER_ARGS.format(fx=out)}", file=sys.stderr)
     print(json.dumps({"p_yes": p_yes, "batch_loss": loss_before, "loss_after_sgd": loss_after,
-                      "pad_max_abs_diff": pad_diff, "f32_vs_f64_max": f64_diff,
+                      "pad_max_abs_diff": pad_diff, "f32_vs_f64_max": f64_diff, "p_yes_moved_without": softcap_moves,
                       "config_text_keys": sorted(json.loads((out / "config.json").read_text())["text_config"]),
                       "tensors": len(keys)}, indent=1))
 
 
-def write_readme(out, command, vers, vocab, n_img, keys, results, before, after, pad_diff, f64_diff) -> None:
+def decoder_description(generation: int) -> str:
+    if generation == 1:
+        return "Gemma hidden 64, MLP 128, 2 layers, 4 heads,\n  1 KV head, head_dim 24"
+    t = TEXT_CONFIGS[2]
+    return (f"Gemma-2 hidden 64, MLP 128, 2 layers, 4 heads,\n  {t['num_key_value_heads']} KV heads, head_dim 24, "
+            f"query_pre_attn_scalar {t['query_pre_attn_scalar']}, attention soft-cap {t['attn_logit_softcapping']},\n"
+            f"  final soft-cap {t['final_logit_softcapping']}, sliding window {t['sliding_window']} on layer 0")
+
+
+def write_readme(out, command, vers, vocab, n_img, keys, results, before, after, pad_diff, f64_diff,
+                 generation) -> None:
     ver = ", ".join(f"{k} {v}" for k, v in vers.items())
     table = "\n".join(f"| {r['image']} | {r['label']} | {len(r['text_ids'])} | {r['p_yes']:.4f} | {r['loss']:.4f} |"
                       for r in results)
-    (out / "README.md").write_text(f"""# tiny-paligemma: random PaliGemma fixture with reference numbers
+    name = "tiny-paligemma" if generation == 1 else "tiny-paligemma2"
+    norms = "Gemma RMSNorm" if generation == 1 else "Gemma-2 RMSNorm (all four per block)"
+    peft = "" if generation == 1 else f"""
+- `peft-adapter/`: a PEFT LoRA adapter saved by PEFT (r {PEFT_ADAPTER['r']}, alpha {PEFT_ADAPTER['alpha']}, target regex
+  `{PEFT_ADAPTER['target_modules']}`, A and B N(0, {PEFT_ADAPTER['init_std']}²) from seed {PEFT_ADAPTER['seed']}); its
+  scores through PEFT (one example at a time) in `reference.json` → `peft_adapter`.
+"""
+    (out / "README.md").write_text(f"""# {name}: random PaliGemma fixture with reference numbers
 
 Generated by `tools/make_fixture.py` (do not edit by hand), from the repository root:
 
@@ -364,12 +491,11 @@ with {ver} (pins in `tools/requirements.txt`).
 
 - `config.json`: `PaliGemmaConfig` as transformers {vers['transformers']} writes it (`rope_parameters`,
   `hidden_activation`, `use_bidirectional_attention` …): SigLIP 56 px / patch 14 ({n_img} image tokens),
-  hidden 32, MLP 64, 2 layers, 4 heads; projector 32→64; Gemma hidden 64, MLP 128, 2 layers, 4 heads,
-  1 KV head, head_dim 24, vocab {vocab.tokenizer.get_vocab_size()} rounded up to 64.
+  hidden 32, MLP 64, 2 layers, 4 heads; projector 32→64; {decoder_description(generation)}, vocab {vocab.tokenizer.get_vocab_size()} rounded up to 64.
 - `model.safetensors`: {len(keys)} f32 tensors under the hub's legacy names (`vision_tower.vision_model.…`,
   `multi_modal_projector.linear.…`, `language_model.model.…`, no `lm_head`), written by hand; transformers
   loads it back bit-exactly (checked). Random init: matrices/embeddings N(0, {WEIGHT_STD}²), biases
-  N(0, {BIAS_STD}²), LayerNorm weights 1 + N(0, {NORM_STD}²), Gemma RMSNorm weights N(0, {NORM_STD}²).
+  N(0, {BIAS_STD}²), LayerNorm weights 1 + N(0, {NORM_STD}²), {norms} weights N(0, {NORM_STD}²).
 - `tokenizer.json`: Gemma's structure (Replace " "→"▁", no pre-tokenizer, BPE with byte fallback,
   `<pad>` 0 `<eos>` 1 `<bos>` 2 `<unk>` 3, `<0x00>`..`<0xFF>` at 4..259, `<image>` {vocab.image} added
   last); "yes" {vocab.yes}, "no" {vocab.no} and "\\n" {vocab.newline} are single tokens; the "é" of the
@@ -385,7 +511,7 @@ with {ver} (pins in `tools/requirements.txt`).
   its per-example losses equal the unpadded ones (max diff {pad_diff:.1e}); then one plain-SGD step
   (lr {SGD_LR}) on the language model's q/k/v/o_proj weights: batch loss {before:.6f} → {after:.6f}.
   The f32 numbers agree with a float64 run to {f64_diff:.1e} (the fixture is well conditioned).
-
+{peft}
 | image | label | text ids | p_yes | loss |
 |---|---|---|---|---|
 {table}

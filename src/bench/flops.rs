@@ -78,4 +78,21 @@ mod tests {
         assert_eq!(score, 1_101_152_256.0);
         assert_eq!(train, 1_790_148_608.0);
     }
+
+    #[test]
+    fn paligemma2_3b_by_hand() {
+        // paligemma2-3b-224: N 256, T 274; SigLIP So400m/14 (1152 wide, MLP 4304, 27 layers);
+        // Gemma-2 2B: 2304 wide, 26 layers, 8 heads × 256, 4 KV heads, MLP 9216, vocab 257216.
+        // vision = 2·256·588·1152 + 27·(2·256·(4·1152² + 2·1152·4304) + 4·256²·1152) = 218,968,621,056
+        // projector = 2·256·1152·2304 = 1,358,954,496
+        // per layer: q/k/v/o 2304·(2·2048 + 2·1024) = 14,155,776, MLP 3·2304·9216 = 63,700,992;
+        // 2·274·77,856,768 + 4·274²·2048 = 43,280,531,456; × 26 = 1,125,293,817,856
+        // head = 6·2304·257216 = 3,555,753,984 → score 1,349,177,147,392.
+        // LoRA r 8: params 8·(2·(2304 + 2048) + 2·(2304 + 1024)) = 122,880; gradients
+        // 26·2·274·122,880·2 = 3,501,588,480, forward twice the same → train 2,485,029,896,192.
+        let config = PaliGemmaConfig::named("paligemma2-3b-224").unwrap();
+        let (train, score) = flops_per_example(&config, StepKind::LoraAttention { rank: 8 });
+        assert_eq!(score, 1_349_177_147_392.0);
+        assert_eq!(train, 2_485_029_896_192.0);
+    }
 }

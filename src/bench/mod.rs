@@ -37,7 +37,7 @@ const LEARNING_RATE: f64 = 1e-3;
 /// What to benchmark.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// A named config (`small`, `paligemma-3b-224`, `tiny`).
+    /// A named config (`small`, `paligemma-3b-224`, `tiny`, `paligemma2-small`, `paligemma2-3b-224`).
     pub config: String,
     pub trainables: Vec<TrainableKind>,
     /// LoRA rank and alpha (adapters on the decoder's q/k/v/o; issue 3: 8 and 16).

@@ -502,7 +502,18 @@ struct Inspected {
     extra: Vec<String>,
 }
 
+/// Arrays of a Gemma-2 decoder (big_vision's `post_norms`), found only in PaliGemma 2 checkpoints.
+const GEMMA2_MARKERS: [&str; 2] = ["llm/layers/post_attention_norm/scale", "llm/layers/post_ffw_norm/scale"];
+
 fn inspect(npz: &NpzReader) -> anyhow::Result<Inspected> {
+    if let Some(marker) = GEMMA2_MARKERS.iter().find(|k| npz.entries().contains_key(**k)) {
+        bail!(
+            "{}: key {marker} is a Gemma-2 norm: this is a PaliGemma 2 checkpoint, and gacha reads \
+             only PaliGemma 1 .npz files; use the Hugging Face folder of the model \
+             (e.g. google/paligemma2-3b-pt-224) instead",
+            npz.path().display()
+        );
+    }
     let sizes = infer_sizes(npz)?;
     let extra = check_shapes(npz, &sizes)?;
     let image_token = sizes.text.vocab as u32;

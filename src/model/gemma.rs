@@ -1,7 +1,15 @@
-//! The Gemma-1 decoder of PaliGemma (PALIGEMMA.md §4): RMSNorm with (1 + w) in f32, RoPE (halves
-//! layout, tables in f32), multi-query/grouped attention under an additive mask, GeGLU MLP with
-//! tanh-GELU on the gate, tied output head. Text embeddings are scaled by √hidden here; image rows
-//! come in from the projector unscaled.
+//! The Gemma decoder of PaliGemma 1 and 2 (PALIGEMMA.md §4; transformers `modeling_gemma.py`,
+//! `modeling_gemma2.py`): RMSNorm with (1 + w) in f32, RoPE (halves layout, tables in f32),
+//! multi-query/grouped attention under an additive mask, GeGLU MLP with tanh-GELU on the gate,
+//! tied output head. Text embeddings are scaled by √hidden here; image rows come in from the
+//! projector unscaled.
+//!
+//! Gemma 2 ([`Generation::Gemma2`]) differs by config switches only: two more norms per block
+//! (`post_attention_layernorm` on the attention output, `post_feedforward_layernorm` on the MLP
+//! output; the MLP input norm is `pre_feedforward_layernorm`), attention scores scaled by
+//! `query_pre_attn_scalar^-½` and soft-capped `cap·tanh(s/cap)` before the mask, the output
+//! logits soft-capped likewise, and sliding-window attention on alternate layers, which never
+//! binds here: a sequence longer than the window is refused.
 //!
 //! Its seven Linear layers per block are [`LoraLinear`]s so that the attention weights or LoRA
 //! adapters can be trained; everything else is frozen.
@@ -9,9 +17,9 @@
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::config::GemmaConfig;
+use super::config::{GemmaConfig, Generation};
 use super::lora::LoraLinear;
-use super::nn::{self, Bias, Linear};
+use super::nn::{self, AttnLogits, Bias, Linear};
 use super::trainable::LoraTarget;
 
 /// RoPE tables: cos/sin `[T, hd/2]` for all positions, or `[B, 1, R, hd/2]` for picked rows.
@@ -130,6 +138,7 @@ struct Attention {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
+    logits: AttnLogits,
 }
 
 impl Attention {
@@ -145,6 +154,7 @@ impl Attention {
             num_heads: h,
             num_kv_heads: kv,
             head_dim: hd,
+            logits: AttnLogits { scale: cfg.attention_scale(), softcap: cfg.attn_logit_softcapping },
         })
     }
 
@@ -157,7 +167,7 @@ impl Attention {
         let query = nn::rope(&heads(&self.q_proj, &q.rows, self.num_heads)?, &q.rope.cos, &q.rope.sin)?;
         let k = nn::rope(&heads(&self.k_proj, x, self.num_kv_heads)?, &rope.cos, &rope.sin)?;
         let v = heads(&self.v_proj, x, self.num_kv_heads)?;
-        self.o_proj.forward(&nn::attention(&query, &k, &v, Some(&q.mask))?)
+        self.o_proj.forward(&nn::attention(&query, &k, &v, Some(&q.mask), self.logits)?)
     }
 }
 
@@ -187,31 +197,74 @@ impl Module for Mlp {
     }
 }
 
+/// A decoder block's norms by role. The checkpoint names differ by generation: Gemma 1 calls the
+/// MLP input norm `post_attention_layernorm`; Gemma 2 uses that name for the attention output norm
+/// and calls the MLP input norm `pre_feedforward_layernorm`.
+#[derive(Debug, Clone)]
+struct BlockNorms {
+    /// `input_layernorm`: the attention input.
+    attn_in: RmsNorm,
+    /// Gemma 2's `post_attention_layernorm`: the attention output, before the residual add.
+    attn_out: Option<RmsNorm>,
+    /// The MLP input.
+    mlp_in: RmsNorm,
+    /// Gemma 2's `post_feedforward_layernorm`: the MLP output, before the residual add.
+    mlp_out: Option<RmsNorm>,
+}
+
+impl BlockNorms {
+    fn new(cfg: &GemmaConfig, generation: Generation, vb: &VarBuilder) -> Result<BlockNorms> {
+        let norm = |name: &str| RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp(name));
+        let attn_in = norm("input_layernorm")?;
+        Ok(match generation {
+            Generation::Gemma1 => BlockNorms {
+                attn_in,
+                attn_out: None,
+                mlp_in: norm("post_attention_layernorm")?,
+                mlp_out: None,
+            },
+            Generation::Gemma2 => BlockNorms {
+                attn_in,
+                attn_out: Some(norm("post_attention_layernorm")?),
+                mlp_in: norm("pre_feedforward_layernorm")?,
+                mlp_out: Some(norm("post_feedforward_layernorm")?),
+            },
+        })
+    }
+}
+
+/// `norm(x)` where the generation has that norm, else `x`.
+fn maybe_norm(norm: &Option<RmsNorm>, x: Tensor) -> Result<Tensor> {
+    match norm {
+        Some(norm) => norm.forward(&x),
+        None => Ok(x),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct DecoderLayer {
-    input_layernorm: RmsNorm,
+    norms: BlockNorms,
     self_attn: Attention,
-    post_attention_layernorm: RmsNorm,
     mlp: Mlp,
 }
 
 impl DecoderLayer {
-    fn new(cfg: &GemmaConfig, vb: VarBuilder) -> Result<DecoderLayer> {
-        let (d, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+    fn new(cfg: &GemmaConfig, generation: Generation, vb: VarBuilder) -> Result<DecoderLayer> {
         Ok(DecoderLayer {
-            input_layernorm: RmsNorm::new(d, eps, vb.pp("input_layernorm"))?,
+            norms: BlockNorms::new(cfg, generation, &vb)?,
             self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
-            post_attention_layernorm: RmsNorm::new(d, eps, vb.pp("post_attention_layernorm"))?,
             mlp: Mlp::new(cfg, vb.pp("mlp"))?,
         })
     }
 
     /// The block's output at the rows `select` picks (every row, or the requested ones).
     fn forward(&self, x: &Tensor, rope: &Rope, mask: &Tensor, select: &Select) -> Result<Tensor> {
-        let a = self.input_layernorm.forward(x)?;
+        let n = &self.norms;
+        let a = n.attn_in.forward(x)?;
         let queries = select.queries(&a, rope, mask)?;
-        let h = (select.rows(x)? + self.self_attn.forward(&a, rope, &queries)?)?;
-        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?)?
+        let attn = maybe_norm(&n.attn_out, self.self_attn.forward(&a, rope, &queries)?)?;
+        let h = (select.rows(x)? + attn)?;
+        &h + maybe_norm(&n.mlp_out, self.mlp.forward(&n.mlp_in.forward(&h)?)?)?
     }
 
     fn projection(&self, which: LoraTarget) -> &LoraLinear {
@@ -249,13 +302,18 @@ pub struct Gemma {
     hidden_size: usize,
     head_dim: usize,
     rope_theta: f64,
+    /// Gemma 2's `final_logit_softcapping`.
+    final_softcap: Option<f64>,
+    /// The smallest window of a sliding-window layer (Gemma 2), with that layer's index.
+    window: Option<(usize, usize)>,
 }
 
 impl Gemma {
     pub fn new(cfg: &GemmaConfig, vb: VarBuilder) -> Result<Gemma> {
+        let generation = cfg.generation().map_err(candle_core::Error::wrap)?;
         let layers_vb = vb.pp("layers");
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::new(cfg, layers_vb.pp(i)))
+            .map(|i| DecoderLayer::new(cfg, generation, layers_vb.pp(i)))
             .collect::<Result<_>>()?;
         Ok(Gemma {
             embed_tokens: vb.pp("embed_tokens").get((cfg.vocab_size, cfg.hidden_size), "weight")?,
@@ -264,6 +322,8 @@ impl Gemma {
             hidden_size: cfg.hidden_size,
             head_dim: cfg.head_dim,
             rope_theta: cfg.rope_theta(),
+            final_softcap: cfg.final_logit_softcapping,
+            window: cfg.smallest_window(),
         })
     }
 
@@ -298,6 +358,13 @@ impl Gemma {
     /// The last block computes queries, attention output and MLP for those rows alone.
     pub fn hidden_states_at(&self, x: &Tensor, mask: &Tensor, positions: &[u32]) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
+        if let Some((window, layer)) = self.window.filter(|&(w, _)| t > w) {
+            candle_core::bail!(
+                "a sequence of {t} positions is longer than text_config.sliding_window = {window} \
+                 (layer {layer} uses sliding-window attention, which gacha does not implement: \
+                 sequences must fit the window; shorten the prompt or use a lower image resolution)"
+            )
+        }
         let rope = Rope::new(t, self.head_dim, self.rope_theta, x.device())?;
         let picked = Select::Rows(Picked::new(positions, b, t, x.device())?);
         let mut x = x.clone();
@@ -312,9 +379,14 @@ impl Gemma {
         }
     }
 
-    /// Final RMSNorm then the tied head over the full vocabulary: `[…, D]` → `[…, V]` f32.
+    /// Final RMSNorm then the tied head over the full vocabulary (soft-capped in Gemma 2):
+    /// `[…, D]` → `[…, V]` f32.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let h = self.norm.forward(hidden)?;
-        nn::frozen_linear(&h, &self.embed_tokens, None)
+        let logits = nn::frozen_linear(&h, &self.embed_tokens, None)?;
+        match self.final_softcap {
+            Some(cap) => nn::softcap(&logits, cap),
+            None => Ok(logits),
+        }
     }
 }

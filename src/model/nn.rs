@@ -134,18 +134,48 @@ pub fn rope_tables(
     Ok((Tensor::from_vec(cos, (len, half), device)?, Tensor::from_vec(sin, (len, half), device)?))
 }
 
+/// `cap·tanh(x/cap)` element-wise (Gemma 2's logit soft-capping).
+pub fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
+    ops::softcap(x, cap)
+}
+
+/// How attention scores are formed from `q·kᵀ`: times `scale`, then soft-capped to
+/// `cap·tanh(s/cap)` when `softcap` is set (Gemma 2), before the mask.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttnLogits {
+    pub scale: f64,
+    pub softcap: Option<f64>,
+}
+
+impl AttnLogits {
+    /// `1/√head_dim`, no soft-cap (SigLIP, Gemma 1).
+    pub fn standard(head_dim: usize) -> AttnLogits {
+        AttnLogits { scale: 1.0 / (head_dim as f64).sqrt(), softcap: None }
+    }
+}
+
 /// Scaled dot-product attention with grouped key/value heads.
 ///
 /// `q` `[B, H, Tq, hd]`, `k`/`v` `[B, KV, Tk, hd]` with `H = KV·G`: query head `h` uses key/value
 /// head `h / G` (the same as repeating each KV head G times). `mask` is additive `[B, 1, Tq, Tk]`
-/// (0 where allowed, a large negative number where not). Returns `[B, Tq, H·hd]` (index `h·hd + d`).
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+/// (0 where allowed, a large negative number where not), added after `logits` shaped the scores.
+/// Returns `[B, Tq, H·hd]` (index `h·hd + d`).
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    logits: AttnLogits,
+) -> Result<Tensor> {
     let (b, h, tq, hd) = q.dims4()?;
     let (kv, tk) = (k.dim(1)?, k.dim(2)?);
     let groups = h / kv;
-    let scale = 1.0 / (hd as f64).sqrt();
     let q = q.contiguous()?.reshape((b, kv, groups * tq, hd))?;
-    let scores = (q.matmul(&k.contiguous()?.t()?)? * scale)?.reshape((b, h, tq, tk))?;
+    let scores = (q.matmul(&k.contiguous()?.t()?)? * logits.scale)?.reshape((b, h, tq, tk))?;
+    let scores = match logits.softcap {
+        Some(cap) => softcap(&scores, cap)?,
+        None => scores,
+    };
     let scores = match mask {
         Some(mask) => scores.broadcast_add(mask)?,
         None => scores,
@@ -199,7 +229,7 @@ mod tests {
         let q = Tensor::randn(0f32, 1.0, (2, 4, 5, 3), &dev)?;
         let k = Tensor::randn(0f32, 1.0, (2, 2, 5, 3), &dev)?;
         let v = Tensor::randn(0f32, 1.0, (2, 2, 5, 3), &dev)?;
-        let got = attention(&q, &k, &v, None)?;
+        let got = attention(&q, &k, &v, None, AttnLogits::standard(3))?;
         // Reference: repeat each KV head twice (head h uses kv head h / 2), plain per-head softmax.
         let rep = |t: &Tensor| -> Result<Tensor> {
             Tensor::cat(&[t.i((.., 0..1))?, t.i((.., 0..1))?, t.i((.., 1..2))?, t.i((.., 1..2))?], 1)

@@ -7,7 +7,7 @@
 //! (CANDLE-TRAINING.md §1, §2, §5).
 //!
 //! Which code runs:
-//! - `gelu_tanh`, `softmax_last_dim`, `rms_norm_one_plus`, `layer_norm`: when every input is f32
+//! - `gelu_tanh`, `softcap`, `softmax_last_dim`, `rms_norm_one_plus`, `layer_norm`: when every input is f32
 //!   on the CPU, a `CustomOp` with hand-written forward and backward kernels (rayon over rows,
 //!   deterministic for any thread count). Otherwise (CUDA, bf16, f16) the reference definition in
 //!   [`composed`], differentiable through candle's autograd; softmax and the norms compute in f32
@@ -23,6 +23,7 @@ mod gelu;
 mod layer_norm;
 mod linear;
 mod rms_norm;
+mod softcap;
 mod softmax;
 #[cfg(test)]
 mod testing;
@@ -51,6 +52,14 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     match cpu_kernels_apply(&[x]) {
         true => x.contiguous()?.apply_op1(gelu::GeluTanh),
         false => composed::gelu_tanh(x),
+    }
+}
+
+/// Logit soft-capping `cap·tanh(x/cap)` (Gemma 2), element-wise, in x's dtype.
+pub fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
+    match cpu_kernels_apply(&[x]) {
+        true => x.contiguous()?.apply_op1(softcap::Softcap { cap: cap as f32 }),
+        false => composed::softcap(x, cap),
     }
 }
 

@@ -9,7 +9,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::SiglipVisionConfig;
-use super::nn::{self, Bias, Linear};
+use super::nn::{self, AttnLogits, Bias, Linear};
 
 #[derive(Debug, Clone)]
 struct LayerNorm {
@@ -90,7 +90,8 @@ impl Module for Attention {
         let heads = |proj: &Linear| -> Result<Tensor> {
             proj.forward(x)?.reshape((b, t, self.num_heads, d / self.num_heads))?.transpose(1, 2)
         };
-        let out = nn::attention(&heads(&self.q_proj)?, &heads(&self.k_proj)?, &heads(&self.v_proj)?, None)?;
+        let (q, k, v) = (heads(&self.q_proj)?, heads(&self.k_proj)?, heads(&self.v_proj)?);
+        let out = nn::attention(&q, &k, &v, None, AttnLogits::standard(d / self.num_heads))?;
         self.out_proj.forward(&out)
     }
 }

@@ -11,6 +11,11 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     x.gelu()
 }
 
+/// `cap·tanh(x/cap)` through candle's differentiable `tanh`.
+pub fn softcap(x: &Tensor, cap: f64) -> Result<Tensor> {
+    (x / cap)?.tanh()? * cap
+}
+
 /// Softmax over the last dimension, max-subtracted, in f32.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(&x.to_dtype(DType::F32)?, D::Minus1)?.to_dtype(x.dtype())
