@@ -28,7 +28,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
     }
     let results = args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name));
     let mut runner = runner_for(args, &spec, &dataset)?;
-    let stop = StopFlag::on_ctrl_c()?;
+    let stop = StopFlag::on_stop_signals()?;
     let summary = run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop)?;
 
     print!("{}", leaderboard(&results, &spec)?);
