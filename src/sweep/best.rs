@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::configs::ConfigSummary;
-use super::layout::{remove_dir_if_present, ResultsDir, TrialPaths, BEST_DIR};
+use super::layout::{remove_dir_if_present, OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
 use super::record::TrialRecord;
 use crate::spec::{ConfigId, SweepSpec};
 
@@ -29,7 +29,11 @@ pub fn update_best(dir: &ResultsDir, winner: Option<&TrialRecord>) -> anyhow::Re
     let best = TrialPaths { dir: dir.path(BEST_DIR) };
     let (tmp, old) = (dir.path(BEST_TMP), dir.path(BEST_OLD));
     remove_dir_if_present(&tmp)?;
-    let current = if best.dir.exists() { best.read_outcome()?.map(|o| o.id) } else { None };
+    // A damaged copy counts as none: it is rebuilt from the trial folder.
+    let current = match best.read_outcome_file()? {
+        OutcomeFile::Finished(outcome) => Some(outcome.id),
+        OutcomeFile::Unfinished | OutcomeFile::Damaged(_) => None,
+    };
     if current.as_ref() == winner.map(TrialRecord::id) && !old.exists() {
         return Ok(());
     }
