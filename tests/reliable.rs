@@ -273,3 +273,51 @@ fn issue_11_a_damaged_trial_folder_is_reported_moved_aside_and_run_again() {
     assert_eq!(aside.len(), 1);
     assert_eq!(std::fs::read(aside[0].join("outcome.json")).unwrap(), &bytes[..bytes.len() / 2]);
 }
+
+/// Case 7: an exploratory spec with a better config does not cost the weights that the original
+/// spec's `keep` kept; `--prune` removes them.
+#[test]
+fn issue_11_keep_spares_what_an_earlier_spec_kept_until_prune() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    let select = "[select]\nkeep = 1\n";
+    let original = "seeds = [1, 2]\nvalid = [10]\nlearning_rate = [0.01]\nprompt = [\"accuracy=0.6\", \"accuracy=0.8\"]\n";
+    write_spec(&dir, "s.toml", original, select);
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
+    let with_weights = || {
+        let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+        let mut ids: Vec<String> = rows
+            .iter()
+            .map(|r| r["id"].clone())
+            .filter(|id| dir.join(&format!("res/trials/{id}/weights")).exists())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let kept_first = with_weights();
+    assert!(kept_first.len() >= 2 && kept_first.len() < 4, "{kept_first:?}");
+
+    // A third prompt, right 99% of the time: its config wins, and keep = 1 now points at it.
+    let explored = original.replace("\"accuracy=0.8\"]", "\"accuracy=0.8\", \"accuracy=0.99\"]");
+    write_spec(&dir, "s.toml", &explored, select);
+    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
+    assert_exit(&out, 0);
+    let (_, stderr) = texts(&out);
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    let winners: Vec<String> =
+        rows.iter().filter(|r| r["prompt"] == "accuracy=0.99").map(|r| r["id"].clone()).collect();
+    let spared: Vec<&String> =
+        kept_first.iter().filter(|id| *id != &rows[0]["id"] && !winners.contains(id)).collect();
+    assert!(!spared.is_empty(), "the new config should make some earlier picks removable");
+    for id in &spared {
+        assert!(dir.join(&format!("res/trials/{id}/weights")).exists(), "{id} lost its weights");
+        assert!(stderr.contains(id.as_str()), "{id} not named: {stderr}");
+    }
+    assert!(stderr.contains("gacha sweep --prune removes them"), "{stderr}");
+
+    let out = run(sweep(&dir, "s.toml", "res", 0).arg("--prune"));
+    assert_exit(&out, 0);
+    for id in &spared {
+        assert!(!dir.join(&format!("res/trials/{id}/weights")).exists(), "{id} kept despite --prune");
+    }
+}

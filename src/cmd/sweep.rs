@@ -10,6 +10,7 @@ use crate::data::Dataset;
 use crate::device::DeviceSpec;
 use crate::report::table::leaderboard_table;
 use crate::spec::{check_spec, load_spec, SweepSpec};
+use crate::sweep::best::Prune;
 use crate::sweep::failure::{classify, Rerun};
 use crate::sweep::layout::ResultsDir;
 use crate::sweep::model_runner::ModelRunner;
@@ -18,7 +19,7 @@ use crate::sweep::record::FailureKind;
 use crate::sweep::runner::TrialRunner;
 use crate::sweep::scripted::ScriptedRunner;
 use crate::sweep::stop::StopFlag;
-use crate::sweep::{run_sweep, SweepEnd};
+use crate::sweep::{run_sweep, SweepEnd, SweepOptions};
 use crate::Outcome;
 
 pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
@@ -31,18 +32,12 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
     let results = args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name));
     let mut runner = runner_for(args, &spec, &dataset)?;
     let stop = StopFlag::on_stop_signals()?;
-    let rerun = if args.retry_failed { Rerun::AllFailures } else { Rerun::EnvironmentFailures };
-    let summary =
-        run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop, rerun).map_err(|err| match classify(
-            &err,
-        ) {
-            FailureKind::Environment => err.context(format!(
-                "the sweep stopped for lack of space, memory or I/O; finished trials are kept: free \
-                 some and run the same command again ({})",
-                resume_command(args)
-            )),
-            FailureKind::Input => err,
-        })?;
+    let options = SweepOptions {
+        rerun: if args.retry_failed { Rerun::AllFailures } else { Rerun::EnvironmentFailures },
+        prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
+    };
+    let summary = run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop, options)
+        .map_err(|err| with_environment_hint(err, args))?;
 
     print!("{}", leaderboard(&results, &spec)?);
     let finished = summary.finished.done + summary.finished.diverged + summary.finished.failed;
@@ -128,6 +123,18 @@ fn leaderboard(results: &Path, spec: &SweepSpec) -> anyhow::Result<String> {
     Ok(leaderboard_table(&rank(&records, spec.select.metric), spec.select.metric))
 }
 
+/// A sweep that stopped for lack of space, memory or I/O says how to go on.
+fn with_environment_hint(err: anyhow::Error, args: &SweepArgs) -> anyhow::Error {
+    match classify(&err) {
+        FailureKind::Environment => err.context(format!(
+            "the sweep stopped for lack of space, memory or I/O; finished trials are kept: free some \
+             and run the same command again ({})",
+            resume_command(args)
+        )),
+        FailureKind::Input => err,
+    }
+}
+
 /// `gacha sweep SPEC [--results DIR]`, as this run was started.
 fn resume_command(args: &SweepArgs) -> String {
     let mut words: Vec<PathBuf> = vec!["gacha sweep".into(), args.spec.clone()];
@@ -136,6 +143,9 @@ fn resume_command(args: &SweepArgs) -> String {
     }
     if args.retry_failed {
         words.push("--retry-failed".into());
+    }
+    if args.prune {
+        words.push("--prune".into());
     }
     if args.device != DeviceSpec::Cpu {
         words.extend(["--device".into(), args.device.to_string().into()]);

@@ -31,6 +31,7 @@ use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::report;
 use crate::spec::{FinalModel, SelectMetric, SweepSpec};
+use best::Prune;
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
 use layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
@@ -51,6 +52,15 @@ pub enum SweepEnd {
     Complete,
     /// Stopped on request; the same command resumes.
     Interrupted,
+}
+
+/// How a sweep run treats what earlier runs left.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepOptions {
+    /// Which failed trials to run again.
+    pub rerun: Rerun,
+    /// Whether `keep` may remove weights an earlier spec kept.
+    pub prune: Prune,
 }
 
 /// What a sweep run did, for the final summary.
@@ -81,13 +91,14 @@ pub fn run_sweep(
     results: &Path,
     runner: &mut dyn TrialRunner,
     stop: &StopFlag,
-    rerun: Rerun,
+    options: SweepOptions,
 ) -> anyhow::Result<SweepSummary> {
+    let rerun = options.rerun;
     let locked = LockedResults::open(results)?;
     write_atomic(&locked.dir.path(SPEC_FILE), spec.text.as_bytes())?;
     note_unlisted_trials(&locked.dir, spec)?;
     damaged::set_aside_damaged(&locked, spec)?;
-    let mut records = export(&locked.dir, spec)?;
+    let mut records = export(&locked.dir, spec, options.prune)?;
     let settled = records.iter().filter(|r| !reruns(&r.outcome, rerun)).count();
     let progress = Progress::new(spec.trials.len(), settled);
     progress.say(&format!(
@@ -119,7 +130,7 @@ pub fn run_sweep(
         };
         ran.add(outcome.status);
         progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
-        records = export(&locked.dir, spec)?;
+        records = export(&locked.dir, spec, options.prune)?;
     }
     let ranked = rank(&records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
@@ -161,7 +172,7 @@ pub fn run_sweep(
 }
 
 /// Rebuild the leaderboard, `configs.csv`, `best/` and the weights budget from the trial folders.
-fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>> {
+fn export(dir: &ResultsDir, spec: &SweepSpec, prune: Prune) -> anyhow::Result<Vec<TrialRecord>> {
     let records = dir.read_records(spec)?;
     let ranked = rank(&records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &report::leaderboard_csv(&ranked))?;
@@ -172,7 +183,7 @@ fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>
     if !final_made {
         best::update_best(dir, winner(&ranked, spec.select.metric))?;
     }
-    best::prune_weights(dir, spec, &ranked, &configs)?;
+    best::prune_weights(dir, spec, &ranked, &configs, prune)?;
     Ok(records)
 }
 
