@@ -163,6 +163,14 @@ pub struct SweepArgs {
     /// `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    /// Also rerun the trials that failed for a reason that would repeat (a bad input); failures
+    /// of the environment (no space, I/O, out of memory) are retried on every run anyway.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Let `[select] keep` remove weights that the keep of an earlier spec of this results
+    /// folder kept (by default they are spared, and listed).
+    #[arg(long)]
+    pub prune: bool,
     /// Testing aid: train nothing; a scripted stand-in for the model gives results that are a
     /// fixed function of each trial's parameters (see src/sweep/scripted.rs).
     #[arg(long, hide = true)]

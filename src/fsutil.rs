@@ -1,7 +1,14 @@
 //! File-system helpers shared by every module that writes results.
+//!
+//! Testing aid: with `GACHA_DEBUG_DISK_BYTES=N` in the environment, files written through
+//! [`write_atomic_with`] share N bytes of pretend disk; one that does not fit fails with "No
+//! space left on device", as on a full disk (the only global state here: one counter).
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 
@@ -29,8 +36,9 @@ pub fn write_atomic_with(
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = dir.join(tmp_name);
     let result = (|| -> anyhow::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = create_new(&tmp)?;
         write(&mut file)?;
+        charge_disk_budget(file.metadata()?.len())?;
         file.sync_all()?;
         Ok(std::fs::rename(&tmp, path)?)
     })();
@@ -39,6 +47,38 @@ pub fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// A new file at `path`, never through a symbolic link (`O_CREAT | O_EXCL`); a leftover file of
+/// that name (a dead process's temporary, same pid) is removed first.
+fn create_new(path: &Path) -> std::io::Result<File> {
+    let open = || OpenOptions::new().write(true).create_new(true).open(path);
+    match open() {
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            open()
+        }
+        result => result,
+    }
+}
+
+/// The environment variable of the full-disk testing aid (see the module doc).
+pub const DISK_BYTES_VAR: &str = "GACHA_DEBUG_DISK_BYTES";
+
+/// Count `bytes` against `GACHA_DEBUG_DISK_BYTES` like a disk of that size that nothing is
+/// ever removed from: a file that does not fit in what is left fails as on a full disk (and
+/// takes no space), smaller ones may still fit.
+fn charge_disk_budget(bytes: u64) -> std::io::Result<()> {
+    static BUDGET: OnceLock<Option<u64>> = OnceLock::new();
+    static USED: AtomicU64 = AtomicU64::new(0);
+    let budget = BUDGET.get_or_init(|| std::env::var(DISK_BYTES_VAR).ok().and_then(|v| v.parse().ok()));
+    let Some(budget) = *budget else { return Ok(()) };
+    let fits = |used: u64| (used + bytes <= budget).then_some(used + bytes);
+    match USED.fetch_update(Ordering::SeqCst, Ordering::SeqCst, fits) {
+        Ok(_) => Ok(()),
+        // ENOSPC (28 on Linux and macOS): the error a full disk gives, message and all.
+        Err(_) => Err(std::io::Error::from_raw_os_error(28)),
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +102,19 @@ mod tests {
         let path = dir.path().join("missing-folder/out.csv");
         let err = write_atomic(&path, b"x").unwrap_err();
         assert!(format!("{err:#}").contains("missing-folder/out.csv: cannot write"), "{err:#}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn never_writes_through_a_symlink_at_the_temporary_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep me").unwrap();
+        let tmp = dir.path().join(format!(".out.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write_atomic(&dir.path().join("out"), b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), b"new");
+        assert!(!tmp.exists());
     }
 }

@@ -43,7 +43,7 @@ fn by_id<'a>(rows: &'a [BTreeMap<String, String>], id: &str) -> &'a BTreeMap<Str
     rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no row {id}"))
 }
 
-const SPEC_4: &str = "seeds = [1, 2]\nvalid = [10]\nlearning_rate = [0.01, 0.1]\n";
+pub const SPEC_4: &str = "seeds = [1, 2]\nvalid = [10]\nlearning_rate = [0.01, 0.1]\n";
 
 #[test]
 fn multi_trial_sweep_writes_the_results_layout() {
@@ -224,7 +224,7 @@ fn a_failing_trial_is_recorded_and_the_exit_code_is_1() {
 }
 
 /// Start a slow sweep and wait until it holds the lock (its pid is in the lock file).
-fn start_slow_sweep(dir: &TestDir) -> Child {
+pub fn start_slow_sweep(dir: &TestDir) -> Child {
     let child = sweep(dir, "s.toml", "res", 40).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(dir.join("res/lock")).unwrap_or_default() != child.id().to_string() {

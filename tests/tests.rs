@@ -9,6 +9,8 @@ mod data;
 
 // `gacha sweep`, `leaderboard`, `report` with the scripted runner.
 mod sweep;
+// Issue 11, nothing lost: stop signals, full disks, foreign folders, the lock, damaged files.
+mod reliable;
 // Validation schemes, test images and final models (soup, refit) with the scripted runner.
 mod validation;
 // The config rule against the naive single-pull pick over many simulated sweeps.

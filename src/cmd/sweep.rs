@@ -10,13 +10,16 @@ use crate::data::Dataset;
 use crate::device::DeviceSpec;
 use crate::report::table::leaderboard_table;
 use crate::spec::{check_spec, load_spec, SweepSpec};
+use crate::sweep::best::Prune;
+use crate::sweep::failure::{classify, Rerun};
 use crate::sweep::layout::ResultsDir;
 use crate::sweep::model_runner::ModelRunner;
 use crate::sweep::rank::rank;
+use crate::sweep::record::FailureKind;
 use crate::sweep::runner::TrialRunner;
 use crate::sweep::scripted::ScriptedRunner;
 use crate::sweep::stop::StopFlag;
-use crate::sweep::{run_sweep, SweepEnd};
+use crate::sweep::{run_sweep, SweepEnd, SweepOptions};
 use crate::Outcome;
 
 pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
@@ -28,8 +31,13 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
     }
     let results = args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name));
     let mut runner = runner_for(args, &spec, &dataset)?;
-    let stop = StopFlag::on_ctrl_c()?;
-    let summary = run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop)?;
+    let stop = StopFlag::on_stop_signals()?;
+    let options = SweepOptions {
+        rerun: if args.retry_failed { Rerun::AllFailures } else { Rerun::EnvironmentFailures },
+        prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
+    };
+    let summary = run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop, options)
+        .map_err(|err| with_environment_hint(err, args))?;
 
     print!("{}", leaderboard(&results, &spec)?);
     let finished = summary.finished.done + summary.finished.diverged + summary.finished.failed;
@@ -42,6 +50,18 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
         summary.ran.done + summary.ran.diverged + summary.ran.failed,
         summary.skipped,
     );
+    if summary.to_retry > 0 {
+        println!(
+            "{} failed trial(s) failed for lack of space, memory or I/O: the same command retries them",
+            summary.to_retry
+        );
+    }
+    if summary.finished.failed > summary.to_retry {
+        println!(
+            "{} failed trial(s) would fail again as they are (see their error); --retry-failed reruns them",
+            summary.finished.failed - summary.to_retry
+        );
+    }
     if let Some(best) = &summary.best {
         let value =
             crate::sweep::rank::metric_after(best, spec.select.metric.split, spec.select.metric.metric);
@@ -103,11 +123,29 @@ fn leaderboard(results: &Path, spec: &SweepSpec) -> anyhow::Result<String> {
     Ok(leaderboard_table(&rank(&records, spec.select.metric), spec.select.metric))
 }
 
+/// A sweep that stopped for lack of space, memory or I/O says how to go on.
+fn with_environment_hint(err: anyhow::Error, args: &SweepArgs) -> anyhow::Error {
+    match classify(&err) {
+        FailureKind::Environment => err.context(format!(
+            "the sweep stopped for lack of space, memory or I/O; finished trials are kept: free some \
+             and run the same command again ({})",
+            resume_command(args)
+        )),
+        FailureKind::Input => err,
+    }
+}
+
 /// `gacha sweep SPEC [--results DIR]`, as this run was started.
 fn resume_command(args: &SweepArgs) -> String {
     let mut words: Vec<PathBuf> = vec!["gacha sweep".into(), args.spec.clone()];
     if let Some(results) = &args.results {
         words.extend(["--results".into(), results.clone()]);
+    }
+    if args.retry_failed {
+        words.push("--retry-failed".into());
+    }
+    if args.prune {
+        words.push("--prune".into());
     }
     if args.device != DeviceSpec::Cpu {
         words.extend(["--device".into(), args.device.to_string().into()]);

@@ -37,7 +37,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     );
     let examples = train_examples(&session, &dataset, options.images, args, cfg.batch_size)?;
 
-    let stop = StopFlag::on_ctrl_c()?;
+    let stop = StopFlag::on_stop_signals()?;
     let outcome = train(&session.loaded, &params, &examples, &cfg, &mut |log| {
         match cfg.is_log_step(log.step) {
             true => crate::info!("{log}"),
@@ -59,7 +59,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     adapter::save(&args.out, &trainable, &params, &provenance)?;
     crate::info!("saved the adapter to {}", args.out.display());
     if let TrainOutcome::Stopped { step } = outcome {
-        crate::warn!("stopped by Ctrl-C after step {step} of {}; the adapter holds those steps", cfg.steps);
+        crate::warn!(
+            "stopped (Ctrl-C or SIGTERM) after step {step} of {}; the adapter holds those steps",
+            cfg.steps
+        );
         return Ok(Outcome::Interrupted);
     }
 

@@ -26,6 +26,9 @@ pub fn load_dataset(path: &Path, opts: &DataOptions) -> Result<Dataset, DatasetP
     }
 }
 
+/// What some editors put at the start of a UTF-8 file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Read a dataset, keeping the good lines as examples and every problem beside them (a file
 /// that cannot be read or has no lines at all is one problem), so a check can go on to the images
 /// of the good lines.
@@ -40,6 +43,16 @@ pub fn read_dataset(path: &Path, opts: &DataOptions) -> (Dataset, Vec<DataError>
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line == 1 && raw.starts_with(UTF8_BOM) {
+            problems.push(DataError::Line {
+                file: path.to_path_buf(),
+                line,
+                message: "starts with a UTF-8 byte order mark (bytes EF BB BF), which JSON Lines does not \
+                          allow: save the file as UTF-8 without BOM"
+                    .into(),
+            });
+            continue;
+        }
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -348,6 +361,16 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_named_not_called_malformed_json() {
+        let text = b"\xEF\xBB\xBF{\"suffix\": \"yes\", \"image\": \"a.png\"}\n{\"suffix\": \"no\", \"image\": \"b.png\"}\n";
+        assert_eq!(
+            problems(text),
+            ["1: starts with a UTF-8 byte order mark (bytes EF BB BF), which JSON Lines does not allow: \
+              save the file as UTF-8 without BOM"]
+        );
     }
 
     #[test]

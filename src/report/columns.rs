@@ -9,8 +9,12 @@
 //! Only the time columns (`_s`, `_at`) may differ when the same spec runs twice on a CPU.
 
 use crate::eval::{Confusion, Metric, Split};
-use crate::sweep::record::{AttemptRecord, TrialRecord};
+use crate::sweep::failure::failure_kind;
+use crate::sweep::record::{AttemptRecord, FailureKind, TrialRecord};
 use crate::train::TrainConfig;
+
+/// Before the error of a failed trial that the next run retries (a failure of the environment).
+pub const ENVIRONMENT_PREFIX: &str = "environment, retried on the next run: ";
 
 /// A count of the confusion matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +173,12 @@ impl Column {
                 Some(AttemptRecord::Diverged { step, .. }) => step.to_string(),
                 _ => String::new(),
             },
-            Column::Error => outcome.error.clone().unwrap_or_default(),
+            Column::Error => match (failure_kind(outcome), &outcome.error) {
+                (Some(FailureKind::Environment), Some(error)) => {
+                    format!("{ENVIRONMENT_PREFIX}{error}")
+                }
+                (_, error) => error.clone().unwrap_or_default(),
+            },
             Column::Score(when, split, stat) => {
                 let scores = if *when == When::Before { outcome.before } else { outcome.after };
                 let Some(confusion) = scores.map(|s| s.get(*split)) else { return String::new() };

@@ -64,8 +64,10 @@ mod tests {
              7,8,1,2,0.8333,0.8750,0.7778,0.8235,{base},{times}\n"
         );
         let empty_after = [",,,,,,,"; 3].join(",");
+        // "out of memory" is a failure of the environment: its error cell says it is retried.
+        let error = "\"environment, retried on the next run: out of memory, at step 2\"";
         let failed_row =
-            format!("ba9876543210,c0c0c0c0c0c0,failed,1,0,10,,,{params},,{rest},,,\"out of memory, at step 2\",{empty_after},{base},{times}\n");
+            format!("ba9876543210,c0c0c0c0c0c0,failed,1,0,10,,,{params},,{rest},,,{error},{empty_after},{base},{times}\n");
         let expected = header + &done_row + &failed_row;
         assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
     }

@@ -324,6 +324,10 @@ fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
         spec.error_at(path, message)
     };
     let data = spec.data_path();
+    if data.is_dir() {
+        let message = format!("dataset file {} is a folder; give the JSONL file in it", data.display());
+        return Err(spec.error_at(&["data", "path"], message));
+    }
     if !data.is_file() {
         return Err(missing(&["data", "path"], "dataset file", &data));
     }

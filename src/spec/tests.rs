@@ -246,6 +246,17 @@ fn load_checks_that_inputs_exist() {
             expected_path.display()
         )
     );
+    std::fs::create_dir(&expected_path).unwrap();
+    let e = load_spec(&spec_path).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: line 5: data.path: dataset file {} is a folder; give the JSONL file in it",
+            spec_path.display(),
+            expected_path.display()
+        )
+    );
+    std::fs::remove_dir(&expected_path).unwrap();
     std::fs::write(&expected_path, "").unwrap();
     let spec = load_spec(&spec_path).unwrap();
     assert_eq!(spec.data_path(), expected_path);

@@ -9,18 +9,23 @@
 //! does the leaderboard's top trial; the other trials' weights are removed. Nothing is removed
 //! until every trial of the spec has finished: before that a config's rank can still change, and
 //! weights removed early would be missing from the config that wins in the end (and a resumed
-//! sweep would remove different ones than an uninterrupted run).
+//! sweep would remove different ones than an uninterrupted run). Weights that the `keep` of an
+//! earlier spec of the folder kept (`kept.json`) are not removed without `--prune`: an
+//! exploratory edit of the spec must not cost the weights of the original's top configs.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use anyhow::Context;
 
 use super::configs::ConfigSummary;
-use super::layout::{remove_dir_if_present, ResultsDir, TrialPaths, BEST_DIR};
+use super::layout::{remove_dir_if_present, OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
 use super::record::TrialRecord;
+use crate::fsutil::write_atomic;
 use crate::spec::{ConfigId, SweepSpec};
 
+/// The trials whose weights `keep` kept in some run (see `prune_weights`).
+const KEPT_FILE: &str = "kept.json";
 const BEST_TMP: &str = ".best.tmp";
 const BEST_OLD: &str = ".best.old";
 
@@ -29,7 +34,11 @@ pub fn update_best(dir: &ResultsDir, winner: Option<&TrialRecord>) -> anyhow::Re
     let best = TrialPaths { dir: dir.path(BEST_DIR) };
     let (tmp, old) = (dir.path(BEST_TMP), dir.path(BEST_OLD));
     remove_dir_if_present(&tmp)?;
-    let current = if best.dir.exists() { best.read_outcome()?.map(|o| o.id) } else { None };
+    // A damaged copy counts as none: it is rebuilt from the trial folder.
+    let current = match best.read_outcome_file()? {
+        OutcomeFile::Finished(outcome) => Some(outcome.id),
+        OutcomeFile::Unfinished | OutcomeFile::Damaged(_) => None,
+    };
     if current.as_ref() == winner.map(TrialRecord::id) && !old.exists() {
         return Ok(());
     }
@@ -66,26 +75,71 @@ pub fn install_best(dir: &ResultsDir, built: &Path) -> anyhow::Result<()> {
     remove_dir_if_present(&old)
 }
 
+/// Whether `keep` may remove weights that an earlier spec of the folder kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prune {
+    /// Spare them and say which (the default).
+    SpareEarlierPicks,
+    /// Remove them too (`gacha sweep --prune`).
+    EarlierPicksToo,
+}
+
 /// Apply `[select] keep` (see the module doc) once `ranked` holds every trial of `spec`.
 pub fn prune_weights(
     dir: &ResultsDir,
     spec: &SweepSpec,
     ranked: &[&TrialRecord],
     configs: &[ConfigSummary],
+    prune: Prune,
 ) -> anyhow::Result<()> {
     let Some(keep) = spec.select.keep else { return Ok(()) };
     if ranked.len() < spec.trials.len() {
         return Ok(());
     }
     let kept: HashSet<&ConfigId> = configs.iter().filter(|c| c.done > 0).take(keep).map(|c| &c.id).collect();
-    let with_weights = || ranked.iter().filter(|r| r.outcome.has_weights());
+    let with_weights =
+        || ranked.iter().filter(|r| r.outcome.has_weights() && dir.trial(r.id()).weights().exists());
     let top = with_weights().next().map(|r| r.id());
+    let mut history = read_kept(dir)?;
+    let mut spared = Vec::new();
     for record in with_weights() {
-        if Some(record.id()) != top && !kept.contains(&record.config) {
+        let id = record.id().as_str();
+        if Some(record.id()) == top || kept.contains(&record.config) {
+            history.insert(id.to_string());
+        } else if history.contains(id) && prune == Prune::SpareEarlierPicks {
+            spared.push(id);
+        } else {
             remove_dir_if_present(&dir.trial(record.id()).weights())?;
+            history.remove(id);
         }
     }
-    Ok(())
+    if !spared.is_empty() {
+        crate::info!(
+            "keep: not removing the weights of {} trial(s) that an earlier spec of this folder kept \
+             ({}); gacha sweep --prune removes them",
+            spared.len(),
+            spared.join(" ")
+        );
+    }
+    write_kept(dir, &history)
+}
+
+/// `kept.json`: the trials whose weights some run's `keep` kept, sorted.
+fn read_kept(dir: &ResultsDir) -> anyhow::Result<BTreeSet<String>> {
+    let path = dir.path(KEPT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a list of trial ids", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(err) => Err(err).with_context(|| format!("{}: cannot read", path.display())),
+    }
+}
+
+fn write_kept(dir: &ResultsDir, kept: &BTreeSet<String>) -> anyhow::Result<()> {
+    if read_kept(dir)? == *kept {
+        return Ok(());
+    }
+    write_atomic(&dir.path(KEPT_FILE), &serde_json::to_vec_pretty(kept)?)
 }
 
 fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -184,16 +238,23 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let ids = |rs: &[&TrialRecord]| rs.iter().map(|r| r.id().clone()).collect::<Vec<_>>();
+        let all = Prune::EarlierPicksToo;
         spec.select.keep = None;
-        prune_weights(&dir, &spec, &ranked, &configs).unwrap();
+        prune_weights(&dir, &spec, &ranked, &configs, all).unwrap();
         assert_eq!(with_weights(), ids(&[a1, a2, b1, b2, c1]));
         // One trial short of the spec: nothing is removed yet.
         spec.select.keep = Some(0);
-        prune_weights(&dir, &spec, &ranked[..5], &configs).unwrap();
+        prune_weights(&dir, &spec, &ranked[..5], &configs, all).unwrap();
         assert_eq!(with_weights(), ids(&[a1, a2, b1, b2, c1]));
+        // keep = 2 then keep = 1: b2, kept by the first, is spared without --prune.
+        for keep in [2, 1] {
+            spec.select.keep = Some(keep);
+            prune_weights(&dir, &spec, &ranked, &configs, Prune::SpareEarlierPicks).unwrap();
+            assert_eq!(with_weights(), ids(&[a1, a2, b1, b2]), "keep = {keep}, sparing");
+        }
         for (keep, kept) in [(2, vec![a1, a2, b1, b2]), (1, vec![a1, a2, b1]), (0, vec![b1])] {
             spec.select.keep = Some(keep);
-            prune_weights(&dir, &spec, &ranked, &configs).unwrap();
+            prune_weights(&dir, &spec, &ranked, &configs, all).unwrap();
             assert_eq!(with_weights(), ids(&kept), "keep = {keep}");
         }
     }

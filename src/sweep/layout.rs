@@ -1,9 +1,11 @@
-//! The results folder and its lock.
+//! The results folder: its layout, and reading it (`lock.rs` takes it for writing).
 //!
 //! ```text
 //! results/<name>/
+//!   gacha-results.txt    the marker: gacha made this folder (it writes into no other)
 //!   spec.toml            the spec of the latest run, byte for byte
-//!   lock                 held (OS file lock) while a sweep writes here; holds its pid
+//!   lock                 the pid of the sweep writing here (the lock itself is an OS file lock
+//!                        on the folder, so deleting this file does not let a second sweep in)
 //!   leaderboard.csv      rebuilt from the trial folders after every trial
 //!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
 //!   report.html          written at the end of a run
@@ -18,12 +20,17 @@
 //!     metrics.jsonl      every logged step of every attempt
 //!     weights/           the trained weights (removed for trials outside `keep`)
 //!     outcome.json       written last, atomically: present = finished
+//!   trials/.damaged/<id>-<time>/   a trial folder whose outcome.json could not be read, moved
+//!                        aside (never deleted) by the sweep that found it, which reruns the trial
 //! ```
 //! A trial folder without `outcome.json` is unfinished (the process died) and is wiped before
 //! the trial runs again.
+//!
+//! gacha deletes and overwrites only what it made: it writes into a new folder, an empty one, or
+//! one with its marker (or, from before the marker, with `spec.toml` and `trials/`); a `best/`
+//! that holds neither `outcome.json` nor `final.json` is not its own and is refused; `lock` is
+//! replaced by rename, never written through, and a symbolic link there is refused.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -35,9 +42,9 @@ pub const SPEC_FILE: &str = "spec.toml";
 pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
 pub const CONFIGS_FILE: &str = "configs.csv";
 pub const REPORT_FILE: &str = "report.html";
-const LOCK_FILE: &str = "lock";
-const TRIALS_DIR: &str = "trials";
+pub const TRIALS_DIR: &str = "trials";
 const REFIT_DIR: &str = "refit";
+const DAMAGED_DIR: &str = ".damaged";
 pub const BEST_DIR: &str = "best";
 /// In `best/`: what the final model is and its test counts (`FinalRecord`).
 pub const FINAL_FILE: &str = "final.json";
@@ -65,10 +72,37 @@ impl TrialPaths {
         self.dir.join("outcome.json")
     }
 
-    /// The outcome, or `None` when the trial has not finished.
+    /// The outcome, or `None` when the trial has not finished; a damaged one is an error.
     pub fn read_outcome(&self) -> anyhow::Result<Option<TrialOutcome>> {
-        read_json_if_present(&self.outcome(), "a trial outcome")
+        match self.read_outcome_file()? {
+            OutcomeFile::Unfinished => Ok(None),
+            OutcomeFile::Finished(outcome) => Ok(Some(*outcome)),
+            OutcomeFile::Damaged(why) => bail!("{}: {why}", self.outcome().display()),
+        }
     }
+
+    /// What `outcome.json` holds; an error only when it exists but cannot be read at all.
+    pub fn read_outcome_file(&self) -> anyhow::Result<OutcomeFile> {
+        let path = self.outcome();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(OutcomeFile::Unfinished),
+            Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
+        };
+        Ok(match serde_json::from_slice(&bytes) {
+            Ok(outcome) => OutcomeFile::Finished(Box::new(outcome)),
+            Err(err) => OutcomeFile::Damaged(format!("not a trial outcome ({err})")),
+        })
+    }
+}
+
+/// A trial folder's `outcome.json`: absent, a finished trial's, or damaged (truncated, edited).
+#[derive(Debug)]
+pub enum OutcomeFile {
+    Unfinished,
+    Finished(Box<TrialOutcome>),
+    /// Why it is not an outcome.
+    Damaged(String),
 }
 
 /// A JSON file as `T`, or `None` when there is no such file; `what` names `T` in errors.
@@ -129,19 +163,36 @@ impl ResultsDir {
         read_json_if_present(&self.path(BEST_DIR).join(FINAL_FILE), "a final-model record")
     }
 
-    /// Every finished trial of `spec`, in spec order.
+    /// Every finished trial of `spec`, in spec order. A damaged `outcome.json` is reported and
+    /// its trial counted as unfinished (`gacha sweep` moves such folders aside).
     pub fn read_records(&self, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>> {
         let mut records = Vec::new();
         for trial in &spec.trials {
-            if let Some(outcome) = self.trial(&trial.id).read_outcome()? {
-                records.push(TrialRecord {
+            let paths = self.trial(&trial.id);
+            match paths.read_outcome_file()? {
+                OutcomeFile::Unfinished => {}
+                OutcomeFile::Finished(outcome) => records.push(TrialRecord {
                     params: trial.params.clone(),
                     config: trial.config.clone(),
-                    outcome,
-                });
+                    outcome: *outcome,
+                }),
+                OutcomeFile::Damaged(why) => {
+                    crate::warn!(
+                        "{}: {why}; trial {} counts as unfinished (the next gacha sweep moves its \
+                         folder to {}/ and runs it again)",
+                        paths.outcome().display(),
+                        trial.id,
+                        self.damaged_dir().display()
+                    );
+                }
             }
         }
         Ok(records)
+    }
+
+    /// Where damaged trial folders are moved: `trials/.damaged/`.
+    pub fn damaged_dir(&self) -> PathBuf {
+        self.root.join(TRIALS_DIR).join(DAMAGED_DIR)
     }
 
     /// Trial folders that the spec does not name (left by an earlier version of the spec).
@@ -157,74 +208,6 @@ impl ResultsDir {
         names.sort();
         Ok(names)
     }
-}
-
-/// A results folder this process writes to, locked against other processes for as long as it
-/// lives. The OS drops the lock when the process dies, so a dead run's lock is simply taken.
-#[derive(Debug)]
-pub struct LockedResults {
-    pub dir: ResultsDir,
-    _lock: File,
-}
-
-impl LockedResults {
-    /// Create the folder if needed and take its lock; fails at once if another process holds it.
-    pub fn open(root: &Path) -> anyhow::Result<LockedResults> {
-        std::fs::create_dir_all(root.join(TRIALS_DIR))
-            .with_context(|| format!("{}: cannot create the results folder", root.display()))?;
-        let lock_path = root.join(LOCK_FILE);
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .with_context(|| format!("{}: cannot open", lock_path.display()))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = lock.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let holder = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
-                bail!(
-                    "{} is in use by another gacha sweep{holder}; wait for it to finish, or pass \
-                     --results DIR to write elsewhere",
-                    root.display()
-                );
-            }
-            Err(TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("{}: cannot lock", lock_path.display()))
-            }
-        }
-        lock.set_len(0)?;
-        write!(lock, "{}", std::process::id())?;
-        lock.sync_all()?;
-        remove_stale_temporaries(root)?;
-        Ok(LockedResults { dir: ResultsDir::new(root), _lock: lock })
-    }
-
-    /// `paths`' folder emptied (an unfinished attempt's leftovers removed).
-    pub fn fresh(&self, paths: TrialPaths) -> anyhow::Result<TrialPaths> {
-        remove_dir_if_present(&paths.dir)?;
-        std::fs::create_dir_all(&paths.dir)
-            .with_context(|| format!("{}: cannot create", paths.dir.display()))?;
-        Ok(paths)
-    }
-}
-
-/// Remove the temporary files (`.NAME.tmp-PID`, see `fsutil::write_atomic`) of a process that
-/// died while writing here; safe because the caller holds the lock.
-fn remove_stale_temporaries(root: &Path) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(root).with_context(|| format!("{}: cannot list", root.display()))? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(".tmp-") && entry.file_type()?.is_file() {
-            std::fs::remove_file(entry.path())
-                .with_context(|| format!("{}: cannot remove", entry.path().display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// `remove_dir_all`, quiet when the folder is already gone.

@@ -8,8 +8,11 @@
 
 pub mod best;
 pub mod configs;
+pub mod damaged;
+pub mod failure;
 pub mod final_model;
 pub mod layout;
+pub mod lock;
 pub mod model_runner;
 pub mod partition;
 pub mod progress;
@@ -28,8 +31,11 @@ use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::report;
 use crate::spec::{FinalModel, SelectMetric, SweepSpec};
+use best::Prune;
+use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{LockedResults, ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
+use layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
+use lock::LockedResults;
 use progress::{Counts, Progress};
 use rank::{rank, winner};
 use record::{FinalRecord, Status, TrialOutcome, TrialRecord};
@@ -49,6 +55,15 @@ pub enum SweepEnd {
     Interrupted,
 }
 
+/// How a sweep run treats what earlier runs left.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepOptions {
+    /// Which failed trials to run again.
+    pub rerun: Rerun,
+    /// Whether `keep` may remove weights an earlier spec kept.
+    pub prune: Prune,
+}
+
 /// What a sweep run did, for the final summary.
 #[derive(Debug, Clone)]
 pub struct SweepSummary {
@@ -56,6 +71,8 @@ pub struct SweepSummary {
     pub trials: usize,
     /// Trials finished by an earlier run and skipped.
     pub skipped: usize,
+    /// Failed trials that the next run retries (failures of the environment).
+    pub to_retry: usize,
     /// Trials finished by this run, by status.
     pub ran: Counts,
     /// All finished trials, by status.
@@ -75,16 +92,23 @@ pub fn run_sweep(
     results: &Path,
     runner: &mut dyn TrialRunner,
     stop: &StopFlag,
+    options: SweepOptions,
 ) -> anyhow::Result<SweepSummary> {
+    let rerun = options.rerun;
     let locked = LockedResults::open(results)?;
     write_atomic(&locked.dir.path(SPEC_FILE), spec.text.as_bytes())?;
     note_unlisted_trials(&locked.dir, spec)?;
-    let mut records = export(&locked.dir, spec)?;
-    let progress = Progress::new(spec.trials.len(), records.len());
+    damaged::set_aside_damaged(&locked, spec)?;
+    let mut records = export(&locked.dir, spec, options.prune)?;
+    let settled = records.iter().filter(|r| !reruns(&r.outcome, rerun)).count();
+    let progress = Progress::new(spec.trials.len(), settled);
     progress.say(&format!(
-        "{} trials ({} finished earlier) → {}",
+        "{} trials ({settled} finished earlier{}) → {}",
         spec.trials.len(),
-        records.len(),
+        match records.len() - settled {
+            0 => String::new(),
+            n => format!(", {n} failed to retry"),
+        },
         results.display()
     ));
     let labels: Vec<_> = dataset.examples.iter().map(|e| e.label).collect();
@@ -93,7 +117,7 @@ pub fn run_sweep(
         TrialContext { spec, dataset, partition: &partition, results: &locked, progress: &progress, stop };
     let (mut ran, mut end) = (Counts::default(), SweepEnd::Complete);
     for (n, trial) in spec.trials.iter().enumerate() {
-        if records.iter().any(|r| r.id() == &trial.id) {
+        if records.iter().any(|r| r.id() == &trial.id && !reruns(&r.outcome, rerun)) {
             continue;
         }
         if stop.is_requested() {
@@ -107,7 +131,7 @@ pub fn run_sweep(
         };
         ran.add(outcome.status);
         progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
-        records = export(&locked.dir, spec)?;
+        records = export(&locked.dir, spec, options.prune)?;
     }
     let ranked = rank(&records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
@@ -134,10 +158,12 @@ pub fn run_sweep(
     let mut finished = Counts::default();
     records.iter().for_each(|r| finished.add(r.outcome.status));
     let skipped = records.len() - (ran.done + ran.diverged + ran.failed);
+    let to_retry = records.iter().filter(|r| reruns(&r.outcome, Rerun::EnvironmentFailures)).count();
     Ok(SweepSummary {
         end,
         trials: spec.trials.len(),
         skipped,
+        to_retry,
         ran,
         finished,
         best,
@@ -147,7 +173,7 @@ pub fn run_sweep(
 }
 
 /// Rebuild the leaderboard, `configs.csv`, `best/` and the weights budget from the trial folders.
-fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>> {
+fn export(dir: &ResultsDir, spec: &SweepSpec, prune: Prune) -> anyhow::Result<Vec<TrialRecord>> {
     let records = dir.read_records(spec)?;
     let ranked = rank(&records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &report::leaderboard_csv(&ranked))?;
@@ -158,7 +184,7 @@ fn export(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<Vec<TrialRecord>
     if !final_made {
         best::update_best(dir, winner(&ranked, spec.select.metric))?;
     }
-    best::prune_weights(dir, spec, &ranked, &configs)?;
+    best::prune_weights(dir, spec, &ranked, &configs, prune)?;
     Ok(records)
 }
 
@@ -173,10 +199,18 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
         let lines = text
             .lines()
             .enumerate()
-            .map(|(i, line)| {
-                serde_json::from_str(line).with_context(|| format!("{}:{}: bad line", path.display(), i + 1))
+            .filter_map(|(i, line)| match serde_json::from_str(line) {
+                Ok(line) => Some(line),
+                Err(err) => {
+                    crate::warn!(
+                        "{}:{}: not a loss line ({err}); left out of the report",
+                        path.display(),
+                        i + 1
+                    );
+                    None
+                }
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         losses.push(lines);
     }
     let configs = configs::summarize_configs(records, spec);

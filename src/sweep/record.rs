@@ -40,6 +40,25 @@ impl fmt::Display for Status {
     }
 }
 
+/// Why a failed trial failed (see `failure.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// No space, an I/O error, out of memory, interrupted: retried on the next run.
+    Environment,
+    /// Anything else: would fail again; rerun only with `--retry-failed`.
+    Input,
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureKind::Environment => "environment",
+            FailureKind::Input => "input",
+        })
+    }
+}
+
 /// One attempt of a trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "end", rename_all = "lowercase", deny_unknown_fields)]
@@ -78,6 +97,10 @@ pub struct TrialOutcome {
     pub stage2: Stage2Ran,
     /// The runner's error, when `status` is failed.
     pub error: Option<String>,
+    /// What kind of error, when `status` is failed (absent in folders written before kinds
+    /// were recorded: then the message says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
     /// The trained model's answer to each validation image (done trials; empty in folders
     /// written before answers were recorded). Pairs configs image by image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

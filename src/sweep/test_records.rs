@@ -28,6 +28,7 @@ pub fn record(id: &str, status: Status, valid: [u64; 4], final_loss: Option<f64>
         final_loss,
         stage2: Stage2Ran::NotConfigured,
         error: (status == Status::Failed).then(|| "out of memory, at step 2".to_string()),
+        failure: None,
         training_secs: 1.5,
         trial_secs: 2.25,
         started_at: "2026-01-02T03:04:05Z".into(),

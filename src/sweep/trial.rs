@@ -8,10 +8,12 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::layout::{remove_dir_if_present, LockedResults, TrialPaths};
+use super::failure::classify;
+use super::layout::{remove_dir_if_present, TrialPaths};
+use super::lock::LockedResults;
 use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
-use super::record::{utc_timestamp, AttemptRecord, LossLine, Status, TrialOutcome, ValidAnswer};
+use super::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
 use super::runner::{reseed, RunEnd, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
 use crate::data::split::SplitIndices;
@@ -66,6 +68,7 @@ struct Attempts {
     before: Option<SplitConfusions>,
     last: Option<TrialRun>,
     error: Option<String>,
+    failure: Option<FailureKind>,
 }
 
 /// Run `trial` in the folder `paths` (emptied first; `ResultsDir::trial` or `::refit`).
@@ -96,11 +99,17 @@ pub fn run_trial(
             weights_dir: &paths.weights(),
         };
         let mut observer = TrialObserver { progress: ctx.progress, stop: ctx.stop };
+        let attempt_started = Instant::now();
         let run = match runner.run(&job, &mut observer).and_then(|run| checked(run, &split, ctx.dataset)) {
             Ok(run) => run,
+            // An error while a stop was asked for (an interrupted call, say) is the stop's.
+            Err(_) if ctx.stop.is_requested() => return Ok(TrialEnd::Stopped),
             Err(err) => {
                 attempts.records.push(AttemptRecord::Failed { seed });
                 attempts.error = Some(format!("{err:#}"));
+                attempts.failure = Some(classify(&err));
+                // The runner's own count is lost with its error: its time up to the error.
+                attempts.training_secs += attempt_started.elapsed().as_secs_f64();
                 break;
             }
         };
@@ -232,6 +241,7 @@ fn outcome(
         final_loss: attempts.losses.last().filter(|l| l.attempt == last_attempt).map(|l| l.log.loss),
         stage2: attempts.last.as_ref().map(|r| r.stage2).unwrap_or_default(),
         error: attempts.error.clone(),
+        failure: attempts.failure,
         valid_answers: Vec::new(),
         training_secs: attempts.training_secs,
         trial_secs: started.0.elapsed().as_secs_f64(),

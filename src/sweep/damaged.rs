@@ -1,0 +1,49 @@
+//! Damaged trial folders (an `outcome.json` that is truncated or edited into something else):
+//! the sweep moves each aside to `trials/.damaged/<id>-<time>/`, never deleting it, says where,
+//! and runs the trial again like any unfinished one.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::Context;
+
+use super::layout::OutcomeFile;
+use super::lock::LockedResults;
+use super::record::utc_timestamp;
+use crate::spec::SweepSpec;
+
+/// Move the damaged folders of `spec`'s trials aside; how many there were.
+pub fn set_aside_damaged(results: &LockedResults, spec: &SweepSpec) -> anyhow::Result<usize> {
+    let mut moved = 0;
+    for trial in &spec.trials {
+        let paths = results.dir.trial(&trial.id);
+        let OutcomeFile::Damaged(why) = paths.read_outcome_file()? else { continue };
+        let target = free_name(
+            &results.dir.damaged_dir(),
+            &format!("{}-{}", trial.id, utc_timestamp(SystemTime::now())),
+        );
+        std::fs::create_dir_all(results.dir.damaged_dir())
+            .with_context(|| format!("{}: cannot create", results.dir.damaged_dir().display()))?;
+        std::fs::rename(&paths.dir, &target)
+            .with_context(|| format!("cannot move {} to {}", paths.dir.display(), target.display()))?;
+        crate::warn!(
+            "{}: {why}; moved the trial folder to {} and running trial {} again",
+            paths.outcome().display(),
+            target.display(),
+            trial.id
+        );
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+/// `dir/name`, or `dir/name-2`, `-3`, … when taken.
+fn free_name(dir: &std::path::Path, name: &str) -> PathBuf {
+    let mut candidate = dir.join(name);
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = dir.join(format!("{name}-{n}"));
+        n += 1;
+    }
+    candidate
+}
