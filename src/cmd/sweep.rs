@@ -36,8 +36,9 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
         rerun: if args.retry_failed { Rerun::AllFailures } else { Rerun::EnvironmentFailures },
         prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
     };
-    let summary = run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop, options)
-        .map_err(|err| with_environment_hint(err, args))?;
+    let summary =
+        run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop, options, &crate::report::Report)
+            .map_err(|err| with_environment_hint(err, args))?;
 
     print!("{}", leaderboard(&results, &spec)?);
     let finished = summary.finished.done + summary.finished.diverged + summary.finished.failed;

@@ -3,20 +3,18 @@
 
 use std::path::PathBuf;
 
-use super::split::ValidSize;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("invalid validation size {text:?}: expected a count (10) or a fraction between 0 and 1 (0.1)")]
     InvalidValidSize { text: String },
 
     #[error("validation size {valid} of {n} examples gives an empty validation set; ask for more")]
-    EmptyValid { valid: ValidSize, n: usize },
+    EmptyValid { valid: String, n: usize },
 
     #[error(
         "validation size {valid} of {n} examples is {count}, leaving no training examples; ask for fewer"
     )]
-    ValidTakesAll { valid: ValidSize, n: usize, count: usize },
+    ValidTakesAll { valid: String, n: usize, count: usize },
 
     #[error(
         "k-fold needs 2 ≤ k ≤ the number of examples ({n}) and at least one repeat; \

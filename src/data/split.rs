@@ -42,9 +42,9 @@ impl ValidSize {
             ValidSize::Fraction(f) => return Err(DataError::InvalidValidSize { text: f.to_string() }),
         };
         if count == 0 {
-            Err(DataError::EmptyValid { valid: *self, n })
+            Err(DataError::EmptyValid { valid: self.to_string(), n })
         } else if count >= n {
-            Err(DataError::ValidTakesAll { valid: *self, n, count })
+            Err(DataError::ValidTakesAll { valid: self.to_string(), n, count })
         } else {
             Ok(count)
         }

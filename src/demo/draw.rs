@@ -172,6 +172,22 @@ fn sin_cos_turns(turns: f32) -> (f32, f32) {
     (s as f32, c as f32)
 }
 
+/// A horizontal bar standing in for a line of text (or a digit group).
+#[derive(Debug, Clone, Copy)]
+pub struct Bar {
+    pub x: i32,
+    pub y: i32,
+    pub w: i32,
+    pub h: i32,
+    pub color: Rgb<u8>,
+}
+
+impl Bar {
+    pub fn draw(&self, img: &mut RgbImage) {
+        fill_rect(img, self.x, self.y, self.w, self.h, self.color);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

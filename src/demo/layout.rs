@@ -10,29 +10,13 @@ use image::{Rgb, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::draw::{self, GradientDir, Point};
+use super::draw::{self, Bar, GradientDir, Point};
 use super::marks::{self, Anchors, Decoy, Mark, ViolationKind};
 
 /// Shortest and longest image side, in pixels.
 const SIDE_PX: std::ops::RangeInclusive<u32> = 96..=160;
 /// Hues (degrees) used for everything that is not a violation: clear of red on both sides.
 const SAFE_HUES: std::ops::Range<f32> = 45.0..315.0;
-
-/// A horizontal bar standing in for a line of text (or a digit group).
-#[derive(Debug, Clone, Copy)]
-pub struct Bar {
-    pub x: i32,
-    pub y: i32,
-    pub w: i32,
-    pub h: i32,
-    pub color: Rgb<u8>,
-}
-
-impl Bar {
-    pub fn draw(&self, img: &mut RgbImage) {
-        draw::fill_rect(img, self.x, self.y, self.w, self.h, self.color);
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum ProductShape {

@@ -9,8 +9,7 @@ use image::{Rgb, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::draw::{self, Point};
-use super::layout::Bar;
+use super::draw::{self, Bar, Point};
 
 /// Odds that an ad (of either class) shows each decoy.
 const DECOY_ODDS: f64 = 0.45;

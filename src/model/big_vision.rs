@@ -21,11 +21,11 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::{self, PaliGemmaConfig, Text, Vision};
-use super::load::Layout;
+use super::layout::Layout;
+use super::lora::LoraTarget;
 use super::npz::{NpzReader, NpzWriter};
 use super::paligemma::PaliGemma;
 use super::tokenizer::{PromptTokenizer, SpecialIds};
-use super::trainable::LoraTarget;
 use super::LoadedModel;
 use crate::data::Answers;
 

@@ -19,8 +19,8 @@ use candle_nn::VarBuilder;
 
 use super::config::{GemmaConfig, Generation};
 use super::lora::LoraLinear;
+use super::lora::LoraTarget;
 use super::nn::{self, AttnLogits, Bias, Linear};
-use super::trainable::LoraTarget;
 
 /// RoPE tables: cos/sin `[T, hd/2]` for all positions, or `[B, 1, R, hd/2]` for picked rows.
 #[derive(Clone)]

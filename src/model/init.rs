@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use tokenizers::Tokenizer;
 
 use super::config::PaliGemmaConfig;
-use super::load::Layout;
+use super::layout::Layout;
 use super::paligemma::PaliGemma;
 use super::tokenizer::{PromptTokenizer, SpecialIds};
 use super::LoadedModel;

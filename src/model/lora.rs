@@ -2,9 +2,13 @@
 //! a low-rank update `y = x·Wᵀ + (alpha/r)·(x·Aᵀ)·Bᵀ` with A `[r, in]`, B `[out, r]` (PEFT's layout;
 //! B starts at zero so the adapted model starts equal to the base).
 
+use std::fmt;
+use std::str::FromStr;
+
 use candle_core::{DType, Module, Result, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use super::nn::{matmul_t, Linear};
 
@@ -84,5 +88,108 @@ impl Module for LoraLinear {
                 y + (low * adapter.scale)?
             }
         }
+    }
+}
+
+/// A decoder projection: a LoRA target, named after its PEFT module. Serialized by its short name
+/// (`q`, as sweep specs write it); the PEFT name (`q_proj`) reads back too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoraTarget {
+    #[serde(alias = "q_proj")]
+    Q,
+    #[serde(alias = "k_proj")]
+    K,
+    #[serde(alias = "v_proj")]
+    V,
+    #[serde(alias = "o_proj")]
+    O,
+    #[serde(alias = "gate_proj")]
+    Gate,
+    #[serde(alias = "up_proj")]
+    Up,
+    #[serde(alias = "down_proj")]
+    Down,
+}
+
+impl LoraTarget {
+    /// Every target, in the order adapters are created and listed.
+    pub const ALL: [LoraTarget; 7] = [
+        LoraTarget::Q,
+        LoraTarget::K,
+        LoraTarget::V,
+        LoraTarget::O,
+        LoraTarget::Gate,
+        LoraTarget::Up,
+        LoraTarget::Down,
+    ];
+
+    /// The attention projections (the demo recipe's trainable set).
+    pub const ATTENTION: [LoraTarget; 4] = [LoraTarget::Q, LoraTarget::K, LoraTarget::V, LoraTarget::O];
+
+    /// PEFT's module name (`q_proj`, …, `down_proj`).
+    pub fn module_name(self) -> &'static str {
+        match self {
+            LoraTarget::Q => "q_proj",
+            LoraTarget::K => "k_proj",
+            LoraTarget::V => "v_proj",
+            LoraTarget::O => "o_proj",
+            LoraTarget::Gate => "gate_proj",
+            LoraTarget::Up => "up_proj",
+            LoraTarget::Down => "down_proj",
+        }
+    }
+
+    /// Module path inside a decoder layer (`self_attn.q_proj`, `mlp.gate_proj`, …).
+    pub fn module_path(self) -> &'static str {
+        match self {
+            LoraTarget::Q => "self_attn.q_proj",
+            LoraTarget::K => "self_attn.k_proj",
+            LoraTarget::V => "self_attn.v_proj",
+            LoraTarget::O => "self_attn.o_proj",
+            LoraTarget::Gate => "mlp.gate_proj",
+            LoraTarget::Up => "mlp.up_proj",
+            LoraTarget::Down => "mlp.down_proj",
+        }
+    }
+}
+
+impl fmt::Display for LoraTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.module_name())
+    }
+}
+
+impl FromStr for LoraTarget {
+    type Err = String;
+
+    /// `q` or `q_proj`, …, `down` or `down_proj`.
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let short = s.strip_suffix("_proj").unwrap_or(s);
+        match short {
+            "q" => Ok(LoraTarget::Q),
+            "k" => Ok(LoraTarget::K),
+            "v" => Ok(LoraTarget::V),
+            "o" => Ok(LoraTarget::O),
+            "gate" => Ok(LoraTarget::Gate),
+            "up" => Ok(LoraTarget::Up),
+            "down" => Ok(LoraTarget::Down),
+            _ => Err(format!("unknown LoRA target {s:?} (expected one of q, k, v, o, gate, up, down)")),
+        }
+    }
+}
+
+/// LoRA hyper-parameters: scale = alpha / rank; no dropout, no rsLoRA, no DoRA.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f64,
+    pub targets: Vec<LoraTarget>,
+}
+
+impl Default for LoraConfig {
+    /// Rank 8, alpha 16, the four attention projections.
+    fn default() -> Self {
+        LoraConfig { rank: 8, alpha: 16.0, targets: LoraTarget::ATTENTION.to_vec() }
     }
 }

@@ -13,6 +13,7 @@ pub mod big_vision;
 pub mod config;
 mod gemma;
 pub mod init;
+mod layout;
 pub mod load;
 mod lora;
 mod nn;
@@ -31,10 +32,11 @@ use std::str::FromStr;
 use candle_core::{DType, Device};
 
 pub use config::{GemmaConfig, PaliGemmaConfig, SiglipVisionConfig};
-pub use load::Layout;
+pub use layout::Layout;
+pub use lora::{LoraConfig, LoraTarget};
 pub use paligemma::{BatchScores, PaliGemma};
 pub use tokenizer::{PromptBatch, PromptItem, PromptTokenizer, TokenIds, TokenizerError};
-pub use trainable::{peft_key, LoraConfig, LoraTarget, Trainable, TrainableParams};
+pub use trainable::{peft_key, Trainable, TrainableParams};
 
 /// A model ready to score: weights, tokenizer (answers `yes`/`no` until changed with
 /// [`PromptTokenizer::with_answers`]) and the config it was built from.

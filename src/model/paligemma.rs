@@ -7,11 +7,11 @@ use candle_nn::VarBuilder;
 
 use super::config::PaliGemmaConfig;
 use super::gemma::Gemma;
-use super::load::Layout;
+use super::layout::Layout;
+use super::lora::LoraTarget;
 use super::nn::{self, Bias, Linear};
 use super::siglip::SiglipVisionModel;
 use super::tokenizer::PromptBatch;
-use super::trainable::LoraTarget;
 
 /// A PaliGemma model whose decoder may hold trainable weights or adapters (`set_trainable`).
 #[derive(Debug, Clone)]

@@ -5,118 +5,12 @@
 //! own tensor names for attention weights, PEFT's transformers-5 keys for LoRA
 //! (`base_model.model.model.language_model.layers.{i}.self_attn.q_proj.lora_A.weight`).
 
-use std::fmt;
-use std::str::FromStr;
-
 use candle_core::Var;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
+use super::lora::{LoraConfig, LoraTarget};
 use super::paligemma::PaliGemma;
-
-/// A decoder projection: a LoRA target, named after its PEFT module. Serialized by its short name
-/// (`q`, as sweep specs write it); the PEFT name (`q_proj`) reads back too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoraTarget {
-    #[serde(alias = "q_proj")]
-    Q,
-    #[serde(alias = "k_proj")]
-    K,
-    #[serde(alias = "v_proj")]
-    V,
-    #[serde(alias = "o_proj")]
-    O,
-    #[serde(alias = "gate_proj")]
-    Gate,
-    #[serde(alias = "up_proj")]
-    Up,
-    #[serde(alias = "down_proj")]
-    Down,
-}
-
-impl LoraTarget {
-    /// Every target, in the order adapters are created and listed.
-    pub const ALL: [LoraTarget; 7] = [
-        LoraTarget::Q,
-        LoraTarget::K,
-        LoraTarget::V,
-        LoraTarget::O,
-        LoraTarget::Gate,
-        LoraTarget::Up,
-        LoraTarget::Down,
-    ];
-
-    /// The attention projections (the demo recipe's trainable set).
-    pub const ATTENTION: [LoraTarget; 4] = [LoraTarget::Q, LoraTarget::K, LoraTarget::V, LoraTarget::O];
-
-    /// PEFT's module name (`q_proj`, …, `down_proj`).
-    pub fn module_name(self) -> &'static str {
-        match self {
-            LoraTarget::Q => "q_proj",
-            LoraTarget::K => "k_proj",
-            LoraTarget::V => "v_proj",
-            LoraTarget::O => "o_proj",
-            LoraTarget::Gate => "gate_proj",
-            LoraTarget::Up => "up_proj",
-            LoraTarget::Down => "down_proj",
-        }
-    }
-
-    /// Module path inside a decoder layer (`self_attn.q_proj`, `mlp.gate_proj`, …).
-    pub fn module_path(self) -> &'static str {
-        match self {
-            LoraTarget::Q => "self_attn.q_proj",
-            LoraTarget::K => "self_attn.k_proj",
-            LoraTarget::V => "self_attn.v_proj",
-            LoraTarget::O => "self_attn.o_proj",
-            LoraTarget::Gate => "mlp.gate_proj",
-            LoraTarget::Up => "mlp.up_proj",
-            LoraTarget::Down => "mlp.down_proj",
-        }
-    }
-}
-
-impl fmt::Display for LoraTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.module_name())
-    }
-}
-
-impl FromStr for LoraTarget {
-    type Err = String;
-
-    /// `q` or `q_proj`, …, `down` or `down_proj`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let short = s.strip_suffix("_proj").unwrap_or(s);
-        match short {
-            "q" => Ok(LoraTarget::Q),
-            "k" => Ok(LoraTarget::K),
-            "v" => Ok(LoraTarget::V),
-            "o" => Ok(LoraTarget::O),
-            "gate" => Ok(LoraTarget::Gate),
-            "up" => Ok(LoraTarget::Up),
-            "down" => Ok(LoraTarget::Down),
-            _ => Err(format!("unknown LoRA target {s:?} (expected one of q, k, v, o, gate, up, down)")),
-        }
-    }
-}
-
-/// LoRA hyper-parameters: scale = alpha / rank; no dropout, no rsLoRA, no DoRA.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoraConfig {
-    pub rank: usize,
-    pub alpha: f64,
-    pub targets: Vec<LoraTarget>,
-}
-
-impl Default for LoraConfig {
-    /// Rank 8, alpha 16, the four attention projections.
-    fn default() -> Self {
-        LoraConfig { rank: 8, alpha: 16.0, targets: LoraTarget::ATTENTION.to_vec() }
-    }
-}
 
 /// What `set_trainable` makes trainable.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,21 +12,8 @@ use super::table::{display_cell, shorten, summary_columns};
 use crate::eval::{Confusion, Metric, Split, SplitConfusions};
 use crate::spec::SweepSpec;
 use crate::sweep::configs::{config_axes, pool_by_axis, winning_config, ConfigSummary, VsBest};
-use crate::sweep::record::{FinalRecord, LossLine, Status, TrialRecord};
-
-/// What the page shows.
-pub struct ReportInput<'a> {
-    pub spec: &'a SweepSpec,
-    /// Finished trials in leaderboard order.
-    pub ranked: &'a [&'a TrialRecord],
-    /// Each ranked trial's loss log (same order).
-    pub losses: &'a [Vec<LossLine>],
-    pub winner: Option<&'a TrialRecord>,
-    /// The configs, ranked (`sweep::configs::summarize_configs`).
-    pub configs: &'a [ConfigSummary],
-    /// `best/final.json`, once the final model is made.
-    pub final_record: Option<&'a FinalRecord>,
-}
+use crate::sweep::export::ReportInput;
+use crate::sweep::record::{Status, TrialRecord};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0}\

@@ -9,6 +9,7 @@
 pub mod best;
 pub mod configs;
 pub mod damaged;
+pub mod export;
 pub mod failure;
 pub mod final_model;
 pub mod layout;
@@ -23,18 +24,16 @@ pub mod scripted;
 pub mod stop;
 pub mod trial;
 
-use std::path::{Path, PathBuf};
-
-use anyhow::Context;
+use std::path::Path;
 
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
-use crate::report;
-use crate::spec::{FinalModel, SelectMetric, SweepSpec};
+use crate::spec::{SelectMetric, SweepSpec};
 use best::Prune;
+use export::{export, write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, REPORT_FILE, SPEC_FILE};
+use layout::{ResultsDir, SPEC_FILE};
 use lock::LockedResults;
 use progress::{Counts, Progress};
 use rank::{rank, winner};
@@ -93,13 +92,14 @@ pub fn run_sweep(
     runner: &mut dyn TrialRunner,
     stop: &StopFlag,
     options: SweepOptions,
+    exporter: &dyn Exporter,
 ) -> anyhow::Result<SweepSummary> {
     let rerun = options.rerun;
     let locked = LockedResults::open(results)?;
     write_atomic(&locked.dir.path(SPEC_FILE), spec.text.as_bytes())?;
     note_unlisted_trials(&locked.dir, spec)?;
     damaged::set_aside_damaged(&locked, spec)?;
-    let mut records = export(&locked.dir, spec, options.prune)?;
+    let mut records = export(&locked.dir, spec, options.prune, exporter)?;
     let settled = records.iter().filter(|r| !reruns(&r.outcome, rerun)).count();
     let progress = Progress::new(spec.trials.len(), settled);
     progress.say(&format!(
@@ -131,7 +131,7 @@ pub fn run_sweep(
         };
         ran.add(outcome.status);
         progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
-        records = export(&locked.dir, spec, options.prune)?;
+        records = export(&locked.dir, spec, options.prune, exporter)?;
     }
     let ranked = rank(&records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
@@ -151,7 +151,7 @@ pub fn run_sweep(
     if let Some(line) = runner.summary() {
         crate::info!("{line}");
     }
-    write_report(&locked.dir, spec, &records)?;
+    write_report(&locked.dir, spec, &records, exporter)?;
     if best.is_none() && !records.is_empty() {
         crate::warn!("no finished trial has a defined {}; best/ is empty", spec.select.metric);
     }
@@ -170,62 +170,6 @@ pub fn run_sweep(
         final_model: final_record,
         winning_config: winning,
     })
-}
-
-/// Rebuild the leaderboard, `configs.csv`, `best/` and the weights budget from the trial folders.
-fn export(dir: &ResultsDir, spec: &SweepSpec, prune: Prune) -> anyhow::Result<Vec<TrialRecord>> {
-    let records = dir.read_records(spec)?;
-    let ranked = rank(&records, spec.select.metric);
-    write_atomic(&dir.path(LEADERBOARD_FILE), &report::leaderboard_csv(&ranked))?;
-    let configs = configs::summarize_configs(&records, spec);
-    write_atomic(&dir.path(CONFIGS_FILE), &report::configs_csv(spec, &configs))?;
-    // A soup or refit in best/ is the final step's; until then best/ follows the top trial.
-    let final_made = spec.select.final_model != FinalModel::BestTrial && dir.read_final()?.is_some();
-    if !final_made {
-        best::update_best(dir, winner(&ranked, spec.select.metric))?;
-    }
-    best::prune_weights(dir, spec, &ranked, &configs, prune)?;
-    Ok(records)
-}
-
-/// Write `report.html` from the finished trials.
-pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord]) -> anyhow::Result<PathBuf> {
-    let ranked = rank(records, spec.select.metric);
-    let mut losses = Vec::with_capacity(ranked.len());
-    for record in &ranked {
-        let path = dir.trial(record.id()).metrics();
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-        let lines = text
-            .lines()
-            .enumerate()
-            .filter_map(|(i, line)| match serde_json::from_str(line) {
-                Ok(line) => Some(line),
-                Err(err) => {
-                    crate::warn!(
-                        "{}:{}: not a loss line ({err}); left out of the report",
-                        path.display(),
-                        i + 1
-                    );
-                    None
-                }
-            })
-            .collect::<Vec<_>>();
-        losses.push(lines);
-    }
-    let configs = configs::summarize_configs(records, spec);
-    let final_record = dir.read_final()?;
-    let html = report::html::render(&report::html::ReportInput {
-        spec,
-        ranked: &ranked,
-        losses: &losses,
-        winner: winner(&ranked, spec.select.metric),
-        configs: &configs,
-        final_record: final_record.as_ref(),
-    })?;
-    let path = dir.path(REPORT_FILE);
-    write_atomic(&path, html.as_bytes())?;
-    Ok(path)
 }
 
 /// `valid.precision 0.9000` or why there is none; warns when a done trial cannot win.

@@ -220,7 +220,8 @@ impl TrainConfig {
                 message: format!("{} is more than steps ({})", self.warmup_steps, self.steps),
             });
         }
-        self.guard.validate()
+        let loss_above = self.guard.loss_above;
+        InvalidField::positive("loss_above", loss_above.is_finite() && loss_above > 0.0)
     }
 }
 

@@ -1,8 +1,6 @@
 //! The divergence guard: a training run whose loss explodes is stopped and reported with the step
 //! and the loss, so a sweep can record it as an outcome (and reseed) instead of wasting steps.
 
-use super::config::InvalidField;
-
 /// Default `loss_above`. A yes/no answer plus `<eos>` starts near the log of the vocabulary size
 /// (ln 257152 ≈ 12.5 for an untrained head, ~1–3 for a pretrained one); a mean loss above 100
 /// means the weights have blown up, not that the run is merely slow.
@@ -32,11 +30,6 @@ impl Default for DivergenceGuard {
 }
 
 impl DivergenceGuard {
-    /// The threshold must be a positive number.
-    pub fn validate(&self) -> Result<(), InvalidField> {
-        InvalidField::positive("loss_above", self.loss_above.is_finite() && self.loss_above > 0.0)
-    }
-
     /// `Err(Diverged)` when `loss` at `step` is not finite or exceeds `loss_above`.
     pub fn check(&self, step: usize, loss: f64) -> Result<(), Diverged> {
         if loss.is_finite() && loss <= self.loss_above {
