@@ -1,6 +1,8 @@
 //! The `gacha` binary: parse the command line, run, print any error chain once, exit.
 //!
-//! Exit codes: 0 all good, 1 finished but some trials failed, 2 could not start (bad input).
+//! Exit codes: 0 all good; 1 finished but some trials failed (or a `gacha train` run diverged);
+//! 2 an error (bad input, could not start); 130 stopped by Ctrl-C, SIGTERM or SIGHUP after the
+//! current step (a sweep resumes when rerun; `gacha train` saved the steps so far).
 
 use std::process::ExitCode;
 
