@@ -316,7 +316,7 @@ mod tests {
 
     use super::*;
     use crate::sweep::configs::summarize_configs;
-    use crate::sweep::record::{LossLine, Status};
+    use crate::sweep::record::{FinalRecord, LossLine, Status};
     use crate::sweep::test_records::{pull, record};
     use crate::train::StepLog;
 
