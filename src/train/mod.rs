@@ -94,10 +94,9 @@ pub fn train(
         // A diverged loss ends the run before its update is applied: NaN or ∞ at any step (its
         // update would poison the weights), a loss above the threshold at a logged step after
         // warmup (during warmup the loss is still the base model's, which may start above it).
-        if !loss.is_finite() || (cfg.is_log_step(step) && step > cfg.warmup_steps) {
-            if cfg.guard.check(step, loss).is_err() {
-                return Ok(TrainOutcome::Diverged(log));
-            }
+        let checked = !loss.is_finite() || (cfg.is_log_step(step) && step > cfg.warmup_steps);
+        if checked && cfg.guard.check(step, loss).is_err() {
+            return Ok(TrainOutcome::Diverged(log));
         }
 
         // The update.
