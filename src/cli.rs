@@ -55,6 +55,13 @@ pub enum Command {
     /// Run every trial of a sweep spec, then write the leaderboard, best/ and report.html.
     /// Killed or interrupted, the same command resumes: finished trials are skipped.
     Sweep(SweepArgs),
+    /// Run one trial of a sweep spec by its index (a Slurm array task, a Kubernetes indexed
+    /// job); once every trial is finished, the one that finished last makes the final model.
+    Trial(TrialArgs),
+    /// Write (and with --submit, submit) a Slurm job array over the trials not yet finished.
+    Slurm(SlurmArgs),
+    /// What a results folder holds: trials finished, running (worker, heartbeat), stale, waiting.
+    Status(StatusArgs),
     /// Show a results folder's leaderboard (--configs: its configs); with a second folder, what
     /// changed per trial.
     Leaderboard(LeaderboardArgs),
@@ -117,6 +124,10 @@ pub struct CheckArgs {
     /// damage on), counting them in the summary, instead of listing them as problems.
     #[arg(long)]
     pub lenient: bool,
+    /// With a spec: list its trials, each with the index `gacha trial --index` takes (from 0,
+    /// in the order the sweep runs them), instead of checking the model and the images.
+    #[arg(long)]
+    pub trials: bool,
     #[command(flatten)]
     pub options: DataArgs,
 }
@@ -154,9 +165,27 @@ pub struct DemoDataArgs {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Claim and run trials until none is left that no live worker holds, then exit, without
+    /// waiting for the trials other workers run (the last worker to finish makes the final
+    /// model). Start as many as you like, on any hosts that share the results folder.
+    #[arg(long, conflicts_with = "devices")]
+    pub worker: bool,
+    /// Run one worker per device, e.g. cuda:0,cuda:1 (cpu,cpu gives two CPU workers); each
+    /// loads the model and computes the image features once. Replaces --device.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', conflicts_with = "device")]
+    pub devices: Vec<DeviceSpec>,
+}
+
+/// What every command that runs trials of a spec takes: `gacha sweep` and `gacha trial`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
     /// The sweep spec (.toml); see sweeps/example.toml for every key.
     pub spec: PathBuf,
     /// Results folder [default: results/<name> in the current folder, <name> from the spec].
+    /// Any number of gacha processes may write into one folder at once: each claims a trial
+    /// before running it (see README, "Running on a cluster").
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
     /// Where the model runs: cpu, cuda or cuda:N (a CUDA device needs a build with
@@ -164,7 +193,8 @@ pub struct SweepArgs {
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Also rerun the trials that failed for a reason that would repeat (a bad input); failures
-    /// of the environment (no space, I/O, out of memory) are retried on every run anyway.
+    /// of the environment (no space, I/O, out of memory) are retried on every run anyway. Only
+    /// failures from before this run started are rerun.
     #[arg(long)]
     pub retry_failed: bool,
     /// Let `[select] keep` remove weights that the keep of an earlier spec of this results
@@ -178,6 +208,57 @@ pub struct SweepArgs {
     /// Testing aid: how long each scripted step sleeps, in milliseconds.
     #[arg(long, hide = true, default_value_t = 2, value_name = "MS")]
     pub debug_step_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TrialArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Which trial: its index in the spec's expanded grid, counted from 0 in the order
+    /// `gacha check SPEC --trials` lists [default: $SLURM_ARRAY_TASK_ID, else
+    /// $JOB_COMPLETION_INDEX (a Kubernetes indexed job)].
+    #[arg(long, value_name = "N")]
+    pub index: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A results folder (results/<name>).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Where to write the sbatch script [default: DIR/slurm/array-<time>.sbatch in the
+    /// results folder].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// #SBATCH --partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// #SBATCH --gres, e.g. gpu:1.
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// #SBATCH --time, e.g. 2:00:00 (per trial).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Run at most K array tasks at once (--array=…%K).
+    #[arg(long, value_name = "K")]
+    pub max_parallel: Option<usize>,
+    /// #SBATCH --account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Another #SBATCH line, written as given (repeatable), e.g. --sbatch "--mem=32G".
+    #[arg(long = "sbatch", value_name = "OPTION")]
+    pub extra: Vec<String>,
+    /// Run sbatch on the script and print the job id.
+    #[arg(long)]
+    pub submit: bool,
+    /// The gacha binary the tasks run [default: this one].
+    #[arg(long, value_name = "PATH")]
+    pub gacha: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

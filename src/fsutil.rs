@@ -33,7 +33,7 @@ pub fn write_atomic_with(
     let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    tmp_name.push(format!(".tmp-{}-{}", host_name(), std::process::id()));
     let tmp = dir.join(tmp_name);
     let result = (|| -> anyhow::Result<()> {
         let mut file = create_new(&tmp)?;
@@ -47,6 +47,21 @@ pub fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// This machine's name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `localhost`): with the
+/// pid it names a process among the hosts that share a results folder.
+pub fn host_name() -> String {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+    .clone()
 }
 
 /// A new file at `path`, never through a symbolic link (`O_CREAT | O_EXCL`); a leftover file of
@@ -110,7 +125,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, b"keep me").unwrap();
-        let tmp = dir.path().join(format!(".out.tmp-{}", std::process::id()));
+        let tmp = dir.path().join(format!(".out.tmp-{}-{}", host_name(), std::process::id()));
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         write_atomic(&dir.path().join("out"), b"new").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");

@@ -190,40 +190,6 @@ fn issue_11_a_folder_gacha_did_not_make_is_refused_and_left_as_it_is() {
     assert!(dir.join("res/gacha-results.txt").is_file());
 }
 
-/// Case 4: a symbolic link at `lock` is refused; its target is not touched.
-#[cfg(unix)]
-#[test]
-fn issue_11_a_symlinked_lock_is_refused_and_its_target_kept() {
-    let dir = TestDir::new();
-    write_dataset(&dir);
-    write_spec(&dir, "s.toml", SPEC_4, "");
-    assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
-    let victim = dir.write("victim.txt", "precious");
-    std::fs::remove_file(dir.join("res/lock")).unwrap();
-    std::os::unix::fs::symlink(&victim, dir.join("res/lock")).unwrap();
-    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
-    assert_exit(&out, 2);
-    let (_, stderr) = texts(&out);
-    assert!(stderr.contains("res/lock: is a symbolic link"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-}
-
-/// Case 5: deleting `lock` while a sweep runs does not let a second one in.
-#[test]
-fn issue_11_deleting_the_lock_file_does_not_let_a_second_sweep_in() {
-    let dir = TestDir::new();
-    write_dataset(&dir);
-    write_spec(&dir, "s.toml", SPEC_4, "");
-    let mut first = start_slow_sweep(&dir);
-    std::fs::remove_file(dir.join("res/lock")).unwrap();
-    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
-    first.kill().unwrap();
-    first.wait().unwrap();
-    assert_exit(&out, 2);
-    let (_, stderr) = texts(&out);
-    assert!(stderr.contains("gacha: error: res is in use by another gacha sweep"), "{stderr}");
-}
-
 /// Case 6: a half-truncated `outcome.json` and a garbage `metrics.jsonl` line: leaderboard and
 /// report go on with warnings naming the files; the sweep moves the damaged folder aside (never
 /// deleting it) and runs that trial again.

@@ -1,6 +1,6 @@
 //! `gacha sweep`, `gacha leaderboard`, `gacha report` with the scripted runner
 //! (`--debug-scripted-runner`, see src/sweep/scripted.rs): results layout, resume after SIGKILL
-//! and Ctrl-C, reseeds, failures, the lock, bad specs, determinism.
+//! and Ctrl-C, reseeds, failures, bad specs, determinism.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -223,40 +223,15 @@ fn a_failing_trial_is_recorded_and_the_exit_code_is_1() {
     assert!(stdout.contains("(1 done, 0 diverged, 1 failed)"), "{stdout}");
 }
 
-/// Start a slow sweep and wait until it holds the lock (its pid is in the lock file).
+/// Start a slow sweep and wait until it holds a trial's claim (a file in res/claims).
 pub fn start_slow_sweep(dir: &TestDir) -> Child {
     let child = sweep(dir, "s.toml", "res", 40).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(dir.join("res/lock")).unwrap_or_default() != child.id().to_string() {
-        assert!(Instant::now() < deadline, "the sweep never took the lock");
+    while !crate::util::holds_a_claim(&dir.join("res")) {
+        assert!(Instant::now() < deadline, "the sweep never claimed a trial");
         std::thread::sleep(Duration::from_millis(10));
     }
     child
-}
-
-#[test]
-fn a_second_process_is_refused_while_the_lock_is_held() {
-    let dir = TestDir::new();
-    write_dataset(&dir);
-    write_spec(&dir, "s.toml", SPEC_4, "");
-    let mut first = start_slow_sweep(&dir);
-    let out = run(&mut sweep(&dir, "s.toml", "res", 0));
-    first.kill().unwrap();
-    first.wait().unwrap();
-    assert_exit(&out, 2);
-    let (_, stderr) = texts(&out);
-    assert_eq!(
-        stderr,
-        format!(
-            "gacha: warning: valid = 10 holds out 10 images (< 30): a metric on 10 images moves in steps of 0.10 or \
-             more, too coarse to rank trials; hold out more\ngacha: warning: a config's pulls together predict only \
-             20 validation images (< 30): its interval will be wide; add seeds, folds or repeats\ngacha: error: res is in use by another gacha sweep (pid {}); \
-             wait for it to finish, or pass --results DIR to write elsewhere\n",
-            first.id()
-        )
-    );
-    // The killed holder's lock is simply taken over.
-    assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
 }
 
 #[test]

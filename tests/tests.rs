@@ -11,6 +11,10 @@ mod data;
 mod sweep;
 // Issue 11, nothing lost: stop signals, full disks, foreign folders, the lock, damaged files.
 mod reliable;
+// Issue 12: workers sharing a results folder, --devices, gacha trial, gacha status.
+mod cluster;
+// Issue 12: a real single-node Slurm running a job array through `gacha slurm --submit`.
+mod slurm;
 // Validation schemes, test images and final models (soup, refit) with the scripted runner.
 mod validation;
 // The config rule against the naive single-pull pick over many simulated sweeps.

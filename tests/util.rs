@@ -127,3 +127,11 @@ pub fn kill_at_random_moments(
     eprintln!("{kills} kills landed");
     kills
 }
+
+/// Whether a worker holds a trial's claim in the results folder `results` (a file in
+/// `claims/` other than the dot-files).
+pub fn holds_a_claim(results: &Path) -> bool {
+    std::fs::read_dir(results.join("claims"))
+        .map(|entries| entries.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+        .unwrap_or(false)
+}

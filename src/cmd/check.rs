@@ -13,9 +13,9 @@ use anyhow::{bail, Context};
 use crate::cli::CheckArgs;
 use crate::data::error::{DataError, DatasetProblems};
 use crate::data::image::ImageFormatKind;
-use crate::data::jsonl::{decode_each, read_dataset};
+use crate::data::jsonl::{decode_each, load_dataset, read_dataset};
 use crate::data::{CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label};
-use crate::spec::{check_spec, load_spec};
+use crate::spec::{check_spec, load_spec, SweepSpec};
 use crate::Outcome;
 
 /// Images of a dataset are decoded and resized to this size during a check: PaliGemma's input
@@ -43,7 +43,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
             print!("{summary}");
             Ok(Outcome::Success)
         }
-        Some("toml") => check_sweep_spec(&args.path, coding_errors(args)),
+        Some("toml") => check_sweep_spec(&args.path, coding_errors(args), args.trials),
         _ => bail!("{}: expected a dataset (.jsonl) or a sweep spec (.toml)", args.path.display()),
     }
 }
@@ -58,8 +58,11 @@ fn coding_errors(args: &CheckArgs) -> CodingErrors {
 
 /// A spec, its model's config, then its dataset at the model's image size: the trial count and
 /// axes, how many images each `valid` holds out, and warnings about sweeps that would rank poorly.
-fn check_sweep_spec(path: &Path, coding: CodingErrors) -> anyhow::Result<Outcome> {
+fn check_sweep_spec(path: &Path, coding: CodingErrors, list_trials: bool) -> anyhow::Result<Outcome> {
     let spec = load_spec(path)?;
+    if list_trials {
+        return list_spec_trials(&spec);
+    }
     let source = spec.model_source()?;
     let config = source.config().with_context(|| format!("{}: [model] path", spec.file.display()))?;
     let vision = &config.vision_config;
@@ -77,6 +80,19 @@ fn check_sweep_spec(path: &Path, coding: CodingErrors) -> anyhow::Result<Outcome
     print!("{check}{model}{data}");
     for warning in &check.warnings {
         crate::warn!("{warning}");
+    }
+    Ok(Outcome::Success)
+}
+
+/// `--trials`: the spec's summary and its trials with their indices; the dataset's lines are
+/// read (the split sizes need their number), its images and the model are not checked.
+fn list_spec_trials(spec: &SweepSpec) -> anyhow::Result<Outcome> {
+    let dataset = load_dataset(&spec.data_path(), &spec.data.options())?;
+    let check = check_spec(spec, dataset.examples.len())?;
+    print!("{check}");
+    println!("trials (index for `gacha trial --index`, id, parameters):");
+    for (index, trial) in spec.trials.iter().enumerate() {
+        println!("  {index:>4}  {}  {}", trial.id, trial.label);
     }
     Ok(Outcome::Success)
 }

@@ -9,9 +9,13 @@ pub mod leaderboard;
 pub mod report;
 pub mod score;
 pub mod setup;
+pub mod slurm;
 pub mod split;
+pub mod status;
 pub mod sweep;
 pub mod train;
+pub mod trial;
+pub mod workers;
 
 use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg};
 use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy};

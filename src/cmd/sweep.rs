@@ -1,10 +1,11 @@
-//! `gacha sweep SPEC`: check everything (spec, dataset, split sizes, results lock) before the
-//! first step, run the sweep, print the leaderboard and where things are.
+//! `gacha sweep SPEC` and `gacha trial SPEC --index N`: check everything (spec, dataset, split
+//! sizes, the results folder) before the first step, run this worker's part of the sweep (the
+//! model is loaded once a trial is claimed), print the leaderboard and where things are.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::SweepArgs;
+use crate::cli::{RunArgs, SweepArgs};
 use crate::data::jsonl::load_dataset;
 use crate::data::Dataset;
 use crate::device::DeviceSpec;
@@ -12,33 +13,49 @@ use crate::report::table::leaderboard_table;
 use crate::spec::{check_spec, load_spec, SweepSpec};
 use crate::sweep::best::Prune;
 use crate::sweep::failure::{classify, Rerun};
-use crate::sweep::layout::ResultsDir;
+use crate::sweep::layout::{self, ResultsDir};
 use crate::sweep::model_runner::ModelRunner;
 use crate::sweep::rank::rank;
 use crate::sweep::record::FailureKind;
 use crate::sweep::runner::TrialRunner;
 use crate::sweep::scripted::ScriptedRunner;
 use crate::sweep::stop::StopFlag;
-use crate::sweep::{run_sweep, SweepEnd, SweepOptions};
+use crate::sweep::lazy_runner::LazyRunner;
+use crate::sweep::{run_sweep, Part, SweepEnd, SweepOptions};
 use crate::Outcome;
 
+/// `gacha sweep` without `--devices` (`workers.rs` has that).
 pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
+    let stop = StopFlag::on_stop_signals()?;
+    run_part(&args.run, if args.worker { Part::Share } else { Part::All }, &stop)
+}
+
+/// Run `part` of the spec's trials in this process, then print the leaderboard and the summary.
+pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag) -> anyhow::Result<Outcome> {
     let spec = load_spec(&args.spec)?;
     let dataset = load_dataset(&spec.data_path(), &spec.data.options())?;
     let check = check_spec(&spec, dataset.examples.len())?;
     for warning in &check.warnings {
         crate::warn!("{warning}");
     }
-    let results = args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name));
-    let mut runner = runner_for(args, &spec, &dataset)?;
-    let stop = StopFlag::on_stop_signals()?;
+    if let Part::One(index) = part {
+        anyhow::ensure!(
+            index < spec.trials.len(),
+            "trial index {index} is out of range: {} has {} trials (0–{})",
+            spec.file.display(),
+            spec.trials.len(),
+            spec.trials.len() - 1
+        );
+    }
+    let results = results_dir(args, &spec);
+    let mut runner = LazyRunner::new(|| runner_for(args, &spec, &dataset));
     let options = SweepOptions {
         rerun: if args.retry_failed { Rerun::AllFailures } else { Rerun::EnvironmentFailures },
         prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
+        part,
     };
-    let summary =
-        run_sweep(&spec, &dataset, &results, runner.as_mut(), &stop, options, &crate::report::Report)
-            .map_err(|err| with_environment_hint(err, args))?;
+    let summary = run_sweep(&spec, &dataset, &results, &mut runner, stop, options, &crate::report::Report)
+        .map_err(|err| with_environment_hint(err, args))?;
 
     print!("{}", leaderboard(&results, &spec)?);
     let finished = summary.finished.done + summary.finished.diverged + summary.finished.failed;
@@ -73,14 +90,14 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
                     "best trial: {} ({} {value}) in {}",
                     best.id(),
                     spec.select.metric,
-                    results.join("trials").join(best.id().as_str()).display()
+                    results.join(layout::TRIALS_DIR).join(best.id().as_str()).display()
                 )
             }
             _ => println!(
                 "best: {} ({} {value}) → {}",
                 best.id(),
                 spec.select.metric,
-                results.join("best").display()
+                results.join(layout::BEST_DIR).display()
             ),
         }
     }
@@ -88,27 +105,37 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
         for line in crate::sweep::final_model::describe(
             record,
             spec.select.metric.metric,
-            &results.join("best"),
+            &results.join(layout::BEST_DIR),
             summary.winning_config.as_ref(),
         ) {
             println!("{line}");
         }
     }
-    println!("leaderboard: {}", results.join("leaderboard.csv").display());
-    println!("report: {}", results.join("report.html").display());
+    println!("leaderboard: {}", results.join(layout::LEADERBOARD_FILE).display());
+    println!("report: {}", results.join(layout::REPORT_FILE).display());
     Ok(match summary.end {
         SweepEnd::Interrupted => {
             crate::warn!("interrupted; to resume, run the same command again: {}", resume_command(args));
             Outcome::Interrupted
+        }
+        SweepEnd::LeftToOthers => {
+            println!("the trials left are running in other workers; `gacha status {}` shows them", results.display());
+            Outcome::Success
         }
         SweepEnd::Complete if summary.finished.failed > 0 => Outcome::FinishedWithFailures,
         SweepEnd::Complete => Outcome::Success,
     })
 }
 
-/// The model behind the sweep: loaded, with every image's features computed, before any trial.
+/// `--results`, or results/<name> in the current folder.
+pub fn results_dir(args: &RunArgs, spec: &SweepSpec) -> PathBuf {
+    args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name))
+}
+
+/// The model behind the sweep: loaded, with every image's features computed, when the first
+/// trial is claimed.
 fn runner_for<'a>(
-    args: &SweepArgs,
+    args: &RunArgs,
     spec: &SweepSpec,
     dataset: &'a Dataset,
 ) -> anyhow::Result<Box<dyn TrialRunner + 'a>> {
@@ -125,7 +152,7 @@ fn leaderboard(results: &Path, spec: &SweepSpec) -> anyhow::Result<String> {
 }
 
 /// A sweep that stopped for lack of space, memory or I/O says how to go on.
-fn with_environment_hint(err: anyhow::Error, args: &SweepArgs) -> anyhow::Error {
+fn with_environment_hint(err: anyhow::Error, args: &RunArgs) -> anyhow::Error {
     match classify(&err) {
         FailureKind::Environment => err.context(format!(
             "the sweep stopped for lack of space, memory or I/O; finished trials are kept: free some \
@@ -137,7 +164,7 @@ fn with_environment_hint(err: anyhow::Error, args: &SweepArgs) -> anyhow::Error 
 }
 
 /// `gacha sweep SPEC [--results DIR]`, as this run was started.
-fn resume_command(args: &SweepArgs) -> String {
+fn resume_command(args: &RunArgs) -> String {
     let mut words: Vec<PathBuf> = vec!["gacha sweep".into(), args.spec.clone()];
     if let Some(results) = &args.results {
         words.extend(["--results".into(), results.clone()]);

@@ -244,7 +244,8 @@ fn metrics_row(html: &mut String, split: Split, when: &str, scores: &SplitConfus
 
 fn leaderboard_section(html: &mut String, input: &ReportInput) -> std::fmt::Result {
     let cols = summary_columns(input.ranked, input.spec.select.metric);
-    html.push_str("<h2>Leaderboard</h2><p>All columns: <a href=\"leaderboard.csv\">leaderboard.csv</a>.</p><table><tr><th>#</th>");
+    let csv = crate::sweep::layout::LEADERBOARD_FILE;
+    write!(html, "<h2>Leaderboard</h2><p>All columns: <a href=\"{csv}\">{csv}</a>.</p><table><tr><th>#</th>")?;
     for col in &cols {
         write!(html, "<th>{}</th>", escape(&col.name()))?;
     }

@@ -8,12 +8,12 @@ use std::time::SystemTime;
 use anyhow::Context;
 
 use super::layout::OutcomeFile;
-use super::lock::LockedResults;
+use super::folder::ResultsFolder;
 use super::record::utc_timestamp;
 use crate::spec::SweepSpec;
 
 /// Move the damaged folders of `spec`'s trials aside; how many there were.
-pub fn set_aside_damaged(results: &LockedResults, spec: &SweepSpec) -> anyhow::Result<usize> {
+pub fn set_aside_damaged(results: &ResultsFolder, spec: &SweepSpec) -> anyhow::Result<usize> {
     let mut moved = 0;
     for trial in &spec.trials {
         let paths = results.dir.trial(&trial.id);

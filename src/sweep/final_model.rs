@@ -131,9 +131,9 @@ fn refits(
             Some(outcome) => outcome,
             None => {
                 ctx.progress.say(&format!("refit: {}", refit.label));
-                match run_trial(ctx, &refit, paths.clone(), runner)? {
+                match run_trial(ctx, &refit, paths.clone(), runner, None)? {
                     TrialEnd::Recorded(outcome) => *outcome,
-                    TrialEnd::Stopped => return Ok(None),
+                    TrialEnd::Stopped | TrialEnd::ClaimLost => return Ok(None),
                 }
             }
         };

@@ -1,63 +1,39 @@
-//! Taking a results folder for writing: the marker that says gacha made it (gacha writes into
-//! no other folder), the lock that keeps a second sweep out, and the checks on what gacha would
-//! replace (`best/`, `lock`). The lock is an OS file lock (`flock`) on the folder itself, so it
-//! cannot be undone by deleting a file inside; `lock` only records the holder's pid, replaced by
-//! rename and never written through a symbolic link.
+//! Opening a results folder for writing: the marker that says gacha made it (gacha writes into
+//! no other folder), its claims (`claim.rs`: how several workers share it) and the checks on what
+//! gacha would replace (`best/`).
 
-use std::fs::{File, TryLockError};
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 
+use super::claim::{Claims, CLAIMS_DIR};
 use super::layout::{
     remove_dir_if_present, ResultsDir, TrialPaths, BEST_DIR, FINAL_FILE, SPEC_FILE, TRIALS_DIR,
 };
-use crate::fsutil::write_atomic;
+use crate::fsutil::{host_name, write_atomic};
 
-const LOCK_FILE: &str = "lock";
 /// The marker of a results folder, with a line for whoever finds it.
 const MARKER_FILE: &str = "gacha-results.txt";
 const MARKER_TEXT: &str =
     "This folder is written by `gacha sweep`; gacha deletes and overwrites files here.\n";
 
-/// A results folder this process writes to, locked against other processes for as long as it
-/// lives. The OS drops the lock when the process dies, so a dead run's lock is simply taken.
+/// A results folder this worker writes to, beside any number of others (see `claim.rs`).
 #[derive(Debug)]
-pub struct LockedResults {
+pub struct ResultsFolder {
     pub dir: ResultsDir,
-    /// The folder itself, opened and locked (`flock`): no file inside can be deleted to undo it.
-    _lock: File,
+    pub claims: Claims,
 }
 
-impl LockedResults {
-    /// Create the folder if needed (refusing one gacha did not make) and take its lock; fails at
-    /// once if another process holds it.
-    pub fn open(root: &Path) -> anyhow::Result<LockedResults> {
-        claim_folder(root)?;
-        let lock = File::open(root).with_context(|| format!("{}: cannot open", root.display()))?;
-        let lock_path = root.join(LOCK_FILE);
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let holder = read_regular(&lock_path).unwrap_or_default();
-                let holder = holder.trim();
-                let holder = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
-                bail!(
-                    "{} is in use by another gacha sweep{holder}; wait for it to finish, or pass \
-                     --results DIR to write elsewhere",
-                    root.display()
-                );
-            }
-            Err(TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("{}: cannot lock", root.display()))
-            }
-        }
-        refuse_symlink(&lock_path)?;
-        write_atomic(&lock_path, std::process::id().to_string().as_bytes())?;
+impl ResultsFolder {
+    /// Create the folder if needed (refusing one gacha did not make) and its claims folder.
+    pub fn open(root: &Path) -> anyhow::Result<ResultsFolder> {
+        adopt_folder(root)?;
+        let claims = Claims::open(root)?;
         remove_stale_temporaries(root)?;
         let dir = ResultsDir::new(root);
         refuse_foreign_best(&dir)?;
-        Ok(LockedResults { dir, _lock: lock })
+        Ok(ResultsFolder { dir, claims })
     }
 
     /// `paths`' folder emptied (an unfinished attempt's leftovers removed).
@@ -71,7 +47,7 @@ impl LockedResults {
 
 /// Make `root` a results folder of gacha's: create it with its marker and `trials/`, or check
 /// that it is one (a folder with `spec.toml` and `trials/` from before the marker gets it).
-fn claim_folder(root: &Path) -> anyhow::Result<()> {
+fn adopt_folder(root: &Path) -> anyhow::Result<()> {
     let marker = root.join(MARKER_FILE);
     let trials = root.join(TRIALS_DIR);
     if root.exists() && !root.is_dir() {
@@ -79,7 +55,12 @@ fn claim_folder(root: &Path) -> anyhow::Result<()> {
     }
     if !marker.exists() {
         let legacy = root.join(SPEC_FILE).is_file() && trials.is_dir();
-        let foreign = list_names(root)?;
+        // What a worker starting at the same moment may have made already is not foreign.
+        let ours = [MARKER_FILE, TRIALS_DIR, CLAIMS_DIR];
+        let foreign: Vec<_> = list_names(root)?
+            .into_iter()
+            .filter(|n| !ours.contains(&n.as_str()) && !n.starts_with(&format!(".{MARKER_FILE}.tmp-")))
+            .collect();
         if !legacy && !foreign.is_empty() {
             let shown = foreign.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
             bail!(
@@ -100,7 +81,10 @@ fn claim_folder(root: &Path) -> anyhow::Result<()> {
             bail!("{}: not a folder (gacha keeps its trial folders there); move it away", trials.display())
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir(&trials).with_context(|| format!("{}: cannot create", trials.display()))
+            match std::fs::create_dir(&trials) {
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                made => made.with_context(|| format!("{}: cannot create", trials.display())),
+            }
         }
         Err(err) => Err(err).with_context(|| format!("{}: cannot read", trials.display())),
     }
@@ -134,18 +118,12 @@ fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The text of `path` if it is a regular file (a symbolic link is not followed).
-fn read_regular(path: &Path) -> Option<String> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    meta.is_file().then(|| std::fs::read_to_string(path).ok()).flatten()
-}
-
 /// Refuse a `best/` that gacha did not make: one with neither `outcome.json` (a trial's copy)
 /// nor `final.json` (a soup or refit), since updating it would remove what is there.
 fn refuse_foreign_best(dir: &ResultsDir) -> anyhow::Result<()> {
     let best = dir.path(BEST_DIR);
     let Ok(meta) = std::fs::symlink_metadata(&best) else { return Ok(()) };
-    let ours = meta.is_dir() && (best.join("outcome.json").is_file() || best.join(FINAL_FILE).is_file());
+    let ours = meta.is_dir() && (TrialPaths { dir: best.clone() }.outcome().is_file() || best.join(FINAL_FILE).is_file());
     if !ours {
         bail!(
             "{}: not made by gacha (no outcome.json or {FINAL_FILE}), and gacha replaces best/; \
@@ -156,13 +134,31 @@ fn refuse_foreign_best(dir: &ResultsDir) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Remove the temporary files (`.NAME.tmp-PID`, see `fsutil::write_atomic`) of a process that
-/// died while writing here; safe because the caller holds the lock.
+/// How old another host's temporary must be to count as a dead process's: the files written at
+/// the top of a results folder take milliseconds.
+const FOREIGN_TEMPORARY_AGE: Duration = Duration::from_secs(3600);
+
+/// Remove the temporary files (`.NAME.tmp-HOST-PID`, see `fsutil::write_atomic`) of processes
+/// that died while writing here: this host's whose pid is gone, other hosts' after an hour.
 fn remove_stale_temporaries(root: &Path) -> anyhow::Result<()> {
+    let own_prefix = format!("{}-", host_name());
     for entry in std::fs::read_dir(root).with_context(|| format!("{}: cannot list", root.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.contains(".tmp-") && entry.file_type()?.is_file() {
+        let Some((_, writer)) = name.split_once(".tmp-") else { continue };
+        if !name.starts_with('.') || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let dead = match writer.strip_prefix(&own_prefix).map(str::parse::<u32>) {
+            Some(Ok(pid)) => !Path::new(&format!("/proc/{pid}")).exists(),
+            _ => entry
+                .metadata()?
+                .modified()
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > FOREIGN_TEMPORARY_AGE),
+        };
+        if dead {
             std::fs::remove_file(entry.path())
                 .with_context(|| format!("{}: cannot remove", entry.path().display()))?;
         }

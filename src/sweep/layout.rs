@@ -1,14 +1,16 @@
-//! The results folder: its layout, and reading it (`lock.rs` takes it for writing).
+//! The results folder: its layout, and reading it (`folder.rs` opens it for writing, `claim.rs`
+//! shares it between workers).
 //!
 //! ```text
 //! results/<name>/
 //!   gacha-results.txt    the marker: gacha made this folder (it writes into no other)
 //!   spec.toml            the spec of the latest run, byte for byte
-//!   lock                 the pid of the sweep writing here (the lock itself is an OS file lock
-//!                        on the folder, so deleting this file does not let a second sweep in)
+//!   claims/<id>          the claim of the worker running trial <id> (host, pid, heartbeat);
+//!   claims/.export-lock  locked while a worker rebuilds what follows
 //!   leaderboard.csv      rebuilt from the trial folders after every trial
 //!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
 //!   report.html          written at the end of a run
+//!   slurm/               `gacha slurm`'s sbatch scripts and the tasks' logs
 //!   best/                the final model: a copy of the winning trial's folder (weights
 //!                        hard-linked), or a soup of the winning config's pulls or refits;
 //!                        final.json says which, and its test scores
@@ -23,13 +25,12 @@
 //!   trials/.damaged/<id>-<time>/   a trial folder whose outcome.json could not be read, moved
 //!                        aside (never deleted) by the sweep that found it, which reruns the trial
 //! ```
-//! A trial folder without `outcome.json` is unfinished (the process died) and is wiped before
-//! the trial runs again.
+//! A trial folder without `outcome.json` is unfinished (the process died) and is wiped by the
+//! worker that claims the trial next, before it runs it again.
 //!
 //! gacha deletes and overwrites only what it made: it writes into a new folder, an empty one, or
 //! one with its marker (or, from before the marker, with `spec.toml` and `trials/`); a `best/`
-//! that holds neither `outcome.json` nor `final.json` is not its own and is refused; `lock` is
-//! replaced by rename, never written through, and a symbolic link there is refused.
+//! that holds neither `outcome.json` nor `final.json` is not its own and is refused.
 
 use std::path::{Path, PathBuf};
 

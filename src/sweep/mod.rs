@@ -1,19 +1,21 @@
-//! The sweep driver: for each trial of a spec, check (finished already?), run (with reseeds),
-//! record (the trial folder, outcome last) and export (leaderboard, configs, `best/`, `keep`), so
-//! that a sweep killed at any moment resumes where it stopped. `layout.rs` describes the results
-//! folder.
+//! The sweep driver: for each trial of a spec, check (finished already?), claim (no other worker
+//! runs it: `claim.rs`), run (with reseeds), record (the trial folder, outcome last) and export
+//! (leaderboard, configs, `best/`, `keep`), so that a sweep killed at any moment resumes where it
+//! stopped and any number of workers share one results folder. `layout.rs` describes the folder.
 //!
 //! The model is behind `TrialRunner`: `ModelRunner` trains PaliGemma, `ScriptedRunner` stands in
 //! for it in tests.
 
 pub mod best;
+pub mod claim;
 pub mod configs;
 pub mod damaged;
 pub mod export;
 pub mod failure;
 pub mod final_model;
+pub mod folder;
 pub mod layout;
-pub mod lock;
+pub mod lazy_runner;
 pub mod model_runner;
 pub mod partition;
 pub mod progress;
@@ -25,19 +27,21 @@ pub mod stop;
 pub mod trial;
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
-use crate::spec::{SelectMetric, SweepSpec};
+use crate::spec::{SelectMetric, SweepSpec, TrialId};
 use best::Prune;
 use export::{export, write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{ResultsDir, SPEC_FILE};
-use lock::LockedResults;
+use layout::{OutcomeFile, ResultsDir, SPEC_FILE};
+use claim::ClaimAttempt;
+use folder::ResultsFolder;
 use progress::{Counts, Progress};
 use rank::{rank, winner};
-use record::{FinalRecord, Status, TrialOutcome, TrialRecord};
+use record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
 use runner::TrialRunner;
 use stop::StopFlag;
 use trial::{run_trial, TrialContext, TrialEnd};
@@ -52,6 +56,8 @@ pub enum SweepEnd {
     Complete,
     /// Stopped on request; the same command resumes.
     Interrupted,
+    /// This worker's part is done; other workers run the trials left.
+    LeftToOthers,
 }
 
 /// How a sweep run treats what earlier runs left.
@@ -61,6 +67,20 @@ pub struct SweepOptions {
     pub rerun: Rerun,
     /// Whether `keep` may remove weights an earlier spec kept.
     pub prune: Prune,
+    /// Which trials this worker runs, and whether it waits for the others.
+    pub part: Part,
+}
+
+/// A worker's part in a sweep that any number of workers share (`claim.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Run every trial no live worker holds, then wait for those others run (taking over any
+    /// whose worker dies), then make the final model: `gacha sweep`.
+    All,
+    /// Run every trial no live worker holds, and leave: `gacha sweep --worker`.
+    Share,
+    /// Run this trial (its index in `spec.trials`) only: `gacha trial --index N`.
+    One(usize),
 }
 
 /// What a sweep run did, for the final summary.
@@ -84,7 +104,8 @@ pub struct SweepSummary {
     pub winning_config: Option<configs::ConfigSummary>,
 }
 
-/// Run every unfinished trial of `spec` on `dataset`, writing into `results`.
+/// Run the unfinished trials of `spec` (those of `options.part`) on `dataset`, writing into
+/// `results` beside any other workers, then make the final model once every trial is finished.
 pub fn run_sweep(
     spec: &SweepSpec,
     dataset: &Dataset,
@@ -94,13 +115,17 @@ pub fn run_sweep(
     options: SweepOptions,
     exporter: &dyn Exporter,
 ) -> anyhow::Result<SweepSummary> {
-    let rerun = options.rerun;
-    let locked = LockedResults::open(results)?;
-    write_atomic(&locked.dir.path(SPEC_FILE), spec.text.as_bytes())?;
-    note_unlisted_trials(&locked.dir, spec)?;
-    damaged::set_aside_damaged(&locked, spec)?;
-    let mut records = export(&locked.dir, spec, options.prune, exporter)?;
-    let settled = records.iter().filter(|r| !reruns(&r.outcome, rerun)).count();
+    let folder = ResultsFolder::open(results)?;
+    let mut this_run =
+        Settled { rerun: options.rerun, since: utc_timestamp(SystemTime::now()), ran: Default::default() };
+    write_atomic(&folder.dir.path(SPEC_FILE), spec.text.as_bytes())?;
+    note_unlisted_trials(&folder.dir, spec)?;
+    let records = {
+        let _lock = folder.claims.export_lock()?;
+        damaged::set_aside_damaged(&folder, spec)?;
+        export(&folder.dir, spec, options.prune, exporter)?
+    };
+    let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
     let progress = Progress::new(spec.trials.len(), settled);
     progress.say(&format!(
         "{} trials ({settled} finished earlier{}) → {}",
@@ -114,24 +139,80 @@ pub fn run_sweep(
     let labels: Vec<_> = dataset.examples.iter().map(|e| e.label).collect();
     let partition = partition::Partition::new(&labels, &spec.validation, spec.data.stratify())?;
     let ctx =
-        TrialContext { spec, dataset, partition: &partition, results: &locked, progress: &progress, stop };
-    let (mut ran, mut end) = (Counts::default(), SweepEnd::Complete);
-    for (n, trial) in spec.trials.iter().enumerate() {
-        if records.iter().any(|r| r.id() == &trial.id && !reruns(&r.outcome, rerun)) {
-            continue;
+        TrialContext { spec, dataset, partition: &partition, results: &folder, progress: &progress, stop };
+    let mine: Vec<usize> = match options.part {
+        Part::One(index) => vec![index],
+        Part::All | Part::Share => (0..spec.trials.len()).collect(),
+    };
+    let (mut ran, mut end, mut said_waiting) = (Counts::default(), SweepEnd::Complete, false);
+    loop {
+        let mut elsewhere = Vec::new();
+        for &n in &mine {
+            let trial = &spec.trials[n];
+            let paths = folder.dir.trial(&trial.id);
+            if this_run.holds_file(&paths.read_outcome_file()?) {
+                continue;
+            }
+            if stop.is_requested() {
+                end = SweepEnd::Interrupted;
+                break;
+            }
+            let claim = match folder.claims.try_claim(trial.id.as_str())? {
+                ClaimAttempt::Claimed(claim) => claim,
+                ClaimAttempt::Held(state) => {
+                    elsewhere.push((n, state));
+                    continue;
+                }
+            };
+            // Finished by a worker that released the claim between the two looks.
+            if this_run.holds_file(&paths.read_outcome_file()?) {
+                continue;
+            }
+            runner.prepare()?;
+            progress.trial_started(n + 1, trial);
+            let outcome = match run_trial(&ctx, trial, paths, runner, Some(&claim))? {
+                TrialEnd::Recorded(outcome) => outcome,
+                TrialEnd::Stopped => {
+                    end = SweepEnd::Interrupted;
+                    break;
+                }
+                TrialEnd::ClaimLost => {
+                    crate::warn!(
+                        "trial {}: another worker took it over (this one went {:.0} s without a \
+                         heartbeat); nothing recorded here",
+                        trial.id,
+                        claim::stale_after().as_secs_f64()
+                    );
+                    continue;
+                }
+            };
+            drop(claim);
+            this_run.ran.insert(trial.id.clone());
+            ran.add(outcome.status);
+            progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
+            let _lock = folder.claims.export_lock()?;
+            export(&folder.dir, spec, options.prune, exporter)?;
         }
-        if stop.is_requested() {
-            end = SweepEnd::Interrupted;
+        if end == SweepEnd::Interrupted || elsewhere.is_empty() {
             break;
         }
-        progress.trial_started(n + 1, trial);
-        let TrialEnd::Recorded(outcome) = run_trial(&ctx, trial, locked.dir.trial(&trial.id), runner)? else {
-            end = SweepEnd::Interrupted;
+        if options.part != Part::All {
+            progress.say(&held_elsewhere(spec, &elsewhere));
+            end = SweepEnd::LeftToOthers;
             break;
-        };
-        ran.add(outcome.status);
-        progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
-        records = export(&locked.dir, spec, options.prune, exporter)?;
+        }
+        if !said_waiting {
+            progress.say(&format!("waiting for {} trial(s) that other workers run", elsewhere.len()));
+            said_waiting = true;
+        }
+        std::thread::sleep(claim::heartbeat_every().min(std::time::Duration::from_secs(5)));
+    }
+    let _lock = folder.claims.export_lock()?;
+    let records = export(&folder.dir, spec, options.prune, exporter)?;
+    folder.claims.clear_stale(|id| records.iter().any(|r| r.id().as_str() == id))?;
+    let unfinished = spec.trials.iter().any(|t| !records.iter().any(|r| r.id() == &t.id));
+    if end == SweepEnd::Complete && unfinished {
+        end = SweepEnd::LeftToOthers;
     }
     let ranked = rank(&records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
@@ -151,7 +232,7 @@ pub fn run_sweep(
     if let Some(line) = runner.summary() {
         crate::info!("{line}");
     }
-    write_report(&locked.dir, spec, &records, exporter)?;
+    write_report(&folder.dir, spec, &records, exporter)?;
     if best.is_none() && !records.is_empty() {
         crate::warn!("no finished trial has a defined {}; best/ is empty", spec.select.metric);
     }
@@ -170,6 +251,41 @@ pub fn run_sweep(
         final_model: final_record,
         winning_config: winning,
     })
+}
+
+/// `trial 3 (ID) is running in HOST:PID`, or for several, their numbers.
+fn held_elsewhere(spec: &SweepSpec, held: &[(usize, claim::ClaimState)]) -> String {
+    match held {
+        [(n, state)] => {
+            let worker = state.info.as_ref().map_or("another worker", |i| i.worker.as_str());
+            format!("trial {} ({}) is running in {worker}", n + 1, spec.trials[*n].id)
+        }
+        _ => {
+            let numbers: Vec<String> = held.iter().map(|(n, _)| (n + 1).to_string()).collect();
+            format!("{} trials are running in other workers: {}", held.len(), numbers.join(", "))
+        }
+    }
+}
+
+/// Which finished trials this run leaves as they are: all but the failures it reruns, and of
+/// those only the ones that failed before it started (a failure of this run, or of a worker
+/// beside it since, is not rerun by it).
+struct Settled {
+    rerun: Rerun,
+    /// When this run started (`utc_timestamp`: whole seconds).
+    since: String,
+    /// The trials this run ran.
+    ran: std::collections::HashSet<TrialId>,
+}
+
+impl Settled {
+    fn holds(&self, outcome: &TrialOutcome) -> bool {
+        !reruns(outcome, self.rerun) || outcome.finished_at > self.since || self.ran.contains(&outcome.id)
+    }
+
+    fn holds_file(&self, file: &OutcomeFile) -> bool {
+        matches!(file, OutcomeFile::Finished(outcome) if self.holds(outcome))
+    }
 }
 
 /// `valid.precision 0.9000` or why there is none; warns when a done trial cannot win.

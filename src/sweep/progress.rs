@@ -3,6 +3,8 @@
 //! lines in the users' `step: 32/256   lr: 0.02995   loss: 0.3417` format. `-q` silences both.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -133,11 +135,14 @@ impl Progress {
 pub struct TrialObserver<'a> {
     pub progress: &'a Progress,
     pub stop: &'a StopFlag,
+    /// Set when the trial's claim is lost to another worker (`claim.rs`): stop too.
+    pub lost: Option<Arc<AtomicBool>>,
 }
 
 impl StepObserver for TrialObserver<'_> {
     fn after_step(&mut self) -> Control {
-        if self.stop.is_requested() {
+        let lost = self.lost.as_ref().is_some_and(|lost| lost.load(Ordering::SeqCst));
+        if self.stop.is_requested() || lost {
             Control::Stop
         } else {
             Control::Continue

@@ -88,6 +88,12 @@ pub struct TrialRun {
 /// Runs attempts of trials. Errors (out of memory, unreadable image) fail the trial, not the
 /// sweep.
 pub trait TrialRunner {
+    /// Get ready to run (load the model): an error here stops the sweep instead of failing a
+    /// trial. The driver calls it once it holds a trial's claim; nothing to do by default.
+    fn prepare(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun>;
 
     /// The answers of the trained weights in `weights` (a trial's `weights/` or a soup) to the

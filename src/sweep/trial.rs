@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::failure::classify;
 use super::layout::{remove_dir_if_present, TrialPaths};
-use super::lock::LockedResults;
+use super::claim::Claim;
+use super::folder::ResultsFolder;
 use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
 use super::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
@@ -29,6 +30,9 @@ pub enum TrialEnd {
     Recorded(Box<TrialOutcome>),
     /// Stopped on request; its folder is unfinished and will be redone.
     Stopped,
+    /// Another worker took the trial's claim over (this one was frozen past the stale period):
+    /// nothing was recorded; the new holder runs the trial.
+    ClaimLost,
 }
 
 /// What a trial reads: the spec, the dataset, where to write.
@@ -37,7 +41,7 @@ pub struct TrialContext<'a> {
     pub dataset: &'a Dataset,
     /// The test images and folds, drawn once for the sweep.
     pub partition: &'a Partition,
-    pub results: &'a LockedResults,
+    pub results: &'a ResultsFolder,
     pub progress: &'a Progress,
     pub stop: &'a StopFlag,
 }
@@ -71,13 +75,16 @@ struct Attempts {
     failure: Option<FailureKind>,
 }
 
-/// Run `trial` in the folder `paths` (emptied first; `ResultsDir::trial` or `::refit`).
+/// Run `trial` in the folder `paths` (emptied first; `ResultsDir::trial` or `::refit`), holding
+/// `claim` (a refit holds none: the final model is made under the export lock).
 pub fn run_trial(
     ctx: &TrialContext,
     trial: &Trial,
     paths: TrialPaths,
     runner: &mut dyn TrialRunner,
+    claim: Option<&Claim>,
 ) -> anyhow::Result<TrialEnd> {
+    let lost = || claim.is_some_and(Claim::is_lost);
     let started = (Instant::now(), SystemTime::now());
     let paths = ctx.results.fresh(paths)?;
     let split = ctx.partition.split(&trial.params)?;
@@ -98,12 +105,14 @@ pub fn run_trial(
             split: &split,
             weights_dir: &paths.weights(),
         };
-        let mut observer = TrialObserver { progress: ctx.progress, stop: ctx.stop };
+        let mut observer =
+            TrialObserver { progress: ctx.progress, stop: ctx.stop, lost: claim.map(Claim::lost_flag) };
         let attempt_started = Instant::now();
         let run = match runner.run(&job, &mut observer).and_then(|run| checked(run, &split, ctx.dataset)) {
             Ok(run) => run,
             // An error while a stop was asked for (an interrupted call, say) is the stop's.
             Err(_) if ctx.stop.is_requested() => return Ok(TrialEnd::Stopped),
+            Err(_) if lost() => return Ok(TrialEnd::ClaimLost),
             Err(err) => {
                 attempts.records.push(AttemptRecord::Failed { seed });
                 attempts.error = Some(format!("{err:#}"));
@@ -117,6 +126,7 @@ pub fn run_trial(
         attempts.before = attempts.before.or(Some(run.before));
         attempts.losses.extend(&run.losses);
         match run.end {
+            RunEnd::Stopped if lost() && !ctx.stop.is_requested() => return Ok(TrialEnd::ClaimLost),
             RunEnd::Stopped => return Ok(TrialEnd::Stopped),
             RunEnd::Finished => attempts.records.push(AttemptRecord::Finished { seed }),
             RunEnd::Diverged { stage, step, loss } => {
@@ -148,6 +158,9 @@ pub fn run_trial(
     }
     let lines: Vec<u8> = attempts.losses.iter().flat_map(json_line).collect();
     write_atomic(&paths.metrics(), &lines)?;
+    if lost() {
+        return Ok(TrialEnd::ClaimLost);
+    }
     write_atomic(&paths.outcome(), &serde_json::to_vec_pretty(&outcome)?)?;
     Ok(TrialEnd::Recorded(Box::new(outcome)))
 }
