@@ -21,6 +21,8 @@ mod sweep_real;
 mod model;
 // big_vision .npz checkpoints: loading, export, tokenizer and key errors.
 mod npz;
+// Hub ids resolved offline in a fake Hugging Face cache.
+mod hub;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.

@@ -60,7 +60,7 @@ fn coding_errors(args: &CheckArgs) -> CodingErrors {
 /// axes, how many images each `valid` holds out, and warnings about sweeps that would rank poorly.
 fn check_sweep_spec(path: &Path, coding: CodingErrors) -> anyhow::Result<Outcome> {
     let spec = load_spec(path)?;
-    let source = spec.model_source()?;
+    let source = &spec.model_source;
     let config = source.config().with_context(|| format!("{}: [model] path", spec.file.display()))?;
     let vision = &config.vision_config;
     let text = &config.text_config;
@@ -72,9 +72,10 @@ fn check_sweep_spec(path: &Path, coding: CodingErrors) -> anyhow::Result<Outcome
         text.hidden_size,
         text.num_hidden_layers
     );
+    let resolved = format!("model resolved to: {}\n", source.describe());
     let (examples, data) = check_dataset(&spec.data_path(), &spec.data.options(), coding, vision.image_size)?;
     let check = check_spec(&spec, examples)?;
-    print!("{check}{model}{data}");
+    print!("{check}{resolved}{model}{data}");
     for warning in &check.warnings {
         crate::warn!("{warning}");
     }
