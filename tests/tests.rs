@@ -23,6 +23,8 @@ mod model;
 mod npz;
 // Hub ids resolved offline in a fake Hugging Face cache.
 mod hub;
+// `gacha export --format hf`: merged checkpoint folders.
+mod export;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.

@@ -12,6 +12,7 @@
 pub mod big_vision;
 pub mod config;
 mod gemma;
+pub mod hf_export;
 pub mod hub;
 pub mod init;
 mod layout;
