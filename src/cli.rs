@@ -73,7 +73,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Fine-tune on a dataset (attention weights or LoRA) and save what was trained.
     Train(TrainArgs),
-    /// Write a model with its adapter merged in as a checkpoint (--format npz: big_vision .npz).
+    /// Write a model with its adapter merged in as a Hugging Face checkpoint folder (--format
+    /// npz: a big_vision .npz).
     Export(ExportArgs),
     /// Time training steps and scoring on a named config with random weights; print a table.
     Bench(BenchArgs),
@@ -297,8 +298,12 @@ pub struct ReportArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// A checkpoint folder (config.json, model.safetensors, tokenizer.json), a big_vision
-    /// checkpoint FILE.npz (tokenizer.json beside it, or --tokenizer), or builtin:NAME for a named
-    /// config with random weights (builtin:tiny for tests).
+    /// checkpoint FILE.npz (tokenizer.json beside it, or --tokenizer), a hub id OWNER/NAME[@REV]
+    /// already in the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
+    /// ~/.cache/huggingface/hub; REV a branch, tag or commit sha, default main; never
+    /// downloaded), or builtin:NAME for a named config with random weights (builtin:tiny for
+    /// tests). A path that exists wins; OWNER/NAME with one slash that names no file or folder
+    /// is a hub id (write ./OWNER/NAME for a folder).
     #[arg(long)]
     pub model: ModelSource,
     /// The tokenizer.json of a big_vision .npz, when it is not beside it.
@@ -413,24 +418,55 @@ pub struct TrainArgs {
 }
 
 /// `gacha export`.
+///
+/// --dtype is the dtype written (hf only; default: each tensor's dtype in the base); the model
+/// is always loaded and merged in f32.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// npz: a big_vision .npz with the keys, shapes and dtypes of the --model .npz; the decoder
-    /// weights come from the model (attention weights, or LoRA merged), every other array is
-    /// copied unchanged.
-    #[arg(long, value_enum)]
+    /// hf: a Hugging Face checkpoint folder (config, sharded safetensors with an index,
+    /// tokenizer and processor files copied from the --model folder or hub snapshot) that
+    /// transformers loads without PEFT. npz: a big_vision .npz with the keys, shapes and dtypes of
+    /// the --model .npz. The decoder weights come from the model (attention weights, or LoRA
+    /// merged), every other tensor is copied unchanged.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Hf)]
     pub format: ExportFormat,
-    /// The file to write.
+    /// The folder (hf; it must not exist or be empty) or file (npz) to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// hf: the largest safetensors shard, in bytes or with a KB, MB or GB suffix (decimal, as
+    /// transformers' max_shard_size).
+    #[arg(long, default_value = "5GB", value_parser = parse_bytes)]
+    pub max_shard_size: u64,
 }
 
 /// `--format` of `gacha export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
+    Hf,
     Npz,
+}
+
+/// `5GB`, `200MB`, `64KB` or a plain number of bytes (decimal units).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("{text:?}: expected bytes, or a number with KB, MB or GB")),
+    };
+    let value: u64 =
+        digits.parse().map_err(|_| format!("{text:?}: expected a whole number before the unit"))?;
+    match value.checked_mul(scale) {
+        Some(bytes) if bytes > 0 => Ok(bytes),
+        _ => Err(format!("{text:?}: expected a positive size")),
+    }
 }
 
 /// `gacha bench`.

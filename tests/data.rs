@@ -425,6 +425,7 @@ fn check_of_a_sweep_spec_counts_trials_and_checks_model_and_images() {
     assert_contains(&stdout, "  learning_rate  3 value(s), sets train.learning_rate (line 10)\n");
     assert_contains(&stdout, "validation images of 4: 2 → 2, 0.5 → 2\n");
     assert_contains(&stdout, "model builtin:tiny@0: config ok (image 56, patch 7: 64 image tokens");
+    assert_contains(&stdout, "model resolved to: built-in config tiny with random weights (seed 0)\n");
     assert_contains(&stdout, "model inputs: 4 (frames: middle)");
     assert_contains(&stdout, "checked at 56×56");
     assert_contains(&stderr, "gacha: warning: valid = 2 holds out 2 images (< 30)");

@@ -295,4 +295,6 @@ fn a_sweep_spec_takes_an_npz_and_its_tokenizer() {
     let (stdout, stderr) = texts(&output);
     assert_exit(&output, 0);
     assert!(stdout.contains("1 trial") || stderr.contains("1 trial"), "{stdout}\n{stderr}");
+    let resolved = format!("model resolved to: big_vision checkpoint {}\n", npz("bf16").display());
+    assert!(stdout.contains(&resolved), "{stdout}");
 }

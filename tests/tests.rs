@@ -25,6 +25,10 @@ mod sweep_real;
 mod model;
 // big_vision .npz checkpoints: loading, export, tokenizer and key errors.
 mod npz;
+// Hub ids resolved offline in a fake Hugging Face cache.
+mod hub;
+// `gacha export --format hf`: merged checkpoint folders.
+mod export;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.

@@ -63,7 +63,7 @@ fn check_sweep_spec(path: &Path, coding: CodingErrors, list_trials: bool) -> any
     if list_trials {
         return list_spec_trials(&spec);
     }
-    let source = spec.model_source()?;
+    let source = &spec.model_source;
     let config = source.config().with_context(|| format!("{}: [model] path", spec.file.display()))?;
     let vision = &config.vision_config;
     let text = &config.text_config;
@@ -75,9 +75,10 @@ fn check_sweep_spec(path: &Path, coding: CodingErrors, list_trials: bool) -> any
         text.hidden_size,
         text.num_hidden_layers
     );
+    let resolved = format!("model resolved to: {}\n", source.describe());
     let (examples, data) = check_dataset(&spec.data_path(), &spec.data.options(), coding, vision.image_size)?;
     let check = check_spec(&spec, examples)?;
-    print!("{check}{model}{data}");
+    print!("{check}{resolved}{model}{data}");
     for warning in &check.warnings {
         crate::warn!("{warning}");
     }

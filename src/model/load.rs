@@ -16,6 +16,12 @@ use super::tokenizer::{PromptTokenizer, SpecialIds};
 use super::LoadedModel;
 use crate::data::Answers;
 
+/// The weights file of an unsharded checkpoint.
+pub(super) const SINGLE_FILE: &str = "model.safetensors";
+
+/// The index of a sharded checkpoint: tensor name → shard file.
+pub(super) const INDEX_FILE: &str = "model.safetensors.index.json";
+
 /// Read and check a checkpoint folder's `config.json`.
 pub fn read_config(dir: &Path) -> anyhow::Result<PaliGemmaConfig> {
     let config_path = dir.join("config.json");
@@ -44,8 +50,8 @@ pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Res
 
 /// The safetensors files of a checkpoint: the shards named in `model.safetensors.index.json`, else
 /// `model.safetensors`.
-fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let index = dir.join("model.safetensors.index.json");
+pub(super) fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let index = dir.join(INDEX_FILE);
     if index.is_file() {
         #[derive(serde::Deserialize)]
         struct Index {
@@ -64,7 +70,7 @@ fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         }
         return Ok(files);
     }
-    let single = dir.join("model.safetensors");
+    let single = dir.join(SINGLE_FILE);
     if single.is_file() {
         Ok(vec![single])
     } else {

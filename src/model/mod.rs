@@ -12,6 +12,8 @@
 pub mod big_vision;
 pub mod config;
 mod gemma;
+pub mod hf_export;
+pub mod hub;
 pub mod init;
 mod layout;
 pub mod load;
@@ -26,7 +28,7 @@ pub mod tokenizer;
 mod trainable;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use candle_core::{DType, Device};
@@ -48,11 +50,17 @@ pub struct LoadedModel {
 }
 
 /// Where a model comes from: `builtin:NAME[@SEED]` (a named config with random weights, seed 0 by
-/// default), a path ending in `.npz` (a big_vision checkpoint) or a checkpoint folder path.
+/// default), a path ending in `.npz` (a big_vision checkpoint), a checkpoint folder path, or a hub
+/// id `owner/name[@revision]` found in the local Hugging Face cache ([`hub`]).
+///
+/// A path that exists wins; text shaped like a hub id ([`hub::HubId::parse`]: one `/`, no leading
+/// `.` or `/`) that names no file or folder is a hub id, resolved to its snapshot when parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
     /// A Hugging Face checkpoint folder.
     Checkpoint(PathBuf),
+    /// A hub id found in the local cache: its snapshot is a checkpoint folder.
+    Hub(hub::Snapshot),
     /// A big_vision `.npz`, with its tokenizer.json when not beside it.
     BigVision {
         npz: PathBuf,
@@ -69,15 +77,37 @@ const NPZ_EXTENSION: &str = "npz";
 
 const BUILTIN_PREFIX: &str = "builtin:";
 
+/// Paths relative to the working folder; hub ids in the cache the environment names.
 impl FromStr for ModelSource {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ModelSource::parse_in(s, Path::new(""))
+    }
+}
+
+impl ModelSource {
+    /// Parse `s` with relative paths resolved against `base`; a hub id is looked up in the cache
+    /// the environment names (never the network).
+    pub fn parse_in(s: &str, base: &Path) -> Result<ModelSource, String> {
         let Some(rest) = s.strip_prefix(BUILTIN_PREFIX) else {
             if s.is_empty() {
                 return Err("empty model path".into());
             }
-            let path = PathBuf::from(s);
+            let path = base.join(s);
+            if !path.exists() {
+                if let Some(id) = hub::HubId::parse(s) {
+                    let cache = hub::cache_dir(|name| std::env::var_os(name));
+                    return hub::resolve(&id, &cache).map(ModelSource::Hub).map_err(|not_found| {
+                        format!(
+                            "{s:?} is no file or folder ({} does not exist) and looks like a hub id: \
+                             {not_found}\n(a folder path is taken as a hub id when it does not exist; \
+                             write ./{s} for a folder)",
+                            std::path::absolute(&path).unwrap_or(path.clone()).display()
+                        )
+                    });
+                }
+            }
             if path.extension().is_some_and(|e| e == NPZ_EXTENSION) {
                 return Ok(ModelSource::BigVision { npz: path, tokenizer: None });
             }
@@ -100,6 +130,23 @@ impl FromStr for ModelSource {
         }
         Ok(ModelSource::Builtin { name: name.to_string(), seed })
     }
+
+    /// What the model was found to be, for `gacha check`.
+    pub fn describe(&self) -> String {
+        match self {
+            ModelSource::Checkpoint(dir) => format!("Hugging Face checkpoint folder {}", dir.display()),
+            ModelSource::Hub(snapshot) => format!(
+                "hub id {} → snapshot {} (Hugging Face checkpoint folder {})",
+                snapshot.id,
+                snapshot.sha,
+                snapshot.dir.display()
+            ),
+            ModelSource::BigVision { npz, .. } => format!("big_vision checkpoint {}", npz.display()),
+            ModelSource::Builtin { name, seed } => {
+                format!("built-in config {name} with random weights (seed {seed})")
+            }
+        }
+    }
 }
 
 impl fmt::Display for ModelSource {
@@ -108,6 +155,7 @@ impl fmt::Display for ModelSource {
             ModelSource::Checkpoint(path) | ModelSource::BigVision { npz: path, .. } => {
                 write!(f, "{}", path.display())
             }
+            ModelSource::Hub(snapshot) => write!(f, "{snapshot}"),
             ModelSource::Builtin { name, seed } => write!(f, "{BUILTIN_PREFIX}{name}@{seed}"),
         }
     }
@@ -128,7 +176,9 @@ impl ModelSource {
     /// The model's config, without loading its weights.
     pub fn config(&self) -> anyhow::Result<PaliGemmaConfig> {
         match self {
-            ModelSource::Checkpoint(dir) => load::read_config(dir),
+            ModelSource::Checkpoint(dir) | ModelSource::Hub(hub::Snapshot { dir, .. }) => {
+                load::read_config(dir)
+            }
             ModelSource::BigVision { npz, .. } => big_vision::read_config(npz),
             ModelSource::Builtin { name, .. } => Ok(PaliGemmaConfig::named(name)?),
         }
@@ -138,7 +188,9 @@ impl ModelSource {
 /// Load a model; frozen weights are held in `frozen_dtype` (use f32 on CPU), trainables are f32.
 pub fn load(source: &ModelSource, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
     match source {
-        ModelSource::Checkpoint(dir) => load::load_dir(dir, device, frozen_dtype),
+        ModelSource::Checkpoint(dir) | ModelSource::Hub(hub::Snapshot { dir, .. }) => {
+            load::load_dir(dir, device, frozen_dtype)
+        }
         ModelSource::BigVision { npz, tokenizer } => {
             big_vision::load_npz(npz, tokenizer.as_deref(), device, frozen_dtype)
         }
@@ -156,13 +208,21 @@ mod tests {
         let source: ModelSource = "builtin:small@42".parse().unwrap();
         assert_eq!(source, ModelSource::Builtin { name: "small".into(), seed: 42 });
         assert_eq!(source.to_string(), "builtin:small@42");
-        assert_eq!("models/pg".parse(), Ok(ModelSource::Checkpoint("models/pg".into())));
+        assert_eq!("./models/pg".parse(), Ok(ModelSource::Checkpoint("./models/pg".into())));
+        assert_eq!("models/pg/x".parse(), Ok(ModelSource::Checkpoint("models/pg/x".into())));
+        let in_spec_dir = ModelSource::parse_in("../pg", Path::new("sweeps"));
+        assert_eq!(in_spec_dir, Ok(ModelSource::Checkpoint("sweeps/../pg".into())));
+        // An existing folder is a path even when shaped like a hub id.
+        assert_eq!(
+            ModelSource::parse_in("src/model", Path::new(env!("CARGO_MANIFEST_DIR"))),
+            Ok(ModelSource::Checkpoint(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model")))
+        );
         let npz: ModelSource = "kaggle/pg.f16.npz".parse().unwrap();
         assert_eq!(npz, ModelSource::BigVision { npz: "kaggle/pg.f16.npz".into(), tokenizer: None });
         assert_eq!(npz.to_string(), "kaggle/pg.f16.npz");
         let npz = npz.with_tokenizer("t.json".into()).unwrap();
         assert!(matches!(npz, ModelSource::BigVision { tokenizer: Some(_), .. }));
-        let err = ModelSource::Checkpoint("models/pg".into()).with_tokenizer("t.json".into()).unwrap_err();
+        let err = ModelSource::Checkpoint("./models/pg".into()).with_tokenizer("t.json".into()).unwrap_err();
         assert!(err.contains("only for a big_vision .npz"), "{err}");
         assert!("builtin:huge"
             .parse::<ModelSource>()

@@ -17,6 +17,7 @@ use super::error::{Locator, SpecError};
 use super::params::TrialParams;
 use super::validation::{FoldIndex, Scheme, Validation, ValidationIdentity};
 use super::{as_table, DataSpec, ModelSpec};
+use crate::model::ModelSource;
 
 /// Above this many trials the spec is more likely a mistake than a plan.
 pub const MAX_TRIALS: usize = 100_000;
@@ -58,11 +59,30 @@ impl fmt::Display for TrialId {
 #[derive(Serialize)]
 pub(super) struct Inputs<'a> {
     pub model: &'a ModelSpec,
+    /// The commit of a hub id's snapshot, so a changed snapshot is a different trial; absent for
+    /// other models, whose ids are what they were before hub ids were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_sha: Option<&'a str>,
     pub data: &'a DataSpec,
     /// The test draw and the fold partition; absent (so ids of holdout sweeps without test
     /// images are what they were before `[validation]` existed) when there is neither.
     #[serde(skip_serializing_if = "ValidationIdentity::is_empty")]
     pub validation: ValidationIdentity,
+}
+
+impl<'a> Inputs<'a> {
+    pub fn new(
+        model: &'a ModelSpec,
+        source: &'a ModelSource,
+        data: &'a DataSpec,
+        validation: ValidationIdentity,
+    ) -> Inputs<'a> {
+        let model_sha = match source {
+            ModelSource::Hub(snapshot) => Some(snapshot.sha.as_str()),
+            _ => None,
+        };
+        Inputs { model, model_sha, data, validation }
+    }
 }
 
 /// A config's identity: a short hash of its trials' inputs and parameters less the seed and the

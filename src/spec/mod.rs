@@ -48,7 +48,11 @@ pub struct SweepSpec {
     pub text: String,
     /// Names the results folder (`results/<name>/`).
     pub name: String,
+    /// `[model]` as written.
     pub model: ModelSpec,
+    /// `[model]` parsed once: relative paths resolved against the spec's folder, a hub id to its
+    /// snapshot in the local cache.
+    pub model_source: ModelSource,
     pub data: DataSpec,
     pub select: SelectSpec,
     /// `[validation]`, checked: the scheme, its folds and the test images.
@@ -64,17 +68,14 @@ pub struct SweepSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// A Hugging Face checkpoint folder, a big_vision `.npz`, or a built-in model named
-    /// `builtin:<name>`.
+    /// A Hugging Face checkpoint folder, a big_vision `.npz`, a hub id `owner/name[@revision]`
+    /// in the local cache, or a built-in model named `builtin:<name>`.
     pub path: String,
     /// The tokenizer.json of a big_vision `.npz` when it is not beside it. Absent from the trial
     /// identity when not given, so ids of existing sweeps do not change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<String>,
 }
-
-/// Model paths with this prefix name a model built in code, not a folder.
-pub const BUILTIN_MODEL_PREFIX: &str = "builtin:";
 
 /// The `[data]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,32 +139,6 @@ impl SweepSpec {
         self.dir().join(&self.data.path)
     }
 
-    /// The model folder resolved against the spec's folder; a `builtin:` name as written.
-    pub fn model_path(&self) -> PathBuf {
-        if self.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
-            PathBuf::from(&self.model.path)
-        } else {
-            self.dir().join(&self.model.path)
-        }
-    }
-
-    /// The model to load: a built-in name, a big_vision `.npz` (with `tokenizer`) or the
-    /// checkpoint folder.
-    pub fn model_source(&self) -> Result<ModelSource, SpecError> {
-        let source = if self.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
-            self.model.path.parse()
-        } else {
-            self.model_path().display().to_string().parse()
-        };
-        let source = source.map_err(|message: String| self.error_at(&["model", "path"], message))?;
-        match &self.model.tokenizer {
-            None => Ok(source),
-            Some(tokenizer) => source
-                .with_tokenizer(self.dir().join(tokenizer))
-                .map_err(|message| self.error_at(&["model", "tokenizer"], message)),
-        }
-    }
-
     /// An error at the spec's key `path` (its line when present).
     fn error_at(&self, path: &[&str], message: String) -> SpecError {
         match DeTable::parse(&self.text) {
@@ -197,7 +172,7 @@ impl SweepSpec {
     /// seed. Their ids hash like a trial's, so a resumed sweep finds them.
     pub fn refit_trials(&self, trial: &Trial) -> Vec<Trial> {
         let inputs =
-            expand::Inputs { model: &self.model, data: &self.data, validation: self.validation.identity() };
+            expand::Inputs::new(&self.model, &self.model_source, &self.data, self.validation.identity());
         self.refit_seeds()
             .into_iter()
             .map(|seed| {
@@ -259,19 +234,36 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
         let span = at.span_of(&["validation", invalid.key]).or_else(|| at.span_of(&["validation"]));
         at.at(span.unwrap_or(0..0), format!("validation.{}", invalid.key), invalid.message)
     })?;
-    let identity = expand::Inputs { model: &head.model, data: &head.data, validation: validation.identity() };
+    let model_source = parse_model(&head.model, file, &at)?;
+    let identity = expand::Inputs::new(&head.model, &model_source, &head.data, validation.identity());
     let (axes, trials) = expand::expand(&at, &trial_tables, &identity, &validation)?;
     Ok(SweepSpec {
         file: file.to_path_buf(),
         text: text.to_string(),
         name: head.name,
         model: head.model,
+        model_source,
         data: head.data,
         select: head.select,
         validation,
         axes,
         trials,
     })
+}
+
+/// `[model]` parsed, paths relative to the spec's folder; a hub id resolved in the local cache.
+fn parse_model(model: &ModelSpec, file: &Path, at: &Locator) -> Result<ModelSource, SpecError> {
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let error = |key: &str, message: String| {
+        at.at(at.span_of(&["model", key]).unwrap_or(0..0), format!("model.{key}"), message)
+    };
+    let source = ModelSource::parse_in(&model.path, dir).map_err(|message| error("path", message))?;
+    match &model.tokenizer {
+        None => Ok(source),
+        Some(tokenizer) => {
+            source.with_tokenizer(dir.join(tokenizer)).map_err(|message| error("tokenizer", message))
+        }
+    }
 }
 
 /// The name becomes a folder: one plain path component.
@@ -331,12 +323,12 @@ fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
     if !data.is_file() {
         return Err(missing(&["data", "path"], "dataset file", &data));
     }
-    match spec.model_source()? {
+    match &spec.model_source {
         ModelSource::Checkpoint(model) if !model.is_dir() => {
-            Err(missing(&["model", "path"], "model folder", &model))
+            Err(missing(&["model", "path"], "model folder", model))
         }
         ModelSource::BigVision { npz, .. } if !npz.is_file() => {
-            Err(missing(&["model", "path"], "big_vision checkpoint", &npz))
+            Err(missing(&["model", "path"], "big_vision checkpoint", npz))
         }
         _ => Ok(()),
     }

@@ -260,7 +260,7 @@ fn load_checks_that_inputs_exist() {
     std::fs::write(&expected_path, "").unwrap();
     let spec = load_spec(&spec_path).unwrap();
     assert_eq!(spec.data_path(), expected_path);
-    assert_eq!(spec.model_path(), Path::new("builtin:tiny"));
+    assert_eq!(spec.model_source, ModelSource::Builtin { name: "tiny".into(), seed: 0 });
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub struct ModelRunner<'a> {
     base: LoadedModel,
     dataset: &'a Dataset,
     images: ImageOptions,
-    /// `[model] path` as written, for the adapters' provenance.
+    /// `[model] path`, for the adapters' provenance.
     model_path: String,
     features: FeatureCache,
     /// The untrained model's answer to each example of the dataset, by prompt.
@@ -57,9 +57,9 @@ impl<'a> ModelRunner<'a> {
         dataset: &'a Dataset,
         device: DeviceSpec,
     ) -> anyhow::Result<ModelRunner<'a>> {
-        let source = spec.model_source()?;
+        let source = &spec.model_source;
         let opened = device.open()?;
-        let mut base = crate::model::load(&source, &opened, device.frozen_dtype())
+        let mut base = crate::model::load(source, &opened, device.frozen_dtype())
             .with_context(|| format!("loading the model {source}"))?;
         base.tokenizer = base.tokenizer.with_answers(&spec.data.options().answers)?;
         crate::info!(
@@ -78,11 +78,10 @@ impl<'a> ModelRunner<'a> {
             features.vision_frames(),
             started.elapsed().as_secs_f64()
         );
+        // A hub id with its commit (`owner/name@sha`), a path as resolved.
         let model_path = match source {
             ModelSource::Builtin { .. } => spec.model.path.clone(),
-            ModelSource::Checkpoint(path) | ModelSource::BigVision { npz: path, .. } => {
-                path.display().to_string()
-            }
+            other => other.to_string(),
         };
         Ok(ModelRunner { base, dataset, images, model_path, features, base_answers: HashMap::new() })
     }

@@ -21,7 +21,8 @@ use crate::data::split::SplitIndices;
 use crate::data::Dataset;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
-use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams, BUILTIN_MODEL_PREFIX};
+use crate::model::ModelSource;
+use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams};
 
 /// How `run_trial` returned.
 #[derive(Debug)]
@@ -51,6 +52,11 @@ pub struct TrialContext<'a> {
 struct TrialConfig<'a> {
     id: &'a TrialId,
     model: String,
+    /// A hub id's snapshot folder and its commit (absent for other models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_snapshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_sha: Option<&'a str>,
     #[serde(flatten)]
     params: &'a TrialParams,
     data: DataSpec,
@@ -172,13 +178,17 @@ fn write_inputs(
     split: &SplitIndices,
 ) -> anyhow::Result<()> {
     let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path).display().to_string();
-    let model = if ctx.spec.model.path.starts_with(BUILTIN_MODEL_PREFIX) {
-        ctx.spec.model.path.clone()
-    } else {
-        absolute(ctx.spec.model_path())
+    let (model, model_snapshot, model_sha) = match &ctx.spec.model_source {
+        ModelSource::Builtin { .. } => (ctx.spec.model.path.clone(), None, None),
+        ModelSource::Hub(snapshot) => {
+            (ctx.spec.model.path.clone(), Some(absolute(snapshot.dir.clone())), Some(snapshot.sha.as_str()))
+        }
+        ModelSource::Checkpoint(path) | ModelSource::BigVision { npz: path, .. } => {
+            (absolute(path.clone()), None, None)
+        }
     };
     let data = DataSpec { path: absolute(ctx.spec.data_path()), ..ctx.spec.data.clone() };
-    let config = TrialConfig { id: &trial.id, model, params: &trial.params, data };
+    let config = TrialConfig { id: &trial.id, model, model_snapshot, model_sha, params: &trial.params, data };
     write_atomic(&paths.config(), toml::to_string(&config)?.as_bytes())?;
     let images =
         |indices: &[usize]| indices.iter().map(|&i| ctx.dataset.examples[i].image.as_str()).collect();
