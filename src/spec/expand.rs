@@ -17,6 +17,7 @@ use super::error::{Locator, SpecError};
 use super::params::TrialParams;
 use super::validation::{FoldIndex, Scheme, Validation, ValidationIdentity};
 use super::{as_table, DataSpec, ModelSpec};
+use crate::data::{Normalize, Resize};
 
 /// Above this many trials the spec is more likely a mistake than a plan.
 pub const MAX_TRIALS: usize = 100_000;
@@ -63,6 +64,19 @@ pub(super) struct Inputs<'a> {
     /// images are what they were before `[validation]` existed) when there is neither.
     #[serde(skip_serializing_if = "ValidationIdentity::is_empty")]
     pub validation: ValidationIdentity,
+    /// The resize and normalisation the model is fed; absent when they are big_vision's recipe
+    /// (bilinear, [−1, 1]: what every spec got before gacha read image-processor settings), so
+    /// those ids are what they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<Recipe>,
+}
+
+/// The part of the preprocessing that changes the pixels of a model of a given size.
+#[derive(Serialize)]
+pub(super) struct Recipe {
+    pub resize: Resize,
+    #[serde(flatten)]
+    pub normalize: Normalize,
 }
 
 /// A config's identity: a short hash of its trials' inputs and parameters less the seed and the

@@ -33,7 +33,7 @@ use best::Prune;
 use export::{export, write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{ResultsDir, SPEC_FILE};
+use layout::{ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
 use lock::LockedResults;
 use progress::{Counts, Progress};
 use rank::{rank, winner};
@@ -97,6 +97,9 @@ pub fn run_sweep(
     let rerun = options.rerun;
     let locked = LockedResults::open(results)?;
     write_atomic(&locked.dir.path(SPEC_FILE), spec.text.as_bytes())?;
+    if let Some(own) = &spec.model_preprocessing {
+        write_atomic(&locked.dir.path(PREPROCESSING_FILE), &serde_json::to_vec_pretty(own)?)?;
+    }
     note_unlisted_trials(&locked.dir, spec)?;
     damaged::set_aside_damaged(&locked, spec)?;
     let mut records = export(&locked.dir, spec, options.prune, exporter)?;
