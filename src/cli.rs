@@ -97,6 +97,11 @@ pub struct DataArgs {
     /// does), or use the pixels as stored (ignore).
     #[arg(long, value_enum, default_value_t = ExifOrientationArg::Apply)]
     pub exif_orientation: ExifOrientationArg,
+    /// The resize filter: bilinear (antialiased triangle, big_vision's recipe) or bicubic (PIL's,
+    /// as transformers' SigLIP processor). Default: the model's own (a checkpoint folder's
+    /// preprocessor_config.json or processor_config.json; bilinear for .npz and built-in models).
+    #[arg(long, value_enum)]
+    pub resize: Option<ResizeArg>,
     /// Allow image paths that are absolute or leave the dataset folder (refused by default).
     #[arg(long)]
     pub allow_outside_paths: bool,
@@ -116,10 +121,16 @@ pub enum ExifOrientationArg {
     Ignore,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResizeArg {
+    Bilinear,
+    Bicubic,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A dataset (.jsonl) or a sweep spec (.toml; its [data] table sets the answers, frames
-    /// and EXIF orientation, and the dataset flags below are not used).
+    /// A dataset (.jsonl) or a sweep spec (.toml; its [data] table sets the answers, frames,
+    /// EXIF orientation and resize, and the dataset flags below are not used).
     pub path: PathBuf,
     /// Accept JPEGs with entropy-coding errors that training decodes past (filling in from the
     /// damage on), counting them in the summary, instead of listing them as problems.

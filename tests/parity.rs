@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use gacha::data::image::load_image;
-use gacha::data::{Answers, FramePolicy, ImageOptions, Label};
+use gacha::data::{Answers, FramePolicy, ImageOptions, Label, Preprocessing};
 use gacha::model::{load, LoadedModel, ModelSource, PromptItem, Trainable};
 use serde_json::Value;
 
@@ -228,7 +228,7 @@ fn check_through_our_decoding(name: &'static str) {
         let decoded = load_image(
             &dir.join(&e.image),
             ImageOptions { frames: FramePolicy::First, ..Default::default() },
-            size,
+            &Preprocessing::big_vision(size),
         )
         .unwrap();
         let frame = &decoded.frames[0];

@@ -31,6 +31,8 @@ mod hub;
 mod export;
 // Parity with transformers on the committed tiny-paligemma fixture.
 mod parity;
+// A checkpoint folder's own preprocessing (bicubic) against transformers' processor.
+mod preprocessing;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.
 mod train;
 // The direction of the arrows between our modules (STYLE.md): no layer imports a higher one.

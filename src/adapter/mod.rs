@@ -24,6 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::Serialize;
 
+use crate::data::Preprocessing;
 use crate::fsutil::write_atomic;
 use crate::model::{LoadedModel, LoraConfig, Trainable, TrainableParams};
 use crate::train::TrainConfig;
@@ -115,11 +116,18 @@ pub struct Provenance<'a> {
     /// so not among the `train` keys.
     pub seed: u64,
     pub loss_above: f64,
+    /// How images were turned into the model's inputs (resize, size, normalisation).
+    pub preprocessing: Preprocessing,
 }
 
 impl<'a> Provenance<'a> {
-    /// This build's record of a run of `train` on `base_model`.
-    pub fn new(base_model: &'a str, prompt: Option<&'a str>, train: &'a TrainConfig) -> Provenance<'a> {
+    /// This build's record of a run of `train` on `base_model`, fed images by `preprocessing`.
+    pub fn new(
+        base_model: &'a str,
+        prompt: Option<&'a str>,
+        train: &'a TrainConfig,
+        preprocessing: Preprocessing,
+    ) -> Provenance<'a> {
         Provenance {
             gacha_version: env!("CARGO_PKG_VERSION"),
             base_model,
@@ -127,6 +135,7 @@ impl<'a> Provenance<'a> {
             train,
             seed: train.seed,
             loss_above: train.guard.loss_above,
+            preprocessing,
         }
     }
 }
@@ -325,7 +334,7 @@ mod tests {
     }
 
     fn provenance(cfg: &TrainConfig) -> Provenance<'_> {
-        Provenance::new("builtin:tiny@7", Some("p"), cfg)
+        Provenance::new("builtin:tiny@7", Some("p"), cfg, Preprocessing::big_vision(28))
     }
 
     /// Train-like state saved to a temp dir: the dir and the scores it gives.

@@ -31,7 +31,7 @@ use super::{
 use crate::fsutil::write_atomic;
 
 /// Keys of the members' `gacha_adapter.json` that must agree, and that the soup's records too.
-const SHARED_PROVENANCE_KEYS: [&str; 2] = ["base_model", "prompt"];
+const SHARED_PROVENANCE_KEYS: [&str; 3] = ["base_model", "prompt", "preprocessing"];
 
 /// What [`soup`] wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,11 +64,13 @@ impl fmt::Display for SoupSummary {
 #[derive(Debug, Serialize)]
 struct SoupProvenance<'a> {
     gacha_version: &'a str,
-    /// The members' common `base_model` and `prompt`, where they record them.
+    /// The members' common `base_model`, `prompt` and `preprocessing`, where they record them.
     #[serde(skip_serializing_if = "Option::is_none")]
     base_model: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preprocessing: Option<&'a Value>,
     soup: SoupRecord<'a>,
 }
 
@@ -127,6 +129,7 @@ pub fn soup(members: &[PathBuf], out: &Path) -> anyhow::Result<SoupSummary> {
         gacha_version: env!("CARGO_PKG_VERSION"),
         base_model: shared(SHARED_PROVENANCE_KEYS[0]),
         prompt: shared(SHARED_PROVENANCE_KEYS[1]),
+        preprocessing: shared(SHARED_PROVENANCE_KEYS[2]),
         soup: SoupRecord {
             kind,
             method: match kind {

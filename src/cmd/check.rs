@@ -14,7 +14,9 @@ use crate::cli::CheckArgs;
 use crate::data::error::{DataError, DatasetProblems};
 use crate::data::image::ImageFormatKind;
 use crate::data::jsonl::{decode_each, load_dataset, read_dataset};
-use crate::data::{CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label};
+use crate::data::{
+    CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label, Preprocessing,
+};
 use crate::spec::{check_spec, load_spec, SweepSpec};
 use crate::Outcome;
 
@@ -39,7 +41,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     match args.path.extension().and_then(|ext| ext.to_str()) {
         Some("jsonl") => {
             let opts = super::data_options(&args.options)?;
-            let (_, summary) = check_dataset(&args.path, &opts, coding_errors(args), CHECK_IMAGE_SIZE)?;
+            let prep = Preprocessing::big_vision(CHECK_IMAGE_SIZE).with_resize(opts.images.resize);
+            let (_, summary) = check_dataset(&args.path, &opts, coding_errors(args), &prep)?;
             print!("{summary}");
             Ok(Outcome::Success)
         }
@@ -76,9 +79,19 @@ fn check_sweep_spec(path: &Path, coding: CodingErrors, list_trials: bool) -> any
         text.num_hidden_layers
     );
     let resolved = format!("model resolved to: {}\n", source.describe());
-    let (examples, data) = check_dataset(&spec.data_path(), &spec.data.options(), coding, vision.image_size)?;
+    let own = source.preprocessing().with_context(|| format!("{}: [model] path", spec.file.display()))?;
+    let options = spec.data.options();
+    let prep = own.own.with_resize(options.images.resize);
+    let preprocessing = match options.images.resize {
+        Some(resize) if resize != own.own.resize => format!(
+            "preprocessing: {prep} (resize from [data] resize; the model's own is {}, from {})\n",
+            own.own.resize, own.origin
+        ),
+        _ => format!("preprocessing: {prep} (from {})\n", own.origin),
+    };
+    let (examples, data) = check_dataset(&spec.data_path(), &options, coding, &prep)?;
     let check = check_spec(&spec, examples)?;
-    print!("{check}{resolved}{model}{data}");
+    print!("{check}{resolved}{model}{preprocessing}{data}");
     for warning in &check.warnings {
         crate::warn!("{warning}");
     }
@@ -111,19 +124,20 @@ struct ImageInfo {
     coding_error: Option<String>,
 }
 
-/// Check every line and image of a dataset, decoding images at `size`: the number of examples
-/// and the summary, or every problem.
+/// Check every line and image of a dataset, preprocessing images with `prep`: the number of
+/// examples and the summary, or every problem.
 fn check_dataset(
     path: &Path,
     opts: &DataOptions,
     coding: CodingErrors,
-    size: usize,
+    prep: &Preprocessing,
 ) -> anyhow::Result<(usize, String)> {
+    let size = prep.size;
     let (dataset, mut problems) = read_dataset(path, opts);
     crate::info!("checking {} images at {size}×{size}", dataset.examples.len());
     let mut infos = Vec::with_capacity(dataset.examples.len());
     let images = ImageOptions { coding: CodingCheck::Strict, ..opts.images };
-    let decoded = decode_each(&dataset, images, size, |image| ImageInfo {
+    let decoded = decode_each(&dataset, images, prep, |image| ImageInfo {
         format: image.format,
         width: image.width,
         height: image.height,

@@ -17,10 +17,10 @@ pub mod train;
 pub mod trial;
 pub mod workers;
 
-use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg};
-use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy};
+use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg, ResizeArg};
+use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Resize};
 
-/// The typed dataset options from `--answers`, `--frames`, `--exif-orientation` and
+/// The typed dataset options from `--answers`, `--frames`, `--exif-orientation`, `--resize` and
 /// `--allow-outside-paths`.
 pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
     let [positive, negative] = args.answers.as_slice() else {
@@ -42,6 +42,10 @@ pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
                 ExifOrientationArg::Apply => ExifOrientation::Apply,
                 ExifOrientationArg::Ignore => ExifOrientation::Ignore,
             },
+            resize: args.resize.map(|resize| match resize {
+                ResizeArg::Bilinear => Resize::Bilinear,
+                ResizeArg::Bicubic => Resize::Bicubic,
+            }),
             ..Default::default()
         },
         paths: if args.allow_outside_paths {

@@ -55,7 +55,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::FinishedWithFailures);
     }
     let base_model = args.model.model.to_string();
-    let provenance = Provenance::new(&base_model, args.prompt.as_deref(), &cfg);
+    let preprocessing = session.loaded.preprocessing.own.with_resize(options.images.resize);
+    let provenance = Provenance::new(&base_model, args.prompt.as_deref(), &cfg, preprocessing);
     adapter::save(&args.out, &trainable, &params, &provenance)?;
     crate::info!("saved the adapter to {}", args.out.display());
     if let TrainOutcome::Stopped { step } = outcome {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::error::{DataError, DatasetProblems};
 use super::image::{load_image, DecodedImage};
-use super::{DataOptions, Dataset, Example, ImageOptions, PathPolicy};
+use super::{DataOptions, Dataset, Example, ImageOptions, PathPolicy, Preprocessing};
 
 /// Read and check a whole dataset; on failure, every problem found, in line order.
 pub fn load_dataset(path: &Path, opts: &DataOptions) -> Result<Dataset, DatasetProblems> {
@@ -75,11 +75,11 @@ pub fn read_dataset(path: &Path, opts: &DataOptions) -> (Dataset, Vec<DataError>
 pub fn load_images(
     dataset: &Dataset,
     images: ImageOptions,
-    size: usize,
+    prep: &Preprocessing,
 ) -> Result<Vec<DecodedImage>, DatasetProblems> {
     let mut decoded = Vec::with_capacity(dataset.examples.len());
     let mut problems = Vec::new();
-    for result in decode_each(dataset, images, size, |image| image) {
+    for result in decode_each(dataset, images, prep, |image| image) {
         match result {
             Ok(image) => decoded.push(image),
             Err(problem) => problems.push(problem),
@@ -98,14 +98,14 @@ pub fn load_images(
 pub fn decode_each<T: Send>(
     dataset: &Dataset,
     images: ImageOptions,
-    size: usize,
+    prep: &Preprocessing,
     f: impl Fn(DecodedImage) -> T + Sync,
 ) -> Vec<Result<T, DataError>> {
     dataset
         .examples
         .par_iter()
         .map(|example| {
-            load_image(&example.image_path, images, size).map(&f).map_err(|err| DataError::AtLine {
+            load_image(&example.image_path, images, prep).map(&f).map_err(|err| DataError::AtLine {
                 file: dataset.path.clone(),
                 line: example.line,
                 source: Box::new(err),

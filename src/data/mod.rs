@@ -7,11 +7,13 @@
 pub mod error;
 pub mod image;
 pub mod jsonl;
+pub mod preprocessing;
 pub mod split;
 
 use std::path::PathBuf;
 
 pub use error::DataError;
+pub use preprocessing::{Normalize, Preprocessing, Resize};
 
 /// Which answer an example expects, in terms of the two configured answer words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,6 +120,9 @@ pub struct ImageOptions {
     pub frames: FramePolicy,
     pub orientation: ExifOrientation,
     pub coding: CodingCheck,
+    /// The resize filter asked for (`--resize`, `[data] resize`); `None`: the model's own. Applied
+    /// with `Preprocessing::with_resize` where the model is known.
+    pub resize: Option<Resize>,
 }
 
 impl std::fmt::Display for ImageOptions {
@@ -125,6 +130,9 @@ impl std::fmt::Display for ImageOptions {
         write!(f, "frames: {}", self.frames)?;
         if self.orientation == ExifOrientation::Ignore {
             f.write_str(", EXIF orientation ignored")?;
+        }
+        if let Some(resize) = self.resize {
+            write!(f, ", resize: {resize}")?;
         }
         Ok(())
     }

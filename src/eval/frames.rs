@@ -31,12 +31,12 @@ pub fn for_each_frame_batch(
     mut f: impl FnMut(FrameBatch) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(batch_size > 0, "batch size must be at least 1");
-    let size = loaded.config.vision_config.image_size;
+    let prep = loaded.preprocessing.own.with_resize(images.resize);
     let mut pending: Vec<(usize, Pixels)> = Vec::new();
     for (chunk_index, chunk) in dataset.examples.chunks(DECODE_CHUNK_IMAGES).enumerate() {
         let first = chunk_index * DECODE_CHUNK_IMAGES;
         let part = Dataset { path: dataset.path.clone(), examples: chunk.to_vec() };
-        for (offset, image) in load_images(&part, images, size)?.into_iter().enumerate() {
+        for (offset, image) in load_images(&part, images, &prep)?.into_iter().enumerate() {
             pending.extend(image.frames.into_iter().map(|pixels| (first + offset, pixels)));
         }
         while pending.len() >= batch_size {

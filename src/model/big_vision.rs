@@ -26,7 +26,7 @@ use super::lora::LoraTarget;
 use super::npz::{NpzReader, NpzWriter};
 use super::paligemma::PaliGemma;
 use super::tokenizer::{PromptTokenizer, SpecialIds};
-use super::LoadedModel;
+use super::{LoadedModel, ModelPreprocessing};
 use crate::data::Answers;
 
 /// The tokenizer looked for beside a checkpoint file.
@@ -610,7 +610,8 @@ pub fn load_npz(
     let vb = VarBuilder::from_tensors(tensors, frozen_dtype, device);
     let model = PaliGemma::new(&config, vb, &Layout::legacy())
         .with_context(|| format!("{}: bad weights", path.display()))?;
-    Ok(LoadedModel { model, tokenizer, config })
+    let preprocessing = ModelPreprocessing::big_vision(config.vision_config.image_size);
+    Ok(LoadedModel { model, tokenizer, config, preprocessing })
 }
 
 /// Write `model` to `out` as a big_vision `.npz` with the members of `template` (the `.npz` it was

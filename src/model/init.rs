@@ -24,7 +24,7 @@ use super::config::PaliGemmaConfig;
 use super::layout::Layout;
 use super::paligemma::PaliGemma;
 use super::tokenizer::{PromptTokenizer, SpecialIds};
-use super::LoadedModel;
+use super::{LoadedModel, ModelPreprocessing};
 use crate::data::Answers;
 
 /// The built-in tokenizer's special tokens, in id order from 0.
@@ -205,7 +205,8 @@ pub fn builtin(name: &str, seed: u64, device: &Device, frozen_dtype: DType) -> a
     let tokenizer = PromptTokenizer::new(tokenizer, special, &Answers::default())?;
     let vb = VarBuilder::from_backend(Box::new(RandomInit { seed }), frozen_dtype, device.clone());
     let model = PaliGemma::new(&config, vb, &Layout::legacy())?;
-    Ok(LoadedModel { model, tokenizer, config })
+    let preprocessing = ModelPreprocessing::big_vision(config.vision_config.image_size);
+    Ok(LoadedModel { model, tokenizer, config, preprocessing })
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub fn read_config(dir: &Path) -> anyhow::Result<PaliGemmaConfig> {
 /// Load a checkpoint folder; frozen weights are converted to `frozen_dtype`.
 pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Result<LoadedModel> {
     let config = read_config(dir)?;
+    let preprocessing = super::processor::read_dir(dir, config.vision_config.image_size)?;
     let special = SpecialIds { pad: config.pad_token_id, eos: config.eos_token_id, bos: config.bos_token_id };
     let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json"), special, &Answers::default())?;
 
@@ -45,7 +46,7 @@ pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Res
         Layout::detect(|name| vb.contains_tensor(name)).with_context(|| format!("{}", dir.display()))?;
     let model =
         PaliGemma::new(&config, vb, &layout).with_context(|| format!("{}: bad weights", dir.display()))?;
-    Ok(LoadedModel { model, tokenizer, config })
+    Ok(LoadedModel { model, tokenizer, config, preprocessing })
 }
 
 /// The safetensors files of a checkpoint: the shards named in `model.safetensors.index.json`, else

@@ -23,6 +23,7 @@ pub mod npy;
 pub mod npz;
 pub mod ops;
 mod paligemma;
+pub mod processor;
 mod siglip;
 pub mod tokenizer;
 mod trainable;
@@ -37,6 +38,7 @@ pub use config::{GemmaConfig, PaliGemmaConfig, SiglipVisionConfig};
 pub use layout::Layout;
 pub use lora::{LoraConfig, LoraTarget};
 pub use paligemma::{BatchScores, PaliGemma};
+pub use processor::ModelPreprocessing;
 pub use tokenizer::{PromptBatch, PromptItem, PromptTokenizer, TokenIds, TokenizerError};
 pub use trainable::{peft_key, Trainable, TrainableParams};
 
@@ -47,6 +49,8 @@ pub struct LoadedModel {
     pub model: PaliGemma,
     pub tokenizer: PromptTokenizer,
     pub config: PaliGemmaConfig,
+    /// How images become its inputs, unless a resize is asked for ([`processor`]).
+    pub preprocessing: ModelPreprocessing,
 }
 
 /// Where a model comes from: `builtin:NAME[@SEED]` (a named config with random weights, seed 0 by
@@ -181,6 +185,19 @@ impl ModelSource {
             }
             ModelSource::BigVision { npz, .. } => big_vision::read_config(npz),
             ModelSource::Builtin { name, .. } => Ok(PaliGemmaConfig::named(name)?),
+        }
+    }
+
+    /// The model's own preprocessing ([`processor`]), without loading its weights.
+    pub fn preprocessing(&self) -> anyhow::Result<ModelPreprocessing> {
+        let size = self.config()?.vision_config.image_size;
+        match self {
+            ModelSource::Checkpoint(dir) | ModelSource::Hub(hub::Snapshot { dir, .. }) => {
+                processor::read_dir(dir, size)
+            }
+            ModelSource::BigVision { .. } | ModelSource::Builtin { .. } => {
+                Ok(ModelPreprocessing::big_vision(size))
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ use super::error::{Locator, SpecError};
 use super::params::TrialParams;
 use super::validation::{FoldIndex, Scheme, Validation, ValidationIdentity};
 use super::{as_table, DataSpec, ModelSpec};
+use crate::data::{Normalize, Resize};
 use crate::model::ModelSource;
 
 /// Above this many trials the spec is more likely a mistake than a plan.
@@ -68,6 +69,19 @@ pub(super) struct Inputs<'a> {
     /// images are what they were before `[validation]` existed) when there is neither.
     #[serde(skip_serializing_if = "ValidationIdentity::is_empty")]
     pub validation: ValidationIdentity,
+    /// The resize and normalisation the model is fed; absent when they are big_vision's recipe
+    /// (bilinear, [−1, 1]: what every spec got before gacha read image-processor settings), so
+    /// those ids are what they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<Recipe>,
+}
+
+/// The part of the preprocessing that changes the pixels of a model of a given size.
+#[derive(Serialize)]
+pub(super) struct Recipe {
+    pub resize: Resize,
+    #[serde(flatten)]
+    pub normalize: Normalize,
 }
 
 impl<'a> Inputs<'a> {
@@ -76,12 +90,13 @@ impl<'a> Inputs<'a> {
         source: &'a ModelSource,
         data: &'a DataSpec,
         validation: ValidationIdentity,
+        preprocessing: Option<Recipe>,
     ) -> Inputs<'a> {
         let model_sha = match source {
             ModelSource::Hub(snapshot) => Some(snapshot.sha.as_str()),
             _ => None,
         };
-        Inputs { model, model_sha, data, validation }
+        Inputs { model, model_sha, data, validation, preprocessing }
     }
 }
 

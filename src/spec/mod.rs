@@ -27,7 +27,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::data::split::Stratify;
-use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions};
+use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, Preprocessing, Resize};
 use crate::model::ModelSource;
 
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
@@ -62,6 +62,9 @@ pub struct SweepSpec {
     pub axes: Vec<Axis>,
     /// Every trial, in run order.
     pub trials: Vec<Trial>,
+    /// The model's own preprocessing, when resolved: `load_spec` reads the model's files,
+    /// `parse_spec_with` is given it. `None`: big_vision's recipe is assumed (trial ids as before).
+    pub model_preprocessing: Option<Preprocessing>,
 }
 
 /// The `[model]` table.
@@ -98,6 +101,10 @@ pub struct DataSpec {
     /// inputs when `apply`, so specs written before the key existed keep their trial ids.
     #[serde(default, skip_serializing_if = "ExifOrientation::is_apply")]
     pub exif_orientation: ExifOrientation,
+    /// `bilinear` or `bicubic`; absent: the model's own. Never serialised here: the trial
+    /// identity holds the preprocessing it resolves to (`expand::Inputs::preprocessing`).
+    #[serde(default, skip_serializing)]
+    pub resize: Option<Resize>,
 }
 
 fn default_answers() -> [String; 2] {
@@ -113,6 +120,7 @@ impl DataSpec {
             images: ImageOptions {
                 frames: self.frames,
                 orientation: self.exif_orientation,
+                resize: self.resize,
                 ..Default::default()
             },
             ..Default::default()
@@ -150,6 +158,12 @@ impl SweepSpec {
         }
     }
 
+    /// What the model is fed: its own preprocessing with `[data] resize` applied (`None` when
+    /// the model's was not resolved).
+    pub fn preprocessing(&self) -> Option<Preprocessing> {
+        self.model_preprocessing.map(|own| own.with_resize(self.data.resize))
+    }
+
     pub fn trial(&self, id: &TrialId) -> Option<&Trial> {
         self.trials.iter().find(|t| &t.id == id)
     }
@@ -171,8 +185,13 @@ impl SweepSpec {
     /// The refit runs of the config of `trial`: trained on every non-test image, one per refit
     /// seed. Their ids hash like a trial's, so a resumed sweep finds them.
     pub fn refit_trials(&self, trial: &Trial) -> Vec<Trial> {
-        let inputs =
-            expand::Inputs::new(&self.model, &self.model_source, &self.data, self.validation.identity());
+        let inputs = expand::Inputs::new(
+            &self.model,
+            &self.model_source,
+            &self.data,
+            self.validation.identity(),
+            recipe_identity(self.model_preprocessing.as_ref(), &self.data),
+        );
         self.refit_seeds()
             .into_iter()
             .map(|seed| {
@@ -205,17 +224,32 @@ struct SpecHead {
 /// Tables whose values make up each trial's parameters.
 const TRIAL_TABLES: [&str; 4] = ["train", "abort", "stage2", "sweep"];
 
-/// Read and check a spec file, including that its data file and model folder exist.
+/// Read and check a spec file, including that its data file and model folder exist, and resolve
+/// the model's own preprocessing (part of the trial ids where it is not big_vision's).
 pub fn load_spec(file: &Path) -> Result<SweepSpec, SpecError> {
     let text = std::fs::read_to_string(file)
         .map_err(|source| SpecError::Read { file: file.to_path_buf(), source })?;
     let spec = parse_spec(&text, file)?;
     check_inputs_exist(&spec)?;
-    Ok(spec)
+    let own = spec
+        .model_source
+        .preprocessing()
+        .map_err(|err| spec.error_at(&["model", "path"], format!("{err:#}")))?;
+    parse_spec_with(&text, file, Some(own.own))
 }
 
-/// Parse and expand a spec's text; `file` is used for messages and relative paths only.
+/// Parse and expand a spec's text, assuming big_vision's preprocessing; `file` is used for
+/// messages and relative paths only.
 pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
+    parse_spec_with(text, file, None)
+}
+
+/// `parse_spec`, with the model's own preprocessing (`SweepSpec::model_preprocessing`).
+pub fn parse_spec_with(
+    text: &str,
+    file: &Path,
+    model_preprocessing: Option<Preprocessing>,
+) -> Result<SweepSpec, SpecError> {
     let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
     let at = Locator::new(file, text, &doc);
     let mut head = doc.get_ref().clone();
@@ -235,7 +269,13 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
         at.at(span.unwrap_or(0..0), format!("validation.{}", invalid.key), invalid.message)
     })?;
     let model_source = parse_model(&head.model, file, &at)?;
-    let identity = expand::Inputs::new(&head.model, &model_source, &head.data, validation.identity());
+    let identity = expand::Inputs::new(
+        &head.model,
+        &model_source,
+        &head.data,
+        validation.identity(),
+        recipe_identity(model_preprocessing.as_ref(), &head.data),
+    );
     let (axes, trials) = expand::expand(&at, &trial_tables, &identity, &validation)?;
     Ok(SweepSpec {
         file: file.to_path_buf(),
@@ -248,6 +288,7 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
         validation,
         axes,
         trials,
+        model_preprocessing,
     })
 }
 
@@ -264,6 +305,14 @@ fn parse_model(model: &ModelSpec, file: &Path, at: &Locator) -> Result<ModelSour
             source.with_tokenizer(dir.join(tokenizer)).map_err(|message| error("tokenizer", message))
         }
     }
+}
+
+/// The trial identity's preprocessing: the model's own (big_vision's when not resolved) with
+/// `[data] resize`, or `None` when that is big_vision's recipe.
+fn recipe_identity(own: Option<&Preprocessing>, data: &DataSpec) -> Option<expand::Recipe> {
+    let own = own.copied().unwrap_or(Preprocessing::big_vision(0));
+    let fed = own.with_resize(data.resize);
+    (!fed.is_big_vision()).then_some(expand::Recipe { resize: fed.resize, normalize: fed.normalize })
 }
 
 /// The name becomes a folder: one plain path component.

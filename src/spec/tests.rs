@@ -321,3 +321,23 @@ fn holdout_ids_do_not_depend_on_the_validation_table_unless_it_changes_the_split
     let with_test = parse(&format!("[validation]\ntest = 10\n{body}")).unwrap();
     assert_ne!(plain.trials[0].id, with_test.trials[0].id);
 }
+
+#[test]
+fn trial_ids_hold_the_preprocessing_only_when_not_big_vision() {
+    let text = format!("{HEAD}[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n");
+    let ids = |text: &str, own: Option<Preprocessing>| {
+        let spec = parse_spec_with(text, Path::new("s.toml"), own).unwrap();
+        spec.trials.iter().map(|t| t.id.clone()).collect::<Vec<_>>()
+    };
+    let before = ids(&text, None);
+    assert_eq!(ids(&text, Some(Preprocessing::big_vision(224))), before);
+    let bicubic = Preprocessing { resize: Resize::Bicubic, ..Preprocessing::big_vision(224) };
+    assert_ne!(ids(&text, Some(bicubic)), before);
+    // `resize = "bilinear"` on a bicubic model gives big_vision's pixels, so the old ids.
+    let bilinear = text.replace("[data]\n", "[data]\nresize = \"bilinear\"\n");
+    assert_eq!(ids(&bilinear, Some(bicubic)), before);
+    let asked = text.replace("[data]\n", "[data]\nresize = \"bicubic\"\n");
+    assert_eq!(ids(&asked, None), ids(&text, Some(bicubic)));
+    let spec = parse_spec_with(&asked, Path::new("s.toml"), Some(Preprocessing::big_vision(224))).unwrap();
+    assert_eq!(spec.preprocessing(), Some(bicubic));
+}

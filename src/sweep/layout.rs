@@ -5,6 +5,8 @@
 //! results/<name>/
 //!   gacha-results.txt    the marker: gacha made this folder (it writes into no other)
 //!   spec.toml            the spec of the latest run, byte for byte
+//!   preprocessing.json   the model's own preprocessing as that run resolved it (trial ids
+//!                        depend on it, and the copy's model path no longer resolves)
 //!   claims/<id>          the claim of the worker running trial <id> (host, pid, heartbeat);
 //!   claims/.export-lock  locked while a worker rebuilds what follows
 //!   leaderboard.csv      rebuilt from the trial folders after every trial
@@ -40,6 +42,7 @@ use super::record::{FinalRecord, TrialOutcome, TrialRecord};
 use crate::spec::{SweepSpec, TrialId};
 
 pub const SPEC_FILE: &str = "spec.toml";
+pub const PREPROCESSING_FILE: &str = "preprocessing.json";
 pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
 pub const CONFIGS_FILE: &str = "configs.csv";
 pub const REPORT_FILE: &str = "report.html";
@@ -156,7 +159,8 @@ impl ResultsDir {
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!("{}: cannot read (is {} a results folder?)", path.display(), self.root.display())
         })?;
-        Ok(crate::spec::parse_spec(&text, &path)?)
+        let own = read_json_if_present(&self.path(PREPROCESSING_FILE), "a preprocessing record")?;
+        Ok(crate::spec::parse_spec_with(&text, &path, own)?)
     }
 
     /// `best/final.json`, or `None` before the final model is made.

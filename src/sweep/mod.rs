@@ -36,7 +36,7 @@ use best::Prune;
 use export::{export, write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{OutcomeFile, ResultsDir, SPEC_FILE};
+use layout::{OutcomeFile, ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
 use claim::ClaimAttempt;
 use folder::ResultsFolder;
 use progress::{Counts, Progress};
@@ -119,6 +119,9 @@ pub fn run_sweep(
     let mut this_run =
         Settled { rerun: options.rerun, since: utc_timestamp(SystemTime::now()), ran: Default::default() };
     write_atomic(&folder.dir.path(SPEC_FILE), spec.text.as_bytes())?;
+    if let Some(own) = &spec.model_preprocessing {
+        write_atomic(&folder.dir.path(PREPROCESSING_FILE), &serde_json::to_vec_pretty(own)?)?;
+    }
     note_unlisted_trials(&folder.dir, spec)?;
     let records = {
         let _lock = folder.claims.export_lock()?;

@@ -196,7 +196,8 @@ impl TrialRunner for ModelRunner<'_> {
         let (after, valid_answers) = match end {
             RunEnd::Finished => {
                 let (after, valid_answers) = self.confusions(&loaded, prompt, job.split)?;
-                let provenance = Provenance::new(&self.model_path, prompt.as_deref(), &cfg);
+                let preprocessing = self.base.preprocessing.own.with_resize(self.images.resize);
+                let provenance = Provenance::new(&self.model_path, prompt.as_deref(), &cfg, preprocessing);
                 adapter::save(job.weights_dir, &trainable, &params, &provenance)?;
                 (Some(after), valid_answers)
             }

@@ -18,7 +18,7 @@ use super::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status,
 use super::runner::{reseed, RunEnd, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
 use crate::data::split::SplitIndices;
-use crate::data::Dataset;
+use crate::data::{Dataset, Preprocessing};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSource;
@@ -60,6 +60,9 @@ struct TrialConfig<'a> {
     #[serde(flatten)]
     params: &'a TrialParams,
     data: DataSpec,
+    /// What the model is fed (its own preprocessing with `[data] resize` applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preprocessing: Option<Preprocessing>,
 }
 
 /// `split.json`: the images (as written in the dataset) on each side.
@@ -188,7 +191,15 @@ fn write_inputs(
         }
     };
     let data = DataSpec { path: absolute(ctx.spec.data_path()), ..ctx.spec.data.clone() };
-    let config = TrialConfig { id: &trial.id, model, model_snapshot, model_sha, params: &trial.params, data };
+    let config = TrialConfig {
+        id: &trial.id,
+        model,
+        model_snapshot,
+        model_sha,
+        params: &trial.params,
+        data,
+        preprocessing: ctx.spec.preprocessing(),
+    };
     write_atomic(&paths.config(), toml::to_string(&config)?.as_bytes())?;
     let images =
         |indices: &[usize]| indices.iter().map(|&i| ctx.dataset.examples[i].image.as_str()).collect();

@@ -17,27 +17,27 @@ use super::damage::{check_complete, decode_error, TRUNCATED};
 use super::format::ImageFormatKind;
 use super::preprocess::{preprocess_rgba, rgba_samples};
 use super::{gif, orient, DecodedImage, MAX_ANIMATION_PIXELS, MAX_FRAMES, MAX_PIXELS};
-use crate::data::{DataError, FramePolicy, ImageOptions, Pixels};
+use crate::data::{DataError, FramePolicy, ImageOptions, Pixels, Preprocessing};
 
-/// Decode `bytes`, holding `format`, into the frames `images` asks for at `size`×`size`.
+/// Decode `bytes`, holding `format`, into the frames `images` asks for, preprocessed by `prep`.
 pub fn decode(
     path: &Path,
     bytes: &[u8],
     format: ImageFormatKind,
     images: ImageOptions,
-    size: usize,
+    prep: &Preprocessing,
 ) -> Result<DecodedImage, DataError> {
     let fail = |err| decode_error(path, bytes, None, err);
     match format {
-        ImageFormatKind::Gif => decode_gif(path, bytes, images, size),
+        ImageFormatKind::Gif => decode_gif(path, bytes, images, prep),
         ImageFormatKind::Png => {
             let mut decoder = PngDecoder::with_limits(Cursor::new(bytes), decoder_limits()).map_err(fail)?;
             if decoder.is_apng().map_err(fail)? {
                 let canvas = canvas_of(path, &mut decoder, format)?;
                 let frames = decoder.apng().map_err(fail)?.into_frames();
-                decode_animation(path, bytes, frames, canvas, images, size)
+                decode_animation(path, bytes, frames, canvas, images, prep)
             } else {
-                decode_still(path, bytes, format, decoder, images, size)
+                decode_still(path, bytes, format, decoder, images, prep)
             }
         }
         ImageFormatKind::WebP => {
@@ -45,16 +45,16 @@ pub fn decode(
             decoder.set_limits(decoder_limits()).map_err(fail)?;
             if decoder.has_animation() {
                 let canvas = canvas_of(path, &mut decoder, format)?;
-                decode_animation(path, bytes, decoder.into_frames(), canvas, images, size)
+                decode_animation(path, bytes, decoder.into_frames(), canvas, images, prep)
             } else {
-                decode_still(path, bytes, format, decoder, images, size)
+                decode_still(path, bytes, format, decoder, images, prep)
             }
         }
         ImageFormatKind::Jpeg | ImageFormatKind::Bmp | ImageFormatKind::Tiff => {
             let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
             reader.limits(decoder_limits());
             let decoder = reader.into_decoder().map_err(fail)?;
-            decode_still(path, bytes, format, decoder, images, size)
+            decode_still(path, bytes, format, decoder, images, prep)
         }
     }
 }
@@ -94,7 +94,7 @@ fn decode_still(
     format: ImageFormatKind,
     mut decoder: impl ImageDecoder,
     images: ImageOptions,
-    size: usize,
+    prep: &Preprocessing,
 ) -> Result<DecodedImage, DataError> {
     let (width, height) = decoder.dimensions();
     check_pixels(path, "", width, height)?;
@@ -107,7 +107,7 @@ fn decode_still(
         frame: None,
         message: format!("unsupported pixel layout {:?}", image.color()),
     })?;
-    let pixels = preprocess_rgba(image.width() as usize, image.height() as usize, &rgba, size);
+    let pixels = preprocess_rgba(image.width() as usize, image.height() as usize, &rgba, prep);
     let (width, height) = (image.width(), image.height());
     Ok(DecodedImage {
         format,
@@ -143,7 +143,7 @@ fn decode_gif(
     path: &Path,
     bytes: &[u8],
     images: ImageOptions,
-    size: usize,
+    prep: &Preprocessing,
 ) -> Result<DecodedImage, DataError> {
     let layout = gif::walk(bytes);
     for (index, frame) in layout.frames.iter().enumerate() {
@@ -156,7 +156,7 @@ fn decode_gif(
     let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(fail)?;
     decoder.set_limits(decoder_limits()).map_err(fail)?;
     let canvas = canvas_of(path, &mut decoder, ImageFormatKind::Gif)?;
-    decode_animation(path, bytes, decoder.into_frames(), canvas, images, size).map_err(|err| match err {
+    decode_animation(path, bytes, decoder.into_frames(), canvas, images, prep).map_err(|err| match err {
         // Say how much the cut frame claimed: a huge frame in a tiny file is no ordinary cut.
         DataError::ImageDecode { path, frame: Some(number), message } if message == TRUNCATED => {
             let declared = layout.frames.get(number - 1).map(|f| {
@@ -187,7 +187,7 @@ fn decode_animation(
     frames: Frames<'_>,
     canvas: Canvas,
     images: ImageOptions,
-    size: usize,
+    prep: &Preprocessing,
 ) -> Result<DecodedImage, DataError> {
     let Canvas { format, width, height, tag } = canvas;
     let area = u64::from(width) * u64::from(height);
@@ -204,7 +204,7 @@ fn decode_animation(
         let frame = frame.map_err(|e| decode_error(path, bytes, Some(number), e))?;
         let image = orient::apply(DynamicImage::ImageRgba8(frame.into_buffer()), tag, images.orientation);
         let rgba: Vec<f32> = image.to_rgba8().into_raw().into_iter().map(f32::from).collect();
-        kept.push(preprocess_rgba(image.width() as usize, image.height() as usize, &rgba, size));
+        kept.push(preprocess_rgba(image.width() as usize, image.height() as usize, &rgba, prep));
     }
     let frame_count = kept.len();
     if frame_count == 0 {

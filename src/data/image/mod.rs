@@ -1,22 +1,26 @@
 //! Image decoding (PNG and APNG, JPEG, GIF, WebP still and animated, BMP, TIFF) and the
-//! "gacha-triangle" preprocessing shared with the Python reference (the project's CONVENTIONS.md
-//! §1), output CHW f32 in [-1, 1], S×S:
+//! preprocessing: by default the "gacha-triangle" recipe shared with the Python reference (the
+//! project's CONVENTIONS.md §1), output CHW f32 in [-1, 1], S×S:
 //!
 //! 1. RGBA on a 0..255 scale in f32: 8-bit v → v, 16-bit v → v/257; grey → R=G=B; no alpha → 255.
 //!    JPEG (CMYK too) arrives as RGB from the decoder. The EXIF orientation tag is applied first
 //!    (`ExifOrientation::Apply`, the default), as transformers does.
 //! 2. Alpha over white: c' = c·(a/255) + 255·(1 − a/255).
-//! 3. Resize to S×S ignoring aspect ratio, horizontal pass then vertical. Per axis, n inputs to m
-//!    outputs: scale = n/m, support = max(scale, 1); output i has center (i + 0.5)·scale and takes
-//!    inputs j in [max(0, ⌊center − support⌋), min(n, ⌈center + support⌉)) with weight
+//! 3. Resize to S×S ignoring aspect ratio, by `Preprocessing::resize`. Bilinear ("gacha-triangle"),
+//!    horizontal pass then vertical. Per axis, n inputs to m outputs: scale = n/m,
+//!    support = max(scale, 1); output i has center (i + 0.5)·scale and takes inputs j in
+//!    [max(0, ⌊center − support⌋), min(n, ⌈center + support⌉)) with weight
 //!    max(0, 1 − |(j + 0.5 − center)/support|); out_i = Σ w_j·in_j / Σ w_j. No rounding.
-//! 4. x/127.5 − 1.
+//!    Bicubic: the samples rounded to 8 bits, then PIL's bicubic (`bicubic`).
+//! 4. `Normalize::apply`: x·rescale_factor, then (· − mean)/std per channel; big_vision's recipe
+//!    (1/255, 0.5, 0.5) is x/127.5 − 1.
 //!
 //! The format comes from the file's first bytes, never its extension (a mismatch is warned about).
 //! Sizes are checked from the header before any pixel buffer is allocated: see `MAX_PIXELS`,
 //! `MAX_ANIMATION_PIXELS`, `MAX_FRAMES` and `MAX_FILE_BYTES`. Animation frames are composited as
 //! browsers show them (see `decode`), counted from 1 in messages.
 
+mod bicubic;
 mod damage;
 mod decode;
 mod format;
@@ -31,7 +35,7 @@ pub use format::ImageFormatKind;
 pub use preprocess::preprocess_rgba;
 
 use super::error::DataError;
-use super::{CodingCheck, ImageOptions, Pixels};
+use super::{CodingCheck, ImageOptions, Pixels, Preprocessing};
 
 /// Largest image (or animation canvas, or GIF frame) accepted, in pixels: 50 megapixels, e.g.
 /// 8660×5773.
@@ -63,10 +67,15 @@ pub struct DecodedImage {
     pub coding_error: Option<String>,
 }
 
-/// Read, decode and preprocess one image file to `size`×`size`.
-pub fn load_image(path: &Path, images: ImageOptions, size: usize) -> Result<DecodedImage, DataError> {
+/// Read, decode and preprocess one image file (`images.resize` is not looked at: `prep` is the
+/// resolved preprocessing, `Preprocessing::with_resize` of the model's).
+pub fn load_image(
+    path: &Path,
+    images: ImageOptions,
+    prep: &Preprocessing,
+) -> Result<DecodedImage, DataError> {
     let bytes = read_image_file(path)?;
-    decode_image(path, &bytes, images, size)
+    decode_image(path, &bytes, images, prep)
 }
 
 /// Decode an image already in memory; `path` is only used in messages.
@@ -74,7 +83,7 @@ pub fn decode_image(
     path: &Path,
     bytes: &[u8],
     images: ImageOptions,
-    size: usize,
+    prep: &Preprocessing,
 ) -> Result<DecodedImage, DataError> {
     let format = ImageFormatKind::sniff(bytes).ok_or_else(|| DataError::NotAnImage {
         path: path.to_path_buf(),
@@ -86,7 +95,7 @@ pub fn decode_image(
             path.display()
         );
     }
-    let mut decoded = decode::decode(path, bytes, format, images, size)?;
+    let mut decoded = decode::decode(path, bytes, format, images, prep)?;
     if images.coding == CodingCheck::Strict && format == ImageFormatKind::Jpeg {
         decoded.coding_error = jpeg::coding_error(bytes);
     }
@@ -159,7 +168,7 @@ mod tests {
             &PathBuf::from("a.png"),
             &encode(grey16, ImageFormat::Png),
             opts(FramePolicy::All),
-            2,
+            &Preprocessing::big_vision(2),
         )
         .unwrap();
         assert_eq!(
@@ -175,7 +184,7 @@ mod tests {
             &PathBuf::from("b.png"),
             &encode(grey_alpha, ImageFormat::Png),
             opts(FramePolicy::All),
-            1,
+            &Preprocessing::big_vision(1),
         )
         .unwrap();
         close(&decoded.frames[0].chw, &norm(&[127.0, 127.0, 127.0]));
@@ -185,7 +194,7 @@ mod tests {
             &PathBuf::from("c.png"),
             &encode(grey8, ImageFormat::Png),
             opts(FramePolicy::All),
-            1,
+            &Preprocessing::big_vision(1),
         )
         .unwrap();
         close(&decoded.frames[0].chw, &norm(&[204.0, 204.0, 204.0]));
@@ -199,7 +208,7 @@ mod tests {
             &PathBuf::from("a.jpg"),
             &encode(image, ImageFormat::Jpeg),
             opts(FramePolicy::All),
-            4,
+            &Preprocessing::big_vision(4),
         )
         .unwrap();
         assert_eq!(decoded.format, ImageFormatKind::Jpeg);
@@ -216,7 +225,7 @@ mod tests {
         // CMYK (16x, 16y, 64, 32). Pillow 13.0.0 `convert("RGB")` gives these pixels (and agrees
         // with us on all 256 within 4e-6, checked once by dumping both).
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/cmyk.jpg");
-        let decoded = load_image(&path, opts(FramePolicy::All), 16).unwrap();
+        let decoded = load_image(&path, opts(FramePolicy::All), &Preprocessing::big_vision(16)).unwrap();
         assert_eq!((decoded.format, decoded.width, decoded.height), (ImageFormatKind::Jpeg, 16, 16));
         let chw = &decoded.frames[0].chw;
         let pixel = |x: usize, y: usize| -> Vec<f32> { (0..3).map(|c| chw[c * 256 + y * 16 + x]).collect() };
@@ -238,7 +247,9 @@ mod tests {
         let red = [1.0, 1.0, -1.0, -1.0, -1.0, -1.0];
         let green = [-1.0, -1.0, 1.0, 1.0, -1.0, -1.0];
         let blue = [-1.0, -1.0, -1.0, -1.0, 1.0, 1.0];
-        let load = |policy| decode_image(&PathBuf::from("a.gif"), &bytes, policy, 1).unwrap();
+        let load = |policy| {
+            decode_image(&PathBuf::from("a.gif"), &bytes, policy, &Preprocessing::big_vision(1)).unwrap()
+        };
         let all = load(opts(FramePolicy::All));
         assert_eq!((all.format, all.width, all.height, all.frame_count), (ImageFormatKind::Gif, 4, 2, 3));
         let chw: Vec<Vec<f32>> = all.frames.iter().map(|f| f.chw.clone()).collect();
@@ -257,7 +268,7 @@ mod tests {
             &PathBuf::from("img/3.gif"),
             &bytes[..bytes.len() - 12],
             opts(FramePolicy::First),
-            1,
+            &Preprocessing::big_vision(1),
         )
         .unwrap_err();
         assert_eq!(
@@ -274,8 +285,13 @@ mod tests {
     fn truncated_png_is_an_error() {
         let image = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(8, 8, image::Rgb([1u8, 2, 3])));
         let bytes = encode(image, ImageFormat::Png);
-        let err = decode_image(&PathBuf::from("t.png"), &bytes[..bytes.len() / 2], opts(FramePolicy::All), 1)
-            .unwrap_err();
+        let err = decode_image(
+            &PathBuf::from("t.png"),
+            &bytes[..bytes.len() / 2],
+            opts(FramePolicy::All),
+            &Preprocessing::big_vision(1),
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("t.png: "), "{err}");
         assert!(err.to_string().contains("truncated"), "{err}");
     }
@@ -288,17 +304,33 @@ mod tests {
                 image::Rgb([x as u8, y as u8, 7])
             }));
             let bytes = encode(image, format);
-            assert!(decode_image(&PathBuf::from("whole"), &bytes, opts(FramePolicy::All), 1).is_ok());
+            assert!(decode_image(
+                &PathBuf::from("whole"),
+                &bytes,
+                opts(FramePolicy::All),
+                &Preprocessing::big_vision(1)
+            )
+            .is_ok());
             let mut padded = bytes.clone();
             padded.extend_from_slice(b"trailing junk");
             assert!(
-                decode_image(&PathBuf::from("padded"), &padded, opts(FramePolicy::All), 1).is_ok(),
+                decode_image(
+                    &PathBuf::from("padded"),
+                    &padded,
+                    opts(FramePolicy::All),
+                    &Preprocessing::big_vision(1)
+                )
+                .is_ok(),
                 "{format:?}"
             );
             for cut in [1, 2, 4, bytes.len() / 2] {
-                let err =
-                    decode_image(&PathBuf::from("t"), &bytes[..bytes.len() - cut], opts(FramePolicy::All), 1)
-                        .unwrap_err();
+                let err = decode_image(
+                    &PathBuf::from("t"),
+                    &bytes[..bytes.len() - cut],
+                    opts(FramePolicy::All),
+                    &Preprocessing::big_vision(1),
+                )
+                .unwrap_err();
                 assert_eq!(
                     err.to_string(),
                     "t: truncated (the file ends early)",
@@ -310,8 +342,13 @@ mod tests {
 
     #[test]
     fn unknown_content_is_named() {
-        let err =
-            decode_image(&PathBuf::from("x.png"), b"hello world", opts(FramePolicy::All), 1).unwrap_err();
+        let err = decode_image(
+            &PathBuf::from("x.png"),
+            b"hello world",
+            opts(FramePolicy::All),
+            &Preprocessing::big_vision(1),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "x.png: not a PNG, JPEG, GIF, WebP, BMP or TIFF image \
@@ -321,7 +358,7 @@ mod tests {
             &PathBuf::from("x.qoi"),
             b"qoif\0\0\0\x01\0\0\0\x01\x03\0",
             opts(FramePolicy::All),
-            1,
+            &Preprocessing::big_vision(1),
         )
         .unwrap_err();
         assert!(err.to_string().contains("looks like Qoi"), "{err}");
@@ -334,7 +371,13 @@ mod tests {
         bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00]);
         // One image descriptor covering the canvas, LZW minimum code size 2, no data, trailer.
         bytes.extend_from_slice(&[0x2c, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, 0x02, 0x00, 0x3b]);
-        let err = decode_image(&PathBuf::from("bomb.gif"), &bytes, opts(FramePolicy::All), 1).unwrap_err();
+        let err = decode_image(
+            &PathBuf::from("bomb.gif"),
+            &bytes,
+            opts(FramePolicy::All),
+            &Preprocessing::big_vision(1),
+        )
+        .unwrap_err();
         assert!(matches!(err, DataError::ImageTooLarge { .. }), "{err}");
         assert!(err.to_string().contains("65535×65535 = 4294836225 pixels"), "{err}");
     }
@@ -405,13 +448,19 @@ mod tests {
             &PathBuf::from("up.png"),
             &encode(DynamicImage::ImageRgb8(picture()), ImageFormat::Png),
             ImageOptions::default(),
-            4,
+            &Preprocessing::big_vision(4),
         )
         .unwrap();
         for tag in 1..=8u16 {
             let stored = DynamicImage::ImageRgb8(stored_under(&picture(), tag));
             let bytes = encode_with_exif(&stored, ImageFormat::Png, tag);
-            let decoded = decode_image(&PathBuf::from("t.png"), &bytes, ImageOptions::default(), 4).unwrap();
+            let decoded = decode_image(
+                &PathBuf::from("t.png"),
+                &bytes,
+                ImageOptions::default(),
+                &Preprocessing::big_vision(4),
+            )
+            .unwrap();
             assert_eq!(
                 (decoded.width, decoded.height, decoded.exif_orientation),
                 (3, 2, tag as u8),
@@ -419,13 +468,21 @@ mod tests {
             );
             assert_eq!(decoded.frames, upright.frames, "tag {tag}");
             let ignored = ImageOptions { orientation: ExifOrientation::Ignore, ..Default::default() };
-            let as_stored = decode_image(&PathBuf::from("t.png"), &bytes, ignored, 4).unwrap();
+            let as_stored =
+                decode_image(&PathBuf::from("t.png"), &bytes, ignored, &Preprocessing::big_vision(4))
+                    .unwrap();
             assert_eq!(as_stored.frames == upright.frames, tag == 1, "tag {tag} ignored");
         }
         // WebP (lossless) and JPEG carry the tag too; JPEG within its coding error.
         let stored = DynamicImage::ImageRgb8(stored_under(&picture(), 6));
         let webp = encode_with_exif(&stored, ImageFormat::WebP, 6);
-        let decoded = decode_image(&PathBuf::from("t.webp"), &webp, ImageOptions::default(), 4).unwrap();
+        let decoded = decode_image(
+            &PathBuf::from("t.webp"),
+            &webp,
+            ImageOptions::default(),
+            &Preprocessing::big_vision(4),
+        )
+        .unwrap();
         assert_eq!((decoded.format, decoded.frames.clone()), (ImageFormatKind::WebP, upright.frames.clone()));
         let big =
             |p: &image::RgbImage| image::imageops::resize(p, 48, 32, image::imageops::FilterType::Nearest);
@@ -434,12 +491,18 @@ mod tests {
             ImageFormat::Jpeg,
             6,
         );
-        let decoded = decode_image(&PathBuf::from("t.jpg"), &jpeg, ImageOptions::default(), 3).unwrap();
+        let decoded = decode_image(
+            &PathBuf::from("t.jpg"),
+            &jpeg,
+            ImageOptions::default(),
+            &Preprocessing::big_vision(3),
+        )
+        .unwrap();
         let want = decode_image(
             &PathBuf::from("up.png"),
             &encode(DynamicImage::ImageRgb8(big(&picture())), ImageFormat::Png),
             ImageOptions::default(),
-            3,
+            &Preprocessing::big_vision(3),
         )
         .unwrap();
         assert_eq!((decoded.width, decoded.height), (48, 32));
@@ -572,7 +635,10 @@ mod tests {
             ("a.webp", animated_webp(), ImageFormatKind::WebP),
             ("a.png", animated_png(), ImageFormatKind::Png),
         ] {
-            let load = |frames| decode_image(&PathBuf::from(name), &bytes, opts(frames), 4).unwrap();
+            let load = |frames| {
+                decode_image(&PathBuf::from(name), &bytes, opts(frames), &Preprocessing::big_vision(4))
+                    .unwrap()
+            };
             let all = load(FramePolicy::All);
             assert_eq!((all.format, all.width, all.height, all.frame_count), (format, 4, 4, 2), "{name}");
             close(&all.frames[0].chw, &white);
@@ -590,7 +656,13 @@ mod tests {
         let mut bytes = b"GIF89a".to_vec();
         bytes.extend_from_slice(&[2, 0, 1, 0, 0x00, 0, 0, 0x2c, 0, 0, 0, 0, 2, 0, 1, 0, 0x00]);
         bytes.extend_from_slice(&[2, 2, 0x44, 0x0a, 0, 0x3b]);
-        let decoded = decode_image(&PathBuf::from("g.gif"), &bytes, opts(FramePolicy::All), 2).unwrap();
+        let decoded = decode_image(
+            &PathBuf::from("g.gif"),
+            &bytes,
+            opts(FramePolicy::All),
+            &Preprocessing::big_vision(2),
+        )
+        .unwrap();
         let row = norm(&[0.0, 1.0, 0.0, 1.0]);
         close(&decoded.frames[0].chw, &row.repeat(3));
     }
@@ -602,7 +674,13 @@ mod tests {
         bytes.extend_from_slice(&[
             1, 0, 1, 0, 0x00, 0, 0, 0x2c, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, 2, 0, 0x3b,
         ]);
-        let err = decode_image(&PathBuf::from("h.gif"), &bytes, opts(FramePolicy::All), 1).unwrap_err();
+        let err = decode_image(
+            &PathBuf::from("h.gif"),
+            &bytes,
+            opts(FramePolicy::All),
+            &Preprocessing::big_vision(1),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "h.gif: frame 1 of 65535×65535 = 4294836225 pixels exceeds the cap of 50000000 pixels \
@@ -616,14 +694,26 @@ mod tests {
         // The chunk after IHDR starts at byte 33; garble its type, then (separately) its data.
         let mut bad_type = png.clone();
         bad_type[37..41].copy_from_slice(&[0xf4, 0xa8, 0x81, 0xe1]);
-        let err = decode_image(&PathBuf::from("b.png"), &bad_type, opts(FramePolicy::All), 1).unwrap_err();
+        let err = decode_image(
+            &PathBuf::from("b.png"),
+            &bad_type,
+            opts(FramePolicy::All),
+            &Preprocessing::big_vision(1),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "b.png: damaged PNG: chunk 2 at byte 33 has type bytes f4 a8 81 e1, not a chunk name"
         );
         let mut bad_crc = png.clone();
         bad_crc[42] ^= 0x55;
-        let err = decode_image(&PathBuf::from("c.png"), &bad_crc, opts(FramePolicy::All), 1).unwrap_err();
+        let err = decode_image(
+            &PathBuf::from("c.png"),
+            &bad_crc,
+            opts(FramePolicy::All),
+            &Preprocessing::big_vision(1),
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("c.png: damaged PNG: chunk 2 ("), "{err}");
         assert!(err.to_string().ends_with(") at byte 33 fails its checksum"), "{err}");
     }
@@ -636,10 +726,16 @@ mod tests {
                 &PathBuf::from("p.png"),
                 &encode(DynamicImage::ImageRgb8(picture()), ImageFormat::Png),
                 ImageOptions::default(),
-                3,
+                &Preprocessing::big_vision(3),
             )
             .unwrap();
-            let got = decode_image(&PathBuf::from("p"), &bytes, ImageOptions::default(), 3).unwrap();
+            let got = decode_image(
+                &PathBuf::from("p"),
+                &bytes,
+                ImageOptions::default(),
+                &Preprocessing::big_vision(3),
+            )
+            .unwrap();
             assert_eq!(got.frames, want.frames, "{format:?}");
         }
     }
@@ -651,14 +747,28 @@ mod tests {
         }));
         let bytes = encode(image, ImageFormat::Jpeg);
         let strict = ImageOptions { coding: CodingCheck::Strict, ..Default::default() };
-        assert_eq!(decode_image(&PathBuf::from("ok.jpg"), &bytes, strict, 1).unwrap().coding_error, None);
+        assert_eq!(
+            decode_image(&PathBuf::from("ok.jpg"), &bytes, strict, &Preprocessing::big_vision(1))
+                .unwrap()
+                .coding_error,
+            None
+        );
         // Cut the scan in half and end the file there: the lenient decoder fills the rest in.
         let sos = bytes.windows(2).position(|w| w == [0xff, 0xda]).unwrap();
         let mut cut = bytes[..sos + (bytes.len() - sos) / 2].to_vec();
         cut.extend_from_slice(&[0xff, 0xd9]);
-        let lenient = decode_image(&PathBuf::from("cut.jpg"), &cut, ImageOptions::default(), 1).unwrap();
+        let lenient = decode_image(
+            &PathBuf::from("cut.jpg"),
+            &cut,
+            ImageOptions::default(),
+            &Preprocessing::big_vision(1),
+        )
+        .unwrap();
         assert_eq!(lenient.coding_error, None);
-        let error = decode_image(&PathBuf::from("cut.jpg"), &cut, strict, 1).unwrap().coding_error.unwrap();
+        let error = decode_image(&PathBuf::from("cut.jpg"), &cut, strict, &Preprocessing::big_vision(1))
+            .unwrap()
+            .coding_error
+            .unwrap();
         assert!(error.starts_with("scan 1: premature end of data in MCU "), "{error}");
     }
 }

@@ -1,13 +1,16 @@
 //! Steps 1–4 of the preprocessing recipe (see the parent module): decoded samples to RGBA on a
-//! 0..255 scale, alpha over white, the triangle resize, and scaling to [-1, 1], in CHW order.
+//! 0..255 scale, alpha over white, the resize (the triangle filter here, PIL's bicubic in
+//! `bicubic`), and the normalisation, in CHW order.
 
 use image::DynamicImage;
 
-use crate::data::Pixels;
+use super::bicubic::resize_rgb8;
+use crate::data::{Pixels, Preprocessing, Resize};
 
 /// Preprocess one RGBA frame (0..255 scale, interleaved, `width`×`height`): steps 2–4 above.
-pub fn preprocess_rgba(width: usize, height: usize, rgba: &[f32], size: usize) -> Pixels {
+pub fn preprocess_rgba(width: usize, height: usize, rgba: &[f32], prep: &Preprocessing) -> Pixels {
     assert_eq!(rgba.len(), width * height * 4, "preprocess_rgba: buffer is not width×height RGBA");
+    let size = prep.size;
     // Alpha over white, into three planes.
     let mut planes = vec![0f32; 3 * width * height];
     for (p, px) in rgba.chunks_exact(4).enumerate() {
@@ -16,9 +19,20 @@ pub fn preprocess_rgba(width: usize, height: usize, rgba: &[f32], size: usize) -
             planes[c * width * height + p] = px[c] * t + 255.0 * (1.0 - t);
         }
     }
+    let resized = match prep.resize {
+        Resize::Bilinear => triangle(width, height, &planes, size),
+        Resize::Bicubic => bicubic(width, height, &planes, size),
+    };
+    let plane = size * size;
+    let chw = resized.iter().enumerate().map(|(i, &x)| prep.normalize.apply(i / plane, x)).collect();
+    Pixels { size, chw }
+}
+
+/// Three `width`×`height` planes → three `size`×`size` planes, triangle filter (step 3 above).
+fn triangle(width: usize, height: usize, planes: &[f32], size: usize) -> Vec<f32> {
     let horizontal = axis_weights(width, size);
     let vertical = axis_weights(height, size);
-    let mut chw = Vec::with_capacity(3 * size * size);
+    let mut out = Vec::with_capacity(3 * size * size);
     let mut rows = vec![0f32; height * size];
     for plane in planes.chunks_exact(width * height) {
         for (y, row) in plane.chunks_exact(width).enumerate() {
@@ -28,11 +42,20 @@ pub fn preprocess_rgba(width: usize, height: usize, rgba: &[f32], size: usize) -
         }
         for taps in &vertical {
             for x in 0..size {
-                chw.push(taps.apply(|j| rows[j * size + x]) / 127.5 - 1.0);
+                out.push(taps.apply(|j| rows[j * size + x]));
             }
         }
     }
-    Pixels { size, chw }
+    out
+}
+
+/// Three planes → PIL's bicubic on the samples rounded to 8 bits (PIL resizes 8-bit images).
+fn bicubic(width: usize, height: usize, planes: &[f32], size: usize) -> Vec<f32> {
+    let pixels = width * height;
+    let rgb: Vec<u8> =
+        (0..pixels * 3).map(|i| planes[(i % 3) * pixels + i / 3].round().clamp(0.0, 255.0) as u8).collect();
+    let resized = resize_rgb8(width, height, &rgb, size, size);
+    (0..3 * size * size).map(|i| f32::from(resized[(i % (size * size)) * 3 + i / (size * size)])).collect()
 }
 
 /// The inputs `left..left + weights.len()` that make one output of a triangle resize.
@@ -120,31 +143,34 @@ pub mod tests {
     fn identity_when_size_matches() {
         // 2×2 opaque grey levels 0, 51, 204, 255 → CHW planes equal, values v/127.5 − 1.
         let rgba: Vec<f32> = [0.0, 51.0, 204.0, 255.0].iter().flat_map(|&v| [v, v, v, 255.0]).collect();
-        let pixels = preprocess_rgba(2, 2, &rgba, 2);
+        let pixels = preprocess_rgba(2, 2, &rgba, &Preprocessing::big_vision(2));
         let plane = norm(&[0.0, 51.0, 204.0, 255.0]);
         close(&pixels.chw, &plane.repeat(3));
     }
 
     #[test]
     fn chw_layout_keeps_channels_apart() {
-        let pixels = preprocess_rgba(1, 1, &[255.0, 0.0, 127.5, 255.0], 1);
+        let pixels = preprocess_rgba(1, 1, &[255.0, 0.0, 127.5, 255.0], &Preprocessing::big_vision(1));
         close(&pixels.chw, &[1.0, -1.0, 0.0]);
     }
 
     #[test]
     fn half_transparent_black_over_white_is_mid_grey() {
         // 0·0.5 + 255·(1 − 0.5) = 127.5 → 0.0 after normalising.
-        let pixels = preprocess_rgba(1, 1, &[0.0, 0.0, 0.0, 127.5], 1);
+        let pixels = preprocess_rgba(1, 1, &[0.0, 0.0, 0.0, 127.5], &Preprocessing::big_vision(1));
         close(&pixels.chw, &[0.0, 0.0, 0.0]);
         // Fully transparent red is white.
-        close(&preprocess_rgba(1, 1, &[255.0, 0.0, 0.0, 0.0], 1).chw, &[1.0, 1.0, 1.0]);
+        close(
+            &preprocess_rgba(1, 1, &[255.0, 0.0, 0.0, 0.0], &Preprocessing::big_vision(1)).chw,
+            &[1.0, 1.0, 1.0],
+        );
     }
 
     #[test]
     fn two_to_one_downscale_averages() {
         // n=2, m=1: scale 2, support 2, center 1, taps j=0,1 with weight 1 − 0.5/2 = 0.75 each.
         let rgba = [0.0, 0.0, 0.0, 255.0, 255.0, 102.0, 51.0, 255.0];
-        close(&preprocess_rgba(2, 1, &rgba, 1).chw, &norm(&[127.5, 51.0, 25.5]));
+        close(&preprocess_rgba(2, 1, &rgba, &Preprocessing::big_vision(1)).chw, &norm(&[127.5, 51.0, 25.5]));
     }
 
     #[test]
@@ -154,7 +180,7 @@ pub mod tests {
         // (30·1/2 + 90·5/6) / (4/3) = 67.5. Height 1 → 2 copies the row (weight 0.75 on one tap).
         let rgba: Vec<f32> = [0.0, 30.0, 90.0].iter().flat_map(|&v| [v, v, v, 255.0]).collect();
         let plane = norm(&[11.25, 67.5, 11.25, 67.5]);
-        close(&preprocess_rgba(3, 1, &rgba, 2).chw, &plane.repeat(3));
+        close(&preprocess_rgba(3, 1, &rgba, &Preprocessing::big_vision(2)).chw, &plane.repeat(3));
     }
 
     #[test]
@@ -162,7 +188,7 @@ pub mod tests {
         // n=2, m=4: scale 0.5, support 1; centers 0.25, 0.75, 1.25, 1.75 give weights
         // (0.75, 0), (0.75, 0.25), (0.25, 0.75), (0, 0.75) on inputs (0, 255).
         let rgba = [0.0, 0.0, 0.0, 255.0, 255.0, 255.0, 255.0, 255.0];
-        let pixels = preprocess_rgba(2, 1, &rgba, 4);
+        let pixels = preprocess_rgba(2, 1, &rgba, &Preprocessing::big_vision(4));
         let row = norm(&[0.0, 63.75, 191.25, 255.0]);
         close(&pixels.chw[..4], &row);
         close(&pixels.chw[12..16], &row);
