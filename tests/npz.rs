@@ -195,32 +195,39 @@ fn an_exported_adapter_scores_as_the_base_with_the_adapter() {
     }
 }
 
-#[test]
-fn a_missing_key_is_named_with_the_file() {
-    let dir = TestDir::new();
-    let broken = dir.join("broken.npz");
-    let mut writer = zip::ZipWriter::new(std::fs::File::create(&broken).unwrap());
-    for (name, bytes) in members(&npz("f32")) {
-        if name != "llm/final_norm/scale.npy" {
-            let options =
-                zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-            writer.start_file(name, options).unwrap();
-            std::io::Write::write_all(&mut writer, &bytes).unwrap();
-        }
+/// Write `members` (name → .npy bytes) as an uncompressed .npz at `path`.
+fn write_npz(path: &Path, members: impl IntoIterator<Item = (String, Vec<u8>)>) {
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in members {
+        writer.start_file(name, options).unwrap();
+        std::io::Write::write_all(&mut writer, &bytes).unwrap();
     }
     writer.finish().unwrap();
+}
+
+/// `gacha score` on the .npz `model` (with the fixture's tokenizer): it must fail; its stderr.
+fn score_fails(dir: &TestDir, model: &Path) -> String {
     let output = run(dir
         .gacha()
         .arg("score")
         .arg("--model")
-        .arg(&broken)
+        .arg(model)
         .arg("--tokenizer")
         .arg(tokenizer())
         .arg("--data")
         .arg(data())
         .args(["--out", "x.csv"]));
     assert_exit(&output, 2);
-    let stderr = texts(&output).1;
+    texts(&output).1
+}
+
+#[test]
+fn a_missing_key_is_named_with_the_file() {
+    let dir = TestDir::new();
+    let broken = dir.join("broken.npz");
+    write_npz(&broken, members(&npz("f32")).into_iter().filter(|(name, _)| name != "llm/final_norm/scale.npy"));
+    let stderr = score_fails(&dir, &broken);
     assert!(stderr.contains("broken.npz: missing key llm/final_norm/scale"), "{stderr}");
 }
 
@@ -228,29 +235,11 @@ fn a_missing_key_is_named_with_the_file() {
 fn a_paligemma2_npz_is_refused_naming_its_gemma2_key() {
     let dir = TestDir::new();
     let pg2 = dir.join("pg2.npz");
-    let mut writer = zip::ZipWriter::new(std::fs::File::create(&pg2).unwrap());
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let members = members(&npz("f32"));
     // A Gemma-2 block has post-attention and post-FFW norms: a copy of pre_ffw_norm stands in.
     let norm = members["llm/layers/pre_ffw_norm/scale.npy"].clone();
-    for (name, bytes) in members.into_iter().chain([("llm/layers/post_ffw_norm/scale.npy".to_string(), norm)])
-    {
-        writer.start_file(name, options).unwrap();
-        std::io::Write::write_all(&mut writer, &bytes).unwrap();
-    }
-    writer.finish().unwrap();
-    let output = run(dir
-        .gacha()
-        .arg("score")
-        .arg("--model")
-        .arg(&pg2)
-        .arg("--tokenizer")
-        .arg(tokenizer())
-        .arg("--data")
-        .arg(data())
-        .args(["--out", "x.csv"]));
-    assert_exit(&output, 2);
-    let stderr = texts(&output).1;
+    write_npz(&pg2, members.into_iter().chain([("llm/layers/post_ffw_norm/scale.npy".to_string(), norm)]));
+    let stderr = score_fails(&dir, &pg2);
     assert!(stderr.contains("key llm/layers/post_ffw_norm/scale is a Gemma-2 norm"), "{stderr}");
 }
 
