@@ -13,7 +13,7 @@ use toml::Spanned;
 /// Why a spec could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("{}: cannot read the spec: {source}", file.display())]
+    #[error("{}: cannot read the spec", file.display())]
     Read { file: PathBuf, source: std::io::Error },
 
     /// A problem at a place in the file; `field` is empty when no key applies (a syntax error).

@@ -92,7 +92,7 @@ pub struct DataSpec {
     #[serde(default, rename = "gif_frames", alias = "frames")]
     pub frames: FramePolicy,
     /// The two answer words, positive first: precision and recall are about the first.
-    #[serde(default = "default_answers")]
+    #[serde(default = "default_answers", deserialize_with = "two_answers")]
     pub answers: [String; 2],
     /// Keep the answer proportions equal in train and valid.
     #[serde(default)]
@@ -105,6 +105,17 @@ pub struct DataSpec {
     /// identity holds the preprocessing it resolves to (`expand::Inputs::preprocessing`).
     #[serde(default, skip_serializing)]
     pub resize: Option<Resize>,
+}
+
+/// Exactly two words: a third would otherwise be dropped without a word.
+fn two_answers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<[String; 2], D::Error> {
+    let words = Vec::<String>::deserialize(deserializer)?;
+    <[String; 2]>::try_from(words).map_err(|words| {
+        serde::de::Error::custom(format!(
+            "takes exactly two answer words, positive first (e.g. [\"yes\", \"no\"]); got {}: {words:?}",
+            words.len()
+        ))
+    })
 }
 
 fn default_answers() -> [String; 2] {

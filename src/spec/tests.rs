@@ -21,6 +21,18 @@ fn error(body: &str) -> String {
 }
 
 #[test]
+fn a_third_answer_word_is_refused_at_its_line() {
+    let text = HEAD.replace("path = \"data.jsonl\"\n", "path = \"data.jsonl\"\nanswers = [\"yes\", \"no\", \"maybe\"]\n")
+        + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n";
+    let err = parse_spec(&text, Path::new("x.toml")).unwrap_err().to_string();
+    assert!(
+        err.starts_with("x.toml: line 6: data.answers: takes exactly two answer words, positive first"),
+        "{err}"
+    );
+    assert!(err.ends_with("got 3: [\"yes\", \"no\", \"maybe\"]"), "{err}");
+}
+
+#[test]
 fn expands_the_cartesian_product_with_seeds_slowest() {
     let spec = parse(
         "[train]\nsteps = 4\n[sweep]\nlearning_rate = [0.1, 0.01]\nseeds = [1, 2]\nvalid = [10, 0.2]\n",
@@ -193,6 +205,11 @@ fn rejects_misplaced_and_nonsensical_values() {
         error("[train]\nlearning_rate = 0.1\nbatch_size = 0\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
         "sweeps/a.toml: line 8: train.batch_size: must be greater than 0"
     );
+    // Issue 11, case 10: TOML's inf is named as such, not as JSON's null.
+    assert_eq!(
+        error("[train]\nlearning_rate = inf\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
+        "sweeps/a.toml: line 7: train.learning_rate: must be a finite number greater than 0, not inf"
+    );
     let bad_name = HEAD.replace("\"t\"", "\"a/b\"")
         + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
     assert_eq!(
@@ -221,7 +238,7 @@ fn answers_must_be_two_different_words() {
     );
     let text = text.replace("[\"yes\", \"yes\"]", "[\"ok\"]");
     let e = parse_spec(&text, Path::new("a.toml")).unwrap_err().to_string();
-    assert!(e.starts_with("a.toml: line 6: data.answers: invalid length 1"), "{e}");
+    assert!(e.starts_with("a.toml: line 6: data.answers: takes exactly two answer words"), "{e}");
 }
 
 #[test]

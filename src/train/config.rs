@@ -144,6 +144,14 @@ impl InvalidField {
             false => Err(InvalidField { field, message: "must be greater than 0".into() }),
         }
     }
+
+    /// A finite number greater than 0: `inf` and `nan` (which TOML accepts) are named as such.
+    pub fn positive_number(field: &'static str, value: f64) -> Result<(), InvalidField> {
+        if !value.is_finite() {
+            return Err(InvalidField { field, message: format!("must be a finite number greater than 0, not {value}") });
+        }
+        InvalidField::positive(field, value > 0.0)
+    }
 }
 
 impl TrainConfig {
@@ -199,14 +207,14 @@ impl TrainConfig {
 
     /// Reject settings that cannot run, naming the field.
     pub fn validate(&self) -> Result<(), InvalidField> {
-        InvalidField::positive("learning_rate", self.learning_rate.is_finite() && self.learning_rate > 0.0)?;
+        InvalidField::positive_number("learning_rate", self.learning_rate)?;
         InvalidField::positive("steps", self.steps > 0)?;
         InvalidField::positive("batch_size", self.batch_size > 0)?;
         InvalidField::positive("grad_accum", self.grad_accum > 0)?;
         InvalidField::positive("log_every", self.log_every > 0)?;
         if self.trainable == TrainableKind::Lora {
             InvalidField::positive("lora_rank", self.lora_rank > 0)?;
-            InvalidField::positive("lora_alpha", self.lora_alpha.is_finite() && self.lora_alpha > 0.0)?;
+            InvalidField::positive_number("lora_alpha", self.lora_alpha)?;
             if self.lora_targets.is_empty() {
                 return Err(InvalidField {
                     field: "lora_targets",
@@ -221,7 +229,7 @@ impl TrainConfig {
             });
         }
         let loss_above = self.guard.loss_above;
-        InvalidField::positive("loss_above", loss_above.is_finite() && loss_above > 0.0)
+        InvalidField::positive_number("loss_above", loss_above)
     }
 }
 
