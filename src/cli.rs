@@ -140,6 +140,12 @@ pub struct CheckArgs {
     /// in the order the sweep runs them), instead of checking the model and the images.
     #[arg(long)]
     pub trials: bool,
+    /// See what the model sees: write each image's first model frame as decoded, before the
+    /// resize (EXIF orientation applied, an animation's frame composited, alpha kept), as a
+    /// lossless PNG DIR/<line>-<stem>.decoded.png (<line>: its line in the dataset). DIR must be
+    /// new or empty.
+    #[arg(long, value_name = "DIR", conflicts_with = "trials")]
+    pub save_inputs: Option<PathBuf>,
     #[command(flatten)]
     pub options: DataArgs,
 }

@@ -574,3 +574,31 @@ fn split_refuses_bad_sizes() {
         assert_contains(&texts(&out).1, message);
     }
 }
+
+/// `--save-inputs`: a PNG comes back with exactly its pixels (alpha kept, before the resize),
+/// named by its line; a folder that is not empty is refused and what is in it is left as it was.
+#[test]
+fn check_save_inputs_writes_decoded_pixels_and_never_replaces_a_file() {
+    let dir = image_dir();
+    let pixels = RgbaImage::from_fn(7, 5, |x, y| {
+        Rgba([x as u8 * 37, y as u8 * 61, (x * y) as u8 * 11, 255 - x as u8 * 30])
+    });
+    dir.write("images/ramp.png", encode(DynamicImage::ImageRgba8(pixels.clone()), ImageFormat::Png));
+    dir.write("data.jsonl", [line("yes", "images/grey.png"), line("no", "images/ramp.png")].concat());
+    let out = run(dir.gacha().args(["check", "data.jsonl", "--save-inputs", "seen"]));
+    assert_exit(&out, 0);
+    assert_contains(&texts(&out).0, "decoded inputs saved: 2 PNGs in seen\n");
+    let saved = dir.join("seen/2-ramp.decoded.png");
+    let back = image::open(&saved).expect("a PNG");
+    assert_eq!(back.as_rgba8(), Some(&pixels), "the saved pixels must be the PNG's own");
+    assert_eq!(
+        image::open(dir.join("seen/1-grey.decoded.png")).unwrap().as_luma8().unwrap().get_pixel(3, 4),
+        &Luma([77])
+    );
+
+    std::fs::write(&saved, b"mine").unwrap();
+    let out = run(dir.gacha().args(["check", "data.jsonl", "--save-inputs", "seen"]));
+    assert_exit(&out, 2);
+    assert_contains(&texts(&out).1, "--save-inputs seen: the folder is not empty");
+    assert_eq!(std::fs::read(&saved).unwrap(), b"mine", "a file in the folder must be left as it was");
+}

@@ -4,7 +4,8 @@
 Writes seeded test JPEGs (smooth colour, edges and noise; 1×1 up to 300×200, chroma subsampling
 4:4:4, 4:2:2 and 4:2:0, qualities 60 and 95), and beside each the pixels PIL decodes, saved as a
 lossless PNG; scores both lists with `gacha score` and prints the largest |ΔP(yes)|. Only the
-decoder differs between the two scores: the PNGs hold PIL's JPEG pixels exactly.
+decoder differs between the two scores: the PNGs hold PIL's JPEG pixels exactly. Then compares
+the pixels themselves: gacha's decode (`gacha check --save-inputs`) against PIL's, per channel.
 
     python tools/jpeg_bound.py [--gacha target/release/gacha] [--model tests/fixtures/tiny-paligemma]
 """
@@ -36,6 +37,36 @@ def score(gacha: str, model: str, data: Path, out: Path) -> dict[str, float]:
         return {row["image"]: float(row["p_yes"]) for row in csv.DictReader(f)}
 
 
+def pixel_bound(gacha: str, dir: Path, jpegs: list[str]) -> None:
+    """Per channel (R, G, B), over all pixels of all JPEGs: max and mean |gacha − PIL| in levels,
+    and the share of pixels where any channel differs."""
+    saved = dir / "decoded"
+    subprocess.run([gacha, "-q", "check", str(dir / "jpeg.jsonl"), "--save-inputs", str(saved)],
+                   check=True, stdout=subprocess.DEVNULL)
+    wide = [j for j in jpegs if int(j.split("x")[0]) > 4]
+    # The right-most column of chroma-subsampled JPEGs is where the two upsamplers part most.
+    for title, names, columns in (("all", jpegs, None), ("wider than 4 px", wide, None),
+                                  ("wider than 4 px, right-most column left out", wide, -1)):
+        print(f"pixels, {title} ({len(names)} JPEGs):")
+        compare(dir, saved, names, [jpegs.index(name) + 1 for name in names], columns)
+
+
+def compare(dir: Path, saved: Path, jpegs: list[str], lines: list[int], columns: int | None) -> None:
+    deltas, differ, pixels = [], 0, 0
+    for line, name in zip(lines, jpegs):
+        ours = np.asarray(Image.open(saved / f"{line}-{Path(name).stem}.decoded.png").convert("RGB"), np.int16)
+        pil = np.asarray(Image.open(dir / name).convert("RGB"), np.int16)
+        assert ours.shape == pil.shape, name
+        delta = np.abs(ours - pil)[:, :columns].reshape(-1, 3)
+        deltas.append(delta)
+        differ += int((delta > 0).any(axis=1).sum())
+        pixels += delta.shape[0]
+    delta = np.concatenate(deltas)
+    for channel, values in zip("RGB", delta.T):
+        print(f"  {channel}: max |Δ| {values.max()}, mean |Δ| {values.mean():.3f} levels")
+    print(f"  differing in any channel: {differ}/{pixels} ({differ / pixels:.1%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gacha", default="target/release/gacha")
@@ -64,6 +95,7 @@ def main() -> None:
               f"median {deltas[len(deltas) // 2][0]:.3g}")
         wide = [d for d, name in deltas if int(name.split("x")[0]) > 4]
         print(f"wider than 4 px: max |ΔP(yes)| {max(wide):.3g}")
+        pixel_bound(args.gacha, dir, jpegs)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 //!
 //! Images are decoded more strictly than training does: a JPEG with entropy-coding errors, which
 //! training decodes past, is a problem unless `--lenient`, which counts such files instead.
+//! `--save-inputs DIR` also writes each image as decoded (see `save_inputs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,8 @@ use crate::data::{
 };
 use crate::spec::{check_spec, load_spec, SweepSpec};
 use crate::Outcome;
+
+use super::save_inputs::InputsDir;
 
 /// Images of a dataset are decoded and resized to this size during a check: PaliGemma's input
 /// size, so the whole preprocessing path runs as it will in training. A spec's dataset is checked
@@ -38,17 +41,28 @@ enum CodingErrors {
 }
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
-    match args.path.extension().and_then(|ext| ext.to_str()) {
-        Some("jsonl") => {
-            let opts = super::data_options(&args.options)?;
-            let prep = Preprocessing::big_vision(CHECK_IMAGE_SIZE).with_resize(opts.images.resize);
-            let (_, summary) = check_dataset(&args.path, &opts, coding_errors(args), &prep)?;
-            print!("{summary}");
-            Ok(Outcome::Success)
-        }
-        Some("toml") => check_sweep_spec(&args.path, coding_errors(args), args.trials),
-        _ => bail!("{}: expected a dataset (.jsonl) or a sweep spec (.toml)", args.path.display()),
+    let kind = args.path.extension().and_then(|ext| ext.to_str());
+    if !matches!(kind, Some("jsonl" | "toml")) {
+        bail!("{}: expected a dataset (.jsonl) or a sweep spec (.toml)", args.path.display());
     }
+    let save = args.save_inputs.as_deref().map(InputsDir::open).transpose()?;
+    let check = Check { coding: coding_errors(args), save: save.as_ref() };
+    if kind == Some("toml") {
+        return check_sweep_spec(&args.path, check, args.trials);
+    }
+    let opts = super::data_options(&args.options)?;
+    let prep = Preprocessing::big_vision(CHECK_IMAGE_SIZE).with_resize(opts.images.resize);
+    let (_, summary) = check_dataset(&args.path, &opts, check, &prep)?;
+    print!("{summary}");
+    Ok(Outcome::Success)
+}
+
+/// How the images of a dataset are checked.
+#[derive(Clone, Copy)]
+struct Check<'a> {
+    coding: CodingErrors,
+    /// `--save-inputs`: where each image's decoded input is written.
+    save: Option<&'a InputsDir>,
 }
 
 fn coding_errors(args: &CheckArgs) -> CodingErrors {
@@ -61,7 +75,7 @@ fn coding_errors(args: &CheckArgs) -> CodingErrors {
 
 /// A spec, its model's config, then its dataset at the model's image size: the trial count and
 /// axes, how many images each `valid` holds out, and warnings about sweeps that would rank poorly.
-fn check_sweep_spec(path: &Path, coding: CodingErrors, list_trials: bool) -> anyhow::Result<Outcome> {
+fn check_sweep_spec(path: &Path, check: Check, list_trials: bool) -> anyhow::Result<Outcome> {
     let spec = load_spec(path)?;
     if list_trials {
         return list_spec_trials(&spec);
@@ -89,10 +103,10 @@ fn check_sweep_spec(path: &Path, coding: CodingErrors, list_trials: bool) -> any
         ),
         _ => format!("preprocessing: {prep} (from {})\n", own.origin),
     };
-    let (examples, data) = check_dataset(&spec.data_path(), &options, coding, &prep)?;
-    let check = check_spec(&spec, examples)?;
-    print!("{check}{resolved}{model}{preprocessing}{data}");
-    for warning in &check.warnings {
+    let (examples, data) = check_dataset(&spec.data_path(), &options, check, &prep)?;
+    let checked = check_spec(&spec, examples)?;
+    print!("{checked}{resolved}{model}{preprocessing}{data}");
+    for warning in &checked.warnings {
         crate::warn!("{warning}");
     }
     Ok(Outcome::Success)
@@ -129,26 +143,36 @@ struct ImageInfo {
 fn check_dataset(
     path: &Path,
     opts: &DataOptions,
-    coding: CodingErrors,
+    check: Check,
     prep: &Preprocessing,
 ) -> anyhow::Result<(usize, String)> {
     let size = prep.size;
     let (dataset, mut problems) = read_dataset(path, opts);
     crate::info!("checking {} images at {size}×{size}", dataset.examples.len());
     let mut infos = Vec::with_capacity(dataset.examples.len());
-    let images = ImageOptions { coding: CodingCheck::Strict, ..opts.images };
-    let decoded = decode_each(&dataset, images, prep, |image| ImageInfo {
-        format: image.format,
-        width: image.width,
-        height: image.height,
-        frame_count: image.frame_count,
-        frames_kept: image.frames.len(),
-        exif_orientation: image.exif_orientation,
-        coding_error: image.coding_error,
+    let images =
+        ImageOptions { coding: CodingCheck::Strict, keep_input: check.save.is_some(), ..opts.images };
+    let decoded = decode_each(&dataset, images, prep, |example, image| {
+        if let (Some(save), Some(input)) = (check.save, &image.input) {
+            save.save(example, input)?;
+        }
+        anyhow::Ok(ImageInfo {
+            format: image.format,
+            width: image.width,
+            height: image.height,
+            frame_count: image.frame_count,
+            frames_kept: image.frames.len(),
+            exif_orientation: image.exif_orientation,
+            coding_error: image.coding_error,
+        })
     });
     for (example, result) in dataset.examples.iter().zip(decoded) {
+        let result = match result {
+            Ok(saved) => Ok(saved?),
+            Err(problem) => Err(problem),
+        };
         match result {
-            Ok(ImageInfo { coding_error: Some(error), .. }) if coding == CodingErrors::Refuse => {
+            Ok(ImageInfo { coding_error: Some(error), .. }) if check.coding == CodingErrors::Refuse => {
                 problems.push(DataError::Line {
                     file: path.to_path_buf(),
                     line: example.line,
@@ -167,7 +191,15 @@ fn check_dataset(
         problems.sort_by_key(|problem| problem.line());
         return Err(DatasetProblems { path: path.to_path_buf(), problems }.into());
     }
-    Ok((dataset.examples.len(), summary(&dataset, &infos, opts, size)))
+    let mut summary = summary(&dataset, &infos, opts, size);
+    if let Some(save) = check.save {
+        summary.push_str(&format!(
+            "decoded inputs saved: {} PNGs in {}\n",
+            infos.len(),
+            save.path().display()
+        ));
+    }
+    Ok((dataset.examples.len(), summary))
 }
 
 /// The report printed for a dataset without problems.

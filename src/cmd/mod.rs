@@ -7,6 +7,7 @@ pub mod eval;
 pub mod export;
 pub mod leaderboard;
 pub mod report;
+mod save_inputs;
 pub mod score;
 pub mod setup;
 pub mod slurm;

@@ -79,7 +79,7 @@ pub fn load_images(
 ) -> Result<Vec<DecodedImage>, DatasetProblems> {
     let mut decoded = Vec::with_capacity(dataset.examples.len());
     let mut problems = Vec::new();
-    for result in decode_each(dataset, images, prep, |image| image) {
+    for result in decode_each(dataset, images, prep, |_, image| image) {
         match result {
             Ok(image) => decoded.push(image),
             Err(problem) => problems.push(problem),
@@ -92,20 +92,21 @@ pub fn load_images(
     }
 }
 
-/// Decode every example's image in parallel, in example order, keeping only `f` of each image
-/// (so a caller that needs a summary, like `gacha check`, never holds all the pixels at once) or
-/// the problem, which names the line.
+/// Decode every example's image in parallel, in example order, keeping only `f` of each example
+/// and its image (so a caller that needs a summary, like `gacha check`, never holds all the pixels
+/// at once) or the problem, which names the line.
 pub fn decode_each<T: Send>(
     dataset: &Dataset,
     images: ImageOptions,
     prep: &Preprocessing,
-    f: impl Fn(DecodedImage) -> T + Sync,
+    f: impl Fn(&Example, DecodedImage) -> T + Sync,
 ) -> Vec<Result<T, DataError>> {
     dataset
         .examples
         .par_iter()
         .map(|example| {
-            load_image(&example.image_path, images, prep).map(&f).map_err(|err| DataError::AtLine {
+            let image = load_image(&example.image_path, images, prep);
+            image.map(|image| f(example, image)).map_err(|err| DataError::AtLine {
                 file: dataset.path.clone(),
                 line: example.line,
                 source: Box::new(err),

@@ -123,6 +123,9 @@ pub struct ImageOptions {
     /// The resize filter asked for (`--resize`, `[data] resize`); `None`: the model's own. Applied
     /// with `Preprocessing::with_resize` where the model is known.
     pub resize: Option<Resize>,
+    /// Keep each image's first kept frame as decoded, before resizing, in `DecodedImage::input`
+    /// (`gacha check --save-inputs`); off everywhere else, so no full-size pixels are held.
+    pub keep_input: bool,
 }
 
 impl std::fmt::Display for ImageOptions {

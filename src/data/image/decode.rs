@@ -3,7 +3,9 @@
 //! browsers show it (disposal and blending applied; the canvas starts transparent, so it shows
 //! white after alpha over white, whatever background colour the file names). That is not what
 //! PIL's `seek()` gives for every file: PIL hands out some frames uncomposited or in palette
-//! mode. Sizes are checked from the headers before any pixel buffer is allocated.
+//! mode. Sizes are checked from the headers before any pixel buffer is allocated. With
+//! `ImageOptions::keep_input`, an animation's frames are all held at full size until the policy
+//! has picked (`gacha check --save-inputs` only).
 
 use std::io::Cursor;
 use std::path::Path;
@@ -115,6 +117,7 @@ fn decode_still(
         height,
         frame_count: 1,
         frames: vec![pixels],
+        input: images.keep_input.then_some(image),
         exif_orientation: tag,
         coding_error: None,
     })
@@ -204,7 +207,8 @@ fn decode_animation(
         let frame = frame.map_err(|e| decode_error(path, bytes, Some(number), e))?;
         let image = orient::apply(DynamicImage::ImageRgba8(frame.into_buffer()), tag, images.orientation);
         let rgba: Vec<f32> = image.to_rgba8().into_raw().into_iter().map(f32::from).collect();
-        kept.push(preprocess_rgba(image.width() as usize, image.height() as usize, &rgba, prep));
+        let pixels = preprocess_rgba(image.width() as usize, image.height() as usize, &rgba, prep);
+        kept.push((pixels, images.keep_input.then_some(image)));
     }
     let frame_count = kept.len();
     if frame_count == 0 {
@@ -215,19 +219,21 @@ fn decode_animation(
         });
     }
     let (width, height) = oriented_size(width, height, tag, images);
+    let (frames, mut inputs): (Vec<Pixels>, Vec<_>) = pick(kept, images.frames).into_iter().unzip();
     Ok(DecodedImage {
         format,
         width,
         height,
         frame_count,
-        frames: pick(kept, images.frames),
+        frames,
+        input: inputs.swap_remove(0),
         exif_orientation: tag,
         coding_error: None,
     })
 }
 
 /// The frames `policy` keeps of `frames` (not empty), in file order.
-fn pick(mut frames: Vec<Pixels>, policy: FramePolicy) -> Vec<Pixels> {
+fn pick<T>(mut frames: Vec<T>, policy: FramePolicy) -> Vec<T> {
     let count = frames.len();
     match policy {
         FramePolicy::All => frames,

@@ -31,6 +31,8 @@ mod preprocess;
 
 use std::path::Path;
 
+use image::DynamicImage;
+
 pub use format::ImageFormatKind;
 pub use preprocess::preprocess_rgba;
 
@@ -59,6 +61,10 @@ pub struct DecodedImage {
     pub frame_count: usize,
     /// The frames the frame policy keeps, preprocessed, in file order.
     pub frames: Vec<Pixels>,
+    /// The first of `frames` before steps 2–4 (alpha over white, resize, normalisation): the
+    /// decoder's samples, EXIF orientation applied (an animation's frame composited, RGBA 8-bit).
+    /// Only with `ImageOptions::keep_input`.
+    pub input: Option<DynamicImage>,
     /// The file's EXIF orientation tag, 1 (upright) when it has none; applied to `frames` unless
     /// `ExifOrientation::Ignore`.
     pub exif_orientation: u8,
