@@ -236,6 +236,7 @@ fn issue_12_workers_killed_at_random_end_with_the_single_process_leaderboard() {
     let mut all = stderrs;
     all.push(texts(&last).1);
     let counts = completions(&all);
+    assert!(!counts.is_empty(), "no completed trial found in the logs: {all:#?}");
     assert!(counts.values().all(|&n| n == 1), "a trial ran to completion twice: {counts:?}");
     assert_eq!(leaderboard_sans_times(&dir.join("res/leaderboard.csv")), reference_leaderboard(&dir, "s.toml"));
     let left: Vec<_> = std::fs::read_dir(dir.join("res/claims")).unwrap().flatten().map(|e| e.file_name()).collect();

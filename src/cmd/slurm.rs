@@ -15,6 +15,7 @@ use crate::cli::SlurmArgs;
 use crate::device::DeviceSpec;
 use crate::fsutil::write_atomic;
 use crate::spec::load_spec;
+use crate::sweep::failure::reruns;
 use crate::sweep::folder::ResultsFolder;
 use crate::sweep::layout::OutcomeFile;
 use crate::sweep::record::utc_timestamp;
@@ -27,10 +28,12 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
     let spec = load_spec(&args.run.spec)?;
     let results = super::sweep::results_dir(&args.run, &spec);
     let folder = ResultsFolder::open(&results)?;
+    // The trials a sweep would run: unfinished ones and the failures it reruns.
+    let rerun = super::sweep::rerun_of(&args.run);
     let mut left = Vec::new();
     for (index, trial) in spec.trials.iter().enumerate() {
         match folder.dir.trial(&trial.id).read_outcome_file()? {
-            OutcomeFile::Finished(outcome) if !(args.run.retry_failed && outcome.error.is_some()) => {}
+            OutcomeFile::Finished(outcome) if !reruns(&outcome, rerun) => {}
             _ => left.push(index),
         }
     }

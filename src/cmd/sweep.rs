@@ -50,7 +50,7 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag) -> anyhow::Result<O
     let results = results_dir(args, &spec);
     let mut runner = LazyRunner::new(|| runner_for(args, &spec, &dataset));
     let options = SweepOptions {
-        rerun: if args.retry_failed { Rerun::AllFailures } else { Rerun::EnvironmentFailures },
+        rerun: rerun_of(args),
         prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
         part,
     };
@@ -125,6 +125,11 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag) -> anyhow::Result<O
         SweepEnd::Complete if summary.finished.failed > 0 => Outcome::FinishedWithFailures,
         SweepEnd::Complete => Outcome::Success,
     })
+}
+
+/// Which failed trials a run reruns: `--retry-failed` all, else those of the environment.
+pub fn rerun_of(args: &RunArgs) -> Rerun {
+    if args.retry_failed { Rerun::AllFailures } else { Rerun::EnvironmentFailures }
 }
 
 /// `--results`, or results/<name> in the current folder.
