@@ -35,7 +35,7 @@ use std::str::FromStr;
 use candle_core::{DType, Device};
 
 pub use config::{GemmaConfig, PaliGemmaConfig, SiglipVisionConfig};
-pub use layout::Layout;
+pub use layout::{Layout, DECODER_LAYERS, DECODER_LAYERS_V4, DECODER_LAYERS_V5, PEFT_KEY_PREFIX};
 pub use lora::{LoraConfig, LoraTarget};
 pub use paligemma::{BatchScores, PaliGemma};
 pub use processor::ModelPreprocessing;
