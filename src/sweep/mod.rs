@@ -33,12 +33,12 @@ use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::spec::{SelectMetric, SweepSpec, TrialId};
 use best::Prune;
+use claim::ClaimAttempt;
 use export::{export, write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{OutcomeFile, ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
-use claim::ClaimAttempt;
 use folder::ResultsFolder;
+use layout::{OutcomeFile, ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
 use progress::{Counts, Progress};
 use rank::{rank, winner};
 use record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
@@ -47,7 +47,7 @@ use stop::StopFlag;
 use trial::{run_trial, TrialContext, TrialEnd};
 
 pub use record::{LossLine, Stage2Ran};
-pub use runner::{Control, RunEnd, StepObserver, TrialJob, TrialRun};
+pub use runner::{Control, StepObserver, TrialJob, TrialRun};
 
 /// How a sweep run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

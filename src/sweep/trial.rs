@@ -8,14 +8,14 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::failure::classify;
-use super::layout::{remove_dir_if_present, TrialPaths};
 use super::claim::Claim;
+use super::failure::classify;
 use super::folder::ResultsFolder;
+use super::layout::{remove_dir_if_present, TrialPaths};
 use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
 use super::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
-use super::runner::{reseed, RunEnd, TrialJob, TrialRun, TrialRunner};
+use super::runner::{reseed, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
 use crate::data::split::SplitIndices;
 use crate::data::{Dataset, Preprocessing};
@@ -23,6 +23,7 @@ use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSource;
 use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams};
+use crate::train::TrainOutcome;
 
 /// How `run_trial` returned.
 #[derive(Debug)]
@@ -135,15 +136,18 @@ pub fn run_trial(
         attempts.before = attempts.before.or(Some(run.before));
         attempts.losses.extend(&run.losses);
         match run.end {
-            RunEnd::Stopped if lost() && !ctx.stop.is_requested() => return Ok(TrialEnd::ClaimLost),
-            RunEnd::Stopped => return Ok(TrialEnd::Stopped),
-            RunEnd::Finished => attempts.records.push(AttemptRecord::Finished { seed }),
-            RunEnd::Diverged { stage, step, loss } => {
+            TrainOutcome::Stopped { .. } if lost() && !ctx.stop.is_requested() => {
+                return Ok(TrialEnd::ClaimLost)
+            }
+            TrainOutcome::Stopped { .. } => return Ok(TrialEnd::Stopped),
+            TrainOutcome::Finished { .. } => attempts.records.push(AttemptRecord::Finished { seed }),
+            TrainOutcome::Diverged(log) => {
+                let (stage, step, loss) = (run.stage, log.step, log.loss);
                 attempts.records.push(AttemptRecord::Diverged { seed, stage, step, loss });
                 ctx.progress.attempt_diverged(stage, step, loss, attempt < trial.params.abort.max_reseeds);
             }
         }
-        let finished = run.end == RunEnd::Finished;
+        let finished = run.end.is_finished();
         attempts.last = Some(run);
         if finished {
             break;
@@ -223,7 +227,7 @@ fn checked(run: TrialRun, split: &SplitIndices, dataset: &Dataset) -> anyhow::Re
         }
     }
     anyhow::ensure!(
-        run.after.is_some() == (run.end == RunEnd::Finished),
+        run.after.is_some() == run.end.is_finished(),
         "runner returned scores after training exactly when it did not finish ({:?})",
         run.end
     );
