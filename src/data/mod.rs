@@ -9,6 +9,7 @@ pub mod image;
 pub mod jsonl;
 pub mod preprocessing;
 pub mod split;
+pub mod split_files;
 
 use std::path::PathBuf;
 
