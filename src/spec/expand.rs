@@ -353,12 +353,12 @@ fn resolve(
         let field_key = invalid.field.rsplit('.').next().unwrap_or(&invalid.field);
         let axis = axes
             .iter()
-            .find(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));
+            .position(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));
         match axis {
-            Some(axis) => at.at(
-                axis.key.span(),
+            Some(i) => at.at(
+                axes[i].key.span(),
                 format!("sweep.{field_key}"),
-                format!("{} ({})", invalid.message, label(axes, &params)),
+                format!("{} ({})", invalid.message, label_at_fault(axes, &params, i, choice)),
             ),
             None => {
                 let path: Vec<&str> = invalid.field.split('.').collect();
@@ -431,6 +431,18 @@ fn label(axes: &[DocAxis], params: &TrialParams) -> String {
         parts.push(axis_values(rest.into_iter(), params));
     }
     parts.join(" ")
+}
+
+/// The label of a trial whose axis `fault` holds an invalid value: as [`label`], but that
+/// value as the spec wrote it (JSON, which labels are made from, has no `inf` or `nan`).
+fn label_at_fault(axes: &[DocAxis], params: &TrialParams, fault: usize, choice: &[usize]) -> String {
+    let name = axis_name(&axes[fault].field()).to_string();
+    match axes[fault].values[choice[fault]].get_ref() {
+        DeValue::Float(f) if !f.as_str().parse::<f64>().is_ok_and(f64::is_finite) => {
+            label(axes, params).replace(&format!("{name}=null"), &format!("{name}={f}"))
+        }
+        _ => label(axes, params),
+    }
 }
 
 fn axis_values<'a, 'b: 'a, 'i: 'b>(

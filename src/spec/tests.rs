@@ -210,6 +210,12 @@ fn rejects_misplaced_and_nonsensical_values() {
         error("[train]\nlearning_rate = inf\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
         "sweeps/a.toml: line 7: train.learning_rate: must be a finite number greater than 0, not inf"
     );
+    // As an axis value too, and the trial's label shows it as written, not as JSON's null.
+    assert_eq!(
+        error("[sweep]\nseeds = [1]\nvalid = [10]\nlearning_rate = [0.1, inf]\n"),
+        "sweeps/a.toml: line 9: sweep.learning_rate: must be a finite number greater than 0, not inf \
+         (seed=1 valid=10 learning_rate=inf)"
+    );
     let bad_name = HEAD.replace("\"t\"", "\"a/b\"")
         + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
     assert_eq!(
