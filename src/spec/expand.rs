@@ -351,9 +351,9 @@ fn resolve(
         .map_err(|err| at.toml(&err))?;
     params.validate().map_err(|invalid| {
         let field_key = invalid.field.rsplit('.').next().unwrap_or(&invalid.field);
-        let axis = axes
-            .iter()
-            .position(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));
+        let axis = axes.iter().position(|a| {
+            a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train.")
+        });
         match axis {
             Some(i) => at.at(
                 axes[i].key.span(),
