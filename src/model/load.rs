@@ -9,9 +9,11 @@ use anyhow::Context;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
+use super::big_vision::TOKENIZER_FILE;
 use super::config::PaliGemmaConfig;
 use super::layout::Layout;
 use super::paligemma::PaliGemma;
+use super::processor::{PREPROCESSOR_FILE, PROCESSOR_FILE};
 use super::tokenizer::{PromptTokenizer, SpecialIds};
 use super::LoadedModel;
 use crate::data::Answers;
@@ -22,9 +24,12 @@ pub(super) const SINGLE_FILE: &str = "model.safetensors";
 /// The index of a sharded checkpoint: tensor name → shard file.
 pub(super) const INDEX_FILE: &str = "model.safetensors.index.json";
 
+/// A checkpoint folder's model config.
+const CONFIG_FILE: &str = "config.json";
+
 /// Read and check a checkpoint folder's `config.json`.
 pub fn read_config(dir: &Path) -> anyhow::Result<PaliGemmaConfig> {
-    let config_path = dir.join("config.json");
+    let config_path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("{}: cannot read model config", config_path.display()))?;
     PaliGemmaConfig::from_json(&text).with_context(|| format!("{}", config_path.display()))
@@ -35,7 +40,7 @@ pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Res
     let config = read_config(dir)?;
     let preprocessing = super::processor::read_dir(dir, config.vision_config.image_size)?;
     let special = SpecialIds { pad: config.pad_token_id, eos: config.eos_token_id, bos: config.bos_token_id };
-    let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json"), special, &Answers::default())?;
+    let tokenizer = PromptTokenizer::from_file(&dir.join(TOKENIZER_FILE), special, &Answers::default())?;
 
     let files = weight_files(dir)?;
     // SAFETY: the files are memory-mapped read-only; they must not be modified while loaded, as
@@ -77,6 +82,24 @@ pub(super) fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     } else {
         anyhow::bail!("{}: neither model.safetensors nor model.safetensors.index.json found", dir.display())
     }
+}
+
+/// The files of a checkpoint folder that `load_dir` reads, by their names in it: the config,
+/// tokenizer and image-processor settings that are present, then the weights (the shard index
+/// and its shards, or the single file). Weights that cannot be found are left out: loading says
+/// what is missing.
+pub(super) fn read_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> =
+        [CONFIG_FILE, TOKENIZER_FILE, PROCESSOR_FILE, PREPROCESSOR_FILE, INDEX_FILE]
+            .into_iter()
+            .map(|name| (name.to_string(), dir.join(name)))
+            .filter(|(_, path)| path.is_file())
+            .collect();
+    for path in weight_files(dir).unwrap_or_default() {
+        let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
+        files.push((name, path));
+    }
+    files
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 
+use crate::data::digest::manifest_sha256;
+
 pub use config::{GemmaConfig, PaliGemmaConfig, SiglipVisionConfig};
 pub use layout::Layout;
 pub use lora::{LoraConfig, LoraTarget};
@@ -186,6 +188,20 @@ impl ModelSource {
             ModelSource::BigVision { npz, .. } => big_vision::read_config(npz),
             ModelSource::Builtin { name, .. } => Ok(PaliGemmaConfig::named(name)?),
         }
+    }
+
+    /// The digest ([`crate::data::digest`]) of the files whose bytes make the model: a
+    /// checkpoint folder's config, tokenizer, image-processor settings and weights; a big_vision
+    /// `.npz` and its tokenizer. `None` for a hub snapshot (its commit names its files) and a
+    /// built-in model (its name and seed make it). Every byte is read, every time: SHA-256 runs at
+    /// about 1.7 GB/s of one core with SHA-NI (2 GiB of weights: 1.2 s), less than loading takes.
+    pub fn content_sha256(&self) -> Option<String> {
+        let files = match self {
+            ModelSource::Checkpoint(dir) => load::read_files(dir),
+            ModelSource::BigVision { npz, tokenizer } => big_vision::read_files(npz, tokenizer.as_deref()),
+            ModelSource::Hub(_) | ModelSource::Builtin { .. } => return None,
+        };
+        Some(manifest_sha256(&files))
     }
 
     /// The model's own preprocessing ([`processor`]), without loading its weights.

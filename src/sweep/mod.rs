@@ -36,7 +36,7 @@ use best::Prune;
 use export::{export, write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{OutcomeFile, ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
+use layout::{OutcomeFile, ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
 use claim::ClaimAttempt;
 use folder::ResultsFolder;
 use progress::{Counts, Progress};
@@ -122,6 +122,7 @@ pub fn run_sweep(
     if let Some(own) = &spec.model_preprocessing {
         write_atomic(&folder.dir.path(PREPROCESSING_FILE), &serde_json::to_vec_pretty(own)?)?;
     }
+    write_atomic(&folder.dir.path(DIGESTS_FILE), &serde_json::to_vec_pretty(&spec.digests)?)?;
     note_unlisted_trials(&folder.dir, spec)?;
     let records = {
         let _lock = folder.claims.export_lock()?;
