@@ -13,7 +13,6 @@ use super::big_vision::TOKENIZER_FILE;
 use super::config::PaliGemmaConfig;
 use super::layout::Layout;
 use super::paligemma::PaliGemma;
-use super::processor::{PREPROCESSOR_FILE, PROCESSOR_FILE};
 use super::tokenizer::{PromptTokenizer, SpecialIds};
 use super::LoadedModel;
 use crate::data::Answers;
@@ -84,17 +83,17 @@ pub(super) fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-/// The files of a checkpoint folder that `load_dir` reads, by their names in it: the config,
-/// tokenizer and image-processor settings that are present, then the weights (the shard index
-/// and its shards, or the single file). Weights that cannot be found are left out: loading says
-/// what is missing.
+/// The files of a checkpoint folder that make its model, by their names in it: the config and
+/// tokenizer that are present, then the weights (the shard index and its shards, or the single
+/// file). Weights that cannot be found are left out: loading says what is missing. The image
+/// processor's settings are not among them: what they resolve to (`ModelSource::preprocessing`)
+/// is part of a trial's identity already, so two folders that feed the same pixels agree.
 pub(super) fn read_files(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut files: Vec<(String, PathBuf)> =
-        [CONFIG_FILE, TOKENIZER_FILE, PROCESSOR_FILE, PREPROCESSOR_FILE, INDEX_FILE]
-            .into_iter()
-            .map(|name| (name.to_string(), dir.join(name)))
-            .filter(|(_, path)| path.is_file())
-            .collect();
+    let mut files: Vec<(String, PathBuf)> = [CONFIG_FILE, TOKENIZER_FILE, INDEX_FILE]
+        .into_iter()
+        .map(|name| (name.to_string(), dir.join(name)))
+        .filter(|(_, path)| path.is_file())
+        .collect();
     for path in weight_files(dir).unwrap_or_default() {
         let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
         files.push((name, path));
@@ -124,5 +123,25 @@ mod tests {
         assert_eq!(layout.language, "model.language_model");
         let err = Layout::detect(|n| n.starts_with("vision_tower")).unwrap_err().to_string();
         assert!(err.contains("no projector weights: none of multi_modal_projector.linear.weight"), "{err}");
+    }
+
+    #[test]
+    fn the_files_that_make_a_checkpoint_are_its_config_tokenizer_and_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = || read_files(dir.path()).into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+        for file in [CONFIG_FILE, TOKENIZER_FILE, "preprocessor_config.json", "README.md", SINGLE_FILE] {
+            std::fs::write(dir.path().join(file), "{}").unwrap();
+        }
+        assert_eq!(names(), [CONFIG_FILE, TOKENIZER_FILE, SINGLE_FILE]);
+        // Sharded: the index, then its shards in name order (the single file is not read then).
+        let index = r#"{"weight_map": {"b": "model-2.safetensors", "a": "model-1.safetensors", "c": "model-2.safetensors"}}"#;
+        std::fs::write(dir.path().join(INDEX_FILE), index).unwrap();
+        for shard in ["model-1.safetensors", "model-2.safetensors"] {
+            std::fs::write(dir.path().join(shard), "").unwrap();
+        }
+        assert_eq!(
+            names(),
+            [CONFIG_FILE, TOKENIZER_FILE, INDEX_FILE, "model-1.safetensors", "model-2.safetensors"]
+        );
     }
 }
