@@ -315,7 +315,8 @@ fn note_unlisted_trials(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<()
     let unlisted = dir.unlisted_trials(spec)?;
     if !unlisted.is_empty() {
         crate::info!(
-            "{} trial folder(s) in {} are not in this spec (an earlier version?); kept, not ranked",
+            "{} trial folder(s) in {} are not in this spec (an earlier version of it, its data or its \
+             model?); kept, not ranked",
             unlisted.len(),
             dir.root.display()
         );
