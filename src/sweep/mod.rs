@@ -38,7 +38,7 @@ use export::{export, write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
 use folder::ResultsFolder;
-use layout::{OutcomeFile, ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
+use layout::{OutcomeFile, ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
 use progress::{Counts, Progress};
 use rank::{rank, winner};
 use record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
@@ -122,6 +122,7 @@ pub fn run_sweep(
     if let Some(own) = &spec.model_preprocessing {
         write_atomic(&folder.dir.path(PREPROCESSING_FILE), &serde_json::to_vec_pretty(own)?)?;
     }
+    write_atomic(&folder.dir.path(DIGESTS_FILE), &serde_json::to_vec_pretty(&spec.digests)?)?;
     note_unlisted_trials(&folder.dir, spec)?;
     let records = {
         let _lock = folder.claims.export_lock()?;
@@ -314,7 +315,8 @@ fn note_unlisted_trials(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<()
     let unlisted = dir.unlisted_trials(spec)?;
     if !unlisted.is_empty() {
         crate::info!(
-            "{} trial folder(s) in {} are not in this spec (an earlier version?); kept, not ranked",
+            "{} trial folder(s) in {} are not in this spec (an earlier version of it, its data or its \
+             model?); kept, not ranked",
             unlisted.len(),
             dir.root.display()
         );

@@ -22,7 +22,7 @@ use crate::data::{Dataset, Preprocessing};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSource;
-use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams};
+use crate::spec::{ContentDigests, DataSpec, SweepSpec, Trial, TrialId, TrialParams};
 use crate::train::TrainOutcome;
 
 /// How `run_trial` returned.
@@ -58,6 +58,9 @@ struct TrialConfig<'a> {
     model_snapshot: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model_sha: Option<&'a str>,
+    /// The SHA-256 of the dataset and model files, as in the trial's id.
+    #[serde(flatten)]
+    digests: &'a ContentDigests,
     #[serde(flatten)]
     params: &'a TrialParams,
     data: DataSpec,
@@ -200,6 +203,7 @@ fn write_inputs(
         model,
         model_snapshot,
         model_sha,
+        digests: &ctx.spec.digests,
         params: &trial.params,
         data,
         preprocessing: ctx.spec.preprocessing(),
