@@ -545,6 +545,18 @@ impl PaliGemmaConfig {
         self.vision_config.num_image_tokens()
     }
 
+    /// The longest prompt, in tokens, whose sequence (image tokens, `<bos>`, prompt, `"\n"`,
+    /// answer) fits the decoder: within `max_position_embeddings` (the positions it was trained
+    /// for) and within the smallest sliding window (not implemented, so every sequence must fit).
+    /// `check` has made sure this is not negative.
+    pub fn max_prompt_tokens(&self) -> usize {
+        let text = &self.text_config;
+        let positions = text.smallest_window().map_or(text.max_position_embeddings, |(window, _)| {
+            window.min(text.max_position_embeddings)
+        });
+        positions.saturating_sub(self.num_image_tokens() + MIN_TEXT_POSITIONS)
+    }
+
     /// A built-in config by name (see [`NAMED_CONFIGS`]).
     ///
     /// - `tiny`: the demo model (`sweeps/demo.toml`): image 56, patch 7 (64 image tokens, so a
