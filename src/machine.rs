@@ -54,16 +54,17 @@ impl fmt::Display for Bytes {
 pub fn available_memory() -> Result<Option<MemoryLimit>, String> {
     if let Some(value) = std::env::var_os(MEMORY_LIMIT_ENV) {
         let text = value.to_string_lossy();
-        let bytes = text.trim().parse::<u64>().map_err(|_| {
-            format!("{MEMORY_LIMIT_ENV}={text:?}: expected a whole number of bytes")
-        })?;
-        return Ok(Some(MemoryLimit { bytes, source: format!("{MEMORY_LIMIT_ENV}") }));
+        let bytes = text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{MEMORY_LIMIT_ENV}={text:?}: expected a whole number of bytes"))?;
+        return Ok(Some(MemoryLimit { bytes, source: MEMORY_LIMIT_ENV.to_string() }));
     }
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
-    let host = meminfo.as_deref().and_then(mem_available).map(|bytes| MemoryLimit {
-        bytes,
-        source: "MemAvailable in /proc/meminfo".into(),
-    });
+    let host = meminfo
+        .as_deref()
+        .and_then(mem_available)
+        .map(|bytes| MemoryLimit { bytes, source: "MemAvailable in /proc/meminfo".into() });
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|text| cgroup_room(&text));
     Ok(match (host, cgroup) {
         (Some(host), Some(cgroup)) => Some(if cgroup.bytes < host.bytes { cgroup } else { host }),

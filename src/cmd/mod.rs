@@ -19,9 +19,9 @@ pub mod trial;
 pub mod workers;
 
 use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg, ResizeArg};
+use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Resize};
 use crate::device::DeviceSpec;
 use crate::spec::MemoryCheck;
-use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Resize};
 
 /// The typed dataset options from `--answers`, `--frames`, `--exif-orientation`, `--resize` and
 /// `--allow-outside-paths`.
@@ -65,7 +65,9 @@ pub fn memory_check(no_memory_check: bool, device: DeviceSpec) -> anyhow::Result
         return Ok(MemoryCheck::Skipped("--no-memory-check".into()));
     }
     if let DeviceSpec::Cuda(_) = device {
-        return Ok(MemoryCheck::Skipped(format!("not checked on GPU ({device}): gacha reads no GPU memory figures")));
+        return Ok(MemoryCheck::Skipped(format!(
+            "not checked on GPU ({device}): gacha reads no GPU memory figures"
+        )));
     }
     Ok(match crate::machine::available_memory().map_err(anyhow::Error::msg)? {
         Some(limit) => MemoryCheck::Against(limit),

@@ -222,7 +222,9 @@ impl ModelSource {
                 special,
                 &answers,
             ),
-            ModelSource::Builtin { .. } => Ok(PromptTokenizer::new(init::builtin_tokenizer(), special, &answers)?),
+            ModelSource::Builtin { .. } => {
+                Ok(PromptTokenizer::new(init::builtin_tokenizer(), special, &answers)?)
+            }
         }
     }
 

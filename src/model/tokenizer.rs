@@ -297,6 +297,41 @@ mod tests {
         TokenIds { pad: 0, eos: 1, bos: 2, newline: 9, positive: 7, negative: 8 }
     }
 
+    fn builtin(answers: [&str; 2]) -> Result<PromptTokenizer, TokenizerError> {
+        let special = SpecialIds { pad: 0, eos: 1, bos: 2 };
+        let [positive, negative] = answers.map(String::from);
+        PromptTokenizer::new(
+            crate::model::init::builtin_tokenizer(),
+            special,
+            &Answers { positive, negative },
+        )
+    }
+
+    #[test]
+    fn an_answer_outside_the_vocabulary_is_named_as_unknown_not_as_a_twin() {
+        // The word-level vocabulary has no Japanese: both words would be <unk> (id 3).
+        let err = builtin(["はい", "いいえ"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the answer \"はい\" is not in the tokenizer's vocabulary (it becomes the unknown token \
+             <unk>, id 3); choose a word the tokenizer knows"
+        );
+        let err = builtin(["yes", "red badge"]).unwrap_err().to_string();
+        assert!(
+            err.contains("\"red badge\" must be exactly one token, but the tokenizer encodes it to 2 tokens"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inspecting_a_prompt_counts_tokens_and_quotes_unknown_words_as_written() {
+        let tokenizer = builtin(["yes", "no"]).unwrap();
+        // "Is", "this", "Zebra", "ad", "?", "Qux": the two made-up words are unknown.
+        let found = tokenizer.inspect_prompt("Is this Zebra ad? Qux").unwrap();
+        assert_eq!(found, PromptTokens { tokens: 6, unknown: vec!["Zebra".into(), "Qux".into()] });
+        assert_eq!(tokenizer.inspect_prompt("").unwrap(), PromptTokens { tokens: 0, unknown: vec![] });
+    }
+
     #[test]
     fn batch_pads_right_and_places_targets() {
         let batch = PromptBatch::new(&[vec![2, 5, 9, 7, 1], vec![2, 5, 6, 6, 9, 8, 1]], ids());

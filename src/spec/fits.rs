@@ -15,10 +15,10 @@ use anyhow::Context;
 use super::{SpecError, SweepSpec, Trial};
 use crate::data::error::{DataError, DatasetProblems};
 use crate::data::Dataset;
+use crate::eval::score::DEFAULT_BATCH_SIZE;
 use crate::machine::MemoryLimit;
 use crate::model::tokenizer::UNKNOWN_TOKEN;
 use crate::model::{PaliGemmaConfig, PromptTokenizer};
-use crate::eval::score::DEFAULT_BATCH_SIZE;
 use crate::train::memory::{MemoryEstimate, MemoryModel, Sequence};
 
 /// Most unknown words quoted in one warning.
@@ -55,16 +55,16 @@ impl fmt::Display for PromptSource {
 #[derive(Debug, Clone)]
 pub struct FitCheck {
     /// The answer words and their token ids.
-    pub answers: [(String, u32); 2],
+    answers: [(String, u32); 2],
     /// The longest prompt in tokens, and where it is.
     longest_prompt: (usize, PromptSource),
-    pub max_prompt_tokens: usize,
+    max_prompt_tokens: usize,
     /// The hungriest trial's estimate, its label, batch and sequence.
-    pub peak: MemoryEstimate,
+    peak: MemoryEstimate,
     peak_trial: String,
     peak_batch: usize,
     peak_seq: Sequence,
-    pub memory: MemoryCheck,
+    memory: MemoryCheck,
     /// Prompts with words the tokenizer does not know.
     pub warnings: Vec<String>,
 }
@@ -85,7 +85,7 @@ impl fmt::Display for FitCheck {
             self.peak,
             self.peak_trial,
             self.peak_batch,
-            self.peak_seq.len()
+            self.peak_seq.tokens()
         )?;
         match &self.memory {
             MemoryCheck::Against(limit) => writeln!(f, "  fits: {limit} available"),
@@ -121,22 +121,13 @@ pub fn check_fit(
         Some(prompt) => prompts[prompt].0,
         None => prefixes.as_ref().map_or(0, |(tokens, _)| *tokens),
     };
-    let image_tokens = config.num_image_tokens();
     let model = MemoryModel {
         config: &config,
         examples: dataset.examples.len(),
         frozen_bytes,
         score_batch: DEFAULT_BATCH_SIZE,
     };
-    let (peak, peak_seq, hungriest) = spec
-        .trials
-        .iter()
-        .map(|trial| {
-            let seq = Sequence { image_tokens, prompt_tokens: prompt_tokens(trial) };
-            (model.estimate(&trial.params.train, seq), seq, trial)
-        })
-        .max_by_key(|(estimate, _, _)| estimate.total())
-        .context("the spec has no trials")?;
+    let (peak, peak_seq, hungriest) = hungriest_trial(spec, &model, prompt_tokens)?;
     if let MemoryCheck::Against(limit) = &memory {
         if peak.total() > limit.bytes {
             return Err(too_much_memory(spec, hungriest, &peak, peak_seq, limit).into());
@@ -159,6 +150,24 @@ pub fn check_fit(
         memory,
         warnings,
     })
+}
+
+/// The trial with the largest estimated peak, its estimate and sequence, given each trial's
+/// longest prompt in tokens.
+fn hungriest_trial<'s>(
+    spec: &'s SweepSpec,
+    model: &MemoryModel,
+    prompt_tokens: impl Fn(&Trial) -> usize,
+) -> anyhow::Result<(MemoryEstimate, Sequence, &'s Trial)> {
+    let image_tokens = model.config.num_image_tokens();
+    spec.trials
+        .iter()
+        .map(|trial| {
+            let seq = Sequence { image_tokens, prompt_tokens: prompt_tokens(trial) };
+            (model.estimate(&trial.params.train, seq), seq, trial)
+        })
+        .max_by_key(|(estimate, _, _)| estimate.total())
+        .context("the spec has no trials")
 }
 
 /// The token count and line of each distinct `prompt` value; an over-long one is an error.
@@ -292,10 +301,22 @@ fn too_much_memory(
          --no-memory-check runs it anyway",
         trial.id,
         shortened(&trial.label),
-        seq.len(),
+        seq.tokens(),
         seq.image_tokens,
         seq.prompt_tokens,
         limit,
     );
     spec.error_at(path, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_labels_are_cut_at_a_character_boundary() {
+        assert_eq!(shortened("seed=1 lr=0.1"), "seed=1 lr=0.1");
+        let long = "é".repeat(MAX_LABEL_CHARS + 5);
+        assert_eq!(shortened(&long), format!("{}…", "é".repeat(MAX_LABEL_CHARS)));
+    }
 }

@@ -65,7 +65,7 @@ pub struct Sequence {
 
 impl Sequence {
     /// Image tokens, `<bos>`, the prompt, `"\n"`, the answer.
-    pub fn len(&self) -> usize {
+    pub fn tokens(&self) -> usize {
         self.image_tokens + 1 + self.prompt_tokens + 2
     }
 }
@@ -127,12 +127,14 @@ impl MemoryModel<'_> {
         let layers = text.num_hidden_layers as f64;
         let heads = text.num_attention_heads as f64;
         let qkv = ((text.num_attention_heads + 2 * text.num_key_value_heads) * text.head_dim) as f64;
-        let t = seq.len() as f64;
+        let t = seq.tokens() as f64;
         let (a, b, c) = ACT_PER_TOKEN_WIDTHS;
         let per_layer = t * (a * d + b * m + c * qkv) + ACT_PER_SCORE * heads * t * t;
         let train_example = layers * per_layer + t * t;
         let score_example = SCORE_PER_SCORE * heads * t * t + t * t;
-        let bytes = |examples: usize, floats: f64| (examples as f64 * floats * F32 as f64).min(u64::MAX as f64 / 4.0) as u64;
+        let bytes = |examples: usize, floats: f64| {
+            (examples as f64 * floats * F32 as f64).min(u64::MAX as f64 / 4.0) as u64
+        };
         let states = match train.optimizer {
             OptimizerKind::Sgd => 4,
             OptimizerKind::AdamW => 6,
@@ -231,6 +233,6 @@ mod tests {
         assert_eq!(at(8, 5), 2 * at(4, 5));
         // A long prompt: the T² terms dominate, 10× the tokens is more than 50× the bytes.
         assert!(at(1, 1933) > 50 * at(1, 133), "{} {}", at(1, 1933), at(1, 133));
-        assert_eq!(seq(5).len(), 72);
+        assert_eq!(seq(5).tokens(), 72);
     }
 }
