@@ -155,6 +155,11 @@ fn a_batch_that_would_not_fit_is_refused_with_the_estimate_and_the_limit() {
     let out = run(&mut gacha(&dir, GIB, &["check", "s.toml", "--no-memory-check"]));
     assert_exit(&out, 0);
     assert_contains(&texts(&out).0, "(batch 100000 × 70 tokens)\n  not checked: --no-memory-check\n");
+    // For a GPU sweep it is estimated, and said not to be checked (the CPU's memory is not the
+    // GPU's).
+    let out = run(&mut gacha(&dir, GIB, &["check", "s.toml", "--device", "cuda"]));
+    assert_exit(&out, 0);
+    assert_contains(&texts(&out).0, "(batch 100000 × 70 tokens)\n  not checked on GPU (cuda:0)");
 }
 
 #[test]

@@ -19,7 +19,6 @@ use crate::data::jsonl::{decode_each, load_dataset, read_dataset};
 use crate::data::{
     CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label, Preprocessing,
 };
-use crate::device::DeviceSpec;
 use crate::model::ModelSource;
 use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
 use crate::Outcome;
@@ -51,7 +50,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let save = args.save_inputs.as_deref().map(InputsDir::open).transpose()?;
     let check = Check { coding: coding_errors(args), save: save.as_ref() };
     if kind == Some("toml") {
-        return check_sweep_spec(&args.path, check, args.trials, args.no_memory_check);
+        return check_sweep_spec(args, check);
     }
     let opts = super::data_options(&args.options)?;
     let prep = Preprocessing::big_vision(CHECK_IMAGE_SIZE).with_resize(opts.images.resize);
@@ -78,16 +77,11 @@ fn coding_errors(args: &CheckArgs) -> CodingErrors {
 
 /// A spec, its model's config, then its dataset at the model's image size: the trial count and
 /// axes, how many images each `valid` holds out, the answers, prompts and peak memory against the
-/// model and the machine (`spec::check_fit`, on CPU), and warnings about sweeps that would rank
-/// poorly.
-fn check_sweep_spec(
-    path: &Path,
-    check: Check,
-    list_trials: bool,
-    no_memory_check: bool,
-) -> anyhow::Result<Outcome> {
-    let spec = load_spec(path)?;
-    if list_trials {
+/// model and the machine (`spec::check_fit`, for `--device`), and warnings about sweeps that would
+/// rank poorly.
+fn check_sweep_spec(args: &CheckArgs, check: Check) -> anyhow::Result<Outcome> {
+    let spec = load_spec(&args.path)?;
+    if args.trials {
         return list_spec_trials(&spec);
     }
     let source = &spec.model_source;
@@ -116,9 +110,8 @@ fn check_sweep_spec(
     };
     let (dataset, data) = check_dataset(&spec.data_path(), &options, check, &prep)?;
     let checked = check_spec(&spec, dataset.examples.len())?;
-    let device = DeviceSpec::Cpu;
-    let memory = super::memory_check(no_memory_check, device)?;
-    let fit = check_fit(&spec, &dataset, device.frozen_dtype().size_in_bytes() as u64, memory)?;
+    let memory = super::memory_check(args.no_memory_check, args.device)?;
+    let fit = check_fit(&spec, &dataset, args.device.frozen_dtype().size_in_bytes() as u64, memory)?;
     print!("{checked}{resolved}{model}{preprocessing}{data}{digests}{fit}");
     for warning in checked.warnings.iter().map(ToString::to_string).chain(fit.warnings) {
         crate::warn!("{warning}");

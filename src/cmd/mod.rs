@@ -62,7 +62,7 @@ pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
 /// What a spec's estimated peak memory is checked against on `device` (`--no-memory-check`: nothing).
 pub fn memory_check(no_memory_check: bool, device: DeviceSpec) -> anyhow::Result<MemoryCheck> {
     if no_memory_check {
-        return Ok(MemoryCheck::Skipped("--no-memory-check".into()));
+        return Ok(MemoryCheck::Skipped("not checked: --no-memory-check".into()));
     }
     if let DeviceSpec::Cuda(_) = device {
         return Ok(MemoryCheck::Skipped(format!(
@@ -71,6 +71,8 @@ pub fn memory_check(no_memory_check: bool, device: DeviceSpec) -> anyhow::Result
     }
     Ok(match crate::machine::available_memory().map_err(anyhow::Error::msg)? {
         Some(limit) => MemoryCheck::Against(limit),
-        None => MemoryCheck::Skipped("the available memory cannot be read on this system".into()),
+        None => {
+            MemoryCheck::Skipped("not checked: the available memory cannot be read on this system".into())
+        }
     })
 }

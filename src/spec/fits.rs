@@ -29,7 +29,7 @@ const MAX_QUOTED: usize = 5;
 pub enum MemoryCheck {
     /// Refuse a sweep whose estimate is above this.
     Against(MemoryLimit),
-    /// Estimate, but do not refuse; the reason is shown (`--no-memory-check`, a GPU).
+    /// Estimate, but do not refuse; why, shown as it is (`not checked: --no-memory-check`).
     Skipped(String),
 }
 
@@ -89,7 +89,7 @@ impl fmt::Display for FitCheck {
         )?;
         match &self.memory {
             MemoryCheck::Against(limit) => writeln!(f, "  fits: {limit} available"),
-            MemoryCheck::Skipped(why) => writeln!(f, "  not checked: {why}"),
+            MemoryCheck::Skipped(why) => writeln!(f, "  {why}"),
         }
     }
 }
