@@ -146,6 +146,16 @@ pub struct CheckArgs {
     /// new or empty.
     #[arg(long, value_name = "DIR", conflicts_with = "trials")]
     pub save_inputs: Option<PathBuf>,
+    /// With a spec: the device the sweep will run on, for its memory estimate (cpu: frozen
+    /// weights in f32, checked against the host's memory; cuda: in bf16, and not checked).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Do not refuse a spec whose estimated peak memory (shown by `gacha check`) is above the
+    /// memory available: the estimate may be wrong. Available: MemAvailable in /proc/meminfo or
+    /// the cgroup's limit, whichever is less, or $GACHA_MEMORY_LIMIT_BYTES when set; GPU memory is
+    /// not checked.
+    #[arg(long)]
+    pub no_memory_check: bool,
     #[command(flatten)]
     pub options: DataArgs,
 }
@@ -219,6 +229,12 @@ pub struct RunArgs {
     /// folder kept (by default they are spared, and listed).
     #[arg(long)]
     pub prune: bool,
+    /// Do not refuse a spec whose estimated peak memory (shown by `gacha check`) is above the
+    /// memory available: the estimate may be wrong. Available: MemAvailable in /proc/meminfo or
+    /// the cgroup's limit, whichever is less, or $GACHA_MEMORY_LIMIT_BYTES when set; GPU memory is
+    /// not checked.
+    #[arg(long)]
+    pub no_memory_check: bool,
     /// Testing aid: train nothing; a scripted stand-in for the model gives results that are a
     /// fixed function of each trial's parameters (see src/sweep/scripted.rs).
     #[arg(long, hide = true)]

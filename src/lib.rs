@@ -16,6 +16,7 @@ pub mod device;
 pub mod eval;
 pub mod fsutil;
 pub mod logging;
+pub mod machine;
 pub mod model;
 pub mod report;
 pub mod spec;

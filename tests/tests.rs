@@ -11,6 +11,8 @@ mod data;
 mod sweep;
 // Issue 11, nothing lost: stop signals, full disks, foreign folders, the lock, damaged files.
 mod reliable;
+// Issue 11, the guard: answers, prompts and peak memory checked before anything runs.
+mod guard;
 // Issue 12: workers sharing a results folder, --devices, gacha trial, gacha status.
 mod cluster;
 // Issue 12: a real single-node Slurm running a job array through `gacha slurm --submit`.

@@ -20,7 +20,7 @@ use crate::data::{
     CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label, Preprocessing,
 };
 use crate::model::ModelSource;
-use crate::spec::{check_spec, load_spec, SweepSpec};
+use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
 use crate::Outcome;
 
 use super::save_inputs::InputsDir;
@@ -50,7 +50,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let save = args.save_inputs.as_deref().map(InputsDir::open).transpose()?;
     let check = Check { coding: coding_errors(args), save: save.as_ref() };
     if kind == Some("toml") {
-        return check_sweep_spec(&args.path, check, args.trials);
+        return check_sweep_spec(args, check);
     }
     let opts = super::data_options(&args.options)?;
     let prep = Preprocessing::big_vision(CHECK_IMAGE_SIZE).with_resize(opts.images.resize);
@@ -76,10 +76,12 @@ fn coding_errors(args: &CheckArgs) -> CodingErrors {
 }
 
 /// A spec, its model's config, then its dataset at the model's image size: the trial count and
-/// axes, how many images each `valid` holds out, and warnings about sweeps that would rank poorly.
-fn check_sweep_spec(path: &Path, check: Check, list_trials: bool) -> anyhow::Result<Outcome> {
-    let spec = load_spec(path)?;
-    if list_trials {
+/// axes, how many images each `valid` holds out, the answers, prompts and peak memory against the
+/// model and the machine (`spec::check_fit`, for `--device`), and warnings about sweeps that would
+/// rank poorly.
+fn check_sweep_spec(args: &CheckArgs, check: Check) -> anyhow::Result<Outcome> {
+    let spec = load_spec(&args.path)?;
+    if args.trials {
         return list_spec_trials(&spec);
     }
     let source = &spec.model_source;
@@ -106,10 +108,12 @@ fn check_sweep_spec(path: &Path, check: Check, list_trials: bool) -> anyhow::Res
         ),
         _ => format!("preprocessing: {prep} (from {})\n", own.origin),
     };
-    let (examples, data) = check_dataset(&spec.data_path(), &options, check, &prep)?;
-    let checked = check_spec(&spec, examples)?;
-    print!("{checked}{resolved}{model}{preprocessing}{data}{digests}");
-    for warning in &checked.warnings {
+    let (dataset, data) = check_dataset(&spec.data_path(), &options, check, &prep)?;
+    let checked = check_spec(&spec, dataset.examples.len())?;
+    let memory = super::memory_check(args.no_memory_check, args.device)?;
+    let fit = check_fit(&spec, &dataset, args.device.frozen_dtype().size_in_bytes() as u64, memory)?;
+    print!("{checked}{resolved}{model}{preprocessing}{data}{digests}{fit}");
+    for warning in checked.warnings.iter().map(ToString::to_string).chain(fit.warnings) {
         crate::warn!("{warning}");
     }
     Ok(Outcome::Success)
@@ -156,14 +160,14 @@ struct ImageInfo {
     coding_error: Option<String>,
 }
 
-/// Check every line and image of a dataset, preprocessing images with `prep`: the number of
-/// examples and the summary, or every problem.
+/// Check every line and image of a dataset, preprocessing images with `prep`: the dataset and
+/// the summary, or every problem.
 fn check_dataset(
     path: &Path,
     opts: &DataOptions,
     check: Check,
     prep: &Preprocessing,
-) -> anyhow::Result<(usize, String)> {
+) -> anyhow::Result<(Dataset, String)> {
     let size = prep.size;
     let (dataset, mut problems) = read_dataset(path, opts);
     crate::info!("checking {} images at {size}×{size}", dataset.examples.len());
@@ -217,7 +221,7 @@ fn check_dataset(
             save.path().display()
         ));
     }
-    Ok((dataset.examples.len(), summary))
+    Ok((dataset, summary))
 }
 
 /// The report printed for a dataset without problems.

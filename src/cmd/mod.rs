@@ -20,6 +20,8 @@ pub mod workers;
 
 use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg, ResizeArg};
 use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Resize};
+use crate::device::DeviceSpec;
+use crate::spec::MemoryCheck;
 
 /// The typed dataset options from `--answers`, `--frames`, `--exif-orientation`, `--resize` and
 /// `--allow-outside-paths`.
@@ -54,5 +56,23 @@ pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
         } else {
             PathPolicy::InsideDatasetOnly
         },
+    })
+}
+
+/// What a spec's estimated peak memory is checked against on `device` (`--no-memory-check`: nothing).
+pub fn memory_check(no_memory_check: bool, device: DeviceSpec) -> anyhow::Result<MemoryCheck> {
+    if no_memory_check {
+        return Ok(MemoryCheck::Skipped("not checked: --no-memory-check".into()));
+    }
+    if let DeviceSpec::Cuda(_) = device {
+        return Ok(MemoryCheck::Skipped(format!(
+            "not checked on GPU ({device}): gacha reads no GPU memory figures"
+        )));
+    }
+    Ok(match crate::machine::available_memory().map_err(anyhow::Error::msg)? {
+        Some(limit) => MemoryCheck::Against(limit),
+        None => {
+            MemoryCheck::Skipped("not checked: the available memory cannot be read on this system".into())
+        }
     })
 }

@@ -129,6 +129,9 @@ fn sbatch_script(
     if args.run.retry_failed {
         command.push("--retry-failed".into());
     }
+    if args.run.no_memory_check {
+        command.push("--no-memory-check".into());
+    }
     if args.run.debug_scripted_runner {
         command.extend(["--debug-scripted-runner".into(), format!("--debug-step-ms={}", args.run.debug_step_ms)]);
     }

@@ -1,5 +1,5 @@
 //! `gacha sweep SPEC` and `gacha trial SPEC --index N`: check everything (spec, dataset, split
-//! sizes, the results folder) before the first step, run this worker's part of the sweep (the
+//! sizes, answers, prompts and peak memory, the results folder) before the first step, run this worker's part of the sweep (the
 //! model is loaded once a trial is claimed), print the leaderboard and where things are.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use crate::data::jsonl::load_dataset;
 use crate::data::Dataset;
 use crate::device::DeviceSpec;
 use crate::report::table::leaderboard_table;
-use crate::spec::{check_spec, load_spec, SweepSpec};
+use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
 use crate::sweep::best::Prune;
 use crate::sweep::failure::{classify, Rerun};
 use crate::sweep::layout::{self, ResultsDir};
@@ -35,7 +35,12 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag) -> anyhow::Result<O
     let spec = load_spec(&args.spec)?;
     let dataset = load_dataset(&spec.data_path(), &spec.data.options())?;
     let check = check_spec(&spec, dataset.examples.len())?;
-    for warning in &check.warnings {
+    let memory = super::memory_check(args.no_memory_check, args.device)?;
+    let fit = check_fit(&spec, &dataset, args.device.frozen_dtype().size_in_bytes() as u64, memory)?;
+    for line in fit.to_string().lines() {
+        crate::info!("{line}");
+    }
+    for warning in check.warnings.iter().map(ToString::to_string).chain(fit.warnings) {
         crate::warn!("{warning}");
     }
     if let Part::One(index) = part {

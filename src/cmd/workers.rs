@@ -78,7 +78,12 @@ fn worker_command(exe: &std::path::Path, args: &SweepArgs, device: DeviceSpec) -
     if let Some(results) = &run.results {
         command.arg("--results").arg(results);
     }
-    for (on, flag) in [(run.retry_failed, "--retry-failed"), (run.prune, "--prune")] {
+    let flags = [
+        (run.retry_failed, "--retry-failed"),
+        (run.prune, "--prune"),
+        (run.no_memory_check, "--no-memory-check"),
+    ];
+    for (on, flag) in flags {
         if on {
             command.arg(flag);
         }

@@ -545,6 +545,18 @@ impl PaliGemmaConfig {
         self.vision_config.num_image_tokens()
     }
 
+    /// The longest prompt, in tokens, whose sequence (image tokens, `<bos>`, prompt, `"\n"`,
+    /// answer) fits the decoder: within `max_position_embeddings` (the positions it was trained
+    /// for) and within the smallest sliding window (not implemented, so every sequence must fit).
+    /// `check` has made sure this is not negative.
+    pub fn max_prompt_tokens(&self) -> usize {
+        let text = &self.text_config;
+        let positions = text
+            .smallest_window()
+            .map_or(text.max_position_embeddings, |(window, _)| window.min(text.max_position_embeddings));
+        positions.saturating_sub(self.num_image_tokens() + MIN_TEXT_POSITIONS)
+    }
+
     /// A built-in config by name (see [`NAMED_CONFIGS`]).
     ///
     /// - `tiny`: the demo model (`sweeps/demo.toml`): image 56, patch 7 (64 image tokens, so a
@@ -713,6 +725,14 @@ mod tests {
         "num_attention_heads": 16, "num_hidden_layers": 27, "num_image_tokens": 256, "patch_size": 14,
         "projection_dim": 2048, "projector_hidden_act": "gelu_fast", "vision_use_head": false}
     }"#;
+
+    #[test]
+    fn prompts_must_fit_the_positions_and_the_smallest_window() {
+        // tiny: 8192 positions (the default), 64 image tokens, <bos>, "\n", answer.
+        assert_eq!(PaliGemmaConfig::named("tiny").unwrap().max_prompt_tokens(), 8192 - 64 - 3);
+        // PaliGemma 2: a 4096 window on even layers, 256 image tokens.
+        assert_eq!(PaliGemmaConfig::named("paligemma2-3b-224").unwrap().max_prompt_tokens(), 4096 - 256 - 3);
+    }
 
     #[test]
     fn hub_config_gets_the_documented_defaults_and_equals_the_named_one() {

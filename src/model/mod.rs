@@ -41,7 +41,7 @@ pub use layout::{Layout, DECODER_LAYERS, DECODER_LAYERS_V4, DECODER_LAYERS_V5, P
 pub use lora::{LoraConfig, LoraTarget};
 pub use paligemma::{BatchScores, PaliGemma};
 pub use processor::ModelPreprocessing;
-pub use tokenizer::{PromptBatch, PromptItem, PromptTokenizer, TokenIds, TokenizerError};
+pub use tokenizer::{PromptBatch, PromptItem, PromptTokenizer, PromptTokens, TokenIds, TokenizerError};
 pub use trainable::{peft_key, Trainable, TrainableParams};
 
 /// A model ready to score: weights, tokenizer (answers `yes`/`no` until changed with
@@ -201,6 +201,31 @@ impl ModelSource {
             ModelSource::Hub(_) | ModelSource::Builtin { .. } => return None,
         };
         Some(manifest_sha256(&files))
+    }
+
+    /// The model's tokenizer (answers `yes`/`no`, as [`load`] gives it), without loading its
+    /// weights.
+    pub fn tokenizer(&self) -> anyhow::Result<PromptTokenizer> {
+        let config = self.config()?;
+        let special = tokenizer::SpecialIds {
+            pad: config.pad_token_id,
+            eos: config.eos_token_id,
+            bos: config.bos_token_id,
+        };
+        let answers = crate::data::Answers::default();
+        match self {
+            ModelSource::Checkpoint(dir) | ModelSource::Hub(hub::Snapshot { dir, .. }) => {
+                PromptTokenizer::from_file(&dir.join("tokenizer.json"), special, &answers)
+            }
+            ModelSource::BigVision { npz, tokenizer } => PromptTokenizer::from_file(
+                &big_vision::tokenizer_path(npz, tokenizer.as_deref())?,
+                special,
+                &answers,
+            ),
+            ModelSource::Builtin { .. } => {
+                Ok(PromptTokenizer::new(init::builtin_tokenizer(), special, &answers)?)
+            }
+        }
     }
 
     /// The model's own preprocessing ([`processor`]), without loading its weights.

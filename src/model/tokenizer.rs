@@ -2,7 +2,8 @@
 //! `<bos> encode(prompt) "\n" answer <eos>` (never through the tokenizer's post-processor), batches
 //! are right-padded, and the prefix-LM attention mask is derived from them.
 //!
-//! At construction the tokenizer must encode `"\n"` and each answer word to exactly one token.
+//! At construction the tokenizer must encode `"\n"` and each answer word to exactly one known token
+//! (not its unknown token: a word-level vocabulary maps every word it lacks to that one id).
 
 use std::path::Path;
 
@@ -43,13 +44,31 @@ pub struct SpecialIds {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
     #[error(
-        "{what} {word:?} must be exactly one token, but the tokenizer encodes it to {tokens:?} (ids {ids:?})"
+        "{what} {word:?} must be exactly one token, but the tokenizer encodes it to {} tokens {tokens:?} \
+         (ids {ids:?})",
+        ids.len()
     )]
     NotOneToken { what: &'static str, word: String, tokens: Vec<String>, ids: Vec<u32> },
-    #[error("the answers {positive:?} and {negative:?} are the same token (id {id})")]
-    SameAnswerToken { positive: String, negative: String, id: u32 },
+    #[error(
+        "{what} {word:?} is not in the tokenizer's vocabulary (it becomes the unknown token {unk}, \
+         id {id}); choose a word the tokenizer knows"
+    )]
+    UnknownToken { what: &'static str, word: String, unk: String, id: u32 },
+    #[error(
+        "the answers {positive:?} and {negative:?} are the same token {token:?} (id {id}): the tokenizer \
+         does not tell them apart"
+    )]
+    SameAnswerToken { positive: String, negative: String, token: String, id: u32 },
     #[error("cannot tokenize {text:?}: {message}")]
     Encode { text: String, message: String },
+}
+
+/// What [`PromptTokenizer::inspect_prompt`] finds in a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptTokens {
+    pub tokens: usize,
+    /// The words that became the unknown token, in order.
+    pub unknown: Vec<String>,
 }
 
 /// A `tokenizers::Tokenizer` with the ids of `"\n"` and the two answer words checked.
@@ -65,6 +84,12 @@ impl PromptTokenizer {
         let one = |what, word: &str| -> Result<u32, TokenizerError> {
             let encoding = encode(&tokenizer, word)?;
             match encoding.get_ids() {
+                [id] if Some(*id) == unknown_id(&tokenizer) => Err(TokenizerError::UnknownToken {
+                    what,
+                    word: word.to_string(),
+                    unk: UNKNOWN_TOKEN.to_string(),
+                    id: *id,
+                }),
                 [id] => Ok(*id),
                 ids => Err(TokenizerError::NotOneToken {
                     what,
@@ -81,6 +106,7 @@ impl PromptTokenizer {
             return Err(TokenizerError::SameAnswerToken {
                 positive: answers.positive.clone(),
                 negative: answers.negative.clone(),
+                token: tokenizer.id_to_token(positive).unwrap_or_default(),
                 id: positive,
             });
         }
@@ -123,6 +149,18 @@ impl PromptTokenizer {
         Ok(encode(&self.tokenizer, prompt)?.get_ids().to_vec())
     }
 
+    /// How `prompt` tokenizes: its token count and the words the vocabulary lacks (each became
+    /// [`UNKNOWN_TOKEN`]), as they are written in `prompt`.
+    pub fn inspect_prompt(&self, prompt: &str) -> Result<PromptTokens, TokenizerError> {
+        let encoding = encode(&self.tokenizer, prompt)?;
+        let unk = unknown_id(&self.tokenizer);
+        let unknown = (encoding.get_ids().iter().zip(encoding.get_offsets()))
+            .filter(|&(&id, _)| Some(id) == unk)
+            .map(|(_, &(start, end))| prompt.get(start..end).unwrap_or_default().to_string())
+            .collect();
+        Ok(PromptTokens { tokens: encoding.len(), unknown })
+    }
+
     fn answer_id(&self, label: Label) -> u32 {
         match label {
             Label::Positive => self.ids.positive,
@@ -143,6 +181,14 @@ impl PromptTokenizer {
         let rows = items.iter().map(|item| self.text_ids(item)).collect::<Result<Vec<_>, _>>()?;
         Ok(PromptBatch::new(&rows, self.ids))
     }
+}
+
+/// The unknown token of Gemma's SentencePiece vocabulary and of the built-in word-level one.
+pub const UNKNOWN_TOKEN: &str = "<unk>";
+
+/// The id of [`UNKNOWN_TOKEN`], where the vocabulary has it.
+fn unknown_id(tokenizer: &Tokenizer) -> Option<u32> {
+    tokenizer.token_to_id(UNKNOWN_TOKEN)
 }
 
 fn encode(tokenizer: &Tokenizer, text: &str) -> Result<tokenizers::Encoding, TokenizerError> {
@@ -249,6 +295,41 @@ mod tests {
 
     fn ids() -> TokenIds {
         TokenIds { pad: 0, eos: 1, bos: 2, newline: 9, positive: 7, negative: 8 }
+    }
+
+    fn builtin(answers: [&str; 2]) -> Result<PromptTokenizer, TokenizerError> {
+        let special = SpecialIds { pad: 0, eos: 1, bos: 2 };
+        let [positive, negative] = answers.map(String::from);
+        PromptTokenizer::new(
+            crate::model::init::builtin_tokenizer(),
+            special,
+            &Answers { positive, negative },
+        )
+    }
+
+    #[test]
+    fn an_answer_outside_the_vocabulary_is_named_as_unknown_not_as_a_twin() {
+        // The word-level vocabulary has no Japanese: both words would be <unk> (id 3).
+        let err = builtin(["はい", "いいえ"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the answer \"はい\" is not in the tokenizer's vocabulary (it becomes the unknown token \
+             <unk>, id 3); choose a word the tokenizer knows"
+        );
+        let err = builtin(["yes", "red badge"]).unwrap_err().to_string();
+        assert!(
+            err.contains("\"red badge\" must be exactly one token, but the tokenizer encodes it to 2 tokens"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inspecting_a_prompt_counts_tokens_and_quotes_unknown_words_as_written() {
+        let tokenizer = builtin(["yes", "no"]).unwrap();
+        // "Is", "this", "Zebra", "ad", "?", "Qux": the two made-up words are unknown.
+        let found = tokenizer.inspect_prompt("Is this Zebra ad? Qux").unwrap();
+        assert_eq!(found, PromptTokens { tokens: 6, unknown: vec!["Zebra".into(), "Qux".into()] });
+        assert_eq!(tokenizer.inspect_prompt("").unwrap(), PromptTokens { tokens: 0, unknown: vec![] });
     }
 
     #[test]

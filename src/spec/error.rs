@@ -79,6 +79,19 @@ impl<'a> Locator<'a> {
 
     /// The span of the value at a dotted path, if the file has it.
     pub fn span_of(&self, path: &[&str]) -> Option<Range<usize>> {
+        self.value_at(path).map(Spanned::span)
+    }
+
+    /// The span of the string `value` at a dotted path: the list element equal to it where the
+    /// path holds a list (a `[sweep]` axis), else the whole value.
+    pub fn span_of_string(&self, path: &[&str], value: &str) -> Option<Range<usize>> {
+        let at = self.value_at(path)?;
+        let DeValue::Array(items) = at.get_ref() else { return Some(at.span()) };
+        let equal = |item: &&Spanned<DeValue>| matches!(item.get_ref(), DeValue::String(s) if s == value);
+        Some(items.iter().find(equal).unwrap_or(at).span())
+    }
+
+    fn value_at(&self, path: &[&str]) -> Option<&'a Spanned<DeValue<'a>>> {
         let mut table = self.doc?.get_ref();
         let (last, parents) = path.split_last()?;
         for key in parents {
@@ -87,7 +100,7 @@ impl<'a> Locator<'a> {
                 _ => return None,
             }
         }
-        table.get(*last).map(Spanned::span)
+        table.get(*last)
     }
 }
 
@@ -155,5 +168,17 @@ mod tests {
         let err = at.at_span(offset..offset + 3, "bad");
         assert_eq!(err.to_string(), "a.toml: line 3: train.learning_rate: bad");
         assert_eq!(at.span_of(&["train", "learning_rate"]), Some(offset..offset + 3));
+    }
+
+    #[test]
+    fn finds_the_list_element_holding_a_string() {
+        let text = "[sweep]\nprompt = [\n  \"a\",\n  \"b\",\n]\nseeds = 1\n";
+        let doc = DeTable::parse(text).unwrap();
+        let at = Locator::new(Path::new("a.toml"), text, &doc);
+        let line = |span: Option<Range<usize>>| at.line(span.unwrap().start);
+        assert_eq!(line(at.span_of_string(&["sweep", "prompt"], "b")), 4);
+        // Not in the list: the list itself; not a list: the value.
+        assert_eq!(line(at.span_of_string(&["sweep", "prompt"], "c")), 2);
+        assert_eq!(line(at.span_of_string(&["sweep", "seeds"], "c")), 6);
     }
 }

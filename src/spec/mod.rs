@@ -11,11 +11,13 @@
 //! ```
 //! `sweeps/example.toml` documents every key. Unknown keys and wrong types are errors naming the
 //! file, line and key; paths are relative to the spec file's folder. The whole cartesian product
-//! is expanded and checked here, before anything runs.
+//! is expanded and checked here, before anything runs; `fits` checks the answers, prompts and
+//! peak memory against the model and the machine.
 
 mod check;
 mod error;
 mod expand;
+mod fits;
 pub mod params;
 mod select;
 pub mod validation;
@@ -34,6 +36,7 @@ use crate::model::ModelSource;
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
 pub use error::SpecError;
 pub use expand::{Axis, ConfigId, ContentDigests, Trial, TrialId};
+pub use fits::{check_fit, FitCheck, MemoryCheck};
 pub use params::{HeldOut, TrialParams};
 pub use select::{FinalModel, SelectMetric, SelectSpec};
 pub use validation::{FoldIndex, Validation};
@@ -171,6 +174,14 @@ impl SweepSpec {
             }
             Err(err) => Locator::lines_only(&self.file, &self.text).toml(&err),
         }
+    }
+
+    /// The line of the string `value` at the key `path`: its element where the key holds a list
+    /// (a `[sweep]` axis); line 1 when the file lacks the key.
+    fn line_of_string(&self, path: &[&str], value: &str) -> usize {
+        let Ok(doc) = DeTable::parse(&self.text) else { return 1 };
+        let at = Locator::new(&self.file, &self.text, &doc);
+        at.span_of_string(path, value).map_or(1, |span| at.line(span.start))
     }
 
     /// What the model is fed: its own preprocessing with `[data] resize` applied (`None` when

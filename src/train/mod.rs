@@ -7,6 +7,7 @@
 pub mod batches;
 pub mod config;
 pub mod guard;
+pub mod memory;
 pub mod optim;
 pub mod schedule;
 pub mod step_log;
