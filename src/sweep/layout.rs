@@ -203,10 +203,11 @@ impl ResultsDir {
     /// Trial folders that the spec does not name (left by an earlier version of the spec).
     pub fn unlisted_trials(&self, spec: &SweepSpec) -> anyhow::Result<Vec<String>> {
         let dir = self.root.join(TRIALS_DIR);
+        let listed: std::collections::HashSet<&TrialId> = spec.trials.iter().map(|t| &t.id).collect();
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))? {
             let name = entry?.file_name().to_string_lossy().into_owned();
-            if TrialId::parse(&name).is_some_and(|id| spec.trial(&id).is_none()) {
+            if TrialId::parse(&name).is_some_and(|id| !listed.contains(&id)) {
                 names.push(name);
             }
         }

@@ -16,6 +16,7 @@ pub mod final_model;
 pub mod folder;
 pub mod layout;
 pub mod lazy_runner;
+pub mod ledger;
 pub mod model_runner;
 pub mod partition;
 pub mod progress;
@@ -33,12 +34,13 @@ use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::spec::{SelectMetric, SweepSpec, TrialId};
 use best::Prune;
-use export::{export, write_report, Exporter};
+use export::{write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
 use layout::{OutcomeFile, ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
 use claim::ClaimAttempt;
 use folder::ResultsFolder;
+use ledger::Ledger;
 use progress::{Counts, Progress};
 use rank::{rank, winner};
 use record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
@@ -123,11 +125,12 @@ pub fn run_sweep(
         write_atomic(&folder.dir.path(PREPROCESSING_FILE), &serde_json::to_vec_pretty(own)?)?;
     }
     note_unlisted_trials(&folder.dir, spec)?;
-    let records = {
+    let mut ledger = {
         let _lock = folder.claims.export_lock()?;
         damaged::set_aside_damaged(&folder, spec)?;
-        export(&folder.dir, spec, options.prune, exporter)?
+        Ledger::rebuild(&folder.dir, spec, options.prune, exporter)?
     };
+    let records = ledger.records();
     let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
     let progress = Progress::new(spec.trials.len(), settled);
     progress.say(&format!(
@@ -194,7 +197,7 @@ pub fn run_sweep(
             ran.add(outcome.status);
             progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
             let _lock = folder.claims.export_lock()?;
-            export(&folder.dir, spec, options.prune, exporter)?;
+            ledger.add(TrialRecord { params: trial.params.clone(), config: trial.config.clone(), outcome: *outcome })?;
         }
         if end == SweepEnd::Interrupted || elsewhere.is_empty() {
             break;
@@ -211,9 +214,11 @@ pub fn run_sweep(
         std::thread::sleep(claim::heartbeat_every().min(std::time::Duration::from_secs(5)));
     }
     let _lock = folder.claims.export_lock()?;
-    let records = export(&folder.dir, spec, options.prune, exporter)?;
-    folder.claims.clear_stale(|id| records.iter().any(|r| r.id().as_str() == id))?;
-    let unfinished = spec.trials.iter().any(|t| !records.iter().any(|r| r.id() == &t.id));
+    ledger.rewrite()?;
+    let records = ledger.records();
+    let finished_ids: std::collections::HashSet<&str> = records.iter().map(|r| r.id().as_str()).collect();
+    folder.claims.clear_stale(|id| finished_ids.contains(id))?;
+    let unfinished = records.len() < spec.trials.len();
     if end == SweepEnd::Complete && unfinished {
         end = SweepEnd::LeftToOthers;
     }
