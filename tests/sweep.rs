@@ -385,7 +385,7 @@ fn issue_11_a_fast_sweep_leaves_the_files_a_rebuild_writes() {
     write_spec(&dir, "s.toml", &axes, "");
     assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
     let files = ["leaderboard.csv", "configs.csv", "report.html", "best/outcome.json"];
-    let read = |name: &str| std::fs::read(dir.join("res").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let read = |name: &str| std::fs::read(dir.join("res").join(name)).expect(name);
     let left: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
     let rows = leaderboard(&dir.join("res/leaderboard.csv"));
     let ids: std::collections::BTreeSet<&str> = rows.iter().map(|r| r["id"].as_str()).collect();

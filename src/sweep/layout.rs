@@ -9,7 +9,8 @@
 //!                        depend on it, and the copy's model path no longer resolves)
 //!   claims/<id>          the claim of the worker running trial <id> (host, pid, heartbeat);
 //!   claims/.export-lock  locked while a worker rebuilds what follows
-//!   leaderboard.csv      rebuilt from the trial folders after every trial
+//!   leaderboard.csv      rebuilt from the trial folders after a trial, at most about once
+//!                        a second, and at the start and end of every run (`ledger.rs`)
 //!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
 //!   report.html          written at the end of a run
 //!   slurm/               `gacha slurm`'s sbatch scripts and the tasks' logs
@@ -176,11 +177,7 @@ impl ResultsDir {
             let paths = self.trial(&trial.id);
             match paths.read_outcome_file()? {
                 OutcomeFile::Unfinished => {}
-                OutcomeFile::Finished(outcome) => records.push(TrialRecord {
-                    params: trial.params.clone(),
-                    config: trial.config.clone(),
-                    outcome: *outcome,
-                }),
+                OutcomeFile::Finished(outcome) => records.push(TrialRecord::new(trial, *outcome)),
                 OutcomeFile::Damaged(why) => {
                     crate::warn!(
                         "{}: {why}; trial {} counts as unfinished (the next gacha sweep moves its \

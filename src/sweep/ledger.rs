@@ -150,7 +150,7 @@ impl<'a> Ledger<'a> {
         }
         let Some(trial) = self.spec.trial(&held.id) else { return Ok(()) };
         if let OutcomeFile::Finished(outcome) = self.dir.trial(&trial.id).read_outcome_file()? {
-            self.insert(TrialRecord { params: trial.params.clone(), config: trial.config.clone(), outcome: *outcome });
+            self.insert(TrialRecord::new(trial, *outcome));
         }
         Ok(())
     }
@@ -243,7 +243,8 @@ mod tests {
         // One rewrite at the start, then at most one per MIN_GAP (a rebuild after every trial
         // would make n + 1).
         let most = 1 + (started.elapsed().as_secs_f64() / MIN_GAP.as_secs_f64()) as usize;
-        assert!(exporter.leaderboards.get() <= most, "{} rewrites, at most {most}", exporter.leaderboards.get());
+        let rewrites = exporter.leaderboards.get();
+        assert!(rewrites <= most, "{rewrites} rewrites, at most {most}");
         ledger.rewrite().unwrap();
         let ids = |records: &[TrialRecord]| records.iter().map(|r| r.id().clone()).collect::<Vec<_>>();
         assert_eq!(ids(ledger.records()), ids(&dir.read_records(&spec).unwrap()));

@@ -197,7 +197,7 @@ pub fn run_sweep(
             ran.add(outcome.status);
             progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
             let _lock = folder.claims.export_lock()?;
-            ledger.add(TrialRecord { params: trial.params.clone(), config: trial.config.clone(), outcome: *outcome })?;
+            ledger.add(TrialRecord::new(trial, *outcome))?;
         }
         if end == SweepEnd::Interrupted || elsewhere.is_empty() {
             break;
@@ -222,13 +222,13 @@ pub fn run_sweep(
     if end == SweepEnd::Complete && unfinished {
         end = SweepEnd::LeftToOthers;
     }
-    let ranked = rank(&records, spec.select.metric);
+    let ranked = rank(records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
     let mut final_record = None;
-    let summaries = configs::summarize_configs(&records, spec);
+    let summaries = configs::summarize_configs(records, spec);
     let winning = configs::winning_config(&summaries).cloned();
     if let (SweepEnd::Complete, Some(top), Some(winning)) = (end, &best, &winning) {
-        match final_model::make_final(&ctx, &records, top, &winning.id, runner)? {
+        match final_model::make_final(&ctx, records, top, &winning.id, runner)? {
             FinalEnd::Made(record) => final_record = Some(record),
             FinalEnd::None(why) => {
                 crate::warn!("no final model: {why}; best/ holds the best trial");
@@ -240,7 +240,7 @@ pub fn run_sweep(
     if let Some(line) = runner.summary() {
         crate::info!("{line}");
     }
-    write_report(&folder.dir, spec, &records, exporter)?;
+    write_report(&folder.dir, spec, records, exporter)?;
     if best.is_none() && !records.is_empty() {
         crate::warn!("no finished trial has a defined {}; best/ is empty", spec.select.metric);
     }
