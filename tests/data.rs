@@ -5,6 +5,7 @@ use std::io::Cursor;
 
 use image::codecs::gif::GifEncoder;
 use image::{DynamicImage, Frame, ImageBuffer, ImageFormat, Luma, Rgb, Rgba, RgbaImage};
+use sha2::Digest;
 
 use crate::util::{assert_exit, fixtures, run, texts, TestDir};
 
@@ -429,6 +430,23 @@ fn check_of_a_sweep_spec_counts_trials_and_checks_model_and_images() {
     assert_contains(&stdout, "model inputs: 4 (frames: middle)");
     assert_contains(&stdout, "checked at 56×56");
     assert_contains(&stderr, "gacha: warning: valid = 2 holds out 2 images (< 30)");
+    // The dataset's digest: `sha256sum data.jsonl images/rgba.png … | sha256sum`, by hand.
+    let sha256 = |bytes: &[u8]| -> String {
+        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut listed = format!("{}  data.jsonl\n", sha256(&std::fs::read(dir.join("data.jsonl")).unwrap()));
+    for image in images {
+        let bytes = std::fs::read(dir.join(&format!("images/{image}"))).unwrap();
+        listed.push_str(&format!("{}  images/{image}\n", sha256(&bytes)));
+    }
+    assert_contains(
+        &stdout,
+        &format!(
+            "trial ids hold: dataset sha256 {} (the JSONL and every image it names), model by its name \
+             and seed\n",
+            &sha256(listed.as_bytes())[..12]
+        ),
+    );
 
     // The spec key `frames` is the new name of `gif_frames`; both read the same.
     dir.write("s.toml", SPEC.replace("gif_frames", "frames"));

@@ -174,4 +174,5 @@ fn a_changed_snapshot_is_a_different_trial_and_the_config_names_it() {
     let expected =
         format!("model resolved to: hub id {ID} → snapshot {SHA_B} (Hugging Face checkpoint folder ");
     assert!(stdout.contains(&expected), "{stdout}");
+    assert!(stdout.contains(&format!("), model snapshot {SHA_B}\n")), "{stdout}");
 }

@@ -1,6 +1,7 @@
 //! Issue 11, "nothing lost, ever", with the scripted runner: stop signals, full disks, folders
 //! gacha did not make, the lock, damaged trial folders. Each test is one of the issue's cases.
 
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
@@ -286,4 +287,106 @@ fn issue_11_keep_spares_what_an_earlier_spec_kept_until_prune() {
     for id in &spared {
         assert!(!dir.join(&format!("res/trials/{id}/weights")).exists(), "{id} kept despite --prune");
     }
+}
+
+/// Case 9: trial ids hold what the dataset's files hold, not only its path. `write_dataset`'s 40
+/// lines, each image a small file of its own (the scripted runner never decodes them).
+fn write_dataset_with_images(dir: &TestDir) {
+    write_dataset(dir);
+    for i in 0..40 {
+        dir.write(&format!("img/{i}.png"), format!("image {i:02}"));
+    }
+}
+
+/// Run the SPEC_4 sweep into `res`: its exit must be 0; the ids on the leaderboard and stdout.
+fn sweep_ids(dir: &TestDir) -> (BTreeSet<String>, String) {
+    let out = run(&mut sweep(dir, "s.toml", "res", 0));
+    assert_exit(&out, 0);
+    let ids = leaderboard(&dir.join("res/leaderboard.csv")).into_iter().map(|r| r["id"].clone()).collect();
+    (ids, texts(&out).0)
+}
+
+/// The images a trial's split.json lists, train and valid together.
+fn split_images(dir: &TestDir, id: &str) -> usize {
+    let path = dir.join(&format!("res/trials/{id}/split.json"));
+    let split: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    ["train", "valid"].iter().map(|side| split[side].as_array().unwrap().len()).sum()
+}
+
+/// A fresh sweep of 4 trials over `write_dataset_with_images`, then `change` to the files: the
+/// rerun must run 4 new trials (none "finished earlier"), keep the old folders, and rank only
+/// the new ones. The folder, and the ids before and after.
+fn assert_change_runs_new_trials(
+    change: impl FnOnce(&TestDir),
+) -> (TestDir, BTreeSet<String>, BTreeSet<String>) {
+    let dir = TestDir::new();
+    write_dataset_with_images(&dir);
+    write_spec(&dir, "s.toml", SPEC_4, "");
+    let (before, _) = sweep_ids(&dir);
+    assert_eq!(before.len(), 4);
+    change(&dir);
+    let (after, stdout) = sweep_ids(&dir);
+    assert!(stdout.contains("this run: 4 trials, 0 skipped"), "{stdout}");
+    assert_eq!(after.len(), 4);
+    assert!(before.is_disjoint(&after), "ids reused: {before:?} {after:?}");
+    for id in &before {
+        assert!(dir.join(&format!("res/trials/{id}/outcome.json")).is_file(), "{id} was removed");
+    }
+    // `gacha status` rebuilds the ids from the folder's spec copy and digests: the new ones.
+    let out = run(dir.gacha().args(["status", "res"]));
+    assert_exit(&out, 0);
+    let (status, _) = texts(&out);
+    assert!(status.starts_with("res: 4 trials: 4 finished (4 done"), "{status}");
+    (dir, before, after)
+}
+
+#[test]
+fn issue_11_appending_a_line_to_the_dataset_runs_new_trials_on_all_its_images() {
+    let (dir, before, after) = assert_change_runs_new_trials(|dir| {
+        dir.write("img/40.png", "image 40");
+        let mut lines = std::fs::read_to_string(dir.join("data.jsonl")).unwrap();
+        lines.push_str("{\"prefix\": \"\", \"suffix\": \"yes\", \"image\": \"img/40.png\"}\n");
+        dir.write("data.jsonl", lines);
+    });
+    assert!(before.iter().all(|id| split_images(&dir, id) == 40));
+    assert!(after.iter().all(|id| split_images(&dir, id) == 41));
+}
+
+#[test]
+fn issue_11_flipping_one_label_in_place_changes_the_trial_ids() {
+    assert_change_runs_new_trials(|dir| {
+        let lines = std::fs::read_to_string(dir.join("data.jsonl")).unwrap();
+        let flipped = lines.replacen("\"suffix\": \"yes\"", "\"suffix\": \"no\"", 1);
+        assert_ne!(flipped, lines);
+        dir.write("data.jsonl", flipped);
+    });
+}
+
+#[test]
+fn issue_11_rewriting_an_image_in_place_changes_the_trial_ids() {
+    // Same name, same length, other bytes.
+    assert_change_runs_new_trials(|dir| {
+        dir.write("img/7.png", "IMAGE 07");
+    });
+}
+
+#[test]
+fn issue_11_rewriting_the_same_bytes_or_touching_mtimes_keeps_every_trial() {
+    let dir = TestDir::new();
+    write_dataset_with_images(&dir);
+    write_spec(&dir, "s.toml", SPEC_4, "");
+    let (before, _) = sweep_ids(&dir);
+    let (again, stdout) = sweep_ids(&dir);
+    assert!(stdout.contains("this run: 0 trials, 4 skipped"), "{stdout}");
+    assert_eq!(again, before);
+    // The same bytes written again, and modification times an hour back: nothing changed.
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for name in ["data.jsonl", "img/3.png"] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        dir.write(name, &bytes);
+        std::fs::File::options().write(true).open(dir.join(name)).unwrap().set_modified(an_hour_ago).unwrap();
+    }
+    let (touched, stdout) = sweep_ids(&dir);
+    assert!(stdout.contains("this run: 0 trials, 4 skipped"), "{stdout}");
+    assert_eq!(touched, before);
 }

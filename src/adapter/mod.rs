@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::data::Preprocessing;
 use crate::fsutil::write_atomic;
-use crate::model::{LoadedModel, LoraConfig, Trainable, TrainableParams};
+use crate::model::{LoadedModel, LoraConfig, Trainable, TrainableParams, DECODER_LAYERS};
 use crate::train::TrainConfig;
 use peft::{canonical_keys, key_differences, PeftConfig};
 
@@ -34,9 +34,6 @@ use peft::{canonical_keys, key_differences, PeftConfig};
 pub const ATTENTION_FILE: &str = "attention.safetensors";
 /// How the adapter was made (not read when loading).
 pub const PROVENANCE_FILE: &str = "gacha_adapter.json";
-
-/// Decoder prefixes of attention weight names in the two checkpoint layouts.
-const ATTENTION_PREFIXES: [&str; 2] = ["language_model.model.layers.", "model.language_model.layers."];
 
 /// The two kinds of adapter folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -216,11 +213,11 @@ fn load_attention(dir: &Path, loaded: &mut LoadedModel) -> anyhow::Result<(Train
     let model_prefix = params
         .named
         .first()
-        .and_then(|(name, _)| ATTENTION_PREFIXES.into_iter().find(|p| name.starts_with(p)))
+        .and_then(|(name, _)| DECODER_LAYERS.into_iter().find(|p| name.starts_with(p)))
         .context("the model has no attention weights to train")?;
     let mut tensors = BTreeMap::new();
     for (key, tensor) in read_tensors(&path)? {
-        let Some(rest) = ATTENTION_PREFIXES.into_iter().find_map(|p| key.strip_prefix(p)) else {
+        let Some(rest) = DECODER_LAYERS.into_iter().find_map(|p| key.strip_prefix(p)) else {
             bail!("{}: unknown key {key} (not a decoder layer weight)", path.display());
         };
         tensors.insert(format!("{model_prefix}{rest}"), tensor);

@@ -11,18 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, ensure, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::model::LoraTarget;
+use crate::model::{LoraTarget, DECODER_LAYERS_V4, DECODER_LAYERS_V5, PEFT_KEY_PREFIX};
 
 /// The file PEFT reads the configuration from.
 pub const CONFIG_FILE: &str = "adapter_config.json";
 /// The file PEFT reads the weights from.
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
-
-/// Prefix of every PEFT key of a `PaliGemmaForConditionalGeneration`.
-const KEY_PREFIX: &str = "base_model.model.";
-/// Decoder layers' module prefix in transformers 5 (written) and 4 (also read).
-const LAYERS_V5: &str = "model.language_model.layers.";
-const LAYERS_V4: &str = "language_model.model.layers.";
 
 /// `target_modules`: a list of module names or name suffixes, or one regex that must match a
 /// whole module name (PEFT's `re.fullmatch`).
@@ -223,8 +217,8 @@ pub enum KeyLayout {
 impl KeyLayout {
     fn layers_prefix(self) -> &'static str {
         match self {
-            KeyLayout::Transformers5 => LAYERS_V5,
-            KeyLayout::Transformers4 => LAYERS_V4,
+            KeyLayout::Transformers5 => DECODER_LAYERS_V5,
+            KeyLayout::Transformers4 => DECODER_LAYERS_V4,
         }
     }
 
@@ -235,7 +229,7 @@ impl KeyLayout {
 
     /// The layout a key is written in, or `None` when it is not a decoder-layer key.
     fn of_key(key: &str) -> Option<KeyLayout> {
-        let module = key.strip_prefix(KEY_PREFIX)?;
+        let module = key.strip_prefix(PEFT_KEY_PREFIX)?;
         [KeyLayout::Transformers5, KeyLayout::Transformers4]
             .into_iter()
             .find(|l| module.starts_with(l.layers_prefix()))
@@ -258,7 +252,7 @@ pub fn canonical_keys<T>(tensors: impl IntoIterator<Item = (String, T)>) -> anyh
         let Some(this) = KeyLayout::of_key(&key) else {
             bail!(
                 "unknown key {key}: only LoRA weights of the language model's decoder layers are supported \
-                 (keys like {KEY_PREFIX}{LAYERS_V5}0.self_attn.q_proj.lora_A.weight)"
+                 (keys like {PEFT_KEY_PREFIX}{DECODER_LAYERS_V5}0.self_attn.q_proj.lora_A.weight)"
             );
         };
         match layout {
@@ -266,8 +260,8 @@ pub fn canonical_keys<T>(tensors: impl IntoIterator<Item = (String, T)>) -> anyh
             Some(first) if first != this => bail!("key {key} mixes transformers 4 and 5 module names"),
             Some(_) => {}
         }
-        let rest = &key[KEY_PREFIX.len() + this.layers_prefix().len()..];
-        out.insert(format!("{KEY_PREFIX}{LAYERS_V5}{rest}"), tensor);
+        let rest = &key[PEFT_KEY_PREFIX.len() + this.layers_prefix().len()..];
+        out.insert(format!("{PEFT_KEY_PREFIX}{DECODER_LAYERS_V5}{rest}"), tensor);
     }
     let layout = layout.context("the adapter holds no tensors")?;
     Ok(CanonicalKeys { layout, tensors: out })

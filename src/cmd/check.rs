@@ -12,12 +12,14 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::cli::CheckArgs;
+use crate::data::digest;
 use crate::data::error::{DataError, DatasetProblems};
 use crate::data::image::ImageFormatKind;
 use crate::data::jsonl::{decode_each, load_dataset, read_dataset};
 use crate::data::{
     CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label, Preprocessing,
 };
+use crate::model::ModelSource;
 use crate::spec::{check_spec, load_spec, SweepSpec};
 use crate::Outcome;
 
@@ -93,6 +95,7 @@ fn check_sweep_spec(path: &Path, check: Check, list_trials: bool) -> anyhow::Res
         text.num_hidden_layers
     );
     let resolved = format!("model resolved to: {}\n", source.describe());
+    let digests = digests_line(&spec);
     let own = source.preprocessing().with_context(|| format!("{}: [model] path", spec.file.display()))?;
     let options = spec.data.options();
     let prep = own.own.with_resize(options.images.resize);
@@ -105,11 +108,26 @@ fn check_sweep_spec(path: &Path, check: Check, list_trials: bool) -> anyhow::Res
     };
     let (examples, data) = check_dataset(&spec.data_path(), &options, check, &prep)?;
     let checked = check_spec(&spec, examples)?;
-    print!("{checked}{resolved}{model}{preprocessing}{data}");
+    print!("{checked}{resolved}{model}{preprocessing}{data}{digests}");
     for warning in &checked.warnings {
         crate::warn!("{warning}");
     }
     Ok(Outcome::Success)
+}
+
+/// What the trial ids hold of the inputs' contents: the dataset's digest and the model's (or
+/// what stands for it).
+fn digests_line(spec: &SweepSpec) -> String {
+    let short = |digest: &Option<String>| digest.as_deref().map_or("(not read)", digest::short).to_string();
+    let model = match (&spec.digests.model_sha256, &spec.model_source) {
+        (Some(_), _) => format!("model files sha256 {}", short(&spec.digests.model_sha256)),
+        (None, ModelSource::Hub(snapshot)) => format!("model snapshot {}", snapshot.sha),
+        (None, _) => "model by its name and seed".to_string(),
+    };
+    format!(
+        "trial ids hold: dataset sha256 {} (the JSONL and every image it names), {model}\n",
+        short(&spec.digests.data_sha256)
+    )
 }
 
 /// `--trials`: the spec's summary and its trials with their indices; the dataset's lines are

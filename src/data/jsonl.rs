@@ -33,11 +33,18 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// that cannot be read or has no lines at all is one problem), so a check can go on to the images
 /// of the good lines.
 pub fn read_dataset(path: &Path, opts: &DataOptions) -> (Dataset, Vec<DataError>) {
+    match std::fs::read(path) {
+        Ok(bytes) => parse_dataset(path, &bytes, opts),
+        Err(source) => (
+            Dataset { path: path.to_path_buf(), examples: Vec::new() },
+            vec![DataError::DatasetRead { path: path.to_path_buf(), source }],
+        ),
+    }
+}
+
+/// `read_dataset` of the bytes of the file at `path`, already read.
+pub(super) fn parse_dataset(path: &Path, bytes: &[u8], opts: &DataOptions) -> (Dataset, Vec<DataError>) {
     let mut dataset = Dataset { path: path.to_path_buf(), examples: Vec::new() };
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(source) => return (dataset, vec![DataError::DatasetRead { path: path.to_path_buf(), source }]),
-    };
     let base = path.parent().unwrap_or(Path::new(""));
     let mut problems = Vec::new();
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {

@@ -4,11 +4,13 @@
 //! One line per example: `{"prefix": "", "suffix": "yes", "image": "images/OK_1.jpg"}`.
 //! `suffix` is the expected answer; `image` is relative to the JSONL file's folder.
 
+pub mod digest;
 pub mod error;
 pub mod image;
 pub mod jsonl;
 pub mod preprocessing;
 pub mod split;
+pub mod split_files;
 
 use std::path::PathBuf;
 

@@ -522,6 +522,17 @@ fn inspect(npz: &NpzReader) -> anyhow::Result<Inspected> {
     Ok(Inspected { config, sizes, extra })
 }
 
+/// The files `load_npz` reads, by file name: the checkpoint and its tokenizer (left out when
+/// not found: loading says where to put it).
+pub(super) fn read_files(npz: &Path, tokenizer: Option<&Path>) -> Vec<(String, PathBuf)> {
+    let named = |path: PathBuf| {
+        (path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()), path)
+    };
+    let mut files = vec![named(npz.to_path_buf())];
+    files.extend(tokenizer_path(npz, tokenizer).ok().map(named));
+    files
+}
+
 /// The tokenizer of a checkpoint file: `tokenizer` if given, else `tokenizer.json` beside it. A
 /// SentencePiece `.model` alone is not read: the error says which file to put where.
 pub fn tokenizer_path(npz: &Path, tokenizer: Option<&Path>) -> anyhow::Result<PathBuf> {

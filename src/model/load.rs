@@ -9,6 +9,7 @@ use anyhow::Context;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
+use super::big_vision::TOKENIZER_FILE;
 use super::config::PaliGemmaConfig;
 use super::layout::Layout;
 use super::paligemma::PaliGemma;
@@ -22,9 +23,12 @@ pub(super) const SINGLE_FILE: &str = "model.safetensors";
 /// The index of a sharded checkpoint: tensor name → shard file.
 pub(super) const INDEX_FILE: &str = "model.safetensors.index.json";
 
+/// A checkpoint folder's model config.
+const CONFIG_FILE: &str = "config.json";
+
 /// Read and check a checkpoint folder's `config.json`.
 pub fn read_config(dir: &Path) -> anyhow::Result<PaliGemmaConfig> {
-    let config_path = dir.join("config.json");
+    let config_path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("{}: cannot read model config", config_path.display()))?;
     PaliGemmaConfig::from_json(&text).with_context(|| format!("{}", config_path.display()))
@@ -35,7 +39,7 @@ pub fn load_dir(dir: &Path, device: &Device, frozen_dtype: DType) -> anyhow::Res
     let config = read_config(dir)?;
     let preprocessing = super::processor::read_dir(dir, config.vision_config.image_size)?;
     let special = SpecialIds { pad: config.pad_token_id, eos: config.eos_token_id, bos: config.bos_token_id };
-    let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json"), special, &Answers::default())?;
+    let tokenizer = PromptTokenizer::from_file(&dir.join(TOKENIZER_FILE), special, &Answers::default())?;
 
     let files = weight_files(dir)?;
     // SAFETY: the files are memory-mapped read-only; they must not be modified while loaded, as
@@ -79,6 +83,24 @@ pub(super) fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
+/// The files of a checkpoint folder that make its model, by their names in it: the config and
+/// tokenizer that are present, then the weights (the shard index and its shards, or the single
+/// file). Weights that cannot be found are left out: loading says what is missing. The image
+/// processor's settings are not among them: what they resolve to (`ModelSource::preprocessing`)
+/// is part of a trial's identity already, so two folders that feed the same pixels agree.
+pub(super) fn read_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = [CONFIG_FILE, TOKENIZER_FILE, INDEX_FILE]
+        .into_iter()
+        .map(|name| (name.to_string(), dir.join(name)))
+        .filter(|(_, path)| path.is_file())
+        .collect();
+    for path in weight_files(dir).unwrap_or_default() {
+        let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
+        files.push((name, path));
+    }
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +123,25 @@ mod tests {
         assert_eq!(layout.language, "model.language_model");
         let err = Layout::detect(|n| n.starts_with("vision_tower")).unwrap_err().to_string();
         assert!(err.contains("no projector weights: none of multi_modal_projector.linear.weight"), "{err}");
+    }
+
+    #[test]
+    fn the_files_that_make_a_checkpoint_are_its_config_tokenizer_and_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = || read_files(dir.path()).into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+        for file in [CONFIG_FILE, TOKENIZER_FILE, "preprocessor_config.json", "README.md", SINGLE_FILE] {
+            std::fs::write(dir.path().join(file), "{}").unwrap();
+        }
+        assert_eq!(names(), [CONFIG_FILE, TOKENIZER_FILE, SINGLE_FILE]);
+        // Sharded: the index, then its shards in name order (the single file is not read then).
+        let index = r#"{"weight_map": {"b": "model-2.safetensors", "a": "model-1.safetensors", "c": "model-2.safetensors"}}"#;
+        std::fs::write(dir.path().join(INDEX_FILE), index).unwrap();
+        for shard in ["model-1.safetensors", "model-2.safetensors"] {
+            std::fs::write(dir.path().join(shard), "").unwrap();
+        }
+        assert_eq!(
+            names(),
+            [CONFIG_FILE, TOKENIZER_FILE, INDEX_FILE, "model-1.safetensors", "model-2.safetensors"]
+        );
     }
 }

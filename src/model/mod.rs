@@ -34,8 +34,10 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 
+use crate::data::digest::manifest_sha256;
+
 pub use config::{GemmaConfig, PaliGemmaConfig, SiglipVisionConfig};
-pub use layout::Layout;
+pub use layout::{Layout, DECODER_LAYERS, DECODER_LAYERS_V4, DECODER_LAYERS_V5, PEFT_KEY_PREFIX};
 pub use lora::{LoraConfig, LoraTarget};
 pub use paligemma::{BatchScores, PaliGemma};
 pub use processor::ModelPreprocessing;
@@ -188,6 +190,19 @@ impl ModelSource {
         }
     }
 
+    /// The digest ([`crate::data::digest`]) of the files whose bytes make the model: a
+    /// checkpoint folder's config, tokenizer and weights; a big_vision `.npz` and its tokenizer. `None` for a hub snapshot (its commit names its files) and a
+    /// built-in model (its name and seed make it). Every byte is read, every time: SHA-256 runs at
+    /// about 1.7 GB/s of one core with SHA-NI (2 GiB of weights: 1.2 s), less than loading takes.
+    pub fn content_sha256(&self) -> Option<String> {
+        let files = match self {
+            ModelSource::Checkpoint(dir) => load::read_files(dir),
+            ModelSource::BigVision { npz, tokenizer } => big_vision::read_files(npz, tokenizer.as_deref()),
+            ModelSource::Hub(_) | ModelSource::Builtin { .. } => return None,
+        };
+        Some(manifest_sha256(&files))
+    }
+
     /// The model's own preprocessing ([`processor`]), without loading its weights.
     pub fn preprocessing(&self) -> anyhow::Result<ModelPreprocessing> {
         let size = self.config()?.vision_config.image_size;
@@ -246,5 +261,21 @@ mod tests {
             .unwrap_err()
             .contains("unknown built-in model \"huge\""));
         assert!("builtin:tiny@x".parse::<ModelSource>().unwrap_err().contains("seed \"x\""));
+    }
+
+    #[test]
+    fn a_checkpoint_digest_follows_its_weights_bytes_not_their_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("config.json", "{}");
+        write("tokenizer.json", "{}");
+        write("model.safetensors", "weights");
+        let source = ModelSource::Checkpoint(dir.path().to_path_buf());
+        let before = source.content_sha256().unwrap();
+        write("model.safetensors", "weights");
+        assert_eq!(source.content_sha256().unwrap(), before);
+        write("model.safetensors", "Weights");
+        assert_ne!(source.content_sha256().unwrap(), before);
+        assert_eq!("builtin:tiny".parse::<ModelSource>().unwrap().content_sha256(), None);
     }
 }

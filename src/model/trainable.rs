@@ -9,6 +9,7 @@ use candle_core::Var;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::layout::{DECODER_LAYERS_V5, PEFT_KEY_PREFIX};
 use super::lora::{LoraConfig, LoraTarget};
 use super::paligemma::PaliGemma;
 
@@ -40,7 +41,7 @@ impl TrainableParams {
 
 /// PEFT's key of a LoRA matrix (`which` is `lora_A` or `lora_B`), transformers-5 naming.
 pub fn peft_key(layer: usize, target: LoraTarget, which: &str) -> String {
-    format!("base_model.model.model.language_model.layers.{layer}.{}.{which}.weight", target.module_path())
+    format!("{PEFT_KEY_PREFIX}{DECODER_LAYERS_V5}{layer}.{}.{which}.weight", target.module_path())
 }
 
 impl PaliGemma {

@@ -66,7 +66,9 @@ pub fn leaderboard_table(ranked: &[&TrialRecord], select: SelectMetric) -> Strin
 }
 
 /// What changed from results folder A to B, per trial id: rank, status, select metric, valid
-/// F1 and final loss; trials in only one folder are listed as added or removed.
+/// F1 and final loss; trials in only one folder are listed as added or removed. The summary
+/// counts a trial as changed only when one of its results differs: one whose rank alone moved
+/// (because others changed) is listed, and counted as moved.
 pub fn leaderboard_diff(a: &[&TrialRecord], b: &[&TrialRecord], select: SelectMetric) -> String {
     let watched = [
         Column::Status,
@@ -85,7 +87,7 @@ pub fn leaderboard_diff(a: &[&TrialRecord], b: &[&TrialRecord], select: SelectMe
     let mut header = vec!["id".to_string(), "rank".to_string()];
     header.extend(watched.iter().map(Column::name));
     let mut rows = vec![header];
-    let mut unchanged = 0;
+    let (mut changed, mut moved, mut added, mut removed, mut unchanged) = (0, 0, 0, 0, 0);
     for id in ids {
         let (ra, rb) = (in_a.get(id).map(|&i| a[i]), in_b.get(id).map(|&i| b[i]));
         let change = |before: String, after: String| {
@@ -103,14 +105,24 @@ pub fn leaderboard_diff(a: &[&TrialRecord], b: &[&TrialRecord], select: SelectMe
         let rank = |i: Option<&usize>| i.map_or("(none)".to_string(), |i| (i + 1).to_string());
         let mut row = vec![id.clone(), change(rank(in_a.get(id)), rank(in_b.get(id)))];
         row.extend(watched.iter().map(|col| change(side(ra, col), side(rb, col))));
-        if row.iter().any(|cell| cell.contains('→')) {
-            rows.push(row);
-        } else {
-            unchanged += 1;
+        let results_differ = row[2..].iter().any(|cell| cell.contains('→'));
+        match (ra, rb) {
+            (None, _) => added += 1,
+            (_, None) => removed += 1,
+            _ if results_differ => changed += 1,
+            _ if row[1].contains('→') => moved += 1,
+            _ => {
+                unchanged += 1;
+                continue;
+            }
         }
+        rows.push(row);
     }
     let mut text = if rows.len() > 1 { aligned(&rows) } else { String::new() };
-    text.push_str(&format!("{} trial(s) changed, {unchanged} unchanged\n", rows.len() - 1));
+    text.push_str(&format!(
+        "{changed} trial(s) changed, {added} added, {removed} removed, {moved} moved in rank only, \
+         {unchanged} unchanged\n"
+    ));
     text
 }
 
@@ -162,10 +174,15 @@ id            rank        status         valid_precision  valid_f1         final
 111111111111  2 → 1       failed → done  - → 1.0000       - → 0.8000       - → 0.2500
 000000000000  1 → 2       done           0.7500           0.6667           0.1250
 222222222222  (none) → 3  (none) → done  (none) → 0.5000  (none) → 0.4000  (none) → 0.5000
-3 trial(s) changed, 0 unchanged
+1 trial(s) changed, 1 added, 0 removed, 1 moved in rank only, 0 unchanged
 ";
         assert_eq!(text, expected, "\n{text}");
         let same_again = leaderboard_diff(&[&same, &old], &[&same, &old], SelectMetric::default());
-        assert_eq!(same_again, "0 trial(s) changed, 2 unchanged\n");
+        assert_eq!(same_again, "0 trial(s) changed, 0 added, 0 removed, 0 moved in rank only, 2 unchanged\n");
+        let gone = leaderboard_diff(&[&same, &old], &[&same], SelectMetric::default());
+        assert!(
+            gone.ends_with("0 trial(s) changed, 0 added, 1 removed, 0 moved in rank only, 1 unchanged\n"),
+            "{gone}"
+        );
     }
 }

@@ -55,8 +55,24 @@ impl fmt::Display for TrialId {
     }
 }
 
-/// The sweep-wide inputs, as written in the spec: part of every trial's identity, so pointing a
-/// spec at another dataset or model never reuses trials finished on the old one.
+/// What the dataset and the model files held when the spec was loaded (`data::digest`): part of
+/// every trial's identity, so editing a label, an image or the weights in place never reuses
+/// trials finished on the old bytes. A results folder keeps a record of it (its spec copy's
+/// paths no longer resolve).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentDigests {
+    /// The dataset's: its JSONL and every image it names. `None`: not read (`parse_spec`, or a
+    /// results folder made before gacha hashed its inputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
+    /// The model files' (`ModelSource::content_sha256`); `None` for a hub snapshot, whose commit
+    /// is in the identity, and a built-in model, whose name and seed are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+}
+
+/// The sweep-wide inputs: part of every trial's identity, so pointing a spec at another dataset
+/// or model, or changing their files, never reuses trials finished on the old ones.
 #[derive(Serialize)]
 pub(super) struct Inputs<'a> {
     pub model: &'a ModelSpec,
@@ -64,6 +80,9 @@ pub(super) struct Inputs<'a> {
     /// other models, whose ids are what they were before hub ids were read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_sha: Option<&'a str>,
+    /// Absent when not read, so ids of specs parsed from text alone are as they were.
+    #[serde(flatten)]
+    pub digests: &'a ContentDigests,
     pub data: &'a DataSpec,
     /// The test draw and the fold partition; absent (so ids of holdout sweeps without test
     /// images are what they were before `[validation]` existed) when there is neither.
@@ -88,6 +107,7 @@ impl<'a> Inputs<'a> {
     pub fn new(
         model: &'a ModelSpec,
         source: &'a ModelSource,
+        digests: &'a ContentDigests,
         data: &'a DataSpec,
         validation: ValidationIdentity,
         preprocessing: Option<Recipe>,
@@ -96,7 +116,7 @@ impl<'a> Inputs<'a> {
             ModelSource::Hub(snapshot) => Some(snapshot.sha.as_str()),
             _ => None,
         };
-        Inputs { model, model_sha, data, validation, preprocessing }
+        Inputs { model, model_sha, digests, data, validation, preprocessing }
     }
 }
 
@@ -351,14 +371,14 @@ fn resolve(
         .map_err(|err| at.toml(&err))?;
     params.validate().map_err(|invalid| {
         let field_key = invalid.field.rsplit('.').next().unwrap_or(&invalid.field);
-        let axis = axes
-            .iter()
-            .find(|a| a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train."));
+        let axis = axes.iter().position(|a| {
+            a.top.is_none() && a.key.get_ref() == field_key && invalid.field.starts_with("train.")
+        });
         match axis {
-            Some(axis) => at.at(
-                axis.key.span(),
+            Some(i) => at.at(
+                axes[i].key.span(),
                 format!("sweep.{field_key}"),
-                format!("{} ({})", invalid.message, label(axes, &params)),
+                format!("{} ({})", invalid.message, label_at_fault(axes, &params, i, choice)),
             ),
             None => {
                 let path: Vec<&str> = invalid.field.split('.').collect();
@@ -431,6 +451,18 @@ fn label(axes: &[DocAxis], params: &TrialParams) -> String {
         parts.push(axis_values(rest.into_iter(), params));
     }
     parts.join(" ")
+}
+
+/// The label of a trial whose axis `fault` holds an invalid value: as [`label`], but that
+/// value as the spec wrote it (JSON, which labels are made from, has no `inf` or `nan`).
+fn label_at_fault(axes: &[DocAxis], params: &TrialParams, fault: usize, choice: &[usize]) -> String {
+    let name = axis_name(&axes[fault].field()).to_string();
+    match axes[fault].values[choice[fault]].get_ref() {
+        DeValue::Float(f) if !f.as_str().parse::<f64>().is_ok_and(f64::is_finite) => {
+            label(axes, params).replace(&format!("{name}=null"), &format!("{name}={f}"))
+        }
+        _ => label(axes, params),
+    }
 }
 
 fn axis_values<'a, 'b: 'a, 'i: 'b>(

@@ -26,13 +26,14 @@ use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::data::digest::dataset_sha256;
 use crate::data::split::Stratify;
 use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, Preprocessing, Resize};
 use crate::model::ModelSource;
 
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
 pub use error::SpecError;
-pub use expand::{Axis, ConfigId, Trial, TrialId};
+pub use expand::{Axis, ConfigId, ContentDigests, Trial, TrialId};
 pub use params::{HeldOut, TrialParams};
 pub use select::{FinalModel, SelectMetric, SelectSpec};
 pub use validation::{FoldIndex, Validation};
@@ -65,6 +66,9 @@ pub struct SweepSpec {
     /// The model's own preprocessing, when resolved: `load_spec` reads the model's files,
     /// `parse_spec_with` is given it. `None`: big_vision's recipe is assumed (trial ids as before).
     pub model_preprocessing: Option<Preprocessing>,
+    /// What the dataset's and model's files held: `load_spec` hashes them, `parse_spec_with` is
+    /// given the digests. Part of every trial id.
+    pub digests: ContentDigests,
 }
 
 /// The `[model]` table.
@@ -199,6 +203,7 @@ impl SweepSpec {
         let inputs = expand::Inputs::new(
             &self.model,
             &self.model_source,
+            &self.digests,
             &self.data,
             self.validation.identity(),
             recipe_identity(self.model_preprocessing.as_ref(), &self.data),
@@ -235,8 +240,10 @@ struct SpecHead {
 /// Tables whose values make up each trial's parameters.
 const TRIAL_TABLES: [&str; 4] = ["train", "abort", "stage2", "sweep"];
 
-/// Read and check a spec file, including that its data file and model folder exist, and resolve
-/// the model's own preprocessing (part of the trial ids where it is not big_vision's).
+/// Read and check a spec file, including that its data file and model folder exist, resolve the
+/// model's own preprocessing (part of the trial ids where it is not big_vision's) and hash the
+/// dataset and model files (part of every trial id). Every command that runs or lists a spec's
+/// trials loads it here, so they agree on the ids.
 pub fn load_spec(file: &Path) -> Result<SweepSpec, SpecError> {
     let text = std::fs::read_to_string(file)
         .map_err(|source| SpecError::Read { file: file.to_path_buf(), source })?;
@@ -246,20 +253,23 @@ pub fn load_spec(file: &Path) -> Result<SweepSpec, SpecError> {
         .model_source
         .preprocessing()
         .map_err(|err| spec.error_at(&["model", "path"], format!("{err:#}")))?;
-    parse_spec_with(&text, file, Some(own.own))
+    let digests = read_digests(&spec)?;
+    parse_spec_with(&text, file, Some(own.own), digests)
 }
 
-/// Parse and expand a spec's text, assuming big_vision's preprocessing; `file` is used for
-/// messages and relative paths only.
+/// Parse and expand a spec's text, assuming big_vision's preprocessing and no content digests;
+/// `file` is used for messages and relative paths only.
 pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
-    parse_spec_with(text, file, None)
+    parse_spec_with(text, file, None, ContentDigests::default())
 }
 
-/// `parse_spec`, with the model's own preprocessing (`SweepSpec::model_preprocessing`).
+/// `parse_spec`, with the model's own preprocessing (`SweepSpec::model_preprocessing`) and the
+/// inputs' digests (`SweepSpec::digests`).
 pub fn parse_spec_with(
     text: &str,
     file: &Path,
     model_preprocessing: Option<Preprocessing>,
+    digests: ContentDigests,
 ) -> Result<SweepSpec, SpecError> {
     let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
     let at = Locator::new(file, text, &doc);
@@ -283,6 +293,7 @@ pub fn parse_spec_with(
     let identity = expand::Inputs::new(
         &head.model,
         &model_source,
+        &digests,
         &head.data,
         validation.identity(),
         recipe_identity(model_preprocessing.as_ref(), &head.data),
@@ -300,7 +311,17 @@ pub fn parse_spec_with(
         axes,
         trials,
         model_preprocessing,
+        digests,
     })
+}
+
+/// The digests of the spec's dataset and model files (`data::digest`).
+fn read_digests(spec: &SweepSpec) -> Result<ContentDigests, SpecError> {
+    let data = spec.data_path();
+    let data_sha256 = dataset_sha256(&data, &spec.data.options()).map_err(|err| {
+        spec.error_at(&["data", "path"], format!("dataset file {}: cannot read: {err}", data.display()))
+    })?;
+    Ok(ContentDigests { data_sha256: Some(data_sha256), model_sha256: spec.model_source.content_sha256() })
 }
 
 /// `[model]` parsed, paths relative to the spec's folder; a hub id resolved in the local cache.

@@ -210,6 +210,12 @@ fn rejects_misplaced_and_nonsensical_values() {
         error("[train]\nlearning_rate = inf\n[sweep]\nseeds = [1]\nvalid = [10]\n"),
         "sweeps/a.toml: line 7: train.learning_rate: must be a finite number greater than 0, not inf"
     );
+    // As an axis value too, and the trial's label shows it as written, not as JSON's null.
+    assert_eq!(
+        error("[sweep]\nseeds = [1]\nvalid = [10]\nlearning_rate = [0.1, inf]\n"),
+        "sweeps/a.toml: line 9: sweep.learning_rate: must be a finite number greater than 0, not inf \
+         (seed=1 valid=10 learning_rate=inf)"
+    );
     let bad_name = HEAD.replace("\"t\"", "\"a/b\"")
         + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n";
     assert_eq!(
@@ -343,7 +349,7 @@ fn holdout_ids_do_not_depend_on_the_validation_table_unless_it_changes_the_split
 fn trial_ids_hold_the_preprocessing_only_when_not_big_vision() {
     let text = format!("{HEAD}[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n");
     let ids = |text: &str, own: Option<Preprocessing>| {
-        let spec = parse_spec_with(text, Path::new("s.toml"), own).unwrap();
+        let spec = parse_spec_with(text, Path::new("s.toml"), own, ContentDigests::default()).unwrap();
         spec.trials.iter().map(|t| t.id.clone()).collect::<Vec<_>>()
     };
     let before = ids(&text, None);
@@ -355,6 +361,12 @@ fn trial_ids_hold_the_preprocessing_only_when_not_big_vision() {
     assert_eq!(ids(&bilinear, Some(bicubic)), before);
     let asked = text.replace("[data]\n", "[data]\nresize = \"bicubic\"\n");
     assert_eq!(ids(&asked, None), ids(&text, Some(bicubic)));
-    let spec = parse_spec_with(&asked, Path::new("s.toml"), Some(Preprocessing::big_vision(224))).unwrap();
+    let spec = parse_spec_with(
+        &asked,
+        Path::new("s.toml"),
+        Some(Preprocessing::big_vision(224)),
+        ContentDigests::default(),
+    )
+    .unwrap();
     assert_eq!(spec.preprocessing(), Some(bicubic));
 }

@@ -47,7 +47,7 @@ pub fn update_best(dir: &ResultsDir, winner: Option<&TrialRecord>) -> anyhow::Re
             let source = dir.trial(winner.id());
             if !source.weights().exists() {
                 crate::warn!(
-                    "trial {} wins but its weights were removed (keep); best/ has its metrics only",
+                    "trial {} wins but its folder has no weights/ (removed by [select] keep, or by hand); best/ has its metrics only",
                     winner.id()
                 );
             }

@@ -7,6 +7,9 @@
 //!   spec.toml            the spec of the latest run, byte for byte
 //!   preprocessing.json   the model's own preprocessing as that run resolved it (trial ids
 //!                        depend on it, and the copy's model path no longer resolves)
+//!   digests.json         the SHA-256 of the dataset and model files as that run read them
+//!                        (trial ids depend on them too; absent: a folder from before gacha
+//!                        hashed its inputs, whose ids hold none)
 //!   claims/<id>          the claim of the worker running trial <id> (host, pid, heartbeat);
 //!   claims/.export-lock  locked while a worker rebuilds what follows
 //!   leaderboard.csv      rebuilt from the trial folders after a trial, at most about once
@@ -44,6 +47,7 @@ use crate::spec::{SweepSpec, TrialId};
 
 pub const SPEC_FILE: &str = "spec.toml";
 pub const PREPROCESSING_FILE: &str = "preprocessing.json";
+pub const DIGESTS_FILE: &str = "digests.json";
 pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
 pub const CONFIGS_FILE: &str = "configs.csv";
 pub const REPORT_FILE: &str = "report.html";
@@ -161,7 +165,8 @@ impl ResultsDir {
             format!("{}: cannot read (is {} a results folder?)", path.display(), self.root.display())
         })?;
         let own = read_json_if_present(&self.path(PREPROCESSING_FILE), "a preprocessing record")?;
-        Ok(crate::spec::parse_spec_with(&text, &path, own)?)
+        let digests = read_json_if_present(&self.path(DIGESTS_FILE), "a record of input digests")?;
+        Ok(crate::spec::parse_spec_with(&text, &path, own, digests.unwrap_or_default())?)
     }
 
     /// `best/final.json`, or `None` before the final model is made.

@@ -34,12 +34,12 @@ use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::spec::{SelectMetric, SweepSpec, TrialId};
 use best::Prune;
+use claim::ClaimAttempt;
 use export::{write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use layout::{OutcomeFile, ResultsDir, PREPROCESSING_FILE, SPEC_FILE};
-use claim::ClaimAttempt;
 use folder::ResultsFolder;
+use layout::{OutcomeFile, ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
 use ledger::Ledger;
 use progress::{Counts, Progress};
 use rank::{rank, winner};
@@ -49,7 +49,7 @@ use stop::StopFlag;
 use trial::{run_trial, TrialContext, TrialEnd};
 
 pub use record::{LossLine, Stage2Ran};
-pub use runner::{Control, RunEnd, StepObserver, TrialJob, TrialRun};
+pub use runner::{Control, StepObserver, TrialJob, TrialRun};
 
 /// How a sweep run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +124,7 @@ pub fn run_sweep(
     if let Some(own) = &spec.model_preprocessing {
         write_atomic(&folder.dir.path(PREPROCESSING_FILE), &serde_json::to_vec_pretty(own)?)?;
     }
+    write_atomic(&folder.dir.path(DIGESTS_FILE), &serde_json::to_vec_pretty(&spec.digests)?)?;
     note_unlisted_trials(&folder.dir, spec)?;
     let mut ledger = {
         let _lock = folder.claims.export_lock()?;
@@ -319,7 +320,8 @@ fn note_unlisted_trials(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<()
     let unlisted = dir.unlisted_trials(spec)?;
     if !unlisted.is_empty() {
         crate::info!(
-            "{} trial folder(s) in {} are not in this spec (an earlier version?); kept, not ranked",
+            "{} trial folder(s) in {} are not in this spec (an earlier version of it, its data or its \
+             model?); kept, not ranked",
             unlisted.len(),
             dir.root.display()
         );

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::record::{LossLine, Stage2Ran};
-use super::runner::{is_recorded_step, RunEnd, StepObserver, TrialJob, TrialRun, TrialRunner};
+use super::runner::{is_recorded_step, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::adapter::{self, Provenance};
 use crate::data::split::SplitIndices;
 use crate::data::{Dataset, ImageOptions, Label};
@@ -182,28 +182,28 @@ impl TrialRunner for ModelRunner<'_> {
             training_secs: 0.0,
         };
 
-        let mut end = attempt.stage(1, &cfg, observer)?;
+        let (mut end, mut stage) = (attempt.stage(1, &cfg, observer)?, 1);
         let mut stage2 = Stage2Ran::NotConfigured;
-        if let (RunEnd::Finished, Some(second)) = (end, &job.params.stage2) {
+        if let (true, Some(second)) = (end.is_finished(), &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
             if second.applies(&self.confusions(&loaded, prompt, job.split)?.0.train) {
-                end = attempt.stage(2, &second.train_config(&cfg), observer)?;
+                (end, stage) = (attempt.stage(2, &second.train_config(&cfg), observer)?, 2);
                 stage2 = Stage2Ran::Ran;
             }
         }
         let (losses, training_secs) = (attempt.losses, attempt.training_secs);
 
         let (after, valid_answers) = match end {
-            RunEnd::Finished => {
+            TrainOutcome::Finished { .. } => {
                 let (after, valid_answers) = self.confusions(&loaded, prompt, job.split)?;
                 let preprocessing = self.base.preprocessing.own.with_resize(self.images.resize);
                 let provenance = Provenance::new(&self.model_path, prompt.as_deref(), &cfg, preprocessing);
                 adapter::save(job.weights_dir, &trainable, &params, &provenance)?;
                 (Some(after), valid_answers)
             }
-            RunEnd::Diverged { .. } | RunEnd::Stopped => (None, Vec::new()),
+            TrainOutcome::Diverged(_) | TrainOutcome::Stopped { .. } => (None, Vec::new()),
         };
-        Ok(TrialRun { before, after, valid_answers, losses, end, stage2, training_secs })
+        Ok(TrialRun { before, after, valid_answers, losses, end, stage, stage2, training_secs })
     }
 
     /// The adapter in `weights` loaded into a copy of the untrained model, scored from the
@@ -253,7 +253,7 @@ impl Attempt<'_> {
         stage: u8,
         cfg: &TrainConfig,
         observer: &mut dyn StepObserver,
-    ) -> anyhow::Result<RunEnd> {
+    ) -> anyhow::Result<TrainOutcome> {
         let started = Instant::now();
         let (attempt, losses) = (self.attempt, &mut self.losses);
         let mut record = |log: &StepLog, observer: &mut dyn StepObserver| {
@@ -269,13 +269,9 @@ impl Attempt<'_> {
         })
         .with_context(|| format!("stage {stage}"))?;
         self.training_secs += started.elapsed().as_secs_f64();
-        Ok(match outcome {
-            TrainOutcome::Finished { .. } => RunEnd::Finished,
-            TrainOutcome::Stopped { .. } => RunEnd::Stopped,
-            TrainOutcome::Diverged(log) => {
-                record(&log, observer);
-                RunEnd::Diverged { stage, step: log.step, loss: log.loss }
-            }
-        })
+        if let TrainOutcome::Diverged(log) = &outcome {
+            record(log, observer);
+        }
+        Ok(outcome)
     }
 }

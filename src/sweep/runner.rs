@@ -19,9 +19,9 @@ use crate::data::Label;
 use crate::eval::SplitConfusions;
 use crate::spec::{TrialId, TrialParams};
 /// The observer's answer after a step; `Stop` (the user pressed Ctrl-C) makes the runner return
-/// `RunEnd::Stopped` at once.
+/// `TrainOutcome::Stopped` at once.
 pub use crate::train::Control;
-use crate::train::TrainConfig;
+use crate::train::{TrainConfig, TrainOutcome};
 
 /// One attempt of one trial.
 #[derive(Debug, Clone, Copy)]
@@ -56,30 +56,24 @@ pub trait StepObserver {
     fn logged(&mut self, line: &LossLine);
 }
 
-/// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RunEnd {
-    /// Trained, scored and saved.
-    Finished,
-    /// The guard stopped training: a logged loss above `abort.loss_above`, or NaN or infinite.
-    Diverged { stage: u8, step: usize, loss: f64 },
-    /// Stopped on request; nothing is kept.
-    Stopped,
-}
-
 /// What one attempt produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialRun {
     /// The untrained model's counts.
     pub before: SplitConfusions,
-    /// The trained model's counts; `Some` exactly when `end` is `Finished`.
+    /// The trained model's counts; `Some` exactly when `end` is finished.
     pub after: Option<SplitConfusions>,
     /// The trained model's answer to each validation example, in `split.valid` order; filled
-    /// exactly when `end` is `Finished`.
+    /// exactly when `end` is finished.
     pub valid_answers: Vec<Label>,
     /// Every recorded step, stage 1 then stage 2.
     pub losses: Vec<LossLine>,
-    pub end: RunEnd,
+    /// How the last stage run ended: finished (then the model was scored and saved), diverged
+    /// (the guard tripped: a logged loss above `abort.loss_above`, or NaN or infinite) or
+    /// stopped on request (nothing is kept).
+    pub end: TrainOutcome,
+    /// The stage `end` belongs to: 1, or 2 when stage 2 ran.
+    pub stage: u8,
     pub stage2: Stage2Ran,
     /// Seconds spent in training steps (the rest of the attempt is scoring, loading, saving).
     pub training_secs: f64,

@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::record::{LossLine, Stage2Ran};
-use super::runner::{is_recorded_step, Control, RunEnd, StepObserver, TrialJob, TrialRun, TrialRunner};
+use super::runner::{is_recorded_step, Control, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
-use crate::train::{StepLog, TrainConfig};
+use crate::train::{StepLog, TrainConfig, TrainOutcome};
 
 /// The word in a prompt that makes the scripted runner fail.
 pub const FAIL_WORD: &str = "FAIL";
@@ -116,8 +116,9 @@ impl ScriptedRunner {
         loss: impl Fn(usize) -> f64,
         observer: &mut dyn StepObserver,
         losses: &mut Vec<LossLine>,
-    ) -> anyhow::Result<RunEnd> {
+    ) -> anyhow::Result<TrainOutcome> {
         let steps = cfg.steps;
+        let mut final_loss = f64::NAN;
         let prompt = job.params.prompt.as_deref().unwrap_or("");
         for step in 1..=steps {
             std::thread::sleep(self.step_delay);
@@ -125,21 +126,22 @@ impl ScriptedRunner {
                 anyhow::bail!("scripted failure at step {step}: the prompt contains {FAIL_WORD}");
             }
             let loss = loss(step);
+            let log =
+                StepLog { step, steps, learning_rate: cfg.learning_rate, loss, grad_norm: 0.0, ms: 0.0 };
             if is_recorded_step(cfg, stage, step) || loss.is_nan() {
-                let log =
-                    StepLog { step, steps, learning_rate: cfg.learning_rate, loss, grad_norm: 0.0, ms: 0.0 };
                 let line = LossLine { attempt: job.attempt, stage, log };
                 observer.logged(&line);
                 losses.push(line);
             }
             if loss.is_nan() {
-                return Ok(RunEnd::Diverged { stage, step, loss });
+                return Ok(TrainOutcome::Diverged(log));
             }
+            final_loss = loss;
             if observer.after_step() == Control::Stop {
-                return Ok(RunEnd::Stopped);
+                return Ok(TrainOutcome::Stopped { step });
             }
         }
-        Ok(RunEnd::Finished)
+        Ok(TrainOutcome::Finished { final_loss })
     }
 }
 
@@ -163,23 +165,24 @@ impl TrialRunner for ScriptedRunner {
             }
         };
         let stage1 = job.params.train_config(job.seed);
-        let mut end = self.stage(job, (1, &stage1), stage1_loss, observer, &mut losses)?;
+        let (mut end, mut stage) = (self.stage(job, (1, &stage1), stage1_loss, observer, &mut losses)?, 1);
         let mut accuracy =
             prompt_accuracy(job.params.prompt.as_deref())?.unwrap_or(if lr < GOOD_RATE { 0.9 } else { 0.75 });
         let mut stage2 = Stage2Ran::NotConfigured;
-        if let (RunEnd::Finished, Some(second)) = (end, &job.params.stage2) {
+        if let (true, Some(second)) = (end.is_finished(), &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
             if second.applies(&self.trained(job, accuracy).train) {
                 let from = stage1_loss(train.steps);
                 let stage2_loss = |t: usize| from * (0.5 + 0.5 / (1.0 + t as f64));
                 end =
                     self.stage(job, (2, &second.train_config(&stage1)), stage2_loss, observer, &mut losses)?;
+                stage = 2;
                 accuracy += 0.05;
                 stage2 = Stage2Ran::Ran;
             }
         }
         let training_secs = started.elapsed().as_secs_f64();
-        let after = (end == RunEnd::Finished).then(|| self.trained(job, accuracy));
+        let after = end.is_finished().then(|| self.trained(job, accuracy));
         let model = Self::model(job, accuracy);
         let valid_answers = match after {
             Some(_) => job.split.valid.iter().map(|&i| self.answer(&model, i)).collect(),
@@ -189,7 +192,7 @@ impl TrialRunner for ScriptedRunner {
             let weights = ScriptedWeights { id: job.id.to_string(), models: vec![model] };
             write_atomic(&job.weights_dir.join(WEIGHTS_FILE), &serde_json::to_vec(&weights)?)?;
         }
-        Ok(TrialRun { before, after, valid_answers, losses, end, stage2, training_secs })
+        Ok(TrialRun { before, after, valid_answers, losses, end, stage, stage2, training_secs })
     }
 
     fn answers(

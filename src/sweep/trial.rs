@@ -8,21 +8,22 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::failure::classify;
-use super::layout::{remove_dir_if_present, TrialPaths};
 use super::claim::Claim;
+use super::failure::classify;
 use super::folder::ResultsFolder;
+use super::layout::{remove_dir_if_present, TrialPaths};
 use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
 use super::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
-use super::runner::{reseed, RunEnd, TrialJob, TrialRun, TrialRunner};
+use super::runner::{reseed, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
 use crate::data::split::SplitIndices;
 use crate::data::{Dataset, Preprocessing};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSource;
-use crate::spec::{DataSpec, SweepSpec, Trial, TrialId, TrialParams};
+use crate::spec::{ContentDigests, DataSpec, SweepSpec, Trial, TrialId, TrialParams};
+use crate::train::TrainOutcome;
 
 /// How `run_trial` returned.
 #[derive(Debug)]
@@ -57,6 +58,9 @@ struct TrialConfig<'a> {
     model_snapshot: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model_sha: Option<&'a str>,
+    /// The SHA-256 of the dataset and model files, as in the trial's id.
+    #[serde(flatten)]
+    digests: &'a ContentDigests,
     #[serde(flatten)]
     params: &'a TrialParams,
     data: DataSpec,
@@ -135,15 +139,18 @@ pub fn run_trial(
         attempts.before = attempts.before.or(Some(run.before));
         attempts.losses.extend(&run.losses);
         match run.end {
-            RunEnd::Stopped if lost() && !ctx.stop.is_requested() => return Ok(TrialEnd::ClaimLost),
-            RunEnd::Stopped => return Ok(TrialEnd::Stopped),
-            RunEnd::Finished => attempts.records.push(AttemptRecord::Finished { seed }),
-            RunEnd::Diverged { stage, step, loss } => {
+            TrainOutcome::Stopped { .. } if lost() && !ctx.stop.is_requested() => {
+                return Ok(TrialEnd::ClaimLost)
+            }
+            TrainOutcome::Stopped { .. } => return Ok(TrialEnd::Stopped),
+            TrainOutcome::Finished { .. } => attempts.records.push(AttemptRecord::Finished { seed }),
+            TrainOutcome::Diverged(log) => {
+                let (stage, step, loss) = (run.stage, log.step, log.loss);
                 attempts.records.push(AttemptRecord::Diverged { seed, stage, step, loss });
                 ctx.progress.attempt_diverged(stage, step, loss, attempt < trial.params.abort.max_reseeds);
             }
         }
-        let finished = run.end == RunEnd::Finished;
+        let finished = run.end.is_finished();
         attempts.last = Some(run);
         if finished {
             break;
@@ -196,6 +203,7 @@ fn write_inputs(
         model,
         model_snapshot,
         model_sha,
+        digests: &ctx.spec.digests,
         params: &trial.params,
         data,
         preprocessing: ctx.spec.preprocessing(),
@@ -223,7 +231,7 @@ fn checked(run: TrialRun, split: &SplitIndices, dataset: &Dataset) -> anyhow::Re
         }
     }
     anyhow::ensure!(
-        run.after.is_some() == (run.end == RunEnd::Finished),
+        run.after.is_some() == run.end.is_finished(),
         "runner returned scores after training exactly when it did not finish ({:?})",
         run.end
     );

@@ -52,6 +52,13 @@ pub enum TrainOutcome {
     Stopped { step: usize },
 }
 
+impl TrainOutcome {
+    /// Whether all steps ran.
+    pub fn is_finished(&self) -> bool {
+        matches!(self, TrainOutcome::Finished { .. })
+    }
+}
+
 /// Train `params` (from `model.set_trainable(&cfg.trainable_set(), cfg.seed)`) on `examples`.
 /// The observer sees every step that was applied (not the diverged one, which is returned).
 pub fn train(
