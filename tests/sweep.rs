@@ -375,3 +375,29 @@ fn bad_specs_exit_2_naming_file_line_and_field() {
     );
     assert!(!dir.join("res").exists(), "nothing is written before the checks pass");
 }
+
+/// Issue 11: trials that finish faster than the leaderboard is rewritten (scripted, no step
+/// delay) leave the CSVs behind during the run, never at its end: the files a sweep leaves are
+/// those a rebuild from the trial folders writes (a second run, which finds every trial
+/// finished, rebuilds them), with a row for every trial.
+#[test]
+fn issue_11_a_fast_sweep_leaves_the_files_a_rebuild_writes() {
+    let dir = TestDir::in_memory();
+    write_dataset(&dir);
+    let seeds: Vec<String> = (1..=100).map(|s| s.to_string()).collect();
+    let axes = format!("seeds = [{}]\nvalid = [10]\nlearning_rate = [0.01, 0.1]\n", seeds.join(", "));
+    write_spec(&dir, "s.toml", &axes, "");
+    assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
+    let files = ["leaderboard.csv", "configs.csv", "report.html", "best/outcome.json"];
+    let read = |name: &str| std::fs::read(dir.join("res").join(name)).expect(name);
+    let left: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
+    let rows = leaderboard(&dir.join("res/leaderboard.csv"));
+    let ids: std::collections::BTreeSet<&str> = rows.iter().map(|r| r["id"].as_str()).collect();
+    assert_eq!((rows.len(), ids.len()), (200, 200), "one row per trial");
+    let again = run(&mut sweep(&dir, "s.toml", "res", 0));
+    assert_exit(&again, 0);
+    assert!(texts(&again).1.contains("(200 finished earlier)"), "{}", texts(&again).1);
+    for (name, before) in files.iter().zip(&left) {
+        assert!(read(name) == *before, "{name}: the sweep's differs from the rebuild's");
+    }
+}

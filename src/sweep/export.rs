@@ -1,5 +1,5 @@
-//! What a sweep writes beside its trial folders, rebuilt from them: the leaderboard,
-//! `configs.csv`, `best/`, the weights budget and `report.html`. The bytes come from an
+//! What a sweep writes beside its trial folders, built from their records: the leaderboard,
+//! `configs.csv`, `best/`, the weights budget and `report.html` (`ledger.rs` says when). The bytes come from an
 //! [`Exporter`] (the `report` layer implements it and `cmd` passes it in), so the driver never
 //! imports the layer above it.
 
@@ -39,25 +39,35 @@ pub struct ReportInput<'a> {
     pub final_record: Option<&'a FinalRecord>,
 }
 
-/// Rebuild the leaderboard, `configs.csv`, `best/` and the weights budget from the trial folders.
-pub(super) fn export(
+/// Write the leaderboard, `configs.csv`, `best/` and the weights budget from `records`: every
+/// finished trial of `spec`, in spec order (as `ResultsDir::read_records` reads them).
+pub(super) fn write_exports(
     dir: &ResultsDir,
     spec: &SweepSpec,
+    records: &[TrialRecord],
     prune: Prune,
     exporter: &dyn Exporter,
-) -> anyhow::Result<Vec<TrialRecord>> {
-    let records = dir.read_records(spec)?;
-    let ranked = rank(&records, spec.select.metric);
+) -> anyhow::Result<()> {
+    let ranked = rank(records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &exporter.leaderboard_csv(&ranked))?;
-    let configs = configs::summarize_configs(&records, spec);
+    let configs = configs::summarize_configs(records, spec);
     write_atomic(&dir.path(CONFIGS_FILE), &exporter.configs_csv(spec, &configs))?;
-    // A soup or refit in best/ is the final step's; until then best/ follows the top trial.
+    follow_winner(dir, spec, winner(&ranked, spec.select.metric))?;
+    best::prune_weights(dir, spec, &ranked, &configs, prune)
+}
+
+/// Make `best/` hold `winner`'s folder (none: no `best/`), unless it holds the final model: a
+/// soup or refit in `best/` is the final step's; until then `best/` follows the top trial.
+pub(super) fn follow_winner(
+    dir: &ResultsDir,
+    spec: &SweepSpec,
+    winner: Option<&TrialRecord>,
+) -> anyhow::Result<()> {
     let final_made = spec.select.final_model != FinalModel::BestTrial && dir.read_final()?.is_some();
     if !final_made {
-        best::update_best(dir, winner(&ranked, spec.select.metric))?;
+        best::update_best(dir, winner)?;
     }
-    best::prune_weights(dir, spec, &ranked, &configs, prune)?;
-    Ok(records)
+    Ok(())
 }
 
 /// Write `report.html` from the finished trials.

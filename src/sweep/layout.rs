@@ -12,7 +12,8 @@
 //!                        hashed its inputs, whose ids hold none)
 //!   claims/<id>          the claim of the worker running trial <id> (host, pid, heartbeat);
 //!   claims/.export-lock  locked while a worker rebuilds what follows
-//!   leaderboard.csv      rebuilt from the trial folders after every trial
+//!   leaderboard.csv      rebuilt from the trial folders after a trial, at most about once
+//!                        a second, and at the start and end of every run (`ledger.rs`)
 //!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
 //!   report.html          written at the end of a run
 //!   slurm/               `gacha slurm`'s sbatch scripts and the tasks' logs
@@ -181,11 +182,7 @@ impl ResultsDir {
             let paths = self.trial(&trial.id);
             match paths.read_outcome_file()? {
                 OutcomeFile::Unfinished => {}
-                OutcomeFile::Finished(outcome) => records.push(TrialRecord {
-                    params: trial.params.clone(),
-                    config: trial.config.clone(),
-                    outcome: *outcome,
-                }),
+                OutcomeFile::Finished(outcome) => records.push(TrialRecord::new(trial, *outcome)),
                 OutcomeFile::Damaged(why) => {
                     crate::warn!(
                         "{}: {why}; trial {} counts as unfinished (the next gacha sweep moves its \
@@ -208,10 +205,11 @@ impl ResultsDir {
     /// Trial folders that the spec does not name (left by an earlier version of the spec).
     pub fn unlisted_trials(&self, spec: &SweepSpec) -> anyhow::Result<Vec<String>> {
         let dir = self.root.join(TRIALS_DIR);
+        let listed: std::collections::HashSet<&TrialId> = spec.trials.iter().map(|t| &t.id).collect();
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))? {
             let name = entry?.file_name().to_string_lossy().into_owned();
-            if TrialId::parse(&name).is_some_and(|id| spec.trial(&id).is_none()) {
+            if TrialId::parse(&name).is_some_and(|id| !listed.contains(&id)) {
                 names.push(name);
             }
         }

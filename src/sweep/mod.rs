@@ -16,6 +16,7 @@ pub mod final_model;
 pub mod folder;
 pub mod layout;
 pub mod lazy_runner;
+pub mod ledger;
 pub mod model_runner;
 pub mod partition;
 pub mod progress;
@@ -34,11 +35,12 @@ use crate::fsutil::write_atomic;
 use crate::spec::{SelectMetric, SweepSpec, TrialId};
 use best::Prune;
 use claim::ClaimAttempt;
-use export::{export, write_report, Exporter};
+use export::{write_report, Exporter};
 use failure::{reruns, Rerun};
 use final_model::FinalEnd;
 use folder::ResultsFolder;
 use layout::{OutcomeFile, ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
+use ledger::Ledger;
 use progress::{Counts, Progress};
 use rank::{rank, winner};
 use record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
@@ -124,11 +126,12 @@ pub fn run_sweep(
     }
     write_atomic(&folder.dir.path(DIGESTS_FILE), &serde_json::to_vec_pretty(&spec.digests)?)?;
     note_unlisted_trials(&folder.dir, spec)?;
-    let records = {
+    let mut ledger = {
         let _lock = folder.claims.export_lock()?;
         damaged::set_aside_damaged(&folder, spec)?;
-        export(&folder.dir, spec, options.prune, exporter)?
+        Ledger::rebuild(&folder.dir, spec, options.prune, exporter)?
     };
+    let records = ledger.records();
     let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
     let progress = Progress::new(spec.trials.len(), settled);
     progress.say(&format!(
@@ -195,7 +198,7 @@ pub fn run_sweep(
             ran.add(outcome.status);
             progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
             let _lock = folder.claims.export_lock()?;
-            export(&folder.dir, spec, options.prune, exporter)?;
+            ledger.add(TrialRecord::new(trial, *outcome))?;
         }
         if end == SweepEnd::Interrupted || elsewhere.is_empty() {
             break;
@@ -212,19 +215,21 @@ pub fn run_sweep(
         std::thread::sleep(claim::heartbeat_every().min(std::time::Duration::from_secs(5)));
     }
     let _lock = folder.claims.export_lock()?;
-    let records = export(&folder.dir, spec, options.prune, exporter)?;
-    folder.claims.clear_stale(|id| records.iter().any(|r| r.id().as_str() == id))?;
-    let unfinished = spec.trials.iter().any(|t| !records.iter().any(|r| r.id() == &t.id));
+    ledger.rewrite()?;
+    let records = ledger.records();
+    let finished_ids: std::collections::HashSet<&str> = records.iter().map(|r| r.id().as_str()).collect();
+    folder.claims.clear_stale(|id| finished_ids.contains(id))?;
+    let unfinished = records.len() < spec.trials.len();
     if end == SweepEnd::Complete && unfinished {
         end = SweepEnd::LeftToOthers;
     }
-    let ranked = rank(&records, spec.select.metric);
+    let ranked = rank(records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
     let mut final_record = None;
-    let summaries = configs::summarize_configs(&records, spec);
+    let summaries = configs::summarize_configs(records, spec);
     let winning = configs::winning_config(&summaries).cloned();
     if let (SweepEnd::Complete, Some(top), Some(winning)) = (end, &best, &winning) {
-        match final_model::make_final(&ctx, &records, top, &winning.id, runner)? {
+        match final_model::make_final(&ctx, records, top, &winning.id, runner)? {
             FinalEnd::Made(record) => final_record = Some(record),
             FinalEnd::None(why) => {
                 crate::warn!("no final model: {why}; best/ holds the best trial");
@@ -236,7 +241,7 @@ pub fn run_sweep(
     if let Some(line) = runner.summary() {
         crate::info!("{line}");
     }
-    write_report(&folder.dir, spec, &records, exporter)?;
+    write_report(&folder.dir, spec, records, exporter)?;
     if best.is_none() && !records.is_empty() {
         crate::warn!("no finished trial has a defined {}; best/ is empty", spec.select.metric);
     }

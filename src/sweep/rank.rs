@@ -58,9 +58,18 @@ pub fn rank(records: &[TrialRecord], select: SelectMetric) -> Vec<&TrialRecord> 
 
 /// The winner: the first ranked trial, if it is done and its select metric is defined.
 pub fn winner<'a>(ranked: &[&'a TrialRecord], select: SelectMetric) -> Option<&'a TrialRecord> {
-    ranked.first().copied().filter(|r| {
-        r.outcome.status == Status::Done && metric_after(r, select.split, select.metric).is_some()
-    })
+    ranked.first().copied().filter(|r| can_win(r, select))
+}
+
+/// Whether `record` can win: it is done and its select metric is defined. Every such trial ranks
+/// before every other, so the winner is the first of these in leaderboard order.
+pub fn can_win(record: &TrialRecord, select: SelectMetric) -> bool {
+    record.outcome.status == Status::Done && metric_after(record, select.split, select.metric).is_some()
+}
+
+/// Whether `a` ranks before `b` on the leaderboard.
+pub fn ranks_before(a: &TrialRecord, b: &TrialRecord, select: SelectMetric) -> bool {
+    compare(a, b, select) == Ordering::Less
 }
 
 #[cfg(test)]

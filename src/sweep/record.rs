@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
-use crate::spec::{ConfigId, FinalModel, TrialId, TrialParams};
+use crate::spec::{ConfigId, FinalModel, Trial, TrialId, TrialParams};
 pub use crate::train::step_log::loss_serde;
 use crate::train::StepLog;
 
@@ -155,6 +155,11 @@ pub struct TrialRecord {
 }
 
 impl TrialRecord {
+    /// The record of `trial` that finished with `outcome`.
+    pub fn new(trial: &Trial, outcome: TrialOutcome) -> TrialRecord {
+        TrialRecord { params: trial.params.clone(), config: trial.config.clone(), outcome }
+    }
+
     pub fn id(&self) -> &TrialId {
         &self.outcome.id
     }
