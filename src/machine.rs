@@ -74,7 +74,13 @@ pub fn available_memory() -> Result<Option<MemoryLimit>, String> {
 
 /// `MemAvailable:  123456 kB` → bytes.
 fn mem_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    proc_kilobytes(meminfo, "MemAvailable")
+}
+
+/// The value of the line `KEY:   123456 kB` of a `/proc` file (`meminfo`, `self/status`) in
+/// bytes; `None` when the line is missing or not in kB.
+pub fn proc_kilobytes(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
     let kb: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kb * 1024)
 }

@@ -48,9 +48,7 @@ pub fn peak(device: &Device) -> anyhow::Result<Peak> {
 
 /// `VmHWM:   123456 kB` → bytes.
 fn vm_hwm_bytes(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
-    let kb: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kb * 1024)
+    crate::machine::proc_kilobytes(status, "VmHWM")
 }
 
 #[cfg(feature = "cuda")]
