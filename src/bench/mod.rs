@@ -145,7 +145,7 @@ fn bench_one(opts: &BenchOptions, kind: TrainableKind, device: &Device) -> anyho
                 part_ms(&mut parts[1], device, || Ok(loaded.model.score(&features, &batch)?.mean_loss()?))?;
             let step_grads = part_ms(&mut parts[2], device, || Ok(loss.backward()?))?;
             losses.push(f64::from(loss.to_scalar::<f32>()?));
-            part_ms(&mut parts[3], device, || grads.add(step_grads))?;
+            part_ms(&mut parts[3], device, || grads.add(&step_grads))?;
         }
         part_ms(&mut parts[3], device, || optimizer.step(LEARNING_RATE, &grads.mean()?.grads))?;
         phases.push(parts);

@@ -1,6 +1,10 @@
 //! `LoraLinear`: a decoder Linear layer whose weight can be frozen, trained in place, or adapted by
 //! a low-rank update `y = x·Wᵀ + (alpha/r)·(x·Aᵀ)·Bᵀ` with A `[r, in]`, B `[out, r]` (PEFT's layout;
 //! B starts at zero so the adapted model starts equal to the base).
+//!
+//! It may also hold the trainable state of K > 1 trials at once (packed trials, `train::pack`):
+//! the input's rows are then K equal blocks, block k computed with trial k's weight or adapter by
+//! one batched matmul, while the frozen weight is applied once to all of them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,71 +25,123 @@ pub struct LoraAdapter {
     pub scale: f64,
 }
 
+/// One trial's trainable state of a layer.
+#[derive(Debug, Clone)]
+pub enum Trained {
+    /// The weight itself, an f32 `Var` `[out, in]` (the frozen weight is then unused).
+    Weight(Var),
+    /// A LoRA adapter over the frozen weight.
+    Adapter(LoraAdapter),
+}
+
 /// A Linear layer (no bias) of the language model, with its trainable state.
 #[derive(Debug, Clone)]
 pub struct LoraLinear {
+    /// The frozen weight (never a `Var`).
     base: Linear,
-    adapter: Option<LoraAdapter>,
+    /// Empty: frozen. One: that trial's state. K > 1: packed trials, one per block of input rows.
+    trained: Vec<Trained>,
 }
 
 impl LoraLinear {
     pub fn new(base: Linear) -> LoraLinear {
-        LoraLinear { base, adapter: None }
+        LoraLinear { base, trained: Vec::new() }
     }
 
-    /// Drop any adapter and make the weight a plain tensor of `dtype` again (keeping its values).
+    /// Drop any trainable state; a single trained weight becomes the frozen weight, in `dtype`.
     pub fn freeze(&mut self, dtype: DType) -> Result<()> {
-        self.adapter = None;
-        if self.base.weight().is_variable() {
-            // A copy: the old `Var` may still be held (and stepped) by whoever trained it.
-            let frozen = self.base.weight().detach().to_dtype(dtype)?.copy()?;
+        if let [Trained::Weight(var)] = self.trained.as_slice() {
+            // A copy: the `Var` may still be held (and stepped) by whoever trained it.
+            let frozen = var.as_tensor().detach().to_dtype(dtype)?.copy()?;
             self.base.set_weight(frozen)?;
         }
+        self.trained.clear();
         Ok(())
     }
 
-    /// Make the weight itself trainable: an f32 `Var` initialised from the current values.
-    pub fn train_weight(&mut self) -> Result<Var> {
-        let var = Var::from_tensor(&self.base.weight().to_dtype(DType::F32)?)?;
-        self.base.set_weight(var.as_tensor().clone())?;
-        Ok(var)
+    /// Hold the trainable state of these trials (one, or K > 1 packed), replacing any other;
+    /// the frozen weight is kept as it is.
+    pub fn hold(&mut self, trained: Vec<Trained>) {
+        self.trained = trained;
+    }
+
+    /// A fresh trainable weight: an f32 `Var` holding the current weight's values.
+    pub fn weight_var(&self) -> Result<Var> {
+        Var::from_tensor(&self.merged_weight()?)
     }
 
     /// The weight `[out, in]` the layer applies, in f32: `W + (alpha/r)·B·A` with an adapter (the
-    /// merged weight), else `W`.
+    /// merged weight), the trained weight, else `W`; an error while trials are packed.
     pub fn merged_weight(&self) -> Result<Tensor> {
         let weight = self.base.weight().detach().to_dtype(DType::F32)?;
-        match &self.adapter {
-            None => Ok(weight),
-            Some(adapter) => {
+        match self.trained.as_slice() {
+            [] => Ok(weight),
+            [Trained::Weight(var)] => Ok(var.as_tensor().detach()),
+            [Trained::Adapter(adapter)] => {
                 let delta = adapter.b.as_tensor().detach().matmul(&adapter.a.as_tensor().detach())?;
                 weight + (delta * adapter.scale)?
             }
+            packed => candle_core::bail!("the layer holds {} packed trials, not one weight", packed.len()),
         }
     }
 
-    /// Attach a fresh adapter: A ~ U(±1/√in) (PEFT's `kaiming_uniform_(a=√5)`), B = 0, f32.
-    pub fn attach_adapter(&mut self, rank: usize, alpha: f64, rng: &mut ChaCha8Rng) -> Result<LoraAdapter> {
+    /// A fresh adapter: A ~ U(±1/√in) (PEFT's `kaiming_uniform_(a=√5)`), B = 0, f32.
+    pub fn new_adapter(&self, rank: usize, alpha: f64, rng: &mut ChaCha8Rng) -> Result<LoraAdapter> {
         let (out_dim, in_dim) = self.base.weight().dims2()?;
         let bound = 1.0 / (in_dim as f32).sqrt();
         let a: Vec<f32> = (0..rank * in_dim).map(|_| rng.random_range(-bound..bound)).collect();
         let device = self.base.weight().device();
         let a = Var::from_tensor(&Tensor::from_vec(a, (rank, in_dim), device)?)?;
         let b = Var::zeros((out_dim, rank), DType::F32, device)?;
-        let adapter = LoraAdapter { a, b, scale: alpha / rank as f64 };
-        self.adapter = Some(adapter.clone());
-        Ok(adapter)
+        Ok(LoraAdapter { a, b, scale: alpha / rank as f64 })
     }
+}
+
+/// `x·Wₖᵀ` for the K row blocks of `x` `[R, …, in]` (R a multiple of K), one batched matmul.
+fn packed_matmul_t(x: &Tensor, weights: &[&Tensor]) -> Result<Tensor> {
+    let k = weights.len();
+    let (out_dim, in_dim) = weights[0].dims2()?;
+    let rows = x.elem_count() / in_dim;
+    if x.dim(0)? % k != 0 {
+        candle_core::bail!("{} input rows cannot be split among {k} packed trials", x.dim(0)?)
+    }
+    let mut out_shape = x.dims().to_vec();
+    *out_shape.last_mut().expect("packed input has dimensions") = out_dim;
+    let stacked = Tensor::stack(weights, 0)?.transpose(1, 2)?;
+    x.reshape((k, rows / k, in_dim))?.matmul(&stacked)?.reshape(out_shape)
 }
 
 impl Module for LoraLinear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.base.forward(x)?;
-        match &self.adapter {
-            None => Ok(y),
-            Some(adapter) => {
+        match self.trained.as_slice() {
+            [] => self.base.forward(x),
+            [Trained::Weight(var)] => matmul_t(x, var.as_tensor()),
+            [Trained::Adapter(adapter)] => {
                 let low = matmul_t(&matmul_t(x, adapter.a.as_tensor())?, adapter.b.as_tensor())?;
-                y + (low * adapter.scale)?
+                self.base.forward(x)? + (low * adapter.scale)?
+            }
+            packed => {
+                let mut weights = Vec::with_capacity(packed.len());
+                let mut adapters = Vec::with_capacity(packed.len());
+                for trained in packed {
+                    match trained {
+                        Trained::Weight(var) => weights.push(var.as_tensor()),
+                        Trained::Adapter(adapter) => adapters.push(adapter),
+                    }
+                }
+                if !weights.is_empty() && !adapters.is_empty() {
+                    candle_core::bail!("packed trials mix trained weights and adapters")
+                }
+                if adapters.is_empty() {
+                    return packed_matmul_t(x, &weights);
+                }
+                let a: Vec<&Tensor> = adapters.iter().map(|ad| ad.a.as_tensor()).collect();
+                let b: Vec<&Tensor> = adapters.iter().map(|ad| ad.b.as_tensor()).collect();
+                let low = packed_matmul_t(&packed_matmul_t(x, &a)?, &b)?;
+                if adapters.iter().any(|ad| ad.scale != adapters[0].scale) {
+                    candle_core::bail!("packed trials need one LoRA alpha/rank")
+                }
+                self.base.forward(x)? + (low * adapters[0].scale)?
             }
         }
     }

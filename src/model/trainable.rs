@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::layout::{DECODER_LAYERS_V5, PEFT_KEY_PREFIX};
-use super::lora::{LoraConfig, LoraTarget};
+use super::lora::{LoraAdapter, LoraConfig, LoraTarget, Trained};
 use super::paligemma::PaliGemma;
 
 /// What `set_trainable` makes trainable.
@@ -22,9 +22,11 @@ pub enum Trainable {
     Lora(LoraConfig),
 }
 
-/// The trainable tensors, each under the name it is saved as.
-#[derive(Debug, Clone, Default)]
+/// The trainable tensors of one trial, each under the name it is saved as.
+#[derive(Debug, Clone)]
 pub struct TrainableParams {
+    /// What they are.
+    pub kind: Trainable,
     pub named: Vec<(String, Var)>,
 }
 
@@ -37,11 +39,37 @@ impl TrainableParams {
     pub fn num_params(&self) -> usize {
         self.named.iter().map(|(_, v)| v.elem_count()).sum()
     }
+
+    /// This trial's state of each trained layer, in [`slots`] order.
+    fn layer_states(&self) -> Vec<Trained> {
+        match &self.kind {
+            Trainable::Attention => self.named.iter().map(|(_, var)| Trained::Weight(var.clone())).collect(),
+            Trainable::Lora(config) => self
+                .named
+                .chunks(2)
+                .map(|pair| {
+                    let scale = config.alpha / config.rank as f64;
+                    Trained::Adapter(LoraAdapter { a: pair[0].1.clone(), b: pair[1].1.clone(), scale })
+                })
+                .collect(),
+        }
+    }
 }
 
 /// PEFT's key of a LoRA matrix (`which` is `lora_A` or `lora_B`), transformers-5 naming.
 pub fn peft_key(layer: usize, target: LoraTarget, which: &str) -> String {
     format!("{PEFT_KEY_PREFIX}{DECODER_LAYERS_V5}{layer}.{}.{which}.weight", target.module_path())
+}
+
+/// The layers `which` trains, in the order their tensors are created and listed.
+fn slots(which: &Trainable, layers: usize) -> Vec<(usize, LoraTarget)> {
+    let targets: Vec<LoraTarget> = match which {
+        Trainable::Attention => LoraTarget::ATTENTION.to_vec(),
+        Trainable::Lora(config) => {
+            LoraTarget::ALL.into_iter().filter(|t| config.targets.contains(t)).collect()
+        }
+    };
+    (0..layers).flat_map(|layer| targets.iter().map(move |&t| (layer, t))).collect()
 }
 
 impl PaliGemma {
@@ -56,40 +84,69 @@ impl PaliGemma {
                 self.language.projection_mut(layer, target).freeze(dtype)?;
             }
         }
-        let mut named = Vec::new();
-        match which {
-            Trainable::Attention => {
-                for layer in 0..self.language.num_layers() {
-                    for target in LoraTarget::ATTENTION {
-                        let var = self.language.projection_mut(layer, target).train_weight()?;
-                        let name = format!(
-                            "{}.layers.{layer}.{}.weight",
-                            self.layout.language,
-                            target.module_path()
-                        );
-                        named.push((name, var));
-                    }
-                }
+        let params = self.fresh_trainable(which, seed)?;
+        self.hold(&[&params])?;
+        Ok(params)
+    }
+
+    /// New trainable tensors for `which`, as `set_trainable` makes them, without putting them in
+    /// the model (see [`PaliGemma::hold`]).
+    pub fn fresh_trainable(&self, which: &Trainable, seed: u64) -> anyhow::Result<TrainableParams> {
+        if let Trainable::Lora(config) = which {
+            if config.rank == 0 {
+                anyhow::bail!("LoRA rank must be at least 1");
             }
-            Trainable::Lora(config) => {
-                if config.rank == 0 {
-                    anyhow::bail!("LoRA rank must be at least 1");
+            if config.targets.is_empty() {
+                anyhow::bail!("LoRA needs at least one target (q, k, v, o, gate, up, down)");
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut named = Vec::new();
+        for (layer, target) in slots(which, self.language.num_layers()) {
+            let proj = self.language.projection(layer, target);
+            match which {
+                Trainable::Attention => {
+                    let name =
+                        format!("{}.layers.{layer}.{}.weight", self.layout.language, target.module_path());
+                    named.push((name, proj.weight_var()?));
                 }
-                if config.targets.is_empty() {
-                    anyhow::bail!("LoRA needs at least one target (q, k, v, o, gate, up, down)");
-                }
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                for layer in 0..self.language.num_layers() {
-                    for target in LoraTarget::ALL.into_iter().filter(|t| config.targets.contains(t)) {
-                        let proj = self.language.projection_mut(layer, target);
-                        let adapter = proj.attach_adapter(config.rank, config.alpha, &mut rng)?;
-                        named.push((peft_key(layer, target, "lora_A"), adapter.a));
-                        named.push((peft_key(layer, target, "lora_B"), adapter.b));
-                    }
+                Trainable::Lora(config) => {
+                    let adapter = proj.new_adapter(config.rank, config.alpha, &mut rng)?;
+                    named.push((peft_key(layer, target, "lora_A"), adapter.a));
+                    named.push((peft_key(layer, target, "lora_B"), adapter.b));
                 }
             }
         }
-        Ok(TrainableParams { named })
+        Ok(TrainableParams { kind: which.clone(), named })
+    }
+
+    /// Compute with these trials' trainable tensors: one trial's, or K > 1 packed (the batch's
+    /// rows in K equal blocks, block k trial k's). They must all be of one kind; whatever the model
+    /// held before is dropped (the frozen weights stay as they are).
+    pub fn hold(&mut self, members: &[&TrainableParams]) -> anyhow::Result<()> {
+        let Some(first) = members.first() else { anyhow::bail!("no trainable tensors to hold") };
+        if let Some(other) = members.iter().find(|m| m.kind != first.kind) {
+            anyhow::bail!(
+                "packed trials must train the same tensors ({:?} and {:?})",
+                first.kind,
+                other.kind
+            );
+        }
+        let all_slots = slots(&first.kind, self.language.num_layers());
+        let states: Vec<Vec<Trained>> = members.iter().map(|m| m.layer_states()).collect();
+        if let Some(m) = states.iter().find(|s| s.len() != all_slots.len()) {
+            anyhow::bail!("{} trainable layers given, the model has {}", m.len(), all_slots.len());
+        }
+        for layer in 0..self.language.num_layers() {
+            for target in LoraTarget::ALL {
+                self.language.projection_mut(layer, target).hold(Vec::new());
+            }
+        }
+        for (i, &(layer, target)) in all_slots.iter().enumerate() {
+            let layer_states = states.iter().map(|s| s[i].clone()).collect();
+            self.language.projection_mut(layer, target).hold(layer_states);
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,7 @@
-//! Training: every setting on one screen (`TrainConfig`), and the loop (`train`), which reads top
-//! to bottom: learning rate, forward/backward over the micro-batches, divergence check, update, log.
+//! Training: every setting on one screen (`TrainConfig`), and the loop (`train`, one trial; its
+//! body `pack::train_pack` trains K trials in one pass), which reads top to bottom:
+//! forward/backward over the micro-batches, then per trial learning rate, divergence check,
+//! update, log.
 //!
 //! Image features are computed by the caller, once per image frame: the vision tower and projector
 //! are frozen, so they are the same at every step.
@@ -9,21 +11,17 @@ pub mod config;
 pub mod guard;
 pub mod memory;
 pub mod optim;
+pub mod pack;
 pub mod schedule;
 pub mod step_log;
 
-use std::time::Instant;
-
-use anyhow::{ensure, Context};
 use candle_core::Tensor;
 
 use crate::data::Label;
-use crate::model::{LoadedModel, PromptItem, TrainableParams};
-use batches::BatchSampler;
-use optim::GradAccumulator;
-use schedule::learning_rate;
+use crate::model::{LoadedModel, TrainableParams};
 
 pub use config::{TrainConfig, TrainableKind};
+pub use pack::{train_pack, PackMember};
 pub use step_log::StepLog;
 
 /// One training example: the image features of one frame `[N, D]` and the text around it.
@@ -69,71 +67,17 @@ pub fn train(
     cfg: &TrainConfig,
     observer: &mut dyn FnMut(&StepLog) -> Control,
 ) -> anyhow::Result<TrainOutcome> {
-    cfg.validate().map_err(|invalid| anyhow::anyhow!("{}: {}", invalid.field, invalid.message))?;
-    ensure!(!examples.is_empty(), "no training examples");
-    let mut sampler = BatchSampler::new(examples.len(), cfg.seed);
-    let mut optimizer = cfg.optimizer.optimizer().build(&params.named)?;
-    let mut final_loss = f64::NAN;
-    for step in 1..=cfg.steps {
-        let started = Instant::now();
-        // The learning rate of this step.
-        let lr = learning_rate(cfg.schedule, cfg.learning_rate, step, cfg.horizon(), cfg.warmup_steps);
-
-        // Forward and backward over the micro-batches, summing gradients.
-        let mut grads = GradAccumulator::new(&params.named);
-        let mut loss_sum = 0.0;
-        for _ in 0..cfg.grad_accum {
-            let batch = sampler.next_batch(cfg.batch_size);
-            let loss = batch_loss(loaded, examples, &batch).with_context(|| format!("step {step}"))?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?);
-            grads.add(loss.backward()?)?;
-        }
-        let loss = loss_sum / cfg.grad_accum as f64;
-        let mean = grads.mean()?;
-        let log = StepLog {
-            step,
-            steps: cfg.steps,
-            learning_rate: lr,
-            loss,
-            grad_norm: mean.norm,
-            ms: started.elapsed().as_secs_f64() * 1e3,
-        };
-
-        // A diverged loss ends the run before its update is applied: NaN or ∞ at any step (its
-        // update would poison the weights), a loss above the threshold at a logged step after
-        // warmup (during warmup the loss is still the base model's, which may start above it).
-        let checked = !loss.is_finite() || (cfg.is_log_step(step) && step > cfg.warmup_steps);
-        if checked && cfg.guard.check(step, loss).is_err() {
-            return Ok(TrainOutcome::Diverged(log));
-        }
-
-        // The update.
-        optimizer.step(lr, &mean.grads)?;
-        final_loss = loss;
-
-        // Report; the observer may stop the run here.
-        if observer(&log) == Control::Stop {
-            return Ok(TrainOutcome::Stopped { step });
-        }
-    }
-    Ok(TrainOutcome::Finished { final_loss })
-}
-
-/// Mean loss (a differentiable scalar) of the examples at `indices`.
-fn batch_loss(loaded: &LoadedModel, examples: &[TrainExample], indices: &[usize]) -> anyhow::Result<Tensor> {
-    let chosen: Vec<&TrainExample> = indices.iter().map(|&i| &examples[i]).collect();
-    let features: Vec<&Tensor> = chosen.iter().map(|e| &e.features).collect();
-    let features = Tensor::stack(&features, 0)?;
-    let items: Vec<PromptItem> =
-        chosen.iter().map(|e| PromptItem { prompt: &e.prompt, answer: e.answer }).collect();
-    let batch = loaded.tokenizer.batch(&items)?;
-    Ok(loaded.model.score(&features, &batch)?.mean_loss()?)
+    let mut model = loaded.clone();
+    let member = PackMember { params, examples, cfg };
+    let mut outcomes = train_pack(&mut model, &[member], &mut |_, log| observer(log))?;
+    Ok(outcomes.remove(0))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use candle_core::{DType, Device};
 
+    use super::schedule::learning_rate;
     use super::schedule::Schedule;
     use super::*;
     use crate::model::{load, ModelSource};

@@ -135,8 +135,8 @@ impl GradAccumulator {
         GradAccumulator { params: params.to_vec(), sums: vec![None; params.len()], micro_batches: 0 }
     }
 
-    /// Add one micro-batch's gradients and drop the rest of its store.
-    pub fn add(&mut self, grads: GradStore) -> anyhow::Result<()> {
+    /// Add one micro-batch's gradients of these parameters (the caller drops the store).
+    pub fn add(&mut self, grads: &GradStore) -> anyhow::Result<()> {
         for ((name, var), sum) in self.params.iter().zip(&mut self.sums) {
             let Some(grad) = grads.get(var) else {
                 bail!("trainable parameter {name} received no gradient (an op without a backward pass on its path?)");
@@ -207,7 +207,7 @@ mod tests {
         let w = var(&[1.0, 2.0, 3.0]);
         let params = vec![("w".to_string(), w.clone())];
         let mut acc = GradAccumulator::new(&params);
-        acc.add(linear_loss_grads(&w, &[0.5, -1.0, 2.0])).unwrap();
+        acc.add(&linear_loss_grads(&w, &[0.5, -1.0, 2.0])).unwrap();
         let mean = acc.mean().unwrap();
         // |g| = √(0.25 + 1 + 4) = √5.25.
         assert!((mean.norm - 5.25f64.sqrt()).abs() < 1e-6);
@@ -222,7 +222,7 @@ mod tests {
         let w = var(&[1.0, 2.0, 3.0]);
         let params = vec![("w".to_string(), w.clone())];
         let mut acc = GradAccumulator::new(&params);
-        acc.add(linear_loss_grads(&w, &[0.5, -1.0, 2.0])).unwrap();
+        acc.add(&linear_loss_grads(&w, &[0.5, -1.0, 2.0])).unwrap();
         let opt = Optimizer::AdamW(AdamWParams::default());
         opt.build(&params).unwrap().step(0.1, &acc.mean().unwrap().grads).unwrap();
         close(&values(&w), &[0.999 - 0.1, 1.998 + 0.1, 2.997 - 0.1], 1e-6);
@@ -246,11 +246,11 @@ mod tests {
         let w = var(&[1.0, -1.0]);
         let params = vec![("w".to_string(), w.clone())];
         let mut big = GradAccumulator::new(&params);
-        big.add(squared_error_grads(&w, 0..4)).unwrap();
+        big.add(&squared_error_grads(&w, 0..4)).unwrap();
         let big = big.mean().unwrap();
         let mut acc = GradAccumulator::new(&params);
-        acc.add(squared_error_grads(&w, 0..2)).unwrap();
-        acc.add(squared_error_grads(&w, 2..4)).unwrap();
+        acc.add(&squared_error_grads(&w, 0..2)).unwrap();
+        acc.add(&squared_error_grads(&w, 2..4)).unwrap();
         let acc = acc.mean().unwrap();
         for mean in [&big, &acc] {
             close(&mean.grads.get(&w).unwrap().to_vec1::<f32>().unwrap(), &[1.0, -3.5], 1e-6);
@@ -264,7 +264,7 @@ mod tests {
         let frozen_out = var(&[2.0]);
         let params = vec![("w".to_string(), w.clone()), ("lonely".to_string(), frozen_out)];
         let mut acc = GradAccumulator::new(&params);
-        let err = acc.add(linear_loss_grads(&w, &[1.0])).unwrap_err();
+        let err = acc.add(&linear_loss_grads(&w, &[1.0])).unwrap_err();
         assert!(err.to_string().contains("lonely"), "{err}");
     }
 }
