@@ -3,6 +3,7 @@
 //! computed once per sweep; the saved adapters reproduce the recorded scores (through `gacha eval`
 //! and through `ModelRunner::answers`); reseeds on divergence; resume after SIGKILL; determinism.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -328,5 +329,100 @@ fn a_sweep_runs_on_a_paligemma2_checkpoint() {
         let valid: u32 =
             ["tp", "tn", "fp", "fn"].iter().map(|c| row[&format!("valid_{c}")].parse::<u32>().unwrap()).sum();
         assert_eq!(valid, 2, "{}", row["id"]);
+    }
+}
+
+/// Issue 16: 3 seeds × 3 rates (1e30 diverges at once and is reseeded) × stage 2, one prompt,
+/// so every trial shares one pack key.
+const PACKABLE: &str = "seeds = [1, 2, 3]\nvalid = [4]\nlearning_rate = [0.01, 0.03, 1e30]\n\
+                        prompt = [\"Is this ad acceptable?\"]\n";
+const PACKABLE_EXTRA: &str = "[abort]\nmax_reseeds = 1\n[stage2]\nwhen = \"always\"\nsteps = 3\n\
+                              [select]\nmetric = \"valid.accuracy\"\n";
+
+/// The spec above with `pack` written into its `[sweep]` table.
+fn write_packed_spec(dir: &TestDir, pack: &str) {
+    write_spec(dir, &format!("pack = {pack}\n{PACKABLE}"), PACKABLE_EXTRA);
+}
+
+#[test]
+fn a_packed_sweep_records_what_the_unpacked_one_does() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_packed_spec(&dir, "1");
+    let alone = run(&mut sweep(&dir, "alone"));
+    assert_exit(&alone, 0);
+    write_packed_spec(&dir, "4");
+    let packed = run(&mut sweep(&dir, "packed"));
+    assert_exit(&packed, 0);
+    let (stdout, stderr) = texts(&packed);
+    assert!(stderr.contains("pack: 4 trials trained in each pass"), "{stderr}");
+    // Packed trials name themselves on their step lines.
+    assert!(stderr.contains(": step: 3/6   lr: "), "{stderr}");
+    assert!(stdout.contains("9 of 9 trials finished (6 done, 3 diverged, 0 failed)"), "{stdout}");
+    let rows = leaderboard_sans_times(&dir.join("alone/leaderboard.csv"));
+    assert_eq!(rows.len(), 9);
+    assert!(rows.iter().any(|r| r["stage2"] == "ran"), "{rows:?}");
+    assert!(rows.iter().any(|r| r["reseeds"] == "1"), "{rows:?}");
+    // Every column equal, the final loss within 1e-5 relative (the issue's tolerance).
+    fn sans_loss(rows: &[BTreeMap<String, String>]) -> Vec<BTreeMap<String, String>> {
+        let mut rows = rows.to_vec();
+        rows.iter_mut().for_each(|r| {
+            r.remove("final_loss");
+        });
+        rows
+    }
+    let packed_rows = leaderboard_sans_times(&dir.join("packed/leaderboard.csv"));
+    assert_eq!(sans_loss(&rows), sans_loss(&packed_rows));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) || (a.is_nan() && b.is_nan());
+    for (a, p) in rows.iter().zip(&packed_rows) {
+        let (a, p) =
+            (a["final_loss"].parse::<f64>().unwrap_or(f64::NAN), p["final_loss"].parse().unwrap_or(f64::NAN));
+        assert!(close(a, p), "final loss {a} vs {p}");
+    }
+    // Each trial's loss log, step by step, is the same.
+    for row in &rows {
+        let log = |root: &str| {
+            let path = dir.join(&format!("{root}/trials/{}/metrics.jsonl", row["id"]));
+            let text = std::fs::read_to_string(path).unwrap();
+            text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+        };
+        let (a, p) = (log("alone"), log("packed"));
+        assert_eq!(a.len(), p.len(), "trial {}", row["id"]);
+        for (a, p) in a.iter().zip(&p) {
+            for key in ["attempt", "stage", "step", "learning_rate"] {
+                assert_eq!(a[key], p[key], "trial {}", row["id"]);
+            }
+            let loss = |l: &serde_json::Value| l["loss"].as_f64().unwrap_or(f64::NAN);
+            assert!(close(loss(a), loss(p)), "trial {}: loss {a} vs {p}", row["id"]);
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_packed_trials_then_resume_matches_an_uninterrupted_run() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_packed_spec(&dir, "\"auto\"");
+    assert_exit(&run(&mut sweep(&dir, "calm")), 0);
+    kill_at_random_moments(|| sweep(&dir, "killed"), 6, 20, 250);
+    assert_exit(&run(&mut sweep(&dir, "killed")), 0);
+    let calm = leaderboard_sans_times(&dir.join("calm/leaderboard.csv"));
+    assert_eq!(calm.len(), 9);
+    assert_eq!(calm, leaderboard_sans_times(&dir.join("killed/leaderboard.csv")));
+}
+
+#[test]
+fn pack_is_a_count_or_auto() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    for bad in ["0", "65", "\"many\"", "[2, 4]"] {
+        write_packed_spec(&dir, bad);
+        let out = run(&mut sweep(&dir, "res"));
+        assert_exit(&out, 2);
+        let (_, stderr) = texts(&out);
+        assert!(
+            stderr.contains("s.toml: line 19: sweep.pack: expected a number of trials from 1 to 64"),
+            "{bad}: {stderr}"
+        );
     }
 }

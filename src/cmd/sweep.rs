@@ -58,6 +58,7 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag) -> anyhow::Result<O
         rerun: rerun_of(args),
         prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
         part,
+        pack: fit.pack,
     };
     let summary = run_sweep(&spec, &dataset, &results, &mut runner, stop, options, &crate::report::Report)
         .map_err(|err| with_environment_hint(err, args))?;

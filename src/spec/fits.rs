@@ -20,6 +20,7 @@ use crate::machine::MemoryLimit;
 use crate::model::tokenizer::UNKNOWN_TOKEN;
 use crate::model::{PaliGemmaConfig, PromptTokenizer};
 use crate::train::memory::{MemoryEstimate, MemoryModel, Sequence};
+use super::{PackSetting, AUTO_PACK};
 
 /// Most unknown words quoted in one warning.
 const MAX_QUOTED: usize = 5;
@@ -65,6 +66,9 @@ pub struct FitCheck {
     peak_batch: usize,
     peak_seq: Sequence,
     memory: MemoryCheck,
+    /// Trials per pack (`[sweep] pack`, "auto" resolved by the memory check).
+    pub pack: usize,
+    pack_setting: PackSetting,
     /// Prompts with words the tokenizer does not know.
     pub warnings: Vec<String>,
 }
@@ -88,8 +92,20 @@ impl fmt::Display for FitCheck {
             self.peak_seq.tokens()
         )?;
         match &self.memory {
-            MemoryCheck::Against(limit) => writeln!(f, "  fits: {limit} available"),
-            MemoryCheck::Skipped(why) => writeln!(f, "  {why}"),
+            MemoryCheck::Against(limit) => writeln!(f, "  fits: {limit} available")?,
+            MemoryCheck::Skipped(why) => writeln!(f, "  {why}")?,
+        }
+        match (self.pack_setting, self.pack) {
+            (PackSetting::Trials(1), _) => Ok(()),
+            (PackSetting::Trials(k), _) => writeln!(f, "pack: {k} trials trained in each pass"),
+            (PackSetting::Auto, k) => writeln!(
+                f,
+                "pack: {k} trials trained in each pass (\"auto\": the most, up to {AUTO_PACK}, that fit{})",
+                match self.memory {
+                    MemoryCheck::Skipped(_) => "; memory not checked, so one",
+                    MemoryCheck::Against(_) => "",
+                }
+            ),
         }
     }
 }
@@ -127,10 +143,18 @@ pub fn check_fit(
         frozen_bytes,
         score_batch: DEFAULT_BATCH_SIZE,
     };
-    let (peak, peak_seq, hungriest) = hungriest_trial(spec, &model, prompt_tokens)?;
+    let (one, peak_seq, hungriest) = hungriest_trial(spec, &model, prompt_tokens)?;
+    let pack = match (spec.pack, &memory) {
+        (PackSetting::Trials(k), _) => k,
+        (PackSetting::Auto, MemoryCheck::Against(limit)) => {
+            (1..=AUTO_PACK).rev().find(|&k| one.packed(k).total() <= limit.bytes).unwrap_or(1)
+        }
+        (PackSetting::Auto, MemoryCheck::Skipped(_)) => 1,
+    };
+    let peak = one.packed(pack);
     if let MemoryCheck::Against(limit) = &memory {
         if peak.total() > limit.bytes {
-            return Err(too_much_memory(spec, hungriest, &peak, peak_seq, limit).into());
+            return Err(too_much_memory(spec, hungriest, &peak, peak_seq, limit, pack).into());
         }
     }
     let longest_spec = prompts.values().max_by_key(|(tokens, _)| *tokens).cloned();
@@ -148,6 +172,8 @@ pub fn check_fit(
         peak_batch: hungriest.params.train.batch_size,
         peak_seq,
         memory,
+        pack,
+        pack_setting: spec.pack,
         warnings,
     })
 }
@@ -291,13 +317,22 @@ fn too_much_memory(
     peak: &MemoryEstimate,
     seq: Sequence,
     limit: &MemoryLimit,
+    pack: usize,
 ) -> SpecError {
     let axis = spec.axes.iter().any(|a| a.field == "train.batch_size");
-    let path: &[&str] = if axis { &["sweep", "batch_size"] } else { &["train", "batch_size"] };
+    let path: &[&str] = match (pack, axis) {
+        (2.., _) => &["sweep", "pack"],
+        (_, true) => &["sweep", "batch_size"],
+        (_, false) => &["train", "batch_size"],
+    };
+    let packed = match pack {
+        1 => String::new(),
+        k => format!(" in a pack of {k} trials"),
+    };
     let batch = trial.params.train.batch_size;
     let message = format!(
-        "trial {} ({}) would need {peak} at its peak, with batch {batch} × {} tokens ({} image, {} of \
-         prompt, 3 more), but {} is available: lower batch_size (or shorten the prompt); \
+        "trial {} ({}) would need {peak} at its peak{packed}, with batch {batch} × {} tokens ({} image, {} of \
+         prompt, 3 more), but {} is available: lower {} (or shorten the prompt); \
          --no-memory-check runs it anyway",
         trial.id,
         shortened(&trial.label),
@@ -305,6 +340,7 @@ fn too_much_memory(
         seq.image_tokens,
         seq.prompt_tokens,
         limit,
+        if pack > 1 { "pack or batch_size" } else { "batch_size" },
     );
     spec.error_at(path, message)
 }

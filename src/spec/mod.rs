@@ -18,6 +18,7 @@ mod check;
 mod error;
 mod expand;
 mod fits;
+mod pack;
 pub mod params;
 mod select;
 pub mod validation;
@@ -37,6 +38,7 @@ pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
 pub use error::SpecError;
 pub use expand::{Axis, ConfigId, ContentDigests, Trial, TrialId};
 pub use fits::{check_fit, FitCheck, MemoryCheck};
+pub use pack::{PackSetting, AUTO_PACK, MAX_PACK};
 pub use params::{HeldOut, TrialParams};
 pub use select::{FinalModel, SelectMetric, SelectSpec};
 pub use validation::{FoldIndex, Validation};
@@ -72,6 +74,8 @@ pub struct SweepSpec {
     /// What the dataset's and model's files held: `load_spec` hashes them, `parse_spec_with` is
     /// given the digests. Part of every trial id.
     pub digests: ContentDigests,
+    /// `[sweep] pack`: trials trained together (not part of any id).
+    pub pack: PackSetting,
 }
 
 /// The `[model]` table.
@@ -291,6 +295,7 @@ pub fn parse_spec_with(
             trial_tables.insert(k, v);
         }
     }
+    let pack = pack::take_pack(&mut trial_tables, &at)?;
     let head = SpecHead::deserialize(toml::de::Deserializer::from(Spanned::new(doc.span(), head)))
         .map_err(|err| at.toml(&err))?;
     check_name(&head.name, &at)?;
@@ -323,6 +328,7 @@ pub fn parse_spec_with(
         trials,
         model_preprocessing,
         digests,
+        pack,
     })
 }
 

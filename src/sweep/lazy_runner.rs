@@ -37,7 +37,20 @@ impl TrialRunner for LazyRunner<'_> {
         self.get()?.run(job, observer)
     }
 
-    fn answers(&mut self, weights: &Path, prompt: &Option<String>, indices: &[usize]) -> anyhow::Result<Vec<Label>> {
+    fn run_pack(
+        &mut self,
+        jobs: &[TrialJob],
+        observers: &mut [&mut dyn StepObserver],
+    ) -> anyhow::Result<Vec<anyhow::Result<TrialRun>>> {
+        self.get()?.run_pack(jobs, observers)
+    }
+
+    fn answers(
+        &mut self,
+        weights: &Path,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
         self.get()?.answers(weights, prompt, indices)
     }
 

@@ -46,7 +46,7 @@ use rank::{rank, winner};
 use record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
 use runner::TrialRunner;
 use stop::StopFlag;
-use trial::{run_trial, TrialContext, TrialEnd};
+use trial::{run_trials, TrialContext, TrialEnd};
 
 pub use record::{LossLine, Stage2Ran};
 pub use runner::{Control, StepObserver, TrialJob, TrialRun};
@@ -71,6 +71,8 @@ pub struct SweepOptions {
     pub prune: Prune,
     /// Which trials this worker runs, and whether it waits for the others.
     pub part: Part,
+    /// Trials trained together in one pack (`train::pack`; 1: one at a time).
+    pub pack: usize,
 }
 
 /// A worker's part in a sweep that any number of workers share (`claim.rs`).
@@ -154,51 +156,96 @@ pub fn run_sweep(
     let (mut ran, mut end, mut said_waiting) = (Counts::default(), SweepEnd::Complete, false);
     loop {
         let mut elsewhere = Vec::new();
-        for &n in &mine {
-            let trial = &spec.trials[n];
-            let paths = folder.dir.trial(&trial.id);
-            if this_run.holds_file(&paths.read_outcome_file()?) {
+        let mut taken = vec![false; spec.trials.len()];
+        for (at, &n) in mine.iter().enumerate() {
+            if taken[n] {
                 continue;
             }
             if stop.is_requested() {
                 end = SweepEnd::Interrupted;
                 break;
             }
-            let claim = match folder.claims.try_claim(trial.id.as_str())? {
-                ClaimAttempt::Claimed(claim) => claim,
-                ClaimAttempt::Held(state) => {
-                    elsewhere.push((n, state));
+            // This trial, and up to pack − 1 more of its pack key further on.
+            let key = runner::pack_key(&spec.trials[n].params);
+            let candidates: Vec<usize> = std::iter::once(n)
+                .chain(
+                    mine[at + 1..]
+                        .iter()
+                        .copied()
+                        .filter(|_| options.pack > 1 && key.is_some())
+                        .filter(|&m| runner::pack_key(&spec.trials[m].params) == key),
+                )
+                .collect();
+            let mut claims = Vec::new();
+            for m in candidates {
+                if claims.len() == options.pack.max(1) {
+                    break;
+                }
+                if taken[m] {
                     continue;
                 }
-            };
-            // Finished by a worker that released the claim between the two looks.
-            if this_run.holds_file(&paths.read_outcome_file()?) {
+                let trial = &spec.trials[m];
+                let paths = folder.dir.trial(&trial.id);
+                if this_run.holds_file(&paths.read_outcome_file()?) {
+                    taken[m] = true;
+                    continue;
+                }
+                let claim = match folder.claims.try_claim(trial.id.as_str())? {
+                    ClaimAttempt::Claimed(claim) => claim,
+                    ClaimAttempt::Held(state) => {
+                        taken[m] = true;
+                        elsewhere.push((m, state));
+                        continue;
+                    }
+                };
+                taken[m] = true;
+                // Finished by a worker that released the claim between the two looks.
+                if this_run.holds_file(&paths.read_outcome_file()?) {
+                    continue;
+                }
+                claims.push((m, claim));
+            }
+            if claims.is_empty() {
                 continue;
             }
             runner.prepare()?;
-            progress.trial_started(n + 1, trial);
-            let outcome = match run_trial(&ctx, trial, paths, runner, Some(&claim))? {
-                TrialEnd::Recorded(outcome) => outcome,
-                TrialEnd::Stopped => {
-                    end = SweepEnd::Interrupted;
-                    break;
-                }
-                TrialEnd::ClaimLost => {
-                    crate::warn!(
-                        "trial {}: another worker took it over (this one went {:.0} s without a \
-                         heartbeat); nothing recorded here",
-                        trial.id,
-                        claim::stale_after().as_secs_f64()
-                    );
-                    continue;
-                }
-            };
-            drop(claim);
-            this_run.ran.insert(trial.id.clone());
-            ran.add(outcome.status);
-            progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
-            let _lock = folder.claims.export_lock()?;
-            ledger.add(TrialRecord::new(trial, *outcome))?;
+            let pack: Vec<trial::PackedTrial> = claims
+                .iter()
+                .map(|(m, claim)| {
+                    let trial = &spec.trials[*m];
+                    progress.trial_started(m + 1, trial);
+                    trial::PackedTrial { trial, paths: folder.dir.trial(&trial.id), claim: Some(claim) }
+                })
+                .collect();
+            let ends = run_trials(&ctx, pack, runner)?;
+            for ((m, claim), trial_end) in claims.into_iter().zip(ends) {
+                let trial = &spec.trials[m];
+                let outcome = match trial_end {
+                    TrialEnd::Recorded(outcome) => outcome,
+                    TrialEnd::Stopped => {
+                        end = SweepEnd::Interrupted;
+                        continue;
+                    }
+                    TrialEnd::ClaimLost => {
+                        crate::warn!(
+                            "trial {}: another worker took it over (this one went {:.0} s without a \
+                             heartbeat); nothing recorded here",
+                            trial.id,
+                            claim::stale_after().as_secs_f64()
+                        );
+                        continue;
+                    }
+                };
+                drop(claim);
+                this_run.ran.insert(trial.id.clone());
+                ran.add(outcome.status);
+                progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &ran);
+                let _lock = folder.claims.export_lock()?;
+                ledger.add(TrialRecord::new(trial, *outcome))?;
+            }
+            if end == SweepEnd::Interrupted {
+                break;
+            }
         }
         if end == SweepEnd::Interrupted || elsewhere.is_empty() {
             break;

@@ -1,13 +1,14 @@
-//! The real `TrialRunner`: PaliGemma trained with `train::train` and judged with `eval::score`.
+//! The real `TrialRunner`: PaliGemma trained with `train::pack` and judged with `eval::score`.
 //!
 //! Per sweep: the model is loaded once, and every image's features are computed once (the vision
 //! tower and projector are frozen; `eval::features` caches the projector output of each frame).
 //! The untrained model's predictions are computed once per prompt, since every attempt starts
-//! from the same base. Per attempt: a copy of the base model gets fresh trainable parameters
-//! (`set_trainable` with the attempt's seed), is trained (stage 1, then stage 2 when
-//! `params.stage2` applies), scored on train and valid, and saved with `adapter::save` (PEFT
-//! layout for LoRA). The copy shares the frozen weights with the base and is dropped when the
-//! attempt ends, so nothing trained leaks into the next attempt.
+//! from the same base. Per pack of attempts (one attempt, or several of different trials that
+//! share a `pack_key`): a copy of the base model gets each attempt's fresh trainable parameters
+//! (`fresh_trainable` with the attempt's seed); they are trained as one pack (stage 1, then stage
+//! 2 for those where `params.stage2` applies), and each is scored on train and valid and saved
+//! with `adapter::save` (PEFT layout for LoRA). The copy shares the frozen weights with the base
+//! and is dropped when the pack ends, so nothing trained leaks into the next one.
 //!
 //! With frames `all`, each frame of a training image is one training example, and an image is
 //! scored by its worst frame (`eval::score`).
@@ -31,7 +32,7 @@ use crate::eval::score::{score_cached, ScoreOptions, DEFAULT_BATCH_SIZE};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::model::{LoadedModel, ModelSource, TrainableParams};
 use crate::spec::SweepSpec;
-use crate::train::{train, StepLog, TrainConfig, TrainExample, TrainOutcome};
+use crate::train::{train_pack, PackMember, StepLog, TrainConfig, TrainExample, TrainOutcome};
 use anyhow::Context;
 
 /// Frames per forward pass when computing features and scoring (training uses the trial's
@@ -158,52 +159,87 @@ impl<'a> ModelRunner<'a> {
 
 impl TrialRunner for ModelRunner<'_> {
     fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun> {
-        let prompt = &job.params.prompt;
-        let before = self.base_confusions(prompt, job.split)?;
-        let mut loaded = self.base.clone();
-        let cfg = job.params.train_config(job.seed);
-        let trainable = cfg.trainable_set();
-        let params = loaded.model.set_trainable(&trainable, job.seed)?;
-        if job.attempt == 0 {
-            crate::debug!(
-                "trial {}: {} trainable parameters in {} tensors; config {}",
-                job.id,
-                params.num_params(),
-                params.named.len(),
-                serde_json::to_string(&cfg)?
-            );
-        }
-        let mut attempt = Attempt {
-            loaded: &loaded,
-            params: &params,
-            examples: self.train_examples(job)?,
-            attempt: job.attempt,
-            losses: Vec::new(),
-            training_secs: 0.0,
-        };
+        self.run_pack(std::slice::from_ref(job), &mut [observer])?.remove(0)
+    }
 
-        let (mut end, mut stage) = (attempt.stage(1, &cfg, observer)?, 1);
-        let mut stage2 = Stage2Ran::NotConfigured;
-        if let (true, Some(second)) = (end.is_finished(), &job.params.stage2) {
-            stage2 = Stage2Ran::Skipped;
-            if second.applies(&self.confusions(&loaded, prompt, job.split)?.0.train) {
-                (end, stage) = (attempt.stage(2, &second.train_config(&cfg), observer)?, 2);
-                stage2 = Stage2Ran::Ran;
+    /// The jobs' trials trained as one pack (`train::pack`), each stage for the trials still in
+    /// it; scored and saved one by one.
+    fn run_pack(
+        &mut self,
+        jobs: &[TrialJob],
+        observers: &mut [&mut dyn StepObserver],
+    ) -> anyhow::Result<Vec<anyhow::Result<TrialRun>>> {
+        let mut loaded = self.base.clone();
+        let mut members = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let before = self.base_confusions(&job.params.prompt, job.split)?;
+            let cfg = job.params.train_config(job.seed);
+            let params = loaded.model.fresh_trainable(&cfg.trainable_set(), job.seed)?;
+            if job.attempt == 0 {
+                crate::debug!(
+                    "trial {}: {} trainable parameters in {} tensors; config {}",
+                    job.id,
+                    params.num_params(),
+                    params.named.len(),
+                    serde_json::to_string(&cfg)?
+                );
+            }
+            let examples = self.train_examples(job)?;
+            members.push(Member { before, cfg, params, examples, losses: Vec::new(), training_secs: 0.0 });
+        }
+
+        let all: Vec<usize> = (0..jobs.len()).collect();
+        let stage1: Vec<TrainConfig> = members.iter().map(|m| m.cfg.clone()).collect();
+        let mut ends = train_stage(&mut loaded, &mut members, &all, &stage1, 1, jobs, observers)?;
+        let mut stages = vec![1u8; jobs.len()];
+        let mut stage2 = vec![Stage2Ran::NotConfigured; jobs.len()];
+        let (mut second, mut second_cfgs) = (Vec::new(), Vec::new());
+        for (i, job) in jobs.iter().enumerate() {
+            if let (true, Some(config)) = (ends[i].is_finished(), &job.params.stage2) {
+                stage2[i] = Stage2Ran::Skipped;
+                loaded.model.hold(&[&members[i].params])?;
+                if config.applies(&self.confusions(&loaded, &job.params.prompt, job.split)?.0.train) {
+                    second.push(i);
+                    second_cfgs.push(config.train_config(&members[i].cfg));
+                    (stages[i], stage2[i]) = (2, Stage2Ran::Ran);
+                }
             }
         }
-        let (losses, training_secs) = (attempt.losses, attempt.training_secs);
+        if !second.is_empty() {
+            let second_ends =
+                train_stage(&mut loaded, &mut members, &second, &second_cfgs, 2, jobs, observers)?;
+            for (&i, end) in second.iter().zip(second_ends) {
+                ends[i] = end;
+            }
+        }
 
-        let (after, valid_answers) = match end {
-            TrainOutcome::Finished { .. } => {
+        let mut runs = Vec::with_capacity(jobs.len());
+        for (i, (job, member)) in jobs.iter().zip(members).enumerate() {
+            let mut finish = || -> anyhow::Result<(Option<SplitConfusions>, Vec<Label>)> {
+                if !ends[i].is_finished() {
+                    return Ok((None, Vec::new()));
+                }
+                let prompt = &job.params.prompt;
+                loaded.model.hold(&[&member.params])?;
                 let (after, valid_answers) = self.confusions(&loaded, prompt, job.split)?;
                 let preprocessing = self.base.preprocessing.own.with_resize(self.images.resize);
-                let provenance = Provenance::new(&self.model_path, prompt.as_deref(), &cfg, preprocessing);
-                adapter::save(job.weights_dir, &trainable, &params, &provenance)?;
-                (Some(after), valid_answers)
-            }
-            TrainOutcome::Diverged(_) | TrainOutcome::Stopped { .. } => (None, Vec::new()),
-        };
-        Ok(TrialRun { before, after, valid_answers, losses, end, stage, stage2, training_secs })
+                let provenance =
+                    Provenance::new(&self.model_path, prompt.as_deref(), &member.cfg, preprocessing);
+                adapter::save(job.weights_dir, &member.params.kind, &member.params, &provenance)?;
+                Ok((Some(after), valid_answers))
+            };
+            runs.push(finish().map(|(after, valid_answers)| TrialRun {
+                before: member.before,
+                after,
+                valid_answers,
+                losses: member.losses,
+                end: ends[i],
+                stage: stages[i],
+                stage2: stage2[i],
+                training_secs: member.training_secs,
+            }));
+        }
+        Ok(runs)
     }
 
     /// The adapter in `weights` loaded into a copy of the untrained model, scored from the
@@ -236,42 +272,57 @@ impl TrialRunner for ModelRunner<'_> {
     }
 }
 
-/// One attempt's training state across its stages.
-struct Attempt<'m> {
-    loaded: &'m LoadedModel,
-    params: &'m TrainableParams,
+/// One job of a pack while it trains: its settings, tensors, examples and record so far.
+struct Member {
+    before: SplitConfusions,
+    /// Stage 1's settings.
+    cfg: TrainConfig,
+    params: TrainableParams,
     examples: Vec<TrainExample>,
-    attempt: u32,
     losses: Vec<LossLine>,
+    /// Its share of the pack's training time (the pack's time over its trials).
     training_secs: f64,
 }
 
-impl Attempt<'_> {
-    /// Train one stage, recording its steps and asking the observer after each step.
-    fn stage(
-        &mut self,
-        stage: u8,
-        cfg: &TrainConfig,
-        observer: &mut dyn StepObserver,
-    ) -> anyhow::Result<TrainOutcome> {
-        let started = Instant::now();
-        let (attempt, losses) = (self.attempt, &mut self.losses);
-        let mut record = |log: &StepLog, observer: &mut dyn StepObserver| {
-            let line = LossLine { attempt, stage, log: *log };
-            observer.logged(&line);
-            losses.push(line);
-        };
-        let outcome = train(self.loaded, self.params, &self.examples, cfg, &mut |log| {
-            if is_recorded_step(cfg, stage, log.step) {
-                record(log, observer);
-            }
-            observer.after_step()
-        })
-        .with_context(|| format!("stage {stage}"))?;
-        self.training_secs += started.elapsed().as_secs_f64();
-        if let TrainOutcome::Diverged(log) = &outcome {
-            record(log, observer);
+/// Train stage `stage` of the members `which` (with `cfgs`, in order) as one pack, recording
+/// their steps and asking each one's observer after each of its steps.
+fn train_stage(
+    loaded: &mut LoadedModel,
+    members: &mut [Member],
+    which: &[usize],
+    cfgs: &[TrainConfig],
+    stage: u8,
+    jobs: &[TrialJob],
+    observers: &mut [&mut dyn StepObserver],
+) -> anyhow::Result<Vec<TrainOutcome>> {
+    let started = Instant::now();
+    let pack: Vec<PackMember> = which
+        .iter()
+        .zip(cfgs)
+        .map(|(&i, cfg)| PackMember { params: &members[i].params, examples: &members[i].examples, cfg })
+        .collect();
+    let mut lines: Vec<Vec<LossLine>> = vec![Vec::new(); which.len()];
+    let mut record = |k: usize, log: &StepLog, observers: &mut [&mut dyn StepObserver]| {
+        let line = LossLine { attempt: jobs[which[k]].attempt, stage, log: *log };
+        observers[which[k]].logged(&line);
+        lines[k].push(line);
+    };
+    let outcomes = train_pack(loaded, &pack, &mut |k, log| {
+        if is_recorded_step(&cfgs[k], stage, log.step) {
+            record(k, log, observers);
         }
-        Ok(outcome)
+        observers[which[k]].after_step()
+    })
+    .with_context(|| format!("stage {stage}"))?;
+    for (k, outcome) in outcomes.iter().enumerate() {
+        if let TrainOutcome::Diverged(log) = outcome {
+            record(k, log, observers);
+        }
     }
+    let share = started.elapsed().as_secs_f64() / which.len() as f64;
+    for (k, &i) in which.iter().enumerate() {
+        members[i].losses.append(&mut lines[k]);
+        members[i].training_secs += share;
+    }
+    Ok(outcomes)
 }

@@ -78,10 +78,12 @@ impl Progress {
         self.say(&format!("trial {number}/{} {}: {}", self.total, trial.id, trial.label));
     }
 
-    pub fn attempt_started(&self, trial: &Trial, attempt: u32, seed: u64) {
+    /// An attempt begins; `packed`: it trains beside others, so its lines name it.
+    pub fn attempt_started(&self, trial: &Trial, attempt: u32, seed: u64, packed: bool) {
         if attempt > 0 {
             self.say(&format!(
-                "  reseed {attempt} of {}: training seed {seed}",
+                "  {}reseed {attempt} of {}: training seed {seed}",
+                who(trial, packed),
                 trial.params.abort.max_reseeds
             ));
         }
@@ -93,7 +95,8 @@ impl Progress {
         }
     }
 
-    pub fn step(&self, line: &LossLine) {
+    /// A recorded step; `packed`: of this trial among others.
+    pub fn step(&self, line: &LossLine, trial: &Trial, packed: bool) {
         let log = &line.log;
         let stage = if line.stage > 1 { format!("   stage: {}", line.stage) } else { String::new() };
         match &self.bars {
@@ -102,13 +105,24 @@ impl Progress {
                 bars.trial.set_length(log.steps as u64);
                 bars.trial.set_message(format!("loss {:.4} · lr {:.5}{stage}", log.loss, log.learning_rate));
             }
-            None => crate::info!("{log}{stage}"),
+            None => crate::info!("{}{log}{stage}", who(trial, packed)),
         }
     }
 
-    pub fn attempt_diverged(&self, stage: u8, step: usize, loss: f64, will_reseed: bool) {
+    pub fn attempt_diverged(
+        &self,
+        trial: &Trial,
+        packed: bool,
+        stage: u8,
+        step: usize,
+        loss: f64,
+        will_reseed: bool,
+    ) {
         let next = if will_reseed { "reseeding" } else { "no reseeds left" };
-        self.say(&format!("  diverged at stage {stage} step {step} (loss {loss}); {next}"));
+        self.say(&format!(
+            "  {}diverged at stage {stage} step {step} (loss {loss}); {next}",
+            who(trial, packed)
+        ));
     }
 
     /// After a trial is recorded: its one-line result, and the sweep bar moved on.
@@ -131,8 +145,20 @@ impl Progress {
     }
 }
 
+/// `"trial ID: "` before a packed trial's lines, nothing for a trial alone.
+fn who(trial: &Trial, packed: bool) -> String {
+    if packed {
+        format!("trial {}: ", trial.id)
+    } else {
+        String::new()
+    }
+}
+
 /// The driver's `StepObserver` for one attempt.
 pub struct TrialObserver<'a> {
+    pub trial: &'a Trial,
+    /// Trained in a pack beside other trials.
+    pub packed: bool,
     pub progress: &'a Progress,
     pub stop: &'a StopFlag,
     /// Set when the trial's claim is lost to another worker (`claim.rs`): stop too.
@@ -150,6 +176,6 @@ impl StepObserver for TrialObserver<'_> {
     }
 
     fn logged(&mut self, line: &LossLine) {
-        self.progress.step(line);
+        self.progress.step(line, self.trial, self.packed);
     }
 }

@@ -90,6 +90,18 @@ pub trait TrialRunner {
 
     fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun>;
 
+    /// Run several attempts (of different trials) at once, `observers[i]` watching `jobs[i]`:
+    /// one result per job, in order, or an error that fails them all. The driver gives only jobs
+    /// of one [`pack_key`]. One after the other by default; the real runner trains them as one
+    /// pack (`train::pack`), with the same results.
+    fn run_pack(
+        &mut self,
+        jobs: &[TrialJob],
+        observers: &mut [&mut dyn StepObserver],
+    ) -> anyhow::Result<Vec<anyhow::Result<TrialRun>>> {
+        Ok(jobs.iter().zip(observers).map(|(job, observer)| self.run(job, *observer)).collect())
+    }
+
     /// The answers of the trained weights in `weights` (a trial's `weights/` or a soup) to the
     /// dataset's examples `indices`, asked `prompt` (`None`: each example's prefix), in order.
     fn answers(
@@ -108,6 +120,14 @@ pub trait TrialRunner {
     fn summary(&self) -> Option<String> {
         None
     }
+}
+
+/// What trials must share to be trained in one pack: the trainable set, the batch shape and the
+/// prompt (`None` for trials that ask each example's own prefix: they run alone).
+pub fn pack_key(params: &TrialParams) -> Option<String> {
+    let train = &params.train;
+    let prompt = params.prompt.as_ref()?;
+    Some(format!("{:?} {} {} {prompt:?}", train.trainable_set(), train.batch_size, train.grad_accum))
 }
 
 /// The training seed of attempt `attempt` of a trial seeded `seed`: the seed itself first, then

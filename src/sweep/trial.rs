@@ -1,6 +1,6 @@
-//! One trial from start to finish: a fresh folder, its split, attempts until one finishes (a
-//! diverged attempt is retried with a derived seed, up to `abort.max_reseeds` times), then the
-//! loss log and, last and atomically, `outcome.json`.
+//! One trial, or a pack of trials trained together, from start to finish: a fresh folder, its
+//! split, attempts until one finishes (a diverged attempt is retried with a derived seed, up to
+//! `abort.max_reseeds` times), then the loss log and, last and atomically, `outcome.json`.
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
@@ -15,7 +15,7 @@ use super::layout::{remove_dir_if_present, TrialPaths};
 use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
 use super::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
-use super::runner::{reseed, TrialJob, TrialRun, TrialRunner};
+use super::runner::{reseed, StepObserver, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
 use crate::data::split::SplitIndices;
 use crate::data::{Dataset, Preprocessing};
@@ -88,8 +88,34 @@ struct Attempts {
     failure: Option<FailureKind>,
 }
 
-/// Run `trial` in the folder `paths` (emptied first; `ResultsDir::trial` or `::refit`), holding
-/// `claim` (a refit holds none: the final model is made under the export lock).
+/// One trial of a pack, as the driver hands it over: the folder to run it in (emptied first;
+/// `ResultsDir::trial` or `::refit`) and its claim (a refit holds none: the final model is made
+/// under the export lock).
+pub struct PackedTrial<'a> {
+    pub trial: &'a Trial,
+    pub paths: TrialPaths,
+    pub claim: Option<&'a Claim>,
+}
+
+/// A trial of a pack while it runs.
+struct Running<'a> {
+    trial: &'a Trial,
+    paths: TrialPaths,
+    claim: Option<&'a Claim>,
+    split: SplitIndices,
+    attempts: Attempts,
+    started: (Instant, SystemTime),
+    /// Set once the trial needs no more attempts: `None` there means "record its outcome".
+    end: Option<Option<TrialEnd>>,
+}
+
+impl Running<'_> {
+    fn lost(&self) -> bool {
+        self.claim.is_some_and(Claim::is_lost)
+    }
+}
+
+/// Run `trial` in `paths` holding `claim`: [`run_trials`] for a pack of one.
 pub fn run_trial(
     ctx: &TrialContext,
     trial: &Trial,
@@ -97,67 +123,163 @@ pub fn run_trial(
     runner: &mut dyn TrialRunner,
     claim: Option<&Claim>,
 ) -> anyhow::Result<TrialEnd> {
-    let lost = || claim.is_some_and(Claim::is_lost);
-    let started = (Instant::now(), SystemTime::now());
-    let paths = ctx.results.fresh(paths)?;
-    let split = ctx.partition.split(&trial.params)?;
-    write_inputs(ctx, trial, &paths, &split)?;
+    let mut ends = run_trials(ctx, vec![PackedTrial { trial, paths, claim }], runner)?;
+    Ok(ends.remove(0))
+}
 
-    let mut attempts = Attempts::default();
-    for attempt in 0..=trial.params.abort.max_reseeds {
-        let seed = reseed(trial.params.seed, attempt);
-        remove_dir_if_present(&paths.weights())?;
-        std::fs::create_dir_all(paths.weights())
-            .with_context(|| format!("{}: cannot create", paths.weights().display()))?;
-        ctx.progress.attempt_started(trial, attempt, seed);
-        let job = TrialJob {
-            id: &trial.id,
-            params: &trial.params,
-            seed,
-            attempt,
-            split: &split,
-            weights_dir: &paths.weights(),
-        };
-        let mut observer =
-            TrialObserver { progress: ctx.progress, stop: ctx.stop, lost: claim.map(Claim::lost_flag) };
-        let attempt_started = Instant::now();
-        let run = match runner.run(&job, &mut observer).and_then(|run| checked(run, &split, ctx.dataset)) {
-            Ok(run) => run,
-            // An error while a stop was asked for (an interrupted call, say) is the stop's.
-            Err(_) if ctx.stop.is_requested() => return Ok(TrialEnd::Stopped),
-            Err(_) if lost() => return Ok(TrialEnd::ClaimLost),
-            Err(err) => {
-                attempts.records.push(AttemptRecord::Failed { seed });
-                attempts.error = Some(format!("{err:#}"));
-                attempts.failure = Some(classify(&err));
-                // The runner's own count is lost with its error: its time up to the error.
-                attempts.training_secs += attempt_started.elapsed().as_secs_f64();
-                break;
-            }
-        };
-        attempts.training_secs += run.training_secs;
-        attempts.before = attempts.before.or(Some(run.before));
-        attempts.losses.extend(&run.losses);
-        match run.end {
-            TrainOutcome::Stopped { .. } if lost() && !ctx.stop.is_requested() => {
-                return Ok(TrialEnd::ClaimLost)
-            }
-            TrainOutcome::Stopped { .. } => return Ok(TrialEnd::Stopped),
-            TrainOutcome::Finished { .. } => attempts.records.push(AttemptRecord::Finished { seed }),
-            TrainOutcome::Diverged(log) => {
-                let (stage, step, loss) = (run.stage, log.step, log.loss);
-                attempts.records.push(AttemptRecord::Diverged { seed, stage, step, loss });
-                ctx.progress.attempt_diverged(stage, step, loss, attempt < trial.params.abort.max_reseeds);
-            }
-        }
-        let finished = run.end.is_finished();
-        attempts.last = Some(run);
-        if finished {
-            break;
-        }
+/// Run the trials of a pack (of one [`super::runner::pack_key`]): each its fresh folder, its
+/// split, attempts until one finishes (a round of attempts trains every trial still unfinished as
+/// one pack), then its loss log and outcome. One end per trial, in order.
+pub fn run_trials(
+    ctx: &TrialContext,
+    pack: Vec<PackedTrial>,
+    runner: &mut dyn TrialRunner,
+) -> anyhow::Result<Vec<TrialEnd>> {
+    let mut running = Vec::with_capacity(pack.len());
+    for PackedTrial { trial, paths, claim } in pack {
+        let started = (Instant::now(), SystemTime::now());
+        let paths = ctx.results.fresh(paths)?;
+        let split = ctx.partition.split(&trial.params)?;
+        write_inputs(ctx, trial, &paths, &split)?;
+        running.push(Running {
+            trial,
+            paths,
+            claim,
+            split,
+            attempts: Attempts::default(),
+            started,
+            end: None,
+        });
     }
 
-    let mut outcome = outcome(&trial.id, attempts_summary(&attempts), &attempts, started);
+    let packed = running.len() > 1;
+    for attempt in 0.. {
+        let round: Vec<usize> = (0..running.len())
+            .filter(|&i| running[i].end.is_none() && attempt <= running[i].trial.params.abort.max_reseeds)
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        let mut weights = Vec::with_capacity(round.len());
+        for &i in &round {
+            let r = &running[i];
+            remove_dir_if_present(&r.paths.weights())?;
+            std::fs::create_dir_all(r.paths.weights())
+                .with_context(|| format!("{}: cannot create", r.paths.weights().display()))?;
+            ctx.progress.attempt_started(r.trial, attempt, reseed(r.trial.params.seed, attempt), packed);
+            weights.push(r.paths.weights());
+        }
+        let jobs: Vec<TrialJob> = round
+            .iter()
+            .zip(&weights)
+            .map(|(&i, weights_dir)| {
+                let r = &running[i];
+                TrialJob {
+                    id: &r.trial.id,
+                    params: &r.trial.params,
+                    seed: reseed(r.trial.params.seed, attempt),
+                    attempt,
+                    split: &r.split,
+                    weights_dir,
+                }
+            })
+            .collect();
+        let mut observers: Vec<TrialObserver> = round
+            .iter()
+            .map(|&i| TrialObserver {
+                trial: running[i].trial,
+                packed,
+                progress: ctx.progress,
+                stop: ctx.stop,
+                lost: running[i].claim.map(Claim::lost_flag),
+            })
+            .collect();
+        let mut watching: Vec<&mut dyn StepObserver> =
+            observers.iter_mut().map(|o| o as &mut dyn StepObserver).collect();
+        let attempt_started = Instant::now();
+        let results: Vec<anyhow::Result<TrialRun>> = match runner.run_pack(&jobs, &mut watching) {
+            Ok(results) => results,
+            // One error for the whole pack: each trial fails with it, of its kind.
+            Err(err) => {
+                let kind = classify(&err);
+                round.iter().map(|_| Err(anyhow::Error::new(PackError(format!("{err:#}"), kind)))).collect()
+            }
+        };
+        drop(jobs);
+        for (&i, result) in round.iter().zip(results) {
+            let r = &mut running[i];
+            let seed = reseed(r.trial.params.seed, attempt);
+            let run = match result.and_then(|run| checked(run, &r.split, ctx.dataset)) {
+                Ok(run) => run,
+                // An error while a stop was asked for (an interrupted call, say) is the stop's.
+                Err(_) if ctx.stop.is_requested() => {
+                    r.end = Some(Some(TrialEnd::Stopped));
+                    continue;
+                }
+                Err(_) if r.lost() => {
+                    r.end = Some(Some(TrialEnd::ClaimLost));
+                    continue;
+                }
+                Err(err) => {
+                    r.attempts.records.push(AttemptRecord::Failed { seed });
+                    r.attempts.error = Some(format!("{err:#}"));
+                    r.attempts.failure =
+                        Some(err.downcast_ref::<PackError>().map_or_else(|| classify(&err), |e| e.1));
+                    // The runner's own count is lost with its error: its time up to the error.
+                    r.attempts.training_secs += attempt_started.elapsed().as_secs_f64();
+                    r.end = Some(None);
+                    continue;
+                }
+            };
+            r.attempts.training_secs += run.training_secs;
+            r.attempts.before = r.attempts.before.or(Some(run.before));
+            r.attempts.losses.extend(&run.losses);
+            match run.end {
+                TrainOutcome::Stopped { .. } if r.lost() && !ctx.stop.is_requested() => {
+                    r.end = Some(Some(TrialEnd::ClaimLost));
+                    continue;
+                }
+                TrainOutcome::Stopped { .. } => {
+                    r.end = Some(Some(TrialEnd::Stopped));
+                    continue;
+                }
+                TrainOutcome::Finished { .. } => r.attempts.records.push(AttemptRecord::Finished { seed }),
+                TrainOutcome::Diverged(log) => {
+                    let (stage, step, loss) = (run.stage, log.step, log.loss);
+                    r.attempts.records.push(AttemptRecord::Diverged { seed, stage, step, loss });
+                    let will_reseed = attempt < r.trial.params.abort.max_reseeds;
+                    ctx.progress.attempt_diverged(r.trial, packed, stage, step, loss, will_reseed);
+                }
+            }
+            if run.end.is_finished() {
+                r.end = Some(None);
+            }
+            r.attempts.last = Some(run);
+        }
+    }
+    running.into_iter().map(|r| finish(ctx, r)).collect()
+}
+
+/// A pack's error, as each of its trials records it: the message and its kind.
+#[derive(Debug)]
+struct PackError(String, FailureKind);
+
+impl std::fmt::Display for PackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PackError {}
+
+/// Write a trial's loss log and, last and atomically, its outcome, unless it was stopped or
+/// lost.
+fn finish(ctx: &TrialContext, r: Running) -> anyhow::Result<TrialEnd> {
+    if let Some(Some(end)) = r.end {
+        return Ok(end);
+    }
+    let (attempts, paths, split) = (&r.attempts, &r.paths, &r.split);
+    let mut outcome = outcome(&r.trial.id, attempts_summary(attempts), attempts, r.started);
     if let (Status::Done, Some(run)) = (outcome.status, &attempts.last) {
         outcome.valid_answers = split
             .valid
@@ -174,7 +296,7 @@ pub fn run_trial(
     }
     let lines: Vec<u8> = attempts.losses.iter().flat_map(json_line).collect();
     write_atomic(&paths.metrics(), &lines)?;
-    if lost() {
+    if r.lost() {
         return Ok(TrialEnd::ClaimLost);
     }
     write_atomic(&paths.outcome(), &serde_json::to_vec_pretty(&outcome)?)?;

@@ -84,6 +84,17 @@ pub struct MemoryEstimate {
 }
 
 impl MemoryEstimate {
+    /// The peak of `k` such trials trained as one pack (`train::pack`): `k` times the trainable
+    /// state and a step's activations; the weights, features and a scoring pass once.
+    pub fn packed(self, k: usize) -> MemoryEstimate {
+        let k = k as u64;
+        MemoryEstimate {
+            trainable: self.trainable.saturating_mul(k),
+            training: self.training.saturating_mul(k),
+            ..self
+        }
+    }
+
     /// The peak: everything resident, and the larger of a training step and a scoring pass.
     pub fn total(&self) -> u64 {
         self.weights + self.features + self.trainable + self.process + self.training.max(self.scoring)
@@ -221,6 +232,15 @@ mod tests {
         // google/paligemma-3b-pt-224: 2.92 B parameters (its model card: "3B").
         let params = parameters(&PaliGemmaConfig::named("paligemma-3b-224").unwrap());
         assert!((2.90e9..2.95e9).contains(&(params as f64)), "{params}");
+    }
+
+    #[test]
+    fn a_pack_multiplies_the_trainable_state_and_the_step_only() {
+        let one = MemoryEstimate { weights: 100, features: 10, trainable: 3, training: 20, scoring: 30, process: 1 };
+        let four = one.packed(4);
+        assert_eq!((four.trainable, four.training, four.scoring), (12, 80, 30));
+        // 100 + 10 + 12 + 1 + max(80, 30), by hand.
+        assert_eq!(four.total(), 203);
     }
 
     #[test]
