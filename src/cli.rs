@@ -555,6 +555,11 @@ pub struct BenchArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// Instead of the standard rows: K trials trained together (`[sweep] pack`) for each K
+    /// given (e.g. 1,4,8), on image features computed once; ms per step and trials per hour
+    /// against K = 1.
+    #[arg(long, value_delimiter = ',')]
+    pub pack: Vec<usize>,
     /// Print one JSON object per row instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -12,6 +12,7 @@
 
 pub mod flops;
 pub mod memory;
+pub mod pack;
 
 use std::time::Instant;
 
@@ -241,10 +242,19 @@ fn random_batch(
     let items: Vec<PromptItem> = (0..batch_size)
         .map(|i| PromptItem {
             prompt: PROMPT,
-            answer: if i % 2 == 0 { Label::Positive } else { Label::Negative },
+            answer: answer_of(i),
         })
         .collect();
     Ok((pixels, loaded.tokenizer.batch(&items)?))
+}
+
+/// The answer of the bench batch's example `i`: yes, no, yes, …
+fn answer_of(i: usize) -> Label {
+    if i % 2 == 0 {
+        Label::Positive
+    } else {
+        Label::Negative
+    }
 }
 
 /// Milliseconds of each of `steps` runs of `f`, after `warmup` untimed ones.

@@ -1,4 +1,5 @@
-//! `gacha bench`: the table (or JSON lines) of `bench::run` for the chosen named config.
+//! `gacha bench`: the table (or JSON lines) of `bench::run` for the chosen named config, or with
+//! `--pack` of `bench::pack::run`.
 
 use crate::bench::{run as bench, table, BenchOptions};
 use crate::cli::BenchArgs;
@@ -23,6 +24,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
         device_name: args.runtime.device.to_string(),
         frozen_dtype: args.runtime.frozen_dtype(),
     };
+    if !args.pack.is_empty() {
+        let rows = crate::bench::pack::run(&opts, &args.pack, &device)?;
+        match args.json {
+            true => {
+                rows.iter().try_for_each(|row| serde_json::to_string(row).map(|line| println!("{line}")))?
+            }
+            false => print!("{}", crate::bench::pack::table(&rows)),
+        }
+        return Ok(crate::Outcome::Success);
+    }
     let rows = bench(&opts, &device)?;
     if args.json {
         for row in &rows {
