@@ -27,6 +27,8 @@
 #   bench   `gacha bench --config paligemma-3b-224 --trainable lora,attention --batch-size 2` (bf16
 #           frozen weights), with nvidia-smi sampling the device memory every 200 ms;
 #   torch   tools/bench_reference.py on the same config, batch, dtype, for lora and attention;
+#   pack    `gacha bench --pack 1,4,8` on the same config, batch and dtype (LoRA): ms per step of
+#           K trials trained together and trials per hour against K = 1, in gacha-pack.jsonl;
 #   12 GB   the LoRA row's peak (memory-pool high-water) plus what the process held beyond the
 #           pool (nvidia-smi's peak − the largest pool peak: CUDA context, cuBLAS workspace, pool
 #           slack) against 12282 MiB (an RTX 4070) less 512 MiB for the display and driver.
@@ -137,6 +139,10 @@ for trainable in lora attention; do
         --config "$config" --trainable "$trainable" --batch "$batch" --steps "$steps" --warmup "$warmup" \
         --device "$device" --dtype bf16 --json >>"$torch_json"
 done
+# --- packed trials: K LoRA trials of the 3B model trained together (issue 16), for the ratio ------
+run "gacha bench --pack $config" 150 "$bin" bench --config "$config" --trainable lora --pack 1,4,8 \
+    --batch-size "$batch" --steps "$steps" --warmup "$warmup" --device "$device" --dtype bf16 --json \
+    >"$out/gacha-pack.jsonl"
 [ "$dry" = 1 ] && exit 0
 
 # --- the table ---------------------------------------------------------------------------------
