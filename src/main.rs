@@ -39,8 +39,23 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// Rust ignores SIGPIPE, so `println!` to a closed pipe (`gacha status DIR | head -1`) panicked
+/// with "failed printing to stdout". With the default action restored, a closed stdout ends
+/// gacha quietly by SIGPIPE, as it ends `cat` or `grep`. Set before any thread exists.
+#[cfg(unix)]
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: only resets a signal's disposition; called before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_closed_stdout() {}
+
 fn main() -> ExitCode {
     keep_freed_memory();
+    die_quietly_on_closed_stdout();
     limit_candle_spin_pool();
     gacha::device::flush_subnormals_to_zero();
     let cli = gacha::cli::Cli::parse();

@@ -11,6 +11,9 @@ mod data;
 mod sweep;
 // Issue 11, nothing lost: stop signals, full disks, foreign folders, the lock, damaged files.
 mod reliable;
+// Issue 11: a closed stdout (`gacha status DIR | head -1`) ends gacha by SIGPIPE, no panic.
+#[cfg(unix)]
+mod pipe;
 // Issue 11, the guard: answers, prompts and peak memory checked before anything runs.
 mod guard;
 // Issue 12: workers sharing a results folder, --devices, gacha trial, gacha status.
