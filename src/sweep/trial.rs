@@ -105,8 +105,17 @@ struct Running<'a> {
     split: SplitIndices,
     attempts: Attempts,
     started: (Instant, SystemTime),
-    /// Set once the trial needs no more attempts: `None` there means "record its outcome".
-    end: Option<Option<TrialEnd>>,
+    standing: Standing,
+}
+
+/// Where a trial of a pack stands between rounds of attempts.
+enum Standing {
+    /// It gets another attempt, if it has one left.
+    Attempting,
+    /// Done with attempts (finished, failed, or out of reseeds): its outcome is to be recorded.
+    ToRecord,
+    /// Ended without an outcome (stopped, or its claim lost).
+    Ended(TrialEnd),
 }
 
 impl Running<'_> {
@@ -148,14 +157,17 @@ pub fn run_trials(
             split,
             attempts: Attempts::default(),
             started,
-            end: None,
+            standing: Standing::Attempting,
         });
     }
 
     let packed = running.len() > 1;
     for attempt in 0.. {
         let round: Vec<usize> = (0..running.len())
-            .filter(|&i| running[i].end.is_none() && attempt <= running[i].trial.params.abort.max_reseeds)
+            .filter(|&i| {
+                matches!(running[i].standing, Standing::Attempting)
+                    && attempt <= running[i].trial.params.abort.max_reseeds
+            })
             .collect();
         if round.is_empty() {
             break;
@@ -213,11 +225,11 @@ pub fn run_trials(
                 Ok(run) => run,
                 // An error while a stop was asked for (an interrupted call, say) is the stop's.
                 Err(_) if ctx.stop.is_requested() => {
-                    r.end = Some(Some(TrialEnd::Stopped));
+                    r.standing = Standing::Ended(TrialEnd::Stopped);
                     continue;
                 }
                 Err(_) if r.lost() => {
-                    r.end = Some(Some(TrialEnd::ClaimLost));
+                    r.standing = Standing::Ended(TrialEnd::ClaimLost);
                     continue;
                 }
                 Err(err) => {
@@ -227,7 +239,7 @@ pub fn run_trials(
                         Some(err.downcast_ref::<PackError>().map_or_else(|| classify(&err), |e| e.1));
                     // The runner's own count is lost with its error: its time up to the error.
                     r.attempts.training_secs += attempt_started.elapsed().as_secs_f64();
-                    r.end = Some(None);
+                    r.standing = Standing::ToRecord;
                     continue;
                 }
             };
@@ -236,11 +248,11 @@ pub fn run_trials(
             r.attempts.losses.extend(&run.losses);
             match run.end {
                 TrainOutcome::Stopped { .. } if r.lost() && !ctx.stop.is_requested() => {
-                    r.end = Some(Some(TrialEnd::ClaimLost));
+                    r.standing = Standing::Ended(TrialEnd::ClaimLost);
                     continue;
                 }
                 TrainOutcome::Stopped { .. } => {
-                    r.end = Some(Some(TrialEnd::Stopped));
+                    r.standing = Standing::Ended(TrialEnd::Stopped);
                     continue;
                 }
                 TrainOutcome::Finished { .. } => r.attempts.records.push(AttemptRecord::Finished { seed }),
@@ -252,7 +264,7 @@ pub fn run_trials(
                 }
             }
             if run.end.is_finished() {
-                r.end = Some(None);
+                r.standing = Standing::ToRecord;
             }
             r.attempts.last = Some(run);
         }
@@ -275,7 +287,7 @@ impl std::error::Error for PackError {}
 /// Write a trial's loss log and, last and atomically, its outcome, unless it was stopped or
 /// lost.
 fn finish(ctx: &TrialContext, r: Running) -> anyhow::Result<TrialEnd> {
-    if let Some(Some(end)) = r.end {
+    if let Standing::Ended(end) = r.standing {
         return Ok(end);
     }
     let (attempts, paths, split) = (&r.attempts, &r.paths, &r.split);
