@@ -147,13 +147,15 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "trials")]
     pub save_inputs: Option<PathBuf>,
     /// With a spec: the device the sweep will run on, for its memory estimate (cpu: frozen
-    /// weights in f32, checked against the host's memory; cuda: in bf16, and not checked).
+    /// weights in f32, checked against the host's memory; cuda: in bf16, checked against the
+    /// GPU's free memory).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Do not refuse a spec whose estimated peak memory (shown by `gacha check`) is above the
-    /// memory available: the estimate may be wrong. Available: MemAvailable in /proc/meminfo or
-    /// the cgroup's limit, whichever is less, or $GACHA_MEMORY_LIMIT_BYTES when set; GPU memory is
-    /// not checked.
+    /// memory available: the estimate may be wrong. Available on CPU: MemAvailable in
+    /// /proc/meminfo or the cgroup's limit, whichever is less, or $GACHA_MEMORY_LIMIT_BYTES when
+    /// set; on a GPU: its free memory per nvidia-smi less 1 GiB for the CUDA context, or
+    /// $GACHA_GPU_MEMORY_LIMIT_BYTES when set.
     #[arg(long)]
     pub no_memory_check: bool,
     #[command(flatten)]
@@ -230,9 +232,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub prune: bool,
     /// Do not refuse a spec whose estimated peak memory (shown by `gacha check`) is above the
-    /// memory available: the estimate may be wrong. Available: MemAvailable in /proc/meminfo or
-    /// the cgroup's limit, whichever is less, or $GACHA_MEMORY_LIMIT_BYTES when set; GPU memory is
-    /// not checked.
+    /// memory available: the estimate may be wrong. Available on CPU: MemAvailable in
+    /// /proc/meminfo or the cgroup's limit, whichever is less, or $GACHA_MEMORY_LIMIT_BYTES when
+    /// set; on a GPU: its free memory per nvidia-smi less 1 GiB for the CUDA context, or
+    /// $GACHA_GPU_MEMORY_LIMIT_BYTES when set.
     #[arg(long)]
     pub no_memory_check: bool,
     /// Testing aid: train nothing; a scripted stand-in for the model gives results that are a

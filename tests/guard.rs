@@ -1,7 +1,8 @@
 //! Issue 11, the guard: `gacha check` and the sweep refuse, before any trial, answers the
 //! tokenizer cannot score, prompts longer than the model takes, and batches whose estimated peak
-//! memory is above the memory available (here always injected with GACHA_MEMORY_LIMIT_BYTES, so
-//! the tests do not depend on the machine). All on builtin:tiny.
+//! memory is above the memory available (here always injected with GACHA_MEMORY_LIMIT_BYTES, or
+//! on a GPU read from a fake nvidia-smi, so the tests do not depend on the machine). All on
+//! builtin:tiny.
 
 use std::path::Path;
 use std::process::Command;
@@ -155,11 +156,100 @@ fn a_batch_that_would_not_fit_is_refused_with_the_estimate_and_the_limit() {
     let out = run(&mut gacha(&dir, GIB, &["check", "s.toml", "--no-memory-check"]));
     assert_exit(&out, 0);
     assert_contains(&texts(&out).0, "(batch 100000 × 70 tokens)\n  not checked: --no-memory-check\n");
-    // For a GPU sweep it is estimated, and said not to be checked (the CPU's memory is not the
-    // GPU's).
-    let out = run(&mut gacha(&dir, GIB, &["check", "s.toml", "--device", "cuda"]));
+}
+
+/// A fake `nvidia-smi` in `dir/bin` that prints `stdout` (kept in `dir/smi-out`) and exits with
+/// `code`; it records its arguments in `dir/smi-args`. Shell builtins only: PATH holds just it.
+fn fake_nvidia_smi(dir: &TestDir, stdout: &str, code: i32) {
+    dir.write("smi-out", stdout);
+    let (log, out) = (dir.join("smi-args"), dir.join("smi-out"));
+    dir.write(
+        "bin/nvidia-smi",
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nwhile IFS= read -r line; do echo \"$line\"; done < '{}'\nexit {code}\n",
+            log.display(),
+            out.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("bin/nvidia-smi"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `gacha check s.toml --device DEVICE` with only `dir/bin` on PATH, no CUDA variables but
+/// `cuda_env`, and a host memory limit far too small (so that only the GPU's figure can pass).
+fn check_on_gpu(dir: &TestDir, device: &str, cuda_env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = gacha(dir, 1, &["check", "s.toml", "--device", device]);
+    cmd.env("PATH", dir.join("bin"));
+    for name in ["CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "GACHA_GPU_MEMORY_LIMIT_BYTES"] {
+        cmd.env_remove(name);
+    }
+    cmd.envs(cuda_env.iter().copied());
+    run(&mut cmd)
+}
+
+#[test]
+fn on_a_gpu_the_free_memory_nvidia_smi_reports_is_the_limit() {
+    let dir = TestDir::new();
+    dataset(&dir, ["yes", "no"], "is this ok");
+    dir.write("s.toml", spec("", "batch_size = 10000\n", ""));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    // No nvidia-smi: estimated, and said not to be checked.
+    let out = check_on_gpu(&dir, "cuda", &[]);
     assert_exit(&out, 0);
-    assert_contains(&texts(&out).0, "(batch 100000 × 70 tokens)\n  not checked on GPU (cuda:0)");
+    assert_contains(&texts(&out).0, "(batch 10000 × 70 tokens)\n  not checked on GPU (cuda:0): nvidia-smi is not on PATH\n");
+    // Two H200s, 143,000 and 2,000 MiB free. The limit is the free memory less 1 GiB for the
+    // CUDA context: 143,000 − 1,024 MiB = 138.6 GiB, in which the batch of 10,000 (about 18 GiB: a tenth of the
+    // 100,000 above) fits.
+    fake_nvidia_smi(&dir, "0, GPU-aaaa, NVIDIA H200, 143000\n1, GPU-bbbb, NVIDIA H200, 2000\n", 0);
+    let out = check_on_gpu(&dir, "cuda", &[]);
+    assert_exit(&out, 0);
+    assert_contains(
+        &texts(&out).0,
+        "  fits: 138.6 GiB (GPU 0 (NVIDIA H200, GPU-aaaa): 139.6 GiB free per nvidia-smi, less 1.0 GiB for \
+         the CUDA context) available\n",
+    );
+    let args = std::fs::read_to_string(dir.join("smi-args")).unwrap();
+    assert_eq!(args, "--query-gpu=index,uuid,name,memory.free --format=csv,noheader,nounits\n");
+    // cuda:1 is GPU 1, whose 2,000 − 1,024 = 976 MiB do not hold it: refused, naming the field
+    // and the GPU.
+    let out = check_on_gpu(&dir, "cuda:1", &[]);
+    assert_exit(&out, 2);
+    let stderr = texts(&out).1;
+    assert_contains(&stderr, "s.toml: line 8: train.batch_size: trial ");
+    assert_contains(&stderr, "but 976.0 MiB (GPU 1 (NVIDIA H200, GPU-bbbb): 2.0 GiB free per nvidia-smi");
+    // CUDA_VISIBLE_DEVICES renumbers: cuda:0 is GPU 1, by index or by UUID.
+    for visible in ["1", "GPU-bbbb"] {
+        let out = check_on_gpu(&dir, "cuda", &[("CUDA_VISIBLE_DEVICES", visible)]);
+        assert_exit(&out, 2);
+        assert_contains(&texts(&out).1, "(GPU 1 (NVIDIA H200, GPU-bbbb)");
+    }
+    // GACHA_GPU_MEMORY_LIMIT_BYTES replaces nvidia-smi's figure.
+    let out = check_on_gpu(&dir, "cuda", &[("GACHA_GPU_MEMORY_LIMIT_BYTES", "1073741824")]);
+    assert_exit(&out, 2);
+    assert_contains(&texts(&out).1, "but 1.0 GiB (GACHA_GPU_MEMORY_LIMIT_BYTES) is available");
+    let out = check_on_gpu(&dir, "cuda", &[("GACHA_GPU_MEMORY_LIMIT_BYTES", "lots")]);
+    assert_exit(&out, 2);
+    assert_contains(&texts(&out).1, "GACHA_GPU_MEMORY_LIMIT_BYTES=\"lots\": expected a whole number of bytes");
+    // A GPU of another kind, without CUDA_DEVICE_ORDER=PCI_BUS_ID: CUDA's numbering is unknown.
+    fake_nvidia_smi(&dir, "0, GPU-aaaa, NVIDIA H200, 143000\n1, GPU-cccc, NVIDIA A100-SXM4-80GB, 81000\n", 0);
+    let out = check_on_gpu(&dir, "cuda", &[]);
+    assert_exit(&out, 0);
+    assert_contains(&texts(&out).0, "not checked on GPU (cuda:0): the GPUs are of different kinds");
+    let out = check_on_gpu(&dir, "cuda:1", &[("CUDA_DEVICE_ORDER", "PCI_BUS_ID")]);
+    assert_exit(&out, 0);
+    assert_contains(&texts(&out).0, "(GPU 1 (NVIDIA A100-SXM4-80GB, GPU-cccc): 79.1 GiB free");
+    // nvidia-smi failing (no driver) is said, and the run goes on.
+    fake_nvidia_smi(
+        &dir,
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n",
+        9,
+    );
+    let out = check_on_gpu(&dir, "cuda", &[]);
+    assert_exit(&out, 0);
+    assert_contains(
+        &texts(&out).0,
+        "not checked on GPU (cuda:0): nvidia-smi failed (exit status: 9): NVIDIA-SMI has failed because",
+    );
 }
 
 #[test]

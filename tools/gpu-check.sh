@@ -29,6 +29,9 @@
 #   torch   tools/bench_reference.py on the same config, batch, dtype, for lora and attention;
 #   pack    `gacha bench --pack 1,4,8` on the same config, batch and dtype (LoRA): ms per step of
 #           K trials trained together and trials per hour against K = 1, in gacha-pack.jsonl;
+#   guard   `gacha check --device` on a one-trial LoRA spec of the same model and batch: the memory
+#           guard's estimate and the GPU's free memory as it reads it (nvidia-smi), beside the
+#           bench's LoRA peak and what the process held beyond the pool (against its 1 GiB allowance);
 #   12 GB   the LoRA row's peak (memory-pool high-water) plus what the process held beyond the
 #           pool (nvidia-smi's peak − the largest pool peak: CUDA context, cuBLAS workspace, pool
 #           slack) against 12282 MiB (an RTX 4070) less 512 MiB for the display and driver.
@@ -143,6 +146,23 @@ done
 run "gacha bench --pack $config" 150 "$bin" bench --config "$config" --trainable lora --pack 1,4,8 \
     --batch-size "$batch" --steps "$steps" --warmup "$warmup" --device "$device" --dtype bf16 --json \
     >"$out/gacha-pack.jsonl"
+# --- the memory guard (issue 11): its estimate for a LoRA trial like the bench's, and the GPU's figure
+guard_dir="$(mktemp -d)"
+cat >"$guard_dir/guard.toml" <<EOF
+name = "guard"
+[model]
+path = "builtin:$config"
+[data]
+path = "$fixture/data.jsonl"
+[train]
+trainable = "lora"
+batch_size = $batch
+[sweep]
+seeds = [1]
+valid = [1]
+learning_rate = [0.01]
+EOF
+run "gacha check $config" 60 "$bin" check "$guard_dir/guard.toml" --device "$device" >>"$log"
 [ "$dry" = 1 ] && exit 0
 
 # --- the table ---------------------------------------------------------------------------------

@@ -112,6 +112,30 @@ def fit_estimate(gacha_rows: dict, samples: list[int]) -> list[str]:
     return lines
 
 
+def guard_lines(log_path: str, gacha_rows: dict, samples: list[int]) -> list[str]:
+    """The memory guard's lines from `gacha check --device` (in log.txt) beside what the LoRA bench row
+    measured: its estimate against the pool peak, its 1 GiB CUDA-context allowance against what the
+    process held beyond the pool."""
+    try:
+        log = open(log_path).read().splitlines()
+    except OSError:
+        return ["no log.txt"]
+    found = [line.strip() for i, line in enumerate(log)
+             if line.startswith("memory: peak") or (i and log[i - 1].startswith("memory: peak"))]
+    if not found:
+        return ["no estimate in log.txt (the gacha check step failed?)"]
+    lines = [f"gacha check: `{line}`\n" for line in found]
+    lora = gacha_rows.get("lora") or {}
+    pools = [r["peak_mem_mib"] for r in gacha_rows.values() if r.get("peak_mem_mib") is not None]
+    if lora.get("peak_mem_mib") is not None:
+        lines.append(f"measured: LoRA pool peak {lora['peak_mem_mib']:.0f} MiB (the estimate counts the same "
+                     "tensors, for the fixture's prompts)")
+    if samples and pools:
+        beyond = max(0.0, max(samples) - samples[0] - max(pools))
+        lines.append(f"\nbeyond the pool {beyond:.0f} MiB, against the guard's 1024 MiB allowance for the CUDA context")
+    return lines
+
+
 def main() -> None:
     out, reference_path, mode, elapsed, score_supported = sys.argv[1:]
     reference = {e["image"]: e for e in json.load(open(reference_path))["examples"]}
@@ -137,6 +161,8 @@ def main() -> None:
         print("not estimated: --cpu run")
     else:
         print("\n".join(fit_estimate(gacha_rows, smi_samples(f"{out}/nvidia-smi.csv"))))
+    print("\n## The memory guard on a 3B LoRA trial at batch 2 (issue 11)\n")
+    print("\n".join(guard_lines(f"{out}/log.txt", gacha_rows, smi_samples(f"{out}/nvidia-smi.csv"))))
     print(f"\ntotal time {elapsed} s")
 
 

@@ -21,6 +21,7 @@ pub mod workers;
 use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg, ResizeArg};
 use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Resize};
 use crate::device::DeviceSpec;
+use crate::machine::gpu::GpuMemory;
 use crate::spec::MemoryCheck;
 
 /// The typed dataset options from `--answers`, `--frames`, `--exif-orientation`, `--resize` and
@@ -64,10 +65,11 @@ pub fn memory_check(no_memory_check: bool, device: DeviceSpec) -> anyhow::Result
     if no_memory_check {
         return Ok(MemoryCheck::Skipped("not checked: --no-memory-check".into()));
     }
-    if let DeviceSpec::Cuda(_) = device {
-        return Ok(MemoryCheck::Skipped(format!(
-            "not checked on GPU ({device}): gacha reads no GPU memory figures"
-        )));
+    if let DeviceSpec::Cuda(ordinal) = device {
+        return Ok(match crate::machine::gpu::available_gpu_memory(ordinal).map_err(anyhow::Error::msg)? {
+            GpuMemory::Free(limit) => MemoryCheck::Against(limit),
+            GpuMemory::Unknown(why) => MemoryCheck::Skipped(format!("not checked on GPU ({device}): {why}")),
+        });
     }
     Ok(match crate::machine::available_memory().map_err(anyhow::Error::msg)? {
         Some(limit) => MemoryCheck::Against(limit),

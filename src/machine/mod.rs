@@ -7,11 +7,12 @@
 //!   or `memory.limit_in_bytes − memory.usage_in_bytes` (v1), where one is set.
 //!
 //! [`MEMORY_LIMIT_ENV`] replaces all of that with a number (tests; machines whose limits are
-//! enforced elsewhere, as a batch scheduler's). GPU memory is not read: on a GPU the guard says it
-//! did not check.
+//! enforced elsewhere, as a batch scheduler's). A GPU's memory is `gpu`'s.
 
 use std::fmt;
 use std::path::Path;
+
+pub mod gpu;
 
 /// Bytes a run may use, overriding what the machine reports.
 pub const MEMORY_LIMIT_ENV: &str = "GACHA_MEMORY_LIMIT_BYTES";
@@ -52,13 +53,8 @@ impl fmt::Display for Bytes {
 /// The host memory this process may still use: [`MEMORY_LIMIT_ENV`] if set, else the least of
 /// `MemAvailable` and the cgroup's room; `None` where neither can be read (not Linux).
 pub fn available_memory() -> Result<Option<MemoryLimit>, String> {
-    if let Some(value) = std::env::var_os(MEMORY_LIMIT_ENV) {
-        let text = value.to_string_lossy();
-        let bytes = text
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| format!("{MEMORY_LIMIT_ENV}={text:?}: expected a whole number of bytes"))?;
-        return Ok(Some(MemoryLimit { bytes, source: MEMORY_LIMIT_ENV.to_string() }));
+    if let Some(limit) = limit_from_env(MEMORY_LIMIT_ENV)? {
+        return Ok(Some(limit));
     }
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
     let host = meminfo
@@ -70,6 +66,14 @@ pub fn available_memory() -> Result<Option<MemoryLimit>, String> {
         (Some(host), Some(cgroup)) => Some(if cgroup.bytes < host.bytes { cgroup } else { host }),
         (host, cgroup) => host.or(cgroup),
     })
+}
+
+/// The whole number of bytes in the environment variable `name`, if it is set.
+fn limit_from_env(name: &str) -> Result<Option<MemoryLimit>, String> {
+    let Some(value) = std::env::var_os(name) else { return Ok(None) };
+    let text = value.to_string_lossy();
+    let bytes = text.trim().parse::<u64>().map_err(|_| format!("{name}={text:?}: expected a whole number of bytes"))?;
+    Ok(Some(MemoryLimit { bytes, source: name.to_string() }))
 }
 
 /// `MemAvailable:  123456 kB` → bytes.
