@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::device::DeviceSpec;
 use crate::logging::Verbosity;
+use crate::machine::cpu_workers::WorkerSetting;
 use crate::model::ModelSource;
 use crate::train::config::defaults;
 use crate::train::{TrainConfig, TrainableKind};
@@ -206,6 +207,13 @@ pub struct SweepArgs {
     /// loads the model and computes the image features once. Replaces --device.
     #[arg(long, value_name = "LIST", value_delimiter = ',', conflicts_with = "device")]
     pub devices: Vec<DeviceSpec>,
+    /// CPU sweeps: worker processes run side by side, each taking the next unclaimed trial with
+    /// cores / N threads. `auto`: one per core, as many as the memory check says fit (one when
+    /// memory is not checked); with RAYON_NUM_THREADS set, cores / that many. A small model's
+    /// step gains little from a second thread, a second trial at once nearly doubles the pace.
+    /// `1`: this process alone, with every core
+    #[arg(long, value_name = "N|auto", default_value = "auto", conflicts_with_all = ["worker", "devices"])]
+    pub workers: WorkerSetting,
 }
 
 /// What every command that runs trials of a spec takes: `gacha sweep` and `gacha trial`.

@@ -94,6 +94,56 @@ fn issue_12_devices_cpu_cpu_runs_two_workers_to_the_single_process_leaderboard()
     assert_eq!(leaderboard_sans_times(&dir.join("res/leaderboard.csv")), reference_leaderboard(&dir, "s.toml"));
 }
 
+/// The pids of live `gacha sweep --worker` processes started in `dir`, from /proc.
+fn workers_in(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let args: Vec<String> = raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = state.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+            !zombie && args.iter().any(|a| a == "--worker") && cwd.as_deref() == Some(dir)
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigkill_of_the_sweep_stops_its_workers_and_the_same_command_resumes() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, "s.toml", SPEC_8, "");
+    let reference = reference_leaderboard(&dir, "s.toml");
+    // Quiet, so that a worker is not ended by writing into the pipe of a dead parent instead.
+    let mut child = sweep(&dir, "s.toml", "res", 200)
+        .args(["--workers", "2", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while workers_in(dir.path()).len() < 2 || !crate::util::holds_a_claim(&dir.join("res")) {
+        assert!(Instant::now() < deadline, "two workers never started and claimed a trial");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // They stop after their current step (200 ms); left running, they would take seconds more.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !workers_in(dir.path()).is_empty() {
+        assert!(Instant::now() < deadline, "workers still run after their sweep was killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run(sweep(&dir, "s.toml", "res", 0).args(["--workers", "2"]));
+    assert_exit(&out, 0);
+    assert!(texts(&out).0.contains("8 of 8 trials finished"), "{:?}", texts(&out));
+    assert_eq!(leaderboard_sans_times(&dir.join("res/leaderboard.csv")), reference);
+}
+
 #[test]
 fn issue_12_trial_by_index_runs_exactly_that_trial() {
     let dir = TestDir::new();

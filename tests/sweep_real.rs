@@ -426,3 +426,55 @@ fn pack_is_a_count_or_auto() {
         );
     }
 }
+
+/// `--workers N` runs N worker processes of cores / N threads, which share the trials and record
+/// what one process does; `auto` runs one process where memory has room for one trial only.
+#[test]
+fn cpu_workers_share_the_trials_and_record_what_one_process_does() {
+    let dir = TestDir::new();
+    write_dataset(&dir);
+    write_spec(&dir, FOUR_BY_TWO, "");
+    let alone = run(sweep(&dir, "alone").args(["--workers", "1"]));
+    assert_exit(&alone, 0);
+    let (_, stderr) = texts(&alone);
+    assert!(!stderr.contains("workers started"), "{stderr}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let threads = (cores / 2).max(1);
+    let two = run(sweep(&dir, "two").args(["--workers", "2"]).env_remove("RAYON_NUM_THREADS"));
+    assert_exit(&two, 0);
+    let (stdout, stderr) = texts(&two);
+    assert!(
+        stderr.starts_with(&format!("2 workers started: cpu, cpu, {threads} thread(s) each (--workers)\n")),
+        "{stderr}"
+    );
+    for worker in ["[1 cpu]", "[2 cpu]"] {
+        let model = format!("{worker} model builtin:tiny@0 on cpu, {threads} thread(s) (frozen weights F32)");
+        assert!(stderr.contains(&model), "{model}\n{stderr}");
+        assert!(stderr.contains(&format!("{worker} trial ")), "{worker} ran trials\n{stderr}");
+    }
+    // The workers' own leaderboards are left out: one, this process's, at the end.
+    assert_eq!(stdout.matches("trials finished").count(), 1, "{stdout}");
+    assert!(stdout.contains("8 of 8 trials finished (8 done, 0 diverged, 0 failed); this run: 8 trials, 0 skipped"), "{stdout}");
+    let rows = leaderboard_sans_times(&dir.join("alone/leaderboard.csv"));
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows, leaderboard_sans_times(&dir.join("two/leaderboard.csv")));
+
+    // Room for one trial's estimate and not two: auto keeps to this process.
+    let check = run(dir.gacha().args(["check", "s.toml"]));
+    let (stdout, stderr) = texts(&check);
+    let mib: f64 = format!("{stdout}{stderr}")
+        .split_once("memory: peak about ")
+        .and_then(|(_, rest)| rest.split_once(" MiB"))
+        .and_then(|(number, _)| number.parse().ok())
+        .expect("gacha check prints the peak estimate in MiB");
+    let limit = (1.5 * mib * 1024.0 * 1024.0) as u64;
+    let auto = run(sweep(&dir, "auto").env("GACHA_MEMORY_LIMIT_BYTES", limit.to_string()));
+    assert_exit(&auto, 0);
+    let (_, stderr) = texts(&auto);
+    assert!(!stderr.contains("workers started"), "{stderr}");
+    assert_eq!(rows, leaderboard_sans_times(&dir.join("auto/leaderboard.csv")));
+
+    let gpu = run(sweep(&dir, "gpu").args(["--workers", "2", "--device", "cuda"]));
+    assert_exit(&gpu, 2);
+    assert!(texts(&gpu).1.contains("--workers is for CPU sweeps"), "{:?}", texts(&gpu));
+}

@@ -10,7 +10,7 @@ use crate::data::jsonl::load_dataset;
 use crate::data::Dataset;
 use crate::device::DeviceSpec;
 use crate::report::table::leaderboard_table;
-use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
+use crate::spec::{check_fit, check_spec, load_spec, FitCheck, SpecCheck, SweepSpec};
 use crate::sweep::best::Prune;
 use crate::sweep::failure::{classify, Rerun};
 use crate::sweep::layout::{self, ResultsDir};
@@ -24,19 +24,35 @@ use crate::sweep::lazy_runner::LazyRunner;
 use crate::sweep::{run_sweep, Part, SweepEnd, SweepOptions};
 use crate::Outcome;
 
-/// `gacha sweep` without `--devices` (`workers.rs` has that).
+/// `gacha sweep` in this process (`workers.rs` decides when it is not).
 pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
     let stop = StopFlag::on_stop_signals()?;
-    run_part(&args.run, if args.worker { Part::Share } else { Part::All }, &stop)
+    run_part(&args.run, if args.worker { Part::Share } else { Part::All }, &stop, None)
 }
 
-/// Run `part` of the spec's trials in this process, then print the leaderboard and the summary.
-pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag) -> anyhow::Result<Outcome> {
+/// A spec with its dataset, checked against the model and the machine.
+pub struct Checked {
+    pub spec: SweepSpec,
+    pub dataset: Dataset,
+    pub check: SpecCheck,
+    pub fit: FitCheck,
+}
+
+/// Load and check everything a run of `args` needs before its first step.
+pub fn checked(args: &RunArgs) -> anyhow::Result<Checked> {
     let spec = load_spec(&args.spec)?;
     let dataset = load_dataset(&spec.data_path(), &spec.data.options())?;
     let check = check_spec(&spec, dataset.examples.len())?;
     let memory = super::memory_check(args.no_memory_check, args.device)?;
     let fit = check_fit(&spec, &dataset, args.device.frozen_dtype().size_in_bytes() as u64, memory)?;
+    Ok(Checked { spec, dataset, check, fit })
+}
+
+/// Run `part` of the spec's trials in this process, then print the leaderboard and the summary.
+/// `workers_after`: the trials finished before workers ran the rest (`workers.rs`), so the
+/// summary counts theirs as this run's.
+pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, workers_after: Option<usize>) -> anyhow::Result<Outcome> {
+    let Checked { spec, dataset, check, fit } = checked(args)?;
     for line in fit.to_string().lines() {
         crate::info!("{line}");
     }
@@ -65,14 +81,13 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag) -> anyhow::Result<O
 
     print!("{}", leaderboard(&results, &spec)?);
     let finished = summary.finished.done + summary.finished.diverged + summary.finished.failed;
+    let (ran, skipped) = match workers_after {
+        Some(earlier) => (finished.saturating_sub(earlier), earlier.min(finished)),
+        None => (summary.ran.done + summary.ran.diverged + summary.ran.failed, summary.skipped),
+    };
     println!(
-        "{finished} of {} trials finished ({} done, {} diverged, {} failed); this run: {} trials, {} skipped",
-        summary.trials,
-        summary.finished.done,
-        summary.finished.diverged,
-        summary.finished.failed,
-        summary.ran.done + summary.ran.diverged + summary.ran.failed,
-        summary.skipped,
+        "{finished} of {} trials finished ({} done, {} diverged, {} failed); this run: {ran} trials, {skipped} skipped",
+        summary.trials, summary.finished.done, summary.finished.diverged, summary.finished.failed,
     );
     if summary.to_retry > 0 {
         println!(

@@ -16,7 +16,7 @@ pub fn run(args: &TrialArgs) -> anyhow::Result<Outcome> {
         Some(index) => index,
         None => index_from_env(|name| std::env::var(name).ok())?,
     };
-    super::sweep::run_part(&args.run, Part::One(index), &StopFlag::on_stop_signals()?)
+    super::sweep::run_part(&args.run, Part::One(index), &StopFlag::on_stop_signals()?, None)
 }
 
 /// The index in the first of [`INDEX_VARS`] that is set.

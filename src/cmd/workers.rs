@@ -1,6 +1,7 @@
-//! `gacha sweep SPEC --devices cuda:0,cuda:1,…`: one worker process per device (`gacha sweep
-//! --worker --device D`), each loading the model and computing the image features once, sharing
-//! the results folder through claims. Their output lines are prefixed with the device; a stop
+//! `gacha sweep SPEC --devices cuda:0,cuda:1,…`, and a CPU sweep's `--workers`: one worker process
+//! per device (`gacha sweep --worker --device D`), each loading the model and computing the image
+//! features once, sharing the results folder through claims. Their progress lines are prefixed
+//! with the device (their leaderboards are left out: this process prints the final one); a stop
 //! signal is passed on to each once (they run in their own process group, so Ctrl-C reaches them
 //! only through this process). When they have all ended, this process finishes what is left
 //! like `gacha sweep` (nothing, normally) and prints the leaderboard.
@@ -14,27 +15,81 @@ use anyhow::Context;
 
 use crate::cli::SweepArgs;
 use crate::device::DeviceSpec;
+use crate::machine::cpu_workers::{plan, Plan, Room, WorkerSetting};
+use crate::sweep::layout::ResultsDir;
 use crate::sweep::stop::{StopFlag, EXIT_INTERRUPTED};
 use crate::sweep::Part;
 use crate::Outcome;
 
-pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
+/// `gacha sweep`: one worker per device of `--devices`, the CPU workers of `--workers`, or this
+/// process alone (`sweep.rs`).
+pub fn run_sweep(args: &SweepArgs) -> anyhow::Result<Outcome> {
+    if !args.devices.is_empty() {
+        return run(args, &args.devices, None, "--devices");
+    }
+    match args.worker {
+        false => match cpu_plan(args)? {
+            Some(plan) => run(args, &vec![DeviceSpec::Cpu; plan.workers], plan.threads, &plan.why),
+            None => super::sweep::run(args),
+        },
+        true => super::sweep::run(args),
+    }
+}
+
+/// The workers `--workers` asks for on a CPU sweep; `None`: run the sweep in this process. `auto`
+/// is one for the scripted runner (tests), and `--workers` is refused on a GPU.
+fn cpu_plan(args: &SweepArgs) -> anyhow::Result<Option<Plan>> {
+    let run = &args.run;
+    if run.device != DeviceSpec::Cpu {
+        anyhow::ensure!(
+            args.workers == WorkerSetting::Auto,
+            "--workers is for CPU sweeps; to run one worker per GPU give --devices cuda:0,cuda:1,…"
+        );
+        return Ok(None);
+    }
+    if args.workers == WorkerSetting::Auto && run.debug_scripted_runner {
+        return Ok(None);
+    }
+    let mut room = Room {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        user_threads: std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse().ok()).filter(|&t| t > 0),
+        copies_that_fit: None,
+        trials: 0,
+    };
+    if args.workers == WorkerSetting::Auto {
+        let checked = super::sweep::checked(run)?;
+        room.copies_that_fit = checked.fit.copies_that_fit();
+        room.trials = checked.spec.trials.len().saturating_sub(finished_earlier(args)?);
+    }
+    let plan = plan(args.workers, room);
+    Ok((plan.workers > 1).then_some(plan))
+}
+
+/// Run one worker per device in `devices`, each with `threads` CPU threads when given; `why`
+/// says how their number was chosen.
+fn run(args: &SweepArgs, devices: &[DeviceSpec], threads: Option<usize>, why: &str) -> anyhow::Result<Outcome> {
     let stop = StopFlag::on_stop_signals()?;
     let exe = std::env::current_exe().context("cannot find the gacha executable to start workers")?;
+    let earlier = finished_earlier(args)?;
     let mut children = Vec::new();
-    for (n, device) in args.devices.iter().enumerate() {
+    for (n, device) in devices.iter().enumerate() {
         let tag = format!("[{} {device}] ", n + 1);
-        let mut child = worker_command(&exe, args, *device)
-            .stdout(Stdio::piped())
+        let mut command = worker_command(&exe, args, *device);
+        if let Some(threads) = threads {
+            command.env("RAYON_NUM_THREADS", threads.to_string());
+        }
+        stop_with_this_process(&mut command);
+        let mut child = command
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start a worker on {device}"))?;
-        let out = child.stdout.take().map(|s| relay(s, tag.clone(), false));
-        let err = child.stderr.take().map(|s| relay(s, tag, true));
-        children.push((*device, child, [out, err]));
+        let err = child.stderr.take().map(|s| relay(s, tag));
+        children.push((*device, child, err));
     }
-    crate::info!("{} workers started: {}", children.len(), list(&args.devices));
+    let each = threads.map_or(String::new(), |t| format!(", {t} thread(s) each"));
+    crate::info!("{} workers started: {}{each} ({why})", children.len(), list(devices));
     let mut forwarded = false;
     let mut codes = Vec::new();
     while !children.is_empty() {
@@ -46,10 +101,10 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
         while i < children.len() {
             match children[i].1.try_wait()? {
                 Some(status) => {
-                    let (device, _, relays) = children.remove(i);
-                    relays.into_iter().flatten().for_each(|relay| {
+                    let (device, _, relay) = children.remove(i);
+                    if let Some(relay) = relay {
                         let _ = relay.join();
-                    });
+                    }
                     codes.push((device, status));
                 }
                 None => i += 1,
@@ -67,7 +122,14 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<Outcome> {
         crate::warn!("interrupted; to resume, run the same command again");
         return Ok(Outcome::Interrupted);
     }
-    super::sweep::run_part(&args.run, Part::All, &stop)
+    super::sweep::run_part(&args.run, Part::All, &stop, Some(earlier))
+}
+
+/// Trials of the spec finished before the workers start, to tell the workers' part in the summary.
+fn finished_earlier(args: &SweepArgs) -> anyhow::Result<usize> {
+    let spec = crate::spec::load_spec(&args.run.spec)?;
+    let results = super::sweep::results_dir(&args.run, &spec);
+    Ok(ResultsDir::new(&results).read_records(&spec)?.len())
 }
 
 /// `gacha sweep SPEC --worker --device D` with this run's other flags.
@@ -88,26 +150,48 @@ fn worker_command(exe: &std::path::Path, args: &SweepArgs, device: DeviceSpec) -
             command.arg(flag);
         }
     }
+    use crate::logging::{enabled, Verbosity};
+    if !enabled(Verbosity::Normal) {
+        command.arg("--quiet");
+    } else if enabled(Verbosity::Verbose) {
+        command.arg("--verbose");
+    }
     if run.debug_scripted_runner {
         command.arg("--debug-scripted-runner").arg(format!("--debug-step-ms={}", run.debug_step_ms));
     }
     command
 }
 
-/// Copy a worker's output to ours, line by line, each prefixed with `tag`.
-fn relay(from: impl Read + Send + 'static, tag: String, to_stderr: bool) -> std::thread::JoinHandle<()> {
+/// Copy a worker's stderr to ours, line by line, each prefixed with `tag`.
+fn relay(from: impl Read + Send + 'static, tag: String) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(from).lines() {
             let Ok(line) = line else { return };
-            let line = format!("{tag}{line}\n");
-            let _ = if to_stderr {
-                std::io::stderr().lock().write_all(line.as_bytes())
-            } else {
-                std::io::stdout().lock().write_all(line.as_bytes())
-            };
+            let _ = std::io::stderr().lock().write_all(format!("{tag}{line}\n").as_bytes());
         }
     })
 }
+
+/// A worker gets SIGTERM (stops after its step, its trial left unfinished) when this process
+/// dies, even by SIGKILL, so a killed sweep stops as a whole and the same command resumes it.
+#[cfg(target_os = "linux")]
+fn stop_with_this_process(command: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the child between fork and exec and calls only the async-signal-safe
+    // prctl(2) and getppid(2).
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            match libc::getppid() == parent {
+                true => Ok(()),
+                false => Err(std::io::Error::other("the sweep that started this worker has ended")),
+            }
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_this_process(_: &mut Command) {}
 
 /// Ask a worker to stop after its current step (SIGTERM), as a signal to us would have.
 fn signal(child: &Child) {

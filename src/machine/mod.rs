@@ -7,11 +7,13 @@
 //!   or `memory.limit_in_bytes − memory.usage_in_bytes` (v1), where one is set.
 //!
 //! [`MEMORY_LIMIT_ENV`] replaces all of that with a number (tests; machines whose limits are
-//! enforced elsewhere, as a batch scheduler's). A GPU's memory is `gpu`'s.
+//! enforced elsewhere, as a batch scheduler's). A GPU's memory is `gpu`'s; how many CPU workers
+//! a sweep runs side by side, `cpu_workers`'.
 
 use std::fmt;
 use std::path::Path;
 
+pub mod cpu_workers;
 pub mod gpu;
 
 /// Bytes a run may use, overriding what the machine reports.

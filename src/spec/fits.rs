@@ -73,6 +73,17 @@ pub struct FitCheck {
     pub warnings: Vec<String>,
 }
 
+impl FitCheck {
+    /// How many copies of the hungriest trial's estimated peak fit the memory checked against;
+    /// `None` where memory is not checked.
+    pub fn copies_that_fit(&self) -> Option<u64> {
+        match &self.memory {
+            MemoryCheck::Against(limit) => Some(limit.bytes / self.peak.total().max(1)),
+            MemoryCheck::Skipped(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for FitCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [(positive, p), (negative, n)] = &self.answers;

@@ -63,8 +63,12 @@ impl<'a> ModelRunner<'a> {
         let mut base = crate::model::load(source, &opened, device.frozen_dtype())
             .with_context(|| format!("loading the model {source}"))?;
         base.tokenizer = base.tokenizer.with_answers(&spec.data.options().answers)?;
+        let threads = match device {
+            DeviceSpec::Cpu => format!(", {} thread(s)", candle_core::utils::get_num_threads()),
+            DeviceSpec::Cuda(_) => String::new(),
+        };
         crate::info!(
-            "model {source} on {device} (frozen weights {:?}): {} image tokens of width {}",
+            "model {source} on {device}{threads} (frozen weights {:?}): {} image tokens of width {}",
             device.frozen_dtype(),
             base.model.num_image_tokens(),
             base.config.text_config.hidden_size
