@@ -256,7 +256,7 @@ fn on_a_gpu_the_free_memory_nvidia_smi_reports_is_the_limit() {
 fn the_demo_spec_still_passes_and_shows_what_was_checked() {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/demo.toml");
     let dir = TestDir::new();
-    let out = run(&mut gacha(&dir, GIB, &["check", demo.to_str().unwrap()]));
+    let out = run(gacha(&dir, GIB, &["check", demo.to_str().unwrap()]).env_remove("RAYON_NUM_THREADS"));
     assert_exit(&out, 0);
     let stdout = texts(&out).0;
     assert_contains(&stdout, "answers: \"yes\" (token 6), \"no\" (token 7): one known token each\n");
@@ -266,4 +266,20 @@ fn the_demo_spec_still_passes_and_shows_what_was_checked() {
         "prompts: the longest is 15 tokens (sweep.prompt, line 62); the model takes at most 8125\n",
     );
     assert_contains(&stdout, "(batch 8 × 82 tokens)\n  fits: 1.0 GiB (GACHA_MEMORY_LIMIT_BYTES) available\n");
+    // 1 GiB holds 19 copies of the 53.5 MiB estimate; 80 MiB one, so one process with every core.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let workers = cores.min(19);
+    assert_contains(
+        &stdout,
+        &format!(
+            "workers: gacha sweep runs {workers} trial(s) at once, {} thread(s) each (auto: {cores} cores, \
+             memory for 19, 36 trials to run; --workers N to choose)\n",
+            cores / workers
+        ),
+    );
+    let out = run(gacha(&dir, 80 << 20, &["check", demo.to_str().unwrap()]).env_remove("RAYON_NUM_THREADS"));
+    assert_contains(
+        &texts(&out).0,
+        &format!("workers: gacha sweep runs 1 trial(s) at once, {cores} thread(s) each (auto: {cores} cores, memory for 1,"),
+    );
 }

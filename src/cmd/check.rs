@@ -19,7 +19,9 @@ use crate::data::jsonl::{decode_each, load_dataset, read_dataset};
 use crate::data::{
     CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label, Preprocessing,
 };
+use crate::device::DeviceSpec;
 use crate::model::ModelSource;
+use crate::machine::cpu_workers::{plan, Room, WorkerSetting};
 use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
 use crate::Outcome;
 
@@ -113,6 +115,15 @@ fn check_sweep_spec(args: &CheckArgs, check: Check) -> anyhow::Result<Outcome> {
     let memory = super::memory_check(args.no_memory_check, args.device)?;
     let fit = check_fit(&spec, &dataset, args.device.frozen_dtype().size_in_bytes() as u64, memory)?;
     print!("{checked}{resolved}{model}{preprocessing}{data}{digests}{fit}");
+    if args.device == DeviceSpec::Cpu {
+        let room = Room::here(fit.copies_that_fit(), spec.trials.len());
+        let plan = plan(WorkerSetting::Auto, room);
+        let threads = plan.threads.or(room.user_threads).unwrap_or(1);
+        println!(
+            "workers: gacha sweep runs {} trial(s) at once, {threads} thread(s) each ({}; --workers N to choose)",
+            plan.workers, plan.why
+        );
+    }
     for warning in checked.warnings.iter().map(ToString::to_string).chain(fit.warnings) {
         crate::warn!("{warning}");
     }

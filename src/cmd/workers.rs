@@ -50,17 +50,14 @@ fn cpu_plan(args: &SweepArgs) -> anyhow::Result<Option<Plan>> {
     if args.workers == WorkerSetting::Auto && run.debug_scripted_runner {
         return Ok(None);
     }
-    let mut room = Room {
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        user_threads: std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse().ok()).filter(|&t| t > 0),
-        copies_that_fit: None,
-        trials: 0,
+    let room = match args.workers {
+        WorkerSetting::Count(_) => Room::here(None, 0),
+        WorkerSetting::Auto => {
+            let checked = super::sweep::checked(run)?;
+            let left = checked.spec.trials.len().saturating_sub(finished_earlier(args)?);
+            Room::here(checked.fit.copies_that_fit(), left)
+        }
     };
-    if args.workers == WorkerSetting::Auto {
-        let checked = super::sweep::checked(run)?;
-        room.copies_that_fit = checked.fit.copies_that_fit();
-        room.trials = checked.spec.trials.len().saturating_sub(finished_earlier(args)?);
-    }
     let plan = plan(args.workers, room);
     Ok((plan.workers > 1).then_some(plan))
 }

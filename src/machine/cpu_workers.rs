@@ -54,6 +54,18 @@ pub struct Room {
     pub trials: usize,
 }
 
+impl Room {
+    /// This machine's cores and the user's `RAYON_NUM_THREADS`, with the spec's numbers.
+    pub fn here(copies_that_fit: Option<u64>, trials: usize) -> Room {
+        Room {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            user_threads: std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse().ok()).filter(|&t| t > 0),
+            copies_that_fit,
+            trials,
+        }
+    }
+}
+
 /// Workers to start and threads for each (`None`: leave the thread count as it is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
