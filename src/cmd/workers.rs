@@ -16,6 +16,7 @@ use anyhow::Context;
 use crate::cli::SweepArgs;
 use crate::device::DeviceSpec;
 use crate::machine::cpu_workers::{plan, Plan, Room, WorkerSetting};
+use crate::spec::{load_spec, SweepSpec};
 use crate::sweep::layout::ResultsDir;
 use crate::sweep::stop::{StopFlag, EXIT_INTERRUPTED};
 use crate::sweep::Part;
@@ -24,21 +25,23 @@ use crate::Outcome;
 /// `gacha sweep`: one worker per device of `--devices`, the CPU workers of `--workers`, or this
 /// process alone (`sweep.rs`).
 pub fn run_sweep(args: &SweepArgs) -> anyhow::Result<Outcome> {
-    if !args.devices.is_empty() {
-        return run(args, &args.devices, None, "--devices");
+    if args.worker {
+        return super::sweep::run(args);
     }
-    match args.worker {
-        false => match cpu_plan(args)? {
-            Some(plan) => run(args, &vec![DeviceSpec::Cpu; plan.workers], plan.threads, &plan.why),
-            None => super::sweep::run(args),
-        },
-        true => super::sweep::run(args),
+    if !args.devices.is_empty() {
+        let earlier = finished_earlier(args, &load_spec(&args.run.spec)?)?;
+        return run(args, &args.devices, None, "--devices", earlier);
+    }
+    match cpu_plan(args)? {
+        Some((plan, earlier)) => run(args, &vec![DeviceSpec::Cpu; plan.workers], plan.threads, &plan.why, earlier),
+        None => super::sweep::run(args),
     }
 }
 
-/// The workers `--workers` asks for on a CPU sweep; `None`: run the sweep in this process. `auto`
-/// is one for the scripted runner (tests), and `--workers` is refused on a GPU.
-fn cpu_plan(args: &SweepArgs) -> anyhow::Result<Option<Plan>> {
+/// The workers `--workers` asks for on a CPU sweep, with the trials finished before them; `None`:
+/// run the sweep in this process. `auto` is one for the scripted runner (tests), and `--workers`
+/// is refused on a GPU.
+fn cpu_plan(args: &SweepArgs) -> anyhow::Result<Option<(Plan, usize)>> {
     let run = &args.run;
     if run.device != DeviceSpec::Cpu {
         anyhow::ensure!(
@@ -50,24 +53,30 @@ fn cpu_plan(args: &SweepArgs) -> anyhow::Result<Option<Plan>> {
     if args.workers == WorkerSetting::Auto && run.debug_scripted_runner {
         return Ok(None);
     }
-    let room = match args.workers {
-        WorkerSetting::Count(_) => Room::here(None, 0),
+    let (room, earlier) = match args.workers {
+        WorkerSetting::Count(_) => (Room::here(None, 0), finished_earlier(args, &load_spec(&run.spec)?)?),
         WorkerSetting::Auto => {
             let checked = super::sweep::checked(run)?;
-            let left = checked.spec.trials.len().saturating_sub(finished_earlier(args)?);
-            Room::here(checked.fit.copies_that_fit(), left)
+            let earlier = finished_earlier(args, &checked.spec)?;
+            let left = checked.spec.trials.len().saturating_sub(earlier);
+            (Room::here(checked.fit.copies_that_fit(), left), earlier)
         }
     };
     let plan = plan(args.workers, room);
-    Ok((plan.workers > 1).then_some(plan))
+    Ok((plan.workers > 1).then_some((plan, earlier)))
 }
 
 /// Run one worker per device in `devices`, each with `threads` CPU threads when given; `why`
-/// says how their number was chosen.
-fn run(args: &SweepArgs, devices: &[DeviceSpec], threads: Option<usize>, why: &str) -> anyhow::Result<Outcome> {
+/// says how their number was chosen, `earlier` how many trials were finished before them.
+fn run(
+    args: &SweepArgs,
+    devices: &[DeviceSpec],
+    threads: Option<usize>,
+    why: &str,
+    earlier: usize,
+) -> anyhow::Result<Outcome> {
     let stop = StopFlag::on_stop_signals()?;
     let exe = std::env::current_exe().context("cannot find the gacha executable to start workers")?;
-    let earlier = finished_earlier(args)?;
     let mut children = Vec::new();
     for (n, device) in devices.iter().enumerate() {
         let tag = format!("[{} {device}] ", n + 1);
@@ -122,11 +131,10 @@ fn run(args: &SweepArgs, devices: &[DeviceSpec], threads: Option<usize>, why: &s
     super::sweep::run_part(&args.run, Part::All, &stop, Some(earlier))
 }
 
-/// Trials of the spec finished before the workers start, to tell the workers' part in the summary.
-fn finished_earlier(args: &SweepArgs) -> anyhow::Result<usize> {
-    let spec = crate::spec::load_spec(&args.run.spec)?;
-    let results = super::sweep::results_dir(&args.run, &spec);
-    Ok(ResultsDir::new(&results).read_records(&spec)?.len())
+/// Trials of `spec` finished before the workers start, to tell the workers' part in the summary.
+fn finished_earlier(args: &SweepArgs, spec: &SweepSpec) -> anyhow::Result<usize> {
+    let results = super::sweep::results_dir(&args.run, spec);
+    Ok(ResultsDir::new(&results).read_records(spec)?.len())
 }
 
 /// `gacha sweep SPEC --worker --device D` with this run's other flags.

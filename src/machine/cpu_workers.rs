@@ -1,13 +1,14 @@
 //! How many worker processes a CPU sweep runs at once (`gacha sweep --workers N|auto`), and how
 //! many threads each gets.
 //!
-//! A small model's step is too small to share among threads: on 2 cores the demo sweep took 40 s
-//! at 2 threads and 20 s at one, while two one-thread processes, each taking the next unclaimed
-//! trial, took 11 s (README, Benchmarks, "Workers"). So by default a CPU sweep runs one worker per
-//! core, as many as the memory check says fit side by side, each with `cores / workers` threads.
+//! A small model's step is too small to share among threads: on 2 cores the demo sweep took 27.8
+//! s at 2 threads and 17.8 s at one, while two one-thread processes, each taking the next
+//! unclaimed trial, took 10.2 s (README, Benchmarks, "CPU workers"). So by default a CPU sweep
+//! runs one worker per core, as many as the memory check says fit side by side, each with
+//! `cores / workers` threads.
 //! A thread count the user set (`RAYON_NUM_THREADS`) is kept: it divides the cores instead.
 
-use std::{fmt, num::NonZeroUsize, str::FromStr};
+use std::{num::NonZeroUsize, str::FromStr};
 
 /// `--workers`: a number, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,15 +28,6 @@ impl FromStr for WorkerSetting {
                 Some(n) => Ok(WorkerSetting::Count(n)),
                 None => Err(format!("expected a number of workers of at least 1, or auto; got {s:?}")),
             },
-        }
-    }
-}
-
-impl fmt::Display for WorkerSetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WorkerSetting::Auto => f.write_str("auto"),
-            WorkerSetting::Count(n) => write!(f, "{n}"),
         }
     }
 }
@@ -79,7 +71,7 @@ pub struct Plan {
 /// the user's thread count), the memory's room and the trials, and is one where memory is not
 /// checked; a number is taken as given.
 pub fn plan(setting: WorkerSetting, room: Room) -> Plan {
-    let threads_each = room.user_threads.unwrap_or(1).max(1);
+    let threads_each = room.user_threads.unwrap_or(1);
     let (workers, why) = match setting {
         WorkerSetting::Count(n) => (n.get(), "--workers".to_string()),
         WorkerSetting::Auto => match room.copies_that_fit {
