@@ -1,12 +1,12 @@
 //! The `gacha` binary: parse the command line, run, print any error chain once, exit.
 //!
-//! Exit codes: 0 all good; 1 finished but some trials failed (or a `gacha train` run diverged);
-//! 2 an error (bad input, could not start); 130 stopped by Ctrl-C, SIGTERM or SIGHUP after the
-//! current step (a sweep resumes when rerun; `gacha train` saved the steps so far).
+//! Exit codes: `gacha::cmd::Outcome` (0 all good; 1 finished but some trials failed; 2 an error;
+//! 130 stopped by a signal after the current step).
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use gacha::cmd::Outcome;
 
 /// candle 0.11 runs its own element-wise CPU ops (broadcast adds, casts, …) on a separate pool of
 /// `CANDLE_NUM_THREADS` threads (default: `RAYON_NUM_THREADS`) whose caller waits for its workers
@@ -60,11 +60,11 @@ fn main() -> ExitCode {
     gacha::device::flush_subnormals_to_zero();
     let cli = gacha::cli::Cli::parse();
     gacha::logging::init(cli.verbosity());
-    match gacha::run(cli) {
+    match gacha::cmd::run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
             eprintln!("gacha: error: {err:#}");
-            ExitCode::from(2)
+            Outcome::Error.exit_code()
         }
     }
 }

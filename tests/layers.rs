@@ -1,4 +1,4 @@
-//! The house rules of STYLE.md, read off the source: a module imports only from layers below it
+//! The house rules (docs/contributing.md), read off the source: a module imports only from layers below it
 //! (`use crate::…` lines and paths), and the files inside one module import each other without
 //! a circle. Test code (after `#[cfg(test)]`) may reach anywhere.
 
@@ -13,9 +13,11 @@ const LAYERS: &[&[&str]] = &[
     &["fsutil", "logging", "device", "machine"],
     &["data", "demo"],
     &["model"],
+    &["features"],
     &["train"],
     &["eval", "adapter"],
     &["spec"],
+    &["results"],
     &["sweep", "bench"],
     &["report"],
     &["cli"],

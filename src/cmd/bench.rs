@@ -4,7 +4,7 @@
 use crate::bench::{run as bench, table, BenchOptions};
 use crate::cli::BenchArgs;
 
-pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
+pub fn run(args: &BenchArgs) -> anyhow::Result<crate::cmd::Outcome> {
     if let Some(threads) = args.threads {
         anyhow::ensure!(threads > 0, "--threads must be at least 1");
         // Before any thread pool exists: candle and rayon read it when they first start threads.
@@ -32,7 +32,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
             }
             false => print!("{}", crate::bench::pack::table(&rows)),
         }
-        return Ok(crate::Outcome::Success);
+        return Ok(crate::cmd::Outcome::Success);
     }
     let rows = bench(&opts, &device)?;
     if args.json {
@@ -42,5 +42,5 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<crate::Outcome> {
     } else {
         print!("{}", table(&rows));
     }
-    Ok(crate::Outcome::Success)
+    Ok(crate::cmd::Outcome::Success)
 }

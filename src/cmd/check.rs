@@ -23,7 +23,7 @@ use crate::device::DeviceSpec;
 use crate::model::ModelSource;
 use crate::machine::cpu_workers::{plan, Room, WorkerSetting};
 use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
-use crate::Outcome;
+use crate::cmd::Outcome;
 
 use super::save_inputs::InputsDir;
 

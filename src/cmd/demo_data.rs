@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use crate::cli::DemoDataArgs;
 use crate::demo::{self, AdClass, DemoFormat, DemoSummary, ViolationKind};
 
-pub fn run(args: &DemoDataArgs) -> anyhow::Result<crate::Outcome> {
+pub fn run(args: &DemoDataArgs) -> anyhow::Result<crate::cmd::Outcome> {
     let summary = demo::generate_demo_dataset(&args.out, args.seed)?;
     print!("{}", render_summary(&summary));
-    Ok(crate::Outcome::Success)
+    Ok(crate::cmd::Outcome::Success)
 }
 
 /// The summary printed on stdout: counts by format and class, violation kinds, GIF frames.

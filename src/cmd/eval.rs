@@ -6,7 +6,7 @@ use crate::data::jsonl::load_dataset;
 use crate::eval::result::{confusion, result_block};
 use crate::eval::score::{score_dataset, ScoreOptions};
 
-pub fn run(args: &EvalArgs) -> anyhow::Result<crate::Outcome> {
+pub fn run(args: &EvalArgs) -> anyhow::Result<crate::cmd::Outcome> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.threshold),
         "--threshold must be between 0 and 1, got {}",
@@ -22,5 +22,5 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<crate::Outcome> {
         let separator = if i == 0 { "" } else { "\n" };
         print!("{separator}{}", result_block(&file.display().to_string(), &confusion(&rows, args.threshold)));
     }
-    Ok(crate::Outcome::Success)
+    Ok(crate::cmd::Outcome::Success)
 }

@@ -12,7 +12,7 @@ use crate::model::hf_export::{check_out, export_hf, HfExport};
 use crate::model::hub::Snapshot;
 use crate::model::{big_vision, ModelSource};
 
-pub fn run(args: &ExportArgs) -> anyhow::Result<crate::Outcome> {
+pub fn run(args: &ExportArgs) -> anyhow::Result<crate::cmd::Outcome> {
     let source = super::setup::model_source(&args.model)?;
     let written_dtype = args.model.runtime.dtype;
     let mut load = args.model.clone();
@@ -48,5 +48,5 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<crate::Outcome> {
         }
     }
     crate::info!("wrote {}", args.out.display());
-    Ok(crate::Outcome::Success)
+    Ok(crate::cmd::Outcome::Success)
 }

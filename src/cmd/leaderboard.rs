@@ -7,11 +7,11 @@ use crate::cli::LeaderboardArgs;
 use crate::report::configs::configs_table;
 use crate::report::table::{leaderboard_diff, leaderboard_table};
 use crate::spec::SweepSpec;
-use crate::sweep::configs::summarize_configs;
-use crate::sweep::layout::ResultsDir;
-use crate::sweep::rank::rank;
-use crate::sweep::record::TrialRecord;
-use crate::Outcome;
+use crate::results::judge::summarize_configs;
+use crate::results::layout::ResultsDir;
+use crate::results::rank::rank;
+use crate::results::record::TrialRecord;
+use crate::cmd::Outcome;
 
 pub fn run(args: &LeaderboardArgs) -> anyhow::Result<Outcome> {
     let (spec, records) = load(&args.dir)?;

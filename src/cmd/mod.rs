@@ -1,11 +1,15 @@
-//! One file per subcommand: turn parsed arguments into typed options, call the library, print.
+//! The command layer: [`run`] dispatches a parsed command line to one file per subcommand, which
+//! turns its arguments into typed options, calls the library and prints; [`Outcome`] is how a
+//! command ended, with every exit code of the binary.
 
 pub mod bench;
 pub mod check;
+pub mod command_line;
 pub mod demo_data;
 pub mod eval;
 pub mod export;
 pub mod leaderboard;
+pub mod part;
 pub mod report;
 mod save_inputs;
 pub mod score;
@@ -13,16 +17,70 @@ pub mod setup;
 pub mod slurm;
 pub mod split;
 pub mod status;
+pub mod stop_signals;
 pub mod sweep;
 pub mod train;
 pub mod trial;
 pub mod workers;
 
-use crate::cli::{DataArgs, ExifOrientationArg, FramePolicyArg, ResizeArg};
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, DataArgs, ExifOrientationArg, FramePolicyArg, ResizeArg};
 use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Resize};
 use crate::device::DeviceSpec;
 use crate::machine::gpu::GpuMemory;
 use crate::spec::MemoryCheck;
+
+/// How a command ended, and the exit code that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done: 0.
+    Success,
+    /// The command ran to the end but some of its work failed (failed trials, a `gacha train`
+    /// run that diverged): 1.
+    FinishedWithFailures,
+    /// An error: bad input, or the command could not start or go on: 2.
+    Error,
+    /// Stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP after the current step; the same command
+    /// resumes: 130 (128 + SIGINT, as shells report Ctrl-C), whichever signal it was.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::FinishedWithFailures => 1,
+            Outcome::Error => 2,
+            Outcome::Interrupted => 130,
+        }
+    }
+
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(self.code())
+    }
+}
+
+/// Run one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Split(args) => split::run(&args),
+        Command::DemoData(args) => demo_data::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Trial(args) => trial::run(&args),
+        Command::Slurm(args) => slurm::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::Leaderboard(args) => leaderboard::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Score(args) => score::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
 
 /// The typed dataset options from `--answers`, `--frames`, `--exif-orientation`, `--resize` and
 /// `--allow-outside-paths`.

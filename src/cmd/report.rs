@@ -1,16 +1,15 @@
 //! `gacha report DIR`: (re)write DIR/report.html from a results folder.
 
 use crate::cli::ReportArgs;
-use crate::report::Report;
-use crate::sweep::export::write_report;
-use crate::sweep::layout::ResultsDir;
-use crate::Outcome;
+use crate::report::write_report;
+use crate::results::layout::ResultsDir;
+use crate::cmd::Outcome;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<Outcome> {
     let results = ResultsDir::new(&args.dir);
     let spec = results.read_spec()?;
     let records = results.read_records(&spec)?;
-    let path = write_report(&results, &spec, &records, &Report)?;
+    let path = write_report(&results, &spec, &records)?;
     println!("{}", path.display());
     Ok(Outcome::Success)
 }

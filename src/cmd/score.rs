@@ -5,7 +5,7 @@ use crate::data::jsonl::load_dataset;
 use crate::eval::score::{csv_bytes, score_dataset, ScoreOptions};
 use crate::fsutil::write_atomic;
 
-pub fn run(args: &ScoreArgs) -> anyhow::Result<crate::Outcome> {
+pub fn run(args: &ScoreArgs) -> anyhow::Result<crate::cmd::Outcome> {
     let options = super::data_options(&args.data_options)?;
     let dataset = load_dataset(&args.data, &options)?;
     let session = super::setup::open(&args.model, &options.answers)?;
@@ -14,5 +14,5 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<crate::Outcome> {
     let rows = score_dataset(&session.loaded, &session.device, &dataset, &opts)?;
     write_atomic(&args.out, &csv_bytes(&rows, &options.answers)?)?;
     crate::info!("scored {} images of {} → {}", rows.len(), args.data.display(), args.out.display());
-    Ok(crate::Outcome::Success)
+    Ok(crate::cmd::Outcome::Success)
 }

@@ -11,25 +11,26 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use crate::cli::SlurmArgs;
-use crate::device::DeviceSpec;
+use super::command_line::{absolute, run_words, shell_quote};
+use super::part::{rerun_of, results_dir};
+use super::Outcome;
+use crate::cli::{RunArgs, SlurmArgs};
 use crate::fsutil::write_atomic;
 use crate::spec::load_spec;
-use crate::sweep::failure::reruns;
-use crate::sweep::folder::ResultsFolder;
-use crate::sweep::layout::OutcomeFile;
-use crate::sweep::record::utc_timestamp;
-use crate::Outcome;
+use crate::results::failure::reruns;
+use crate::results::folder::ResultsFolder;
+use crate::results::layout::OutcomeFile;
+use crate::results::record::utc_timestamp;
 
 /// The folder of the scripts and task logs, in the results folder.
 const SLURM_DIR: &str = "slurm";
 
 pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
     let spec = load_spec(&args.run.spec)?;
-    let results = super::sweep::results_dir(&args.run, &spec);
+    let results = results_dir(&args.run, &spec);
     let folder = ResultsFolder::open(&results)?;
     // The trials a sweep would run: unfinished ones and the failures it reruns.
-    let rerun = super::sweep::rerun_of(&args.run);
+    let rerun = rerun_of(&args.run);
     let mut left = Vec::new();
     for (index, trial) in spec.trials.iter().enumerate() {
         match folder.dir.trial(&trial.id).read_outcome_file()? {
@@ -41,7 +42,6 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
         println!("every trial of {} is finished in {}; nothing to submit", spec.file.display(), results.display());
         return Ok(Outcome::Success);
     }
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let logs = absolute(&results.join(SLURM_DIR));
     std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
     let gacha = match &args.gacha {
@@ -114,27 +114,13 @@ fn sbatch_script(
         indices.len(),
         spec.display()
     ));
-    let mut command = vec![
-        quote(&gacha.display().to_string()),
-        "trial".into(),
-        quote(&spec.display().to_string()),
-        "--results".into(),
-        quote(&results.display().to_string()),
-        "--index".into(),
-        "\"$SLURM_ARRAY_TASK_ID\"".into(),
-    ];
-    if args.run.device != DeviceSpec::Cpu {
-        command.extend(["--device".into(), args.run.device.to_string()]);
-    }
-    if args.run.retry_failed {
-        command.push("--retry-failed".into());
-    }
-    if args.run.no_memory_check {
-        command.push("--no-memory-check".into());
-    }
-    if args.run.debug_scripted_runner {
-        command.extend(["--debug-scripted-runner".into(), format!("--debug-step-ms={}", args.run.debug_step_ms)]);
-    }
+    let run = RunArgs { spec: spec.to_path_buf(), results: Some(results.to_path_buf()), ..args.run.clone() };
+    let mut command: Vec<String> = std::iter::once(gacha.display().to_string())
+        .chain(std::iter::once("trial".to_string()))
+        .chain(run_words(&run))
+        .map(|word| shell_quote(&word))
+        .collect();
+    command.extend(["--index".into(), "\"$SLURM_ARRAY_TASK_ID\"".into()]);
     lines.push(format!("exec {}", command.join(" ")));
     lines.join("\n") + "\n"
 }
@@ -154,11 +140,6 @@ fn array_ranges(indices: &[usize]) -> String {
     parts.join(",")
 }
 
-/// `word` in single quotes for bash (a quote inside closes, escapes and reopens).
-fn quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,11 +149,5 @@ mod tests {
         assert_eq!(array_ranges(&[0, 1, 2, 3, 5, 7, 8, 9]), "0-3,5,7-9");
         assert_eq!(array_ranges(&[4]), "4");
         assert_eq!(array_ranges(&[]), "");
-    }
-
-    #[test]
-    fn quote_survives_spaces_and_quotes() {
-        assert_eq!(quote("a b"), "'a b'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
     }
 }

@@ -8,7 +8,7 @@ use crate::data::jsonl::load_dataset;
 use crate::data::split::{split_indices, Stratify, ValidSize};
 use crate::data::split_files::write_split;
 use crate::data::Label;
-use crate::Outcome;
+use crate::cmd::Outcome;
 
 pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     let opts = super::data_options(&args.options)?;

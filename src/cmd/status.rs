@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use crate::cli::StatusArgs;
 use crate::spec::SweepSpec;
-use crate::sweep::claim::{stale_after, ClaimState, Claims};
-use crate::sweep::layout::ResultsDir;
+use crate::results::claim::{stale_after, ClaimState, Claims};
+use crate::results::layout::ResultsDir;
 use crate::sweep::progress::Counts;
-use crate::sweep::rank::{metric_after, rank, winner};
-use crate::sweep::record::TrialRecord;
-use crate::Outcome;
+use crate::results::rank::{metric_after, rank, winner};
+use crate::results::record::TrialRecord;
+use crate::cmd::Outcome;
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
     let dir = ResultsDir::new(&args.dir);
@@ -21,7 +21,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
     let claims = Claims::at(&args.dir).all()?;
     print!("{}", status_text(&args.dir.display().to_string(), &spec, &records, &claims, stale_after()));
     if let Some(record) = dir.read_final()? {
-        println!("final model: {} of config {} in {}", record.final_model, record.config, dir.path(crate::sweep::layout::BEST_DIR).display());
+        println!("final model: {} of config {} in {}", record.final_model, record.config, dir.path(crate::results::layout::BEST_DIR).display());
     }
     Ok(Outcome::Success)
 }

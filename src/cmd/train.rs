@@ -9,13 +9,12 @@ use crate::adapter::{self, Provenance};
 use crate::cli::TrainArgs;
 use crate::data::jsonl::load_dataset;
 use crate::data::{Dataset, ImageOptions};
-use crate::eval::frames::for_each_frame_batch;
+use crate::features::frames::for_each_frame_batch;
 use crate::eval::result::{confusion, result_block, DEFAULT_THRESHOLD};
 use crate::eval::score::{score_dataset, ScoreOptions};
 use crate::model::{Trainable, TrainableParams};
-use crate::sweep::stop::StopFlag;
 use crate::train::{train, Control, TrainConfig, TrainExample, TrainOutcome, TrainableKind};
-use crate::Outcome;
+use crate::cmd::Outcome;
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let mut cfg = args.train.clone();
@@ -37,7 +36,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     );
     let examples = train_examples(&session, &dataset, options.images, args, cfg.batch_size)?;
 
-    let stop = StopFlag::on_stop_signals()?;
+    let stop = super::stop_signals::stop_flag()?;
     let outcome = train(&session.loaded, &params, &examples, &cfg, &mut |log| {
         match cfg.is_log_step(log.step) {
             true => crate::info!("{log}"),

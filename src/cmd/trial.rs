@@ -3,10 +3,12 @@
 //! variable). It claims the trial like any worker; once every trial is finished, the task that
 //! finished last makes the final model.
 
+use super::part::run_part;
+use super::stop_signals::stop_flag;
+use super::Outcome;
 use crate::cli::TrialArgs;
-use crate::sweep::stop::StopFlag;
+use crate::report::summary::ThisRun;
 use crate::sweep::Part;
-use crate::Outcome;
 
 /// The environment variables a scheduler sets to a task's index, in the order they are read.
 pub const INDEX_VARS: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
@@ -16,7 +18,7 @@ pub fn run(args: &TrialArgs) -> anyhow::Result<Outcome> {
         Some(index) => index,
         None => index_from_env(|name| std::env::var(name).ok())?,
     };
-    super::sweep::run_part(&args.run, Part::One(index), &StopFlag::on_stop_signals()?, None)
+    run_part(&args.run, Part::One(index), &stop_flag()?, ThisRun::Alone)
 }
 
 /// The index in the first of [`INDEX_VARS`] that is set.

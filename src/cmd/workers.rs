@@ -1,5 +1,5 @@
-//! `gacha sweep SPEC --devices cuda:0,cuda:1,…`, and a CPU sweep's `--workers`: one worker process
-//! per device (`gacha sweep --worker --device D`), each loading the model and computing the image
+//! Worker processes for `gacha sweep SPEC --devices cuda:0,cuda:1,…` and a CPU sweep's
+//! `--workers`: one per device (`gacha sweep --worker --device D`), each loading the model and computing the image
 //! features once, sharing the results folder through claims. Their progress lines are prefixed
 //! with the device (their leaderboards are left out: this process prints the final one); a stop
 //! signal is passed on to each once (they run in their own process group, so Ctrl-C reaches them
@@ -13,69 +13,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::command_line::run_words;
+use super::part::run_part;
+use super::stop_signals::stop_flag;
+use super::Outcome;
 use crate::cli::SweepArgs;
 use crate::device::DeviceSpec;
-use crate::machine::cpu_workers::{plan, Plan, Room, WorkerSetting};
-use crate::spec::{load_spec, SweepSpec};
-use crate::sweep::layout::ResultsDir;
-use crate::sweep::stop::{StopFlag, EXIT_INTERRUPTED};
+use crate::report::summary::ThisRun;
 use crate::sweep::Part;
-use crate::Outcome;
-
-/// `gacha sweep`: one worker per device of `--devices`, the CPU workers of `--workers`, or this
-/// process alone (`sweep.rs`).
-pub fn run_sweep(args: &SweepArgs) -> anyhow::Result<Outcome> {
-    if args.worker {
-        return super::sweep::run(args);
-    }
-    if !args.devices.is_empty() {
-        let earlier = finished_earlier(args, &load_spec(&args.run.spec)?)?;
-        return run(args, &args.devices, None, "--devices", earlier);
-    }
-    match cpu_plan(args)? {
-        Some((plan, earlier)) => run(args, &vec![DeviceSpec::Cpu; plan.workers], plan.threads, &plan.why, earlier),
-        None => super::sweep::run(args),
-    }
-}
-
-/// The workers `--workers` asks for on a CPU sweep, with the trials finished before them; `None`:
-/// run the sweep in this process. `auto` is one for the scripted runner (tests), and `--workers`
-/// is refused on a GPU.
-fn cpu_plan(args: &SweepArgs) -> anyhow::Result<Option<(Plan, usize)>> {
-    let run = &args.run;
-    if run.device != DeviceSpec::Cpu {
-        anyhow::ensure!(
-            args.workers == WorkerSetting::Auto,
-            "--workers is for CPU sweeps; to run one worker per GPU give --devices cuda:0,cuda:1,…"
-        );
-        return Ok(None);
-    }
-    if args.workers == WorkerSetting::Auto && run.debug_scripted_runner {
-        return Ok(None);
-    }
-    let (room, earlier) = match args.workers {
-        WorkerSetting::Count(_) => (Room::here(None, 0), finished_earlier(args, &load_spec(&run.spec)?)?),
-        WorkerSetting::Auto => {
-            let checked = super::sweep::checked(run)?;
-            let earlier = finished_earlier(args, &checked.spec)?;
-            let left = checked.spec.trials.len().saturating_sub(earlier);
-            (Room::here(checked.fit.copies_that_fit(), left), earlier)
-        }
-    };
-    let plan = plan(args.workers, room);
-    Ok((plan.workers > 1).then_some((plan, earlier)))
-}
 
 /// Run one worker per device in `devices`, each with `threads` CPU threads when given; `why`
 /// says how their number was chosen, `earlier` how many trials were finished before them.
-fn run(
+pub fn run_workers(
     args: &SweepArgs,
     devices: &[DeviceSpec],
     threads: Option<usize>,
     why: &str,
     earlier: usize,
 ) -> anyhow::Result<Outcome> {
-    let stop = StopFlag::on_stop_signals()?;
+    let stop = stop_flag()?;
     let exe = std::env::current_exe().context("cannot find the gacha executable to start workers")?;
     let mut children = Vec::new();
     for (n, device) in devices.iter().enumerate() {
@@ -118,9 +74,10 @@ fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let interrupted = codes.iter().any(|(_, status)| status.code() == Some(i32::from(EXIT_INTERRUPTED)));
+    let interrupted_code = Some(i32::from(Outcome::Interrupted.code()));
+    let interrupted = codes.iter().any(|(_, status)| status.code() == interrupted_code);
     for (device, status) in &codes {
-        if !status.success() && status.code() != Some(i32::from(EXIT_INTERRUPTED)) {
+        if !status.success() && status.code() != interrupted_code {
             crate::warn!("the worker on {device} ended with {status}");
         }
     }
@@ -128,41 +85,18 @@ fn run(
         crate::warn!("interrupted; to resume, run the same command again");
         return Ok(Outcome::Interrupted);
     }
-    super::sweep::run_part(&args.run, Part::All, &stop, Some(earlier))
-}
-
-/// Trials of `spec` finished before the workers start, to tell the workers' part in the summary.
-fn finished_earlier(args: &SweepArgs, spec: &SweepSpec) -> anyhow::Result<usize> {
-    let results = super::sweep::results_dir(&args.run, spec);
-    Ok(ResultsDir::new(&results).read_records(spec)?.len())
+    run_part(&args.run, Part::All, &stop, ThisRun::WorkersAfter(earlier))
 }
 
 /// `gacha sweep SPEC --worker --device D` with this run's other flags.
 fn worker_command(exe: &std::path::Path, args: &SweepArgs, device: DeviceSpec) -> Command {
-    let run = &args.run;
     let mut command = Command::new(exe);
-    command.arg("sweep").arg(&run.spec).arg("--worker").arg("--device").arg(device.to_string());
-    if let Some(results) = &run.results {
-        command.arg("--results").arg(results);
-    }
-    let flags = [
-        (run.retry_failed, "--retry-failed"),
-        (run.prune, "--prune"),
-        (run.no_memory_check, "--no-memory-check"),
-    ];
-    for (on, flag) in flags {
-        if on {
-            command.arg(flag);
-        }
-    }
+    command.arg("sweep").args(run_words(&crate::cli::RunArgs { device, ..args.run.clone() })).arg("--worker");
     use crate::logging::{enabled, Verbosity};
     if !enabled(Verbosity::Normal) {
         command.arg("--quiet");
     } else if enabled(Verbosity::Verbose) {
         command.arg("--verbose");
-    }
-    if run.debug_scripted_runner {
-        command.arg("--debug-scripted-runner").arg(format!("--debug-step-ms={}", run.debug_step_ms));
     }
     command
 }

@@ -1,9 +1,7 @@
-//! Judging a classifier: scoring images (`score`, via `frames`, or from the `features` cache),
+//! Judging a classifier: scoring images (`score`, from the image features of `crate::features`),
 //! predictions and the users' result block (`result`), confusion counts and the metrics derived
 //! from them (`metrics`), and the paired test that compares two models' answers (`stats`).
 
-pub mod features;
-pub mod frames;
 pub mod metrics;
 pub mod result;
 pub mod score;

@@ -8,8 +8,8 @@
 use candle_core::{Device, Tensor};
 
 use crate::data::{Answers, Dataset, Example, ImageOptions, Label};
-use crate::eval::features::FeatureCache;
-use crate::eval::frames::for_each_frame_batch;
+use crate::features::cache::FeatureCache;
+use crate::features::frames::for_each_frame_batch;
 use crate::model::{LoadedModel, PromptItem};
 
 /// Frames per forward pass when no `--batch-size` is given.

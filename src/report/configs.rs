@@ -1,116 +1,11 @@
-//! `configs.csv` and `gacha leaderboard --configs`: one row per config (`sweep::configs`) in rank
-//! order. The columns, in one place: `rank, config`, the spec's axes except seeds (named as in
-//! trial labels: `valid`, `learning_rate`, `prompt`, …), `pulls, done, diverged, failed`, the
-//! pooled validation counts and metrics `tp, tn, fp, fn, accuracy, precision, recall, f1`, the
-//! Wilson 95% interval of each proportion (`accuracy_low, accuracy_high, precision_low, …,
-//! recall_high`), then `vs_best, p_vs_best, mean_final_loss` and `trials` (the finished pulls'
-//! ids, space-separated). Undefined values are empty cells.
+//! `gacha leaderboard --configs` and the report's configs table: the columns of `configs.csv`
+//! (`results::config_columns`) that people read, aligned as text.
 
-use super::columns::{plain, Count};
-use super::csv::csv_bytes;
 use super::table::{aligned, shorten};
 use crate::eval::Metric;
-use crate::spec::{Axis, SweepSpec};
-use crate::sweep::configs::{config_axes, ConfigSummary};
-
-/// A column of `configs.csv`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConfigColumn {
-    Rank,
-    Config,
-    /// A config axis: the config's value of it.
-    Axis(Axis),
-    Pulls,
-    Done,
-    Diverged,
-    Failed,
-    /// A pooled validation count.
-    Count(Count),
-    /// A metric of the pooled validation counts.
-    Metric(Metric),
-    /// The lower end of a proportion's Wilson 95% interval.
-    Low(Metric),
-    /// Its upper end.
-    High(Metric),
-    VsBest,
-    PVsBest,
-    MeanFinalLoss,
-    Trials,
-}
-
-/// Every column of `configs.csv` for `spec`, in order.
-pub fn config_columns(spec: &SweepSpec) -> Vec<ConfigColumn> {
-    let mut cols = vec![ConfigColumn::Rank, ConfigColumn::Config];
-    cols.extend(config_axes(spec).cloned().map(ConfigColumn::Axis));
-    cols.extend([ConfigColumn::Pulls, ConfigColumn::Done, ConfigColumn::Diverged, ConfigColumn::Failed]);
-    cols.extend(Count::ALL.map(ConfigColumn::Count));
-    cols.extend(Metric::ALL.map(ConfigColumn::Metric));
-    for metric in Metric::PROPORTIONS {
-        cols.extend([ConfigColumn::Low(metric), ConfigColumn::High(metric)]);
-    }
-    cols.extend([
-        ConfigColumn::VsBest,
-        ConfigColumn::PVsBest,
-        ConfigColumn::MeanFinalLoss,
-        ConfigColumn::Trials,
-    ]);
-    cols
-}
-
-impl ConfigColumn {
-    pub fn name(&self) -> String {
-        match self {
-            ConfigColumn::Rank => "rank".into(),
-            ConfigColumn::Config => "config".into(),
-            ConfigColumn::Axis(axis) => axis.name().into(),
-            ConfigColumn::Pulls => "pulls".into(),
-            ConfigColumn::Done => "done".into(),
-            ConfigColumn::Diverged => "diverged".into(),
-            ConfigColumn::Failed => "failed".into(),
-            ConfigColumn::Count(count) => count.name().into(),
-            ConfigColumn::Metric(metric) => metric.name().into(),
-            ConfigColumn::Low(metric) => format!("{metric}_low"),
-            ConfigColumn::High(metric) => format!("{metric}_high"),
-            ConfigColumn::VsBest => "vs_best".into(),
-            ConfigColumn::PVsBest => "p_vs_best".into(),
-            ConfigColumn::MeanFinalLoss => "mean_final_loss".into(),
-            ConfigColumn::Trials => "trials".into(),
-        }
-    }
-
-    /// The cell of `config` in this column; empty when undefined.
-    pub fn cell(&self, config: &ConfigSummary) -> String {
-        let four = |value: Option<f64>| value.map(|v| format!("{v:.4}")).unwrap_or_default();
-        let interval = |metric: Metric| config.pooled.wilson_95(metric);
-        match self {
-            ConfigColumn::Rank => config.rank.to_string(),
-            ConfigColumn::Config => config.id.to_string(),
-            ConfigColumn::Axis(axis) => plain(&config.params.field_value(&axis.field)),
-            ConfigColumn::Pulls => config.pulls().to_string(),
-            ConfigColumn::Done => config.done.to_string(),
-            ConfigColumn::Diverged => config.diverged.to_string(),
-            ConfigColumn::Failed => config.failed.to_string(),
-            ConfigColumn::Count(count) => count.of(&config.pooled).to_string(),
-            ConfigColumn::Metric(metric) => four(config.pooled.value(*metric)),
-            ConfigColumn::Low(metric) => four(interval(*metric).map(|(low, _)| low)),
-            ConfigColumn::High(metric) => four(interval(*metric).map(|(_, high)| high)),
-            ConfigColumn::VsBest => config.vs_best.map(|v| v.name().to_string()).unwrap_or_default(),
-            ConfigColumn::PVsBest => four(config.p_vs_best),
-            ConfigColumn::MeanFinalLoss => {
-                config.mean_final_loss.map(|l| format!("{l:.6}")).unwrap_or_default()
-            }
-            ConfigColumn::Trials => config.trials.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(" "),
-        }
-    }
-}
-
-/// `configs.csv` as bytes (a header row even before any trial has finished).
-pub fn configs_csv(spec: &SweepSpec, configs: &[ConfigSummary]) -> Vec<u8> {
-    let cols = config_columns(spec);
-    let header: Vec<String> = cols.iter().map(ConfigColumn::name).collect();
-    let rows = configs.iter().map(|config| cols.iter().map(|c| c.cell(config)).collect::<Vec<_>>());
-    csv_bytes(std::iter::once(header).chain(rows))
-}
+use crate::results::config_columns::ConfigColumn;
+use crate::results::judge::{config_axes, ConfigSummary};
+use crate::spec::SweepSpec;
 
 /// The columns people read: rank, config, the axes with more than one value, pulls that did not
 /// finish well, the select metric (pooled valid) with its interval, F1, the comparison with the
@@ -155,75 +50,12 @@ pub fn configs_table(spec: &SweepSpec, configs: &[ConfigSummary]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::spec::parse_spec;
-    use crate::sweep::configs::summarize_configs;
-    use crate::sweep::record::Status;
-    use crate::sweep::test_records::pull;
-
-    /// Two configs (a prompt with a comma and quotes, and one with a long question), two seeds.
-    fn sweep() -> (SweepSpec, Vec<ConfigSummary>) {
-        let text = "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
-                    [train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1, 2]\nvalid = [4]\n\
-                    prompt = ['Is it \"ok\", then?', 'Does this advertisement break any of the rules?']\n";
-        let spec = parse_spec(text, Path::new("s.toml")).unwrap();
-        let t = |seed: u64, prompt: usize| {
-            let want = if prompt == 0 { "Is it" } else { "Does" };
-            let found = spec.trials.iter().find(|t| {
-                t.params.seed == seed && t.params.prompt.as_deref().is_some_and(|p| p.starts_with(want))
-            });
-            found.expect("a trial")
-        };
-        let records = vec![
-            // "ok" prompt: tp 2 tn 1 fp 1, then tp 1 tn 2 fn 1.
-            pull(t(1, 0), Status::Done, &["yy", "yy", "nn", "ny"], Some(0.25)),
-            pull(t(2, 0), Status::Done, &["yy", "yn", "nn", "nn"], Some(0.5)),
-            // Long prompt: tp 1 tn 2 fn 1, then diverged on 2 yes, 2 no.
-            pull(t(1, 1), Status::Done, &["yy", "yn", "nn", "nn"], Some(0.125)),
-            pull(t(2, 1), Status::Diverged, &["yn", "yn", "nn", "nn"], None),
-        ];
-        let configs = summarize_configs(&records, &spec);
-        (spec, configs)
-    }
-
-    #[test]
-    fn writes_exact_bytes() {
-        let (spec, configs) = sweep();
-        let got = String::from_utf8(configs_csv(&spec, &configs)).unwrap();
-        let header = "rank,config,valid,prompt,pulls,done,diverged,failed,tp,tn,fp,fn,\
-                      accuracy,precision,recall,f1,accuracy_low,accuracy_high,precision_low,precision_high,\
-                      recall_low,recall_high,vs_best,p_vs_best,mean_final_loss,trials\n";
-        // Wilson 95% by hand, z² = 3.84146: centre (p + z²/2n)/(1 + z²/n), half-width
-        // z/(1 + z²/n)·√(p(1 − p)/n + z²/4n²).
-        // "ok": pooled tp 3 tn 3 fp 1 fn 1: accuracy 6/8, precision 3/4, recall 3/4, f1 6/8.
-        // 6/8: centre 0.99009/1.48018 = 0.66890, half 1.32414·√0.0384432 = 0.25962 → 0.4093, 0.9285.
-        // 3/4: centre 1.23019/1.96037 = 0.62753, half 0.99979·√0.1068978 = 0.32689 → 0.3006, 0.9544.
-        // Long: tp 1 tn 2 fn 1, plus fn 2 fp 2 for the diverged pull: accuracy 3/8, precision
-        // 1/3, recall 1/4, f1 2/7.
-        // 3/8: centre 0.61509/1.48018 = 0.41555, half 1.32414·√0.0443026 = 0.27871 → 0.1368, 0.6943.
-        // 1/3: centre 0.97358/2.28049 = 0.42692, half 0.85944·√0.1807813 = 0.36542 → 0.0615, 0.7923.
-        // 1/4: centre 0.73019/1.96037 = 0.37248, half 0.99979·√0.1068978 = 0.32689 → 0.0456, 0.6994.
-        // Paired (precision: where either said yes). Seed 1: image 1, a yes the long prompt
-        // missed (b = 1), and image 3, a no the "ok" prompt said yes to (c = 1). Seed 2: the long
-        // prompt diverged, so it answered the "ok" pull's images wrong: images 0, 2, 3 (b = 3;
-        // image 1 both missed). b = 4, c = 1, n = 5: p = 2·(1 + ½·5)/32 = 0.21875.
-        let (ok, long) = (&configs[0], &configs[1]);
-        let rows = format!(
-            "1,{},4,\"Is it \"\"ok\"\", then?\",2,2,0,0,3,3,1,1,0.7500,0.7500,0.7500,0.7500,\
-             0.4093,0.9285,0.3006,0.9544,0.3006,0.9544,best,,0.375000,{} {}\n\
-             2,{},4,Does this advertisement break any of the rules?,2,1,1,0,1,2,2,3,0.3750,0.3333,0.2500,0.2857,\
-             0.1368,0.6943,0.0615,0.7923,0.0456,0.6994,indistinguishable,0.2188,0.125000,{} {}\n",
-            ok.id, ok.trials[0], ok.trials[1], long.id, long.trials[0], long.trials[1]
-        );
-        let expected = format!("{header}{rows}");
-        assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
-    }
+    use crate::results::test_records::two_configs;
 
     #[test]
     fn table_shows_the_varying_axes_and_the_select_metric() {
-        let (spec, configs) = sweep();
+        let (spec, configs) = two_configs();
         let text = configs_table(&spec, &configs);
         let expected = format!(
             "\

@@ -5,15 +5,16 @@
 
 use std::fmt::Write;
 
-use super::columns::{plain, Column, Count};
-use super::configs::{display_config_cell, table_columns, ConfigColumn};
+use crate::results::columns::{plain, Column, Count};
+use super::configs::{display_config_cell, table_columns};
+use crate::results::config_columns::ConfigColumn;
 use super::plot::{confusion_svg, forest_plot, loss_chart, Curve, CurveKind, ForestMark, ForestRow};
 use super::table::{display_cell, shorten, summary_columns};
 use crate::eval::{Confusion, Metric, Split, SplitConfusions};
 use crate::spec::SweepSpec;
-use crate::sweep::configs::{config_axes, pool_by_axis, winning_config, ConfigSummary, VsBest};
-use crate::sweep::export::ReportInput;
-use crate::sweep::record::{Status, TrialRecord};
+use crate::results::judge::{config_axes, pool_by_axis, winning_config, ConfigSummary, VsBest};
+use super::ReportInput;
+use crate::results::record::{Status, TrialRecord};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0}\
@@ -244,7 +245,7 @@ fn metrics_row(html: &mut String, split: Split, when: &str, scores: &SplitConfus
 
 fn leaderboard_section(html: &mut String, input: &ReportInput) -> std::fmt::Result {
     let cols = summary_columns(input.ranked, input.spec.select.metric);
-    let csv = crate::sweep::layout::LEADERBOARD_FILE;
+    let csv = crate::results::layout::LEADERBOARD_FILE;
     write!(html, "<h2>Leaderboard</h2><p>All columns: <a href=\"{csv}\">{csv}</a>.</p><table><tr><th>#</th>")?;
     for col in &cols {
         write!(html, "<th>{}</th>", escape(&col.name()))?;
@@ -316,9 +317,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::sweep::configs::summarize_configs;
-    use crate::sweep::record::{FinalRecord, LossLine, Status};
-    use crate::sweep::test_records::{pull, record};
+    use crate::results::judge::summarize_configs;
+    use crate::results::record::{FinalRecord, LossLine, Status};
+    use crate::results::test_records::{pull, record};
     use crate::train::StepLog;
 
     #[test]

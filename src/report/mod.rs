@@ -1,34 +1,79 @@
-//! Exporters: pure functions from finished trials to bytes (the leaderboard CSV, `configs.csv`,
-//! terminal tables, a comparison of two sweeps, `report.html`). Writing the bytes is the caller's.
+//! Presentation: terminal tables (`table`, `configs`), a comparison of two sweeps, the sweep's
+//! summary lines (`summary`) and `report.html` (`html`, `plot`): pure functions from finished
+//! trials to text, and [`write_report`], which writes the page into a results folder. The CSV
+//! files' bytes are the results folder's own (`results::csv`, `results::config_columns`).
 
-pub mod columns;
 pub mod configs;
-mod csv;
 pub mod html;
 mod plot;
+pub mod summary;
 pub mod table;
 
-pub use self::configs::configs_csv;
-pub use self::csv::leaderboard_csv;
+use std::path::PathBuf;
 
+use anyhow::Context;
+
+use crate::fsutil::write_atomic;
+use crate::results::judge::{self, ConfigSummary};
+use crate::results::layout::{ResultsDir, REPORT_FILE};
+use crate::results::rank::{rank, winner};
+use crate::results::record::{FinalRecord, LossLine, TrialRecord};
 use crate::spec::SweepSpec;
-use crate::sweep::configs::ConfigSummary;
-use crate::sweep::export::{Exporter, ReportInput};
-use crate::sweep::record::TrialRecord;
 
-/// The sweep's files as this module writes them.
-pub struct Report;
+/// What the report page shows.
+pub struct ReportInput<'a> {
+    pub spec: &'a SweepSpec,
+    /// Finished trials in leaderboard order.
+    pub ranked: &'a [&'a TrialRecord],
+    /// Each ranked trial's loss log (same order).
+    pub losses: &'a [Vec<LossLine>],
+    pub winner: Option<&'a TrialRecord>,
+    /// The configs, ranked (`judge::summarize_configs`).
+    pub configs: &'a [ConfigSummary],
+    /// `best/final.json`, once the final model is made.
+    pub final_record: Option<&'a FinalRecord>,
+}
 
-impl Exporter for Report {
-    fn leaderboard_csv(&self, ranked: &[&TrialRecord]) -> Vec<u8> {
-        leaderboard_csv(ranked)
+/// Write `report.html` from the finished trials.
+pub fn write_report(
+    dir: &ResultsDir,
+    spec: &SweepSpec,
+    records: &[TrialRecord],
+) -> anyhow::Result<PathBuf> {
+    let ranked = rank(records, spec.select.metric);
+    let mut losses = Vec::with_capacity(ranked.len());
+    for record in &ranked {
+        let path = dir.trial(record.id()).metrics();
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let lines = text
+            .lines()
+            .enumerate()
+            .filter_map(|(i, line)| match serde_json::from_str(line) {
+                Ok(line) => Some(line),
+                Err(err) => {
+                    crate::warn!(
+                        "{}:{}: not a loss line ({err}); left out of the report",
+                        path.display(),
+                        i + 1
+                    );
+                    None
+                }
+            })
+            .collect::<Vec<_>>();
+        losses.push(lines);
     }
-
-    fn configs_csv(&self, spec: &SweepSpec, configs: &[ConfigSummary]) -> Vec<u8> {
-        configs_csv(spec, configs)
-    }
-
-    fn report_html(&self, input: &ReportInput) -> anyhow::Result<String> {
-        html::render(input)
-    }
+    let configs = judge::summarize_configs(records, spec);
+    let final_record = dir.read_final()?;
+    let html = html::render(&ReportInput {
+        spec,
+        ranked: &ranked,
+        losses: &losses,
+        winner: winner(&ranked, spec.select.metric),
+        configs: &configs,
+        final_record: final_record.as_ref(),
+    })?;
+    let path = dir.path(REPORT_FILE);
+    write_atomic(&path, html.as_bytes())?;
+    Ok(path)
 }

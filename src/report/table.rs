@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::columns::{columns, Column, Stat, When};
+use crate::results::columns::{columns, Column, Stat, When};
 use crate::eval::{Metric, Split};
 use crate::spec::SelectMetric;
-use crate::sweep::record::TrialRecord;
+use crate::results::record::TrialRecord;
 
 /// Longest prompt shown in a table cell.
 const PROMPT_CHARS: usize = 32;
@@ -145,8 +145,8 @@ pub(super) fn aligned(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::record::Status;
-    use crate::sweep::test_records::record;
+    use crate::results::record::Status;
+    use crate::results::test_records::record;
 
     #[test]
     fn table_shows_rank_and_distinguishing_columns() {

@@ -18,9 +18,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::configs::ConfigSummary;
-use super::layout::{remove_dir_if_present, OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
-use super::record::TrialRecord;
+use crate::results::judge::ConfigSummary;
+use crate::results::layout::{remove_dir_if_present, OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
+use crate::results::record::TrialRecord;
 use crate::fsutil::write_atomic;
 use crate::spec::{ConfigId, SweepSpec};
 
@@ -165,8 +165,8 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::record::Status;
-    use crate::sweep::test_records::{pull, record};
+    use crate::results::record::Status;
+    use crate::results::test_records::{pull, record};
 
     /// A results folder with finished trials that have weights.
     fn results_with(records: &[&TrialRecord]) -> (tempfile::TempDir, ResultsDir) {
@@ -227,8 +227,8 @@ mod tests {
         ];
         let done: Vec<&TrialRecord> = records.iter().filter(|r| r.outcome.has_weights()).collect();
         let (_tmp, dir) = results_with(&done);
-        let ranked = crate::sweep::rank::rank(&records, spec.select.metric);
-        let configs = crate::sweep::configs::summarize_configs(&records, &spec);
+        let ranked = crate::results::rank::rank(&records, spec.select.metric);
+        let configs = crate::results::judge::summarize_configs(&records, &spec);
         let [a1, a2, b1, b2, c1] = done[..] else { unreachable!("five done pulls") };
         assert_eq!((ranked[0].id(), &configs[0].id), (b1.id(), &a1.config));
         let with_weights = || {

@@ -15,9 +15,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::best::install_best;
-use super::configs::ConfigSummary;
-use super::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
-use super::record::{FinalRecord, Status, TrialRecord};
+use crate::results::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
+use crate::results::record::{FinalRecord, Status, TrialRecord};
 use super::runner::TrialRunner;
 use super::trial::{run_trial, TrialContext, TrialEnd};
 use crate::eval::Confusion;
@@ -145,56 +144,4 @@ fn refits(
         }
     }
     Ok(Some(done))
-}
-
-/// What the sweep's last lines say about the final model: what it is, and its estimate. With
-/// test images: `expected precision 0.9500 [0.8600, 0.9900] on 20 test images`. Without: the
-/// winning config's pooled validation value, marked optimistic (it is the value it was chosen
-/// for).
-pub fn describe(
-    record: &FinalRecord,
-    metric: crate::eval::Metric,
-    best: &std::path::Path,
-    winning: Option<&ConfigSummary>,
-) -> Vec<String> {
-    let what = match record.final_model {
-        FinalModel::BestTrial => format!("the best trial, {}", record.members[0]),
-        kind => format!("{kind} of {} models", record.members.len()),
-    };
-    let mut lines = vec![format!(
-        "final model: {what}, config {} ({}) → {}",
-        record.config,
-        record.config_label,
-        best.display()
-    )];
-    let estimate = |counts: &Confusion| {
-        let value = crate::eval::metrics::format_metric(counts.value(metric));
-        let interval =
-            counts.wilson_95(metric).map_or_else(String::new, |(lo, hi)| format!(" [{lo:.4}, {hi:.4}]"));
-        format!("{metric} {value}{interval}")
-    };
-    match (&record.test, winning) {
-        (Some(test), _) => lines.push(format!(
-            "expected {} on {} test images (95% Wilson interval; never trained on, never used to choose)",
-            estimate(test),
-            test.total()
-        )),
-        (None, Some(config)) if config.id != record.config => lines.push(format!(
-            "note: the best trial is a pull of config {}, not of the winning config {} ({}); its \
-             one hold-out is no estimate, and final = \"soup\" or \"refit\" builds on the winner",
-            record.config, config.id, config.label
-        )),
-        (None, Some(config)) => {
-            let n = config.pooled.proportion(metric).map_or(config.pooled.total(), |(_, n)| n);
-            lines.push(format!(
-                "estimate: {} over {n} pooled validation answers of config {}'s {} pulls; optimistic, since \
-                 the config was chosen on them (add [validation] test = N for an honest one)",
-                estimate(&config.pooled),
-                config.id,
-                config.pulls()
-            ))
-        }
-        (None, None) => {}
-    }
-    lines
 }

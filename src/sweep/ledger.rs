@@ -23,10 +23,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::best::Prune;
-use super::export::{follow_winner, write_exports, Exporter};
-use super::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
-use super::rank::{can_win, ranks_before};
-use super::record::TrialRecord;
+use super::export::{follow_winner, write_exports};
+use crate::results::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
+use crate::results::rank::{can_win, ranks_before};
+use crate::results::record::TrialRecord;
 use crate::spec::{SweepSpec, TrialId};
 
 /// The shortest time between two rewrites of the leaderboard and `configs.csv`.
@@ -44,7 +44,8 @@ pub struct Ledger<'a> {
     dir: &'a ResultsDir,
     spec: &'a SweepSpec,
     prune: Prune,
-    exporter: &'a dyn Exporter,
+    /// How many times the exports were rewritten (the pacing is tested by it).
+    rewrites: usize,
     /// In spec order as of the last rewrite; trials recorded since are appended.
     records: Vec<TrialRecord>,
     /// Where each trial's record is in `records`.
@@ -61,13 +62,12 @@ impl<'a> Ledger<'a> {
         dir: &'a ResultsDir,
         spec: &'a SweepSpec,
         prune: Prune,
-        exporter: &'a dyn Exporter,
     ) -> anyhow::Result<Ledger<'a>> {
         let mut ledger = Ledger {
             dir,
             spec,
             prune,
-            exporter,
+            rewrites: 0,
             records: Vec::new(),
             at: HashMap::new(),
             winner: None,
@@ -82,6 +82,11 @@ impl<'a> Ledger<'a> {
         &self.records
     }
 
+    /// How many times the exports were rewritten so far.
+    pub fn rewrites(&self) -> usize {
+        self.rewrites
+    }
+
     /// Read every trial folder again and rewrite every export (what [`Ledger::rebuild`] does).
     pub fn rewrite(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
@@ -89,7 +94,8 @@ impl<'a> Ledger<'a> {
         self.at = self.records.iter().enumerate().map(|(i, r)| (r.id().clone(), i)).collect();
         self.winner = None;
         (0..self.records.len()).for_each(|i| self.consider(i));
-        write_exports(self.dir, self.spec, &self.records, self.prune, self.exporter)?;
+        write_exports(self.dir, self.spec, &self.records, self.prune)?;
+        self.rewrites += 1;
         let ended = Instant::now();
         self.next_rewrite = ended + gap_after(ended - started);
         Ok(())
@@ -158,34 +164,12 @@ impl<'a> Ledger<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
     use std::path::Path;
 
     use super::*;
     use crate::sweep::best::update_best;
-    use crate::sweep::configs::ConfigSummary;
-    use crate::sweep::export::ReportInput;
-    use crate::sweep::record::Status;
-    use crate::sweep::test_records::pull;
-
-    /// Counts the leaderboards it is asked for; writes nothing of note.
-    #[derive(Default)]
-    struct Counting {
-        leaderboards: Cell<usize>,
-    }
-
-    impl Exporter for Counting {
-        fn leaderboard_csv(&self, _: &[&TrialRecord]) -> Vec<u8> {
-            self.leaderboards.set(self.leaderboards.get() + 1);
-            Vec::new()
-        }
-        fn configs_csv(&self, _: &SweepSpec, _: &[ConfigSummary]) -> Vec<u8> {
-            Vec::new()
-        }
-        fn report_html(&self, _: &ReportInput) -> anyhow::Result<String> {
-            Ok(String::new())
-        }
-    }
+    use crate::results::record::Status;
+    use crate::results::test_records::pull;
 
     /// A spec of `n` trials (seeds 1..=n) and an empty results folder.
     fn sweep_of(n: usize) -> (SweepSpec, tempfile::TempDir, ResultsDir) {
@@ -231,9 +215,8 @@ mod tests {
     fn issue_11_rewrites_are_paced_while_best_follows_every_winner() {
         let n = 300;
         let (spec, _tmp, dir) = sweep_of(n);
-        let exporter = Counting::default();
         let started = Instant::now();
-        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks, &exporter).unwrap();
+        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks).unwrap();
         for k in 0..n {
             // Same scores, lower loss each time: by the 4th tie-break the newest trial wins.
             let record = finish(&dir, &spec, k, 1.0 - k as f64 / 1000.0);
@@ -243,7 +226,7 @@ mod tests {
         // One rewrite at the start, then at most one per MIN_GAP (a rebuild after every trial
         // would make n + 1).
         let most = 1 + (started.elapsed().as_secs_f64() / MIN_GAP.as_secs_f64()) as usize;
-        let rewrites = exporter.leaderboards.get();
+        let rewrites = ledger.rewrites();
         assert!(rewrites <= most, "{rewrites} rewrites, at most {most}");
         ledger.rewrite().unwrap();
         let ids = |records: &[TrialRecord]| records.iter().map(|r| r.id().clone()).collect::<Vec<_>>();
@@ -255,8 +238,7 @@ mod tests {
     #[test]
     fn a_better_trial_of_another_worker_stays_in_best() {
         let (spec, _tmp, dir) = sweep_of(3);
-        let exporter = Counting::default();
-        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks, &exporter).unwrap();
+        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks).unwrap();
         let theirs = finish(&dir, &spec, 0, 0.1);
         update_best(&dir, Some(&theirs)).unwrap();
         let mine = finish(&dir, &spec, 1, 0.2);

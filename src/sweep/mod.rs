@@ -7,21 +7,13 @@
 //! for it in tests.
 
 pub mod best;
-pub mod claim;
-pub mod configs;
-pub mod damaged;
 pub mod export;
-pub mod failure;
 pub mod final_model;
-pub mod folder;
-pub mod layout;
 pub mod lazy_runner;
 pub mod ledger;
 pub mod model_runner;
 pub mod partition;
 pub mod progress;
-pub mod rank;
-pub mod record;
 pub mod runner;
 pub mod scripted;
 pub mod stop;
@@ -33,22 +25,23 @@ use std::time::SystemTime;
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::spec::{SelectMetric, SweepSpec, TrialId};
+use crate::results::damaged;
+use crate::results::judge;
 use best::Prune;
-use claim::ClaimAttempt;
-use export::{write_report, Exporter};
-use failure::{reruns, Rerun};
+use crate::results::claim::{self, ClaimAttempt};
+use crate::results::failure::{reruns, Rerun};
 use final_model::FinalEnd;
-use folder::ResultsFolder;
-use layout::{OutcomeFile, ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
+use crate::results::folder::ResultsFolder;
+use crate::results::layout::{OutcomeFile, ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
 use ledger::Ledger;
 use progress::{Counts, Progress};
-use rank::{rank, winner};
-use record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
+use crate::results::rank::{rank, winner};
+use crate::results::record::{utc_timestamp, FinalRecord, Status, TrialOutcome, TrialRecord};
 use runner::TrialRunner;
 use stop::StopFlag;
 use trial::{run_trials, TrialContext, TrialEnd};
 
-pub use record::{LossLine, Stage2Ran};
+pub use crate::results::record::{LossLine, Stage2Ran};
 pub use runner::{Control, StepObserver, TrialJob, TrialRun};
 
 /// How a sweep run ended.
@@ -105,7 +98,7 @@ pub struct SweepSummary {
     /// The final model in `best/`, once every trial has finished.
     pub final_model: Option<FinalRecord>,
     /// The winning config, if any can win.
-    pub winning_config: Option<configs::ConfigSummary>,
+    pub winning_config: Option<judge::ConfigSummary>,
 }
 
 /// Run the unfinished trials of `spec` (those of `options.part`) on `dataset`, writing into
@@ -117,7 +110,6 @@ pub fn run_sweep(
     runner: &mut dyn TrialRunner,
     stop: &StopFlag,
     options: SweepOptions,
-    exporter: &dyn Exporter,
 ) -> anyhow::Result<SweepSummary> {
     let folder = ResultsFolder::open(results)?;
     let mut this_run =
@@ -131,7 +123,7 @@ pub fn run_sweep(
     let mut ledger = {
         let _lock = folder.claims.export_lock()?;
         damaged::set_aside_damaged(&folder, spec)?;
-        Ledger::rebuild(&folder.dir, spec, options.prune, exporter)?
+        Ledger::rebuild(&folder.dir, spec, options.prune)?
     };
     let records = ledger.records();
     let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
@@ -273,8 +265,8 @@ pub fn run_sweep(
     let ranked = rank(records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
     let mut final_record = None;
-    let summaries = configs::summarize_configs(records, spec);
-    let winning = configs::winning_config(&summaries).cloned();
+    let summaries = judge::summarize_configs(records, spec);
+    let winning = judge::winning_config(&summaries).cloned();
     if let (SweepEnd::Complete, Some(top), Some(winning)) = (end, &best, &winning) {
         match final_model::make_final(&ctx, records, top, &winning.id, runner)? {
             FinalEnd::Made(record) => final_record = Some(record),
@@ -288,7 +280,6 @@ pub fn run_sweep(
     if let Some(line) = runner.summary() {
         crate::info!("{line}");
     }
-    write_report(&folder.dir, spec, records, exporter)?;
     if best.is_none() && !records.is_empty() {
         crate::warn!("no finished trial has a defined {}; best/ is empty", spec.select.metric);
     }
@@ -376,5 +367,4 @@ fn note_unlisted_trials(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<()
     Ok(())
 }
 
-#[cfg(test)]
-pub(crate) mod test_records;
+

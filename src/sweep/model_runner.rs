@@ -1,7 +1,7 @@
 //! The real `TrialRunner`: PaliGemma trained with `train::pack` and judged with `eval::score`.
 //!
 //! Per sweep: the model is loaded once, and every image's features are computed once (the vision
-//! tower and projector are frozen; `eval::features` caches the projector output of each frame).
+//! tower and projector are frozen; `features::cache` caches the projector output of each frame).
 //! The untrained model's predictions are computed once per prompt, since every attempt starts
 //! from the same base. Per pack of attempts (one attempt, or several of different trials that
 //! share a `pack_key`): a copy of the base model gets each attempt's fresh trainable parameters
@@ -20,13 +20,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::record::{LossLine, Stage2Ran};
+use crate::results::record::{LossLine, Stage2Ran};
 use super::runner::{is_recorded_step, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::adapter::{self, Provenance};
 use crate::data::split::SplitIndices;
 use crate::data::{Dataset, ImageOptions, Label};
 use crate::device::DeviceSpec;
-use crate::eval::features::FeatureCache;
+use crate::features::cache::FeatureCache;
 use crate::eval::result::{predict, DEFAULT_THRESHOLD};
 use crate::eval::score::{score_cached, ScoreOptions, DEFAULT_BATCH_SIZE};
 use crate::eval::{Confusion, SplitConfusions};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::record::LossLine;
-use super::record::{Status, TrialOutcome};
+use crate::results::record::LossLine;
+use crate::results::record::{Status, TrialOutcome};
 use super::runner::{Control, StepObserver};
 use super::stop::StopFlag;
 use crate::logging::{self, Verbosity};

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::record::{LossLine, Stage2Ran};
+use crate::results::record::{LossLine, Stage2Ran};
 use crate::data::split::SplitIndices;
 use crate::data::Label;
 use crate::eval::SplitConfusions;

@@ -24,7 +24,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::record::{LossLine, Stage2Ran};
+use crate::results::record::{LossLine, Stage2Ran};
 use super::runner::{is_recorded_step, Control, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};

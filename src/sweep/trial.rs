@@ -8,13 +8,13 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::claim::Claim;
-use super::failure::classify;
-use super::folder::ResultsFolder;
-use super::layout::{remove_dir_if_present, TrialPaths};
+use crate::results::claim::Claim;
+use crate::results::failure::classify;
+use crate::results::folder::ResultsFolder;
+use crate::results::layout::{remove_dir_if_present, TrialPaths};
 use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
-use super::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
+use crate::results::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
 use super::runner::{reseed, StepObserver, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
 use crate::data::split::SplitIndices;

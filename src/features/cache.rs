@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 
 use crate::data::{Dataset, Example, ImageOptions};
-use crate::eval::frames::for_each_frame_batch;
+use crate::features::frames::for_each_frame_batch;
 use crate::model::LoadedModel;
 
 /// Projector outputs, `[N, D]` f32 per kept frame, by image and image options.

@@ -351,7 +351,7 @@ mod tests {
 
     use super::*;
     use crate::spec::{parse_spec, Trial};
-    use crate::sweep::test_records::pull;
+    use crate::results::test_records::pull;
 
     /// A spec over `sweep` (the `[sweep]` lines) with `extra` tables before `[train]`.
     fn spec(extra: &str, sweep: &str) -> SweepSpec {

@@ -9,8 +9,8 @@
 //! Only the time columns (`_s`, `_at`) may differ when the same spec runs twice on a CPU.
 
 use crate::eval::{Confusion, Metric, Split};
-use crate::sweep::failure::failure_kind;
-use crate::sweep::record::{AttemptRecord, FailureKind, TrialRecord};
+use crate::results::failure::failure_kind;
+use crate::results::record::{AttemptRecord, FailureKind, TrialRecord};
 use crate::train::TrainConfig;
 
 /// Before the error of a failed trial that the next run retries (a failure of the environment).
@@ -165,9 +165,9 @@ impl Column {
             Column::Train(field) => train_cell(record, field),
             Column::FinalLoss => outcome.final_loss.map(|l| l.to_string()).unwrap_or_default(),
             Column::Stage2 => match outcome.stage2 {
-                crate::sweep::Stage2Ran::NotConfigured => String::new(),
-                crate::sweep::Stage2Ran::Skipped => "skipped".into(),
-                crate::sweep::Stage2Ran::Ran => "ran".into(),
+                crate::results::record::Stage2Ran::NotConfigured => String::new(),
+                crate::results::record::Stage2Ran::Skipped => "skipped".into(),
+                crate::results::record::Stage2Ran::Ran => "ran".into(),
             },
             Column::DivergedStep => match outcome.attempts.last() {
                 Some(AttemptRecord::Diverged { step, .. }) => step.to_string(),
@@ -201,7 +201,7 @@ fn train_cell(record: &TrialRecord, field: &str) -> String {
     plain(&train[field])
 }
 
-pub(super) fn plain(value: &serde_json::Value) -> String {
+pub fn plain(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(" "),

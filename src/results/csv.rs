@@ -2,7 +2,7 @@
 //! `columns.rs`, undefined values as empty cells.
 
 use super::columns::columns;
-use crate::sweep::record::TrialRecord;
+use crate::results::record::TrialRecord;
 
 /// The leaderboard as CSV bytes (a header row even when no trial has finished).
 pub fn leaderboard_csv(ranked: &[&TrialRecord]) -> Vec<u8> {
@@ -24,8 +24,8 @@ pub(super) fn csv_bytes(rows: impl Iterator<Item = Vec<String>>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::record::Status;
-    use crate::sweep::test_records::record;
+    use crate::results::record::Status;
+    use crate::results::test_records::record;
 
     #[test]
     fn writes_exact_bytes() {

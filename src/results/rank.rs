@@ -75,7 +75,7 @@ pub fn ranks_before(a: &TrialRecord, b: &TrialRecord, select: SelectMetric) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::test_records::record;
+    use crate::results::test_records::record;
 
     #[test]
     fn orders_by_metric_then_tie_breaks_then_id() {

@@ -4,7 +4,10 @@ use super::record::Stage2Ran;
 use super::record::{AttemptRecord, Status, TrialOutcome, TrialRecord, ValidAnswer};
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
-use crate::spec::{ConfigId, Trial, TrialId, TrialParams};
+use std::path::Path;
+
+use super::judge::{summarize_configs, ConfigSummary};
+use crate::spec::{parse_spec, ConfigId, SweepSpec, Trial, TrialId, TrialParams};
 
 fn counts([tp, tn, fp, fn_]: [u64; 4]) -> Confusion {
     Confusion { tp, tn, fp, fn_ }
@@ -68,3 +71,29 @@ pub fn pull(trial: &Trial, status: Status, answers: &[&str], final_loss: Option<
     }
     r
 }
+
+/// Two configs (a prompt with a comma and quotes, and one with a long question), two seeds.
+pub fn two_configs() -> (SweepSpec, Vec<ConfigSummary>) {
+    let text = "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
+                [train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1, 2]\nvalid = [4]\n\
+                prompt = ['Is it \"ok\", then?', 'Does this advertisement break any of the rules?']\n";
+    let spec = parse_spec(text, Path::new("s.toml")).unwrap();
+    let t = |seed: u64, prompt: usize| {
+        let want = if prompt == 0 { "Is it" } else { "Does" };
+        let found = spec.trials.iter().find(|t| {
+            t.params.seed == seed && t.params.prompt.as_deref().is_some_and(|p| p.starts_with(want))
+        });
+        found.expect("a trial")
+    };
+    let records = vec![
+        // "ok" prompt: tp 2 tn 1 fp 1, then tp 1 tn 2 fn 1.
+        pull(t(1, 0), Status::Done, &["yy", "yy", "nn", "ny"], Some(0.25)),
+        pull(t(2, 0), Status::Done, &["yy", "yn", "nn", "nn"], Some(0.5)),
+        // Long prompt: tp 1 tn 2 fn 1, then diverged on 2 yes, 2 no.
+        pull(t(1, 1), Status::Done, &["yy", "yn", "nn", "nn"], Some(0.125)),
+        pull(t(2, 1), Status::Diverged, &["yn", "yn", "nn", "nn"], None),
+    ];
+    let configs = summarize_configs(&records, &spec);
+    (spec, configs)
+}
+

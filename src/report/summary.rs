@@ -1,0 +1,130 @@
+//! What `gacha sweep` prints on stdout after the leaderboard: how many trials are finished and
+//! what this run did, what a rerun would retry, the best trial, the final model with its
+//! estimate, and where the files are.
+
+use std::path::Path;
+
+use crate::eval::metrics::format_metric;
+use crate::eval::{Confusion, Metric};
+use crate::results::judge::ConfigSummary;
+use crate::results::layout::{BEST_DIR, LEADERBOARD_FILE, REPORT_FILE, TRIALS_DIR};
+use crate::results::rank::metric_after;
+use crate::results::record::FinalRecord;
+use crate::spec::{FinalModel, SweepSpec};
+use crate::sweep::{SweepEnd, SweepSummary};
+
+/// What this run did, as the summary counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThisRun {
+    /// Its own trials: those of the summary.
+    Alone,
+    /// Worker processes ran them; this many trials were finished before they started.
+    WorkersAfter(usize),
+}
+
+/// The summary lines of a sweep run of `spec` into `results`.
+pub fn sweep_summary(summary: &SweepSummary, spec: &SweepSpec, results: &Path, this_run: ThisRun) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    let finished = summary.finished.done + summary.finished.diverged + summary.finished.failed;
+    let (ran, skipped) = match this_run {
+        ThisRun::WorkersAfter(earlier) => (finished.saturating_sub(earlier), earlier.min(finished)),
+        ThisRun::Alone => (summary.ran.done + summary.ran.diverged + summary.ran.failed, summary.skipped),
+    };
+    line(format!(
+        "{finished} of {} trials finished ({} done, {} diverged, {} failed); this run: {ran} trials, {skipped} skipped",
+        summary.trials, summary.finished.done, summary.finished.diverged, summary.finished.failed,
+    ));
+    if summary.to_retry > 0 {
+        line(format!(
+            "{} failed trial(s) failed for lack of space, memory or I/O: the same command retries them",
+            summary.to_retry
+        ));
+    }
+    if summary.finished.failed > summary.to_retry {
+        line(format!(
+            "{} failed trial(s) would fail again as they are (see their error); --retry-failed reruns them",
+            summary.finished.failed - summary.to_retry
+        ));
+    }
+    let select = spec.select.metric;
+    if let Some(best) = &summary.best {
+        let value = format_metric(metric_after(best, select.split, select.metric));
+        match &summary.final_model {
+            Some(record) if record.final_model != FinalModel::BestTrial => line(format!(
+                "best trial: {} ({select} {value}) in {}",
+                best.id(),
+                results.join(TRIALS_DIR).join(best.id().as_str()).display()
+            )),
+            _ => line(format!("best: {} ({select} {value}) → {}", best.id(), results.join(BEST_DIR).display())),
+        }
+    }
+    if let Some(record) = &summary.final_model {
+        let best = results.join(BEST_DIR);
+        describe_final(record, select.metric, &best, summary.winning_config.as_ref()).into_iter().for_each(&mut line);
+    }
+    line(format!("leaderboard: {}", results.join(LEADERBOARD_FILE).display()));
+    line(format!("report: {}", results.join(REPORT_FILE).display()));
+    if summary.end == SweepEnd::LeftToOthers {
+        line(format!(
+            "the trials left are running in other workers; `gacha status {}` shows them",
+            results.display()
+        ));
+    }
+    out
+}
+
+/// What the sweep's last lines say about the final model: what it is, and its estimate. With
+/// test images: `expected precision 0.9500 [0.8600, 0.9900] on 20 test images`. Without: the
+/// winning config's pooled validation value, marked optimistic (it is the value it was chosen
+/// for).
+fn describe_final(
+    record: &FinalRecord,
+    metric: Metric,
+    best: &Path,
+    winning: Option<&ConfigSummary>,
+) -> Vec<String> {
+    let what = match record.final_model {
+        FinalModel::BestTrial => format!("the best trial, {}", record.members[0]),
+        kind => format!("{kind} of {} models", record.members.len()),
+    };
+    let mut lines = vec![format!(
+        "final model: {what}, config {} ({}) → {}",
+        record.config,
+        record.config_label,
+        best.display()
+    )];
+    let estimate = |counts: &Confusion| {
+        let value = format_metric(counts.value(metric));
+        let interval =
+            counts.wilson_95(metric).map_or_else(String::new, |(lo, hi)| format!(" [{lo:.4}, {hi:.4}]"));
+        format!("{metric} {value}{interval}")
+    };
+    match (&record.test, winning) {
+        (Some(test), _) => lines.push(format!(
+            "expected {} on {} test images (95% Wilson interval; never trained on, never used to choose)",
+            estimate(test),
+            test.total()
+        )),
+        (None, Some(config)) if config.id != record.config => lines.push(format!(
+            "note: the best trial is a pull of config {}, not of the winning config {} ({}); its \
+             one hold-out is no estimate, and final = \"soup\" or \"refit\" builds on the winner",
+            record.config, config.id, config.label
+        )),
+        (None, Some(config)) => {
+            let n = config.pooled.proportion(metric).map_or(config.pooled.total(), |(_, n)| n);
+            lines.push(format!(
+                "estimate: {} over {n} pooled validation answers of config {}'s {} pulls; optimistic, since \
+                 the config was chosen on them (add [validation] test = N for an honest one)",
+                estimate(&config.pooled),
+                config.id,
+                config.pulls()
+            ))
+        }
+        (None, None) => {}
+    }
+    lines
+}

@@ -1,0 +1,21 @@
+//! What a sweep leaves on disk and how it is judged: the results folder's layout (`layout`,
+//! `folder`), the claims that let workers share it (`claim`), each finished trial's record
+//! (`record`, `failure`, `damaged`), the ranking of trials (`rank`) and the judging of configs
+//! over their pulls (`judge`), and the bytes of the two CSV files (`csv`, `columns`,
+//! `config_columns`). The driver (`sweep`) writes through these; `report` and the
+//! commands that read a results folder (`status`, `leaderboard`, `report`, `slurm`) read them.
+
+pub mod claim;
+pub mod columns;
+pub mod config_columns;
+pub mod csv;
+pub mod damaged;
+pub mod failure;
+pub mod folder;
+pub mod judge;
+pub mod layout;
+pub mod rank;
+pub mod record;
+
+#[cfg(test)]
+pub(crate) mod test_records;
