@@ -1,6 +1,7 @@
 //! Progress and log messages go to stderr; stdout carries only results (leaderboards, reports).
 //!
-//! The verbosity is the one piece of global state, set once from `-v`/`-q` in `main`.
+//! The verbosity is the one piece of global state, set once from `-v`/`-q` in `main`. The macros
+//! `info!`, `debug!` and `warn!` are used by path: `crate::logging::info!(…)`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -23,29 +24,28 @@ pub fn enabled(level: Verbosity) -> bool {
 }
 
 /// Print a progress/info line to stderr unless `-q` was given.
-#[macro_export]
 macro_rules! info {
-    ($($arg:tt)*) => {
+    ($($arg:tt)*) => {{
         if $crate::logging::enabled($crate::logging::Verbosity::Normal) {
             eprintln!($($arg)*);
         }
-    };
+    }};
 }
 
 /// Print a detail line to stderr only with `-v`.
-#[macro_export]
 macro_rules! debug {
-    ($($arg:tt)*) => {
+    ($($arg:tt)*) => {{
         if $crate::logging::enabled($crate::logging::Verbosity::Verbose) {
             eprintln!($($arg)*);
         }
-    };
+    }};
 }
 
 /// Print a warning to stderr (always, even with `-q`).
-#[macro_export]
-macro_rules! warn {
-    ($($arg:tt)*) => {
+macro_rules! warning {
+    ($($arg:tt)*) => {{
         eprintln!("gacha: warning: {}", format!($($arg)*));
-    };
+    }};
 }
+
+pub(crate) use {debug, info, warning as warn};

@@ -24,9 +24,6 @@ const LAYERS: &[&[&str]] = &[
     &["cmd"],
 ];
 
-/// `crate::info!` and friends are the logging module's macros.
-const LOGGING_MACROS: &[&str] = &["info", "warn", "debug"];
-
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -74,9 +71,6 @@ fn names_after(text: &str, prefix: &str) -> BTreeSet<String> {
 }
 
 fn layer_of(module: &str) -> Option<usize> {
-    if LOGGING_MACROS.contains(&module) {
-        return Some(0);
-    }
     LAYERS.iter().position(|layer| layer.contains(&module))
 }
 

@@ -125,7 +125,7 @@ fn check_sweep_spec(args: &CheckArgs, check: Check) -> anyhow::Result<Outcome> {
         );
     }
     for warning in checked.warnings.iter().map(ToString::to_string).chain(fit.warnings) {
-        crate::warn!("{warning}");
+        crate::logging::warn!("{warning}");
     }
     Ok(Outcome::Success)
 }
@@ -181,7 +181,7 @@ fn check_dataset(
 ) -> anyhow::Result<(Dataset, String)> {
     let size = prep.size;
     let (dataset, mut problems) = read_dataset(path, opts);
-    crate::info!("checking {} images at {size}×{size}", dataset.examples.len());
+    crate::logging::info!("checking {} images at {size}×{size}", dataset.examples.len());
     let mut infos = Vec::with_capacity(dataset.examples.len());
     let images =
         ImageOptions { coding: CodingCheck::Strict, keep_input: check.save.is_some(), ..opts.images };

@@ -47,6 +47,6 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<crate::cmd::Outcome> {
             big_vision::export_npz(&session.loaded.model, npz, &args.out)?;
         }
     }
-    crate::info!("wrote {}", args.out.display());
+    crate::logging::info!("wrote {}", args.out.display());
     Ok(crate::cmd::Outcome::Success)
 }

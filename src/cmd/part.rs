@@ -51,10 +51,10 @@ pub fn checked(args: &RunArgs) -> anyhow::Result<Checked> {
 pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) -> anyhow::Result<Outcome> {
     let Checked { spec, dataset, check, fit } = checked(args)?;
     for line in fit.to_string().lines() {
-        crate::info!("{line}");
+        crate::logging::info!("{line}");
     }
     for warning in check.warnings.iter().map(ToString::to_string).chain(fit.warnings) {
-        crate::warn!("{warning}");
+        crate::logging::warn!("{warning}");
     }
     if let Part::One(index) = part {
         anyhow::ensure!(
@@ -79,7 +79,7 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
     print!("{ranked_table}{}", sweep_summary(&summary, &spec, &results, this_run));
     Ok(match summary.end {
         SweepEnd::Interrupted => {
-            crate::warn!("interrupted; to resume, run the same command again: {}", resume_command(args));
+            crate::logging::warn!("interrupted; to resume, run the same command again: {}", resume_command(args));
             Outcome::Interrupted
         }
         SweepEnd::LeftToOthers => Outcome::Success,

@@ -13,6 +13,6 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<crate::cmd::Outcome> {
         ScoreOptions { prompt: args.prompt.clone(), images: options.images, batch_size: args.batch_size };
     let rows = score_dataset(&session.loaded, &session.device, &dataset, &opts)?;
     write_atomic(&args.out, &csv_bytes(&rows, &options.answers)?)?;
-    crate::info!("scored {} images of {} → {}", rows.len(), args.data.display(), args.out.display());
+    crate::logging::info!("scored {} images of {} → {}", rows.len(), args.data.display(), args.out.display());
     Ok(crate::cmd::Outcome::Success)
 }

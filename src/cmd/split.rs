@@ -42,7 +42,7 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
         args.out.display()
     );
     if escaping {
-        crate::warn!(
+        crate::logging::warn!(
             "image paths in {} point outside its folder; read these files with --allow-outside-paths",
             args.out.display()
         );

@@ -25,8 +25,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let dataset = load_dataset(&args.data, &options)?;
     let mut session = super::setup::open(&args.model, &options.answers)?;
     let (trainable, params) = trainable_set(&mut session, &mut cfg)?;
-    crate::info!("config: {}", serde_json::to_string(&cfg)?);
-    crate::info!(
+    crate::logging::info!("config: {}", serde_json::to_string(&cfg)?);
+    crate::logging::info!(
         "device: {}   frozen dtype: {:?}   seed: {}   trainable parameters: {} in {} tensors",
         args.model.runtime.device,
         args.model.runtime.frozen_dtype(),
@@ -39,8 +39,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let stop = super::stop_signals::stop_flag()?;
     let outcome = train(&session.loaded, &params, &examples, &cfg, &mut |log| {
         match cfg.is_log_step(log.step) {
-            true => crate::info!("{log}"),
-            false => crate::debug!("{log}"),
+            true => crate::logging::info!("{log}"),
+            false => crate::logging::debug!("{log}"),
         }
         match stop.is_requested() {
             true => Control::Stop,
@@ -50,16 +50,16 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     drop(examples);
 
     if let TrainOutcome::Diverged(log) = outcome {
-        crate::warn!("diverged: {log} (limit {}); nothing saved", cfg.guard.loss_above);
+        crate::logging::warn!("diverged: {log} (limit {}); nothing saved", cfg.guard.loss_above);
         return Ok(Outcome::FinishedWithFailures);
     }
     let base_model = args.model.model.to_string();
     let preprocessing = session.loaded.preprocessing.own.with_resize(options.images.resize);
     let provenance = Provenance::new(&base_model, args.prompt.as_deref(), &cfg, preprocessing);
     adapter::save(&args.out, &trainable, &params, &provenance)?;
-    crate::info!("saved the adapter to {}", args.out.display());
+    crate::logging::info!("saved the adapter to {}", args.out.display());
     if let TrainOutcome::Stopped { step } = outcome {
-        crate::warn!(
+        crate::logging::warn!(
             "stopped (Ctrl-C or SIGTERM) after step {step} of {}; the adapter holds those steps",
             cfg.steps
         );
@@ -114,7 +114,7 @@ fn train_examples(
         }
         Ok(())
     })?;
-    crate::info!(
+    crate::logging::info!(
         "{} training frames from {} images of {}",
         examples.len(),
         dataset.examples.len(),

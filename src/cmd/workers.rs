@@ -51,7 +51,7 @@ pub fn run_workers(
         children.push((*device, child, err));
     }
     let each = threads.map_or(String::new(), |t| format!(", {t} thread(s) each"));
-    crate::info!("{} workers started: {}{each} ({why})", children.len(), list(devices));
+    crate::logging::info!("{} workers started: {}{each} ({why})", children.len(), list(devices));
     let mut forwarded = false;
     let mut codes = Vec::new();
     while !children.is_empty() {
@@ -78,11 +78,11 @@ pub fn run_workers(
     let interrupted = codes.iter().any(|(_, status)| status.code() == interrupted_code);
     for (device, status) in &codes {
         if !status.success() && status.code() != interrupted_code {
-            crate::warn!("the worker on {device} ended with {status}");
+            crate::logging::warn!("the worker on {device} ended with {status}");
         }
     }
     if interrupted || stop.is_requested() {
-        crate::warn!("interrupted; to resume, run the same command again");
+        crate::logging::warn!("interrupted; to resume, run the same command again");
         return Ok(Outcome::Interrupted);
     }
     run_part(&args.run, Part::All, &stop, ThisRun::WorkersAfter(earlier))

@@ -259,7 +259,7 @@ fn warn_about_strays(images_dir: &Path, files: &[(DemoImage, Vec<u8>)]) -> anyho
         let entry = entry.with_context(|| format!("listing {}", images_dir.display()))?;
         let name = entry.file_name();
         if !listed.contains(name.to_string_lossy().as_ref()) {
-            crate::warn!(
+            crate::logging::warn!(
                 "{}: not part of the demo dataset; delete it if it is stale",
                 entry.path().display()
             );

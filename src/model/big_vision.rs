@@ -578,7 +578,7 @@ pub fn load_npz(
     let npz = NpzReader::open(path)?;
     let Inspected { config, sizes, extra } = inspect(&npz)?;
     if !extra.is_empty() {
-        crate::warn!(
+        crate::logging::warn!(
             "{}: {} arrays that are not PaliGemma weights are not used (first: {})",
             path.display(),
             extra.len(),
@@ -586,7 +586,7 @@ pub fn load_npz(
         );
     }
     let (v, t) = (&config.vision_config, &config.text_config);
-    crate::info!(
+    crate::logging::info!(
         "{}: big_vision checkpoint; read off its arrays: image {} px, patch {}, vision {} wide × {} layers \
          ({} heads, MLP {}), decoder {} wide × {} layers ({} heads of {}, {} KV, MLP {}), vocabulary {}",
         path.display(),

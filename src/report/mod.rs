@@ -52,7 +52,7 @@ pub fn write_report(
             .filter_map(|(i, line)| match serde_json::from_str(line) {
                 Ok(line) => Some(line),
                 Err(err) => {
-                    crate::warn!(
+                    crate::logging::warn!(
                         "{}:{}: not a loss line ({err}); left out of the report",
                         path.display(),
                         i + 1

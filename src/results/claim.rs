@@ -159,7 +159,7 @@ impl Claims {
                 return Ok(ClaimAttempt::Held(state));
             }
             match self.remove_stale(name, &info.token)? {
-                Some(ClaimState { info: Some(old), .. }) => crate::info!(
+                Some(ClaimState { info: Some(old), .. }) => crate::logging::info!(
                     "taking over {name} from {} (claimed {}; no heartbeat since)",
                     old.worker,
                     old.started_at

@@ -26,7 +26,7 @@ pub fn set_aside_damaged(results: &ResultsFolder, spec: &SweepSpec) -> anyhow::R
             .with_context(|| format!("{}: cannot create", results.dir.damaged_dir().display()))?;
         std::fs::rename(&paths.dir, &target)
             .with_context(|| format!("cannot move {} to {}", paths.dir.display(), target.display()))?;
-        crate::warn!(
+        crate::logging::warn!(
             "{}: {why}; moved the trial folder to {} and running trial {} again",
             paths.outcome().display(),
             target.display(),

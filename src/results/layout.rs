@@ -184,7 +184,7 @@ impl ResultsDir {
                 OutcomeFile::Unfinished => {}
                 OutcomeFile::Finished(outcome) => records.push(TrialRecord::new(trial, *outcome)),
                 OutcomeFile::Damaged(why) => {
-                    crate::warn!(
+                    crate::logging::warn!(
                         "{}: {why}; trial {} counts as unfinished (the next gacha sweep moves its \
                          folder to {}/ and runs it again)",
                         paths.outcome().display(),

@@ -46,7 +46,7 @@ pub fn update_best(dir: &ResultsDir, winner: Option<&TrialRecord>) -> anyhow::Re
         Some(winner) => {
             let source = dir.trial(winner.id());
             if !source.weights().exists() {
-                crate::warn!(
+                crate::logging::warn!(
                     "trial {} wins but its folder has no weights/ (removed by [select] keep, or by hand); best/ has its metrics only",
                     winner.id()
                 );
@@ -114,7 +114,7 @@ pub fn prune_weights(
         }
     }
     if !spared.is_empty() {
-        crate::info!(
+        crate::logging::info!(
             "keep: not removing the weights of {} trial(s) that an earlier spec of this folder kept \
              ({}); gacha sweep --prune removes them",
             spared.len(),

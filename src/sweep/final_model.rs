@@ -139,7 +139,7 @@ fn refits(
         match outcome.status {
             Status::Done => done.push(paths),
             status => {
-                crate::warn!("refit {} ({}) {status}; the final model leaves it out", refit.id, refit.label);
+                crate::logging::warn!("refit {} ({}) {status}; the final model leaves it out", refit.id, refit.label);
             }
         }
     }

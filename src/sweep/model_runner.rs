@@ -67,7 +67,7 @@ impl<'a> ModelRunner<'a> {
             DeviceSpec::Cpu => format!(", {} thread(s)", candle_core::utils::get_num_threads()),
             DeviceSpec::Cuda(_) => String::new(),
         };
-        crate::info!(
+        crate::logging::info!(
             "model {source} on {device}{threads} (frozen weights {:?}): {} image tokens of width {}",
             device.frozen_dtype(),
             base.model.num_image_tokens(),
@@ -77,7 +77,7 @@ impl<'a> ModelRunner<'a> {
         let mut features = FeatureCache::default();
         let started = Instant::now();
         features.fill(&base, &opened, dataset, images, SCORE_BATCH_SIZE)?;
-        crate::info!(
+        crate::logging::info!(
             "image features of {} images ({} frames, {images}) computed once in {:.1} s",
             dataset.examples.len(),
             features.vision_frames(),
@@ -180,7 +180,7 @@ impl TrialRunner for ModelRunner<'_> {
             let cfg = job.params.train_config(job.seed);
             let params = loaded.model.fresh_trainable(&cfg.trainable_set(), job.seed)?;
             if job.attempt == 0 {
-                crate::debug!(
+                crate::logging::debug!(
                     "trial {}: {} trainable parameters in {} tensors; config {}",
                     job.id,
                     params.num_params(),

@@ -70,7 +70,7 @@ impl Progress {
     pub fn say(&self, line: &str) {
         match &self.bars {
             Some(bars) => bars.multi.suspend(|| eprintln!("{line}")),
-            None => crate::info!("{line}"),
+            None => crate::logging::info!("{line}"),
         }
     }
 
@@ -105,7 +105,7 @@ impl Progress {
                 bars.trial.set_length(log.steps as u64);
                 bars.trial.set_message(format!("loss {:.4} · lr {:.5}{stage}", log.loss, log.learning_rate));
             }
-            None => crate::info!("{}{log}{stage}", who(trial, packed)),
+            None => crate::logging::info!("{}{log}{stage}", who(trial, packed)),
         }
     }
 

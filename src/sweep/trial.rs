@@ -160,8 +160,6 @@ pub fn run_trials(
             standing: Standing::Attempting,
         });
     }
-
-    let packed = running.len() > 1;
     for attempt in 0.. {
         let round: Vec<usize> = (0..running.len())
             .filter(|&i| {
@@ -172,104 +170,130 @@ pub fn run_trials(
         if round.is_empty() {
             break;
         }
-        let mut weights = Vec::with_capacity(round.len());
-        for &i in &round {
-            let r = &running[i];
-            remove_dir_if_present(&r.paths.weights())?;
-            std::fs::create_dir_all(r.paths.weights())
-                .with_context(|| format!("{}: cannot create", r.paths.weights().display()))?;
-            ctx.progress.attempt_started(r.trial, attempt, reseed(r.trial.params.seed, attempt), packed);
-            weights.push(r.paths.weights());
-        }
-        let jobs: Vec<TrialJob> = round
-            .iter()
-            .zip(&weights)
-            .map(|(&i, weights_dir)| {
-                let r = &running[i];
-                TrialJob {
-                    id: &r.trial.id,
-                    params: &r.trial.params,
-                    seed: reseed(r.trial.params.seed, attempt),
-                    attempt,
-                    split: &r.split,
-                    weights_dir,
-                }
-            })
-            .collect();
-        let mut observers: Vec<TrialObserver> = round
-            .iter()
-            .map(|&i| TrialObserver {
-                trial: running[i].trial,
-                packed,
-                progress: ctx.progress,
-                stop: ctx.stop,
-                lost: running[i].claim.map(Claim::lost_flag),
-            })
-            .collect();
-        let mut watching: Vec<&mut dyn StepObserver> =
-            observers.iter_mut().map(|o| o as &mut dyn StepObserver).collect();
-        let attempt_started = Instant::now();
-        let results: Vec<anyhow::Result<TrialRun>> = match runner.run_pack(&jobs, &mut watching) {
-            Ok(results) => results,
-            // One error for the whole pack: each trial fails with it, of its kind.
-            Err(err) => {
-                let kind = classify(&err);
-                round.iter().map(|_| Err(anyhow::Error::new(PackError(format!("{err:#}"), kind)))).collect()
-            }
-        };
-        drop(jobs);
-        for (&i, result) in round.iter().zip(results) {
-            let r = &mut running[i];
-            let seed = reseed(r.trial.params.seed, attempt);
-            let run = match result.and_then(|run| checked(run, &r.split, ctx.dataset)) {
-                Ok(run) => run,
-                // An error while a stop was asked for (an interrupted call, say) is the stop's.
-                Err(_) if ctx.stop.is_requested() => {
-                    r.standing = Standing::Ended(TrialEnd::Stopped);
-                    continue;
-                }
-                Err(_) if r.lost() => {
-                    r.standing = Standing::Ended(TrialEnd::ClaimLost);
-                    continue;
-                }
-                Err(err) => {
-                    r.attempts.records.push(AttemptRecord::Failed { seed });
-                    r.attempts.error = Some(format!("{err:#}"));
-                    r.attempts.failure =
-                        Some(err.downcast_ref::<PackError>().map_or_else(|| classify(&err), |e| e.1));
-                    // The runner's own count is lost with its error: its time up to the error.
-                    r.attempts.training_secs += attempt_started.elapsed().as_secs_f64();
-                    r.standing = Standing::ToRecord;
-                    continue;
-                }
-            };
-            r.attempts.training_secs += run.training_secs;
-            r.attempts.before = r.attempts.before.or(Some(run.before));
-            r.attempts.losses.extend(&run.losses);
-            match run.end {
-                TrainOutcome::Stopped { .. } if r.lost() && !ctx.stop.is_requested() => {
-                    r.standing = Standing::Ended(TrialEnd::ClaimLost);
-                    continue;
-                }
-                TrainOutcome::Stopped { .. } => {
-                    r.standing = Standing::Ended(TrialEnd::Stopped);
-                    continue;
-                }
-                TrainOutcome::Finished { .. } => r.attempts.records.push(AttemptRecord::Finished { seed }),
-                TrainOutcome::Diverged(log) => {
-                    let (stage, step, loss) = (run.stage, log.step, log.loss);
-                    r.attempts.records.push(AttemptRecord::Diverged { seed, stage, step, loss });
-                    let will_reseed = attempt < r.trial.params.abort.max_reseeds;
-                    ctx.progress.attempt_diverged(r.trial, packed, stage, step, loss, will_reseed);
-                }
-            }
-            if run.end.is_finished() {
-                r.standing = Standing::ToRecord;
-            }
-            r.attempts.last = Some(run);
-        }
+        run_round(ctx, &mut running, &round, attempt, runner)?;
     }
     running.into_iter().map(|r| finish(ctx, r)).collect()
+}
+
+/// One round of attempts: attempt `attempt` of the trials `round` of `running`, trained as one
+/// pack; each trial's standing is updated from its result.
+fn run_round(
+    ctx: &TrialContext,
+    running: &mut [Running],
+    round: &[usize],
+    attempt: u32,
+    runner: &mut dyn TrialRunner,
+) -> anyhow::Result<()> {
+    let packed = running.len() > 1;
+    let mut weights = Vec::with_capacity(round.len());
+    for &i in round {
+        let r = &running[i];
+        remove_dir_if_present(&r.paths.weights())?;
+        std::fs::create_dir_all(r.paths.weights())
+            .with_context(|| format!("{}: cannot create", r.paths.weights().display()))?;
+        ctx.progress.attempt_started(r.trial, attempt, reseed(r.trial.params.seed, attempt), packed);
+        weights.push(r.paths.weights());
+    }
+    let jobs: Vec<TrialJob> = round
+        .iter()
+        .zip(&weights)
+        .map(|(&i, weights_dir)| {
+            let r = &running[i];
+            TrialJob {
+                id: &r.trial.id,
+                params: &r.trial.params,
+                seed: reseed(r.trial.params.seed, attempt),
+                attempt,
+                split: &r.split,
+                weights_dir,
+            }
+        })
+        .collect();
+    let mut observers: Vec<TrialObserver> = round
+        .iter()
+        .map(|&i| TrialObserver {
+            trial: running[i].trial,
+            packed,
+            progress: ctx.progress,
+            stop: ctx.stop,
+            lost: running[i].claim.map(Claim::lost_flag),
+        })
+        .collect();
+    let mut watching: Vec<&mut dyn StepObserver> =
+        observers.iter_mut().map(|o| o as &mut dyn StepObserver).collect();
+    let attempt_started = Instant::now();
+    let results: Vec<anyhow::Result<TrialRun>> = match runner.run_pack(&jobs, &mut watching) {
+        Ok(results) => results,
+        // One error for the whole pack: each trial fails with it, of its kind.
+        Err(err) => {
+            let kind = classify(&err);
+            round.iter().map(|_| Err(anyhow::Error::new(PackError(format!("{err:#}"), kind)))).collect()
+        }
+    };
+    drop(jobs);
+    for (&i, result) in round.iter().zip(results) {
+        let elapsed = attempt_started.elapsed().as_secs_f64();
+        take_attempt(ctx, &mut running[i], attempt, result, elapsed, packed);
+    }
+    Ok(())
+}
+
+/// Count attempt `attempt` of `r` (its runner's `result`; `elapsed` seconds since the round
+/// started) and decide where `r` stands.
+fn take_attempt(
+    ctx: &TrialContext,
+    r: &mut Running,
+    attempt: u32,
+    result: anyhow::Result<TrialRun>,
+    elapsed: f64,
+    packed: bool,
+) {
+    let seed = reseed(r.trial.params.seed, attempt);
+    let run = match result.and_then(|run| checked(run, &r.split, ctx.dataset)) {
+        Ok(run) => run,
+        // An error while a stop was asked for (an interrupted call, say) is the stop's.
+        Err(_) if ctx.stop.is_requested() => {
+            r.standing = Standing::Ended(TrialEnd::Stopped);
+            return;
+        }
+        Err(_) if r.lost() => {
+            r.standing = Standing::Ended(TrialEnd::ClaimLost);
+            return;
+        }
+        Err(err) => {
+            r.attempts.records.push(AttemptRecord::Failed { seed });
+            r.attempts.error = Some(format!("{err:#}"));
+            r.attempts.failure = Some(err.downcast_ref::<PackError>().map_or_else(|| classify(&err), |e| e.1));
+            // The runner's own count is lost with its error: its time up to the error.
+            r.attempts.training_secs += elapsed;
+            r.standing = Standing::ToRecord;
+            return;
+        }
+    };
+    r.attempts.training_secs += run.training_secs;
+    r.attempts.before = r.attempts.before.or(Some(run.before));
+    r.attempts.losses.extend(&run.losses);
+    match run.end {
+        TrainOutcome::Stopped { .. } if r.lost() && !ctx.stop.is_requested() => {
+            r.standing = Standing::Ended(TrialEnd::ClaimLost);
+            return;
+        }
+        TrainOutcome::Stopped { .. } => {
+            r.standing = Standing::Ended(TrialEnd::Stopped);
+            return;
+        }
+        TrainOutcome::Finished { .. } => r.attempts.records.push(AttemptRecord::Finished { seed }),
+        TrainOutcome::Diverged(log) => {
+            let (stage, step, loss) = (run.stage, log.step, log.loss);
+            r.attempts.records.push(AttemptRecord::Diverged { seed, stage, step, loss });
+            let will_reseed = attempt < r.trial.params.abort.max_reseeds;
+            ctx.progress.attempt_diverged(r.trial, packed, stage, step, loss, will_reseed);
+        }
+    }
+    if run.end.is_finished() {
+        r.standing = Standing::ToRecord;
+    }
+    r.attempts.last = Some(run);
 }
 
 /// A pack's error, as each of its trials records it: the message and its kind.

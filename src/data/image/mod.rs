@@ -96,7 +96,7 @@ pub fn decode_image(
         what: format::describe_unknown(bytes),
     })?;
     if let Some(claimed) = ImageFormatKind::from_extension(path).filter(|&claimed| claimed != format) {
-        crate::warn!(
+        crate::logging::warn!(
             "{}: content is {format}, not {claimed} as the extension says; reading it as {format}",
             path.display()
         );
