@@ -128,3 +128,89 @@ fn describe_final(
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::record::Status;
+    use crate::results::test_records::{record, two_configs};
+    use crate::sweep::progress::Counts;
+
+    fn summary(final_model: Option<FinalRecord>, winning: Option<ConfigSummary>) -> SweepSummary {
+        // The best trial: valid tp 3 tn 4 fp 1 fn 2 → precision 3/4.
+        let best = record("0123456789ab", Status::Done, [3, 4, 1, 2], Some(0.125));
+        SweepSummary {
+            end: SweepEnd::Complete,
+            trials: 6,
+            skipped: 1,
+            to_retry: 1,
+            ran: Counts { done: 3, diverged: 1, failed: 1 },
+            finished: Counts { done: 3, diverged: 1, failed: 2 },
+            best: Some(best),
+            final_model,
+            winning_config: winning,
+        }
+    }
+
+    #[test]
+    fn the_best_trial_with_its_pooled_estimate() {
+        let (spec, configs) = two_configs();
+        let winning = configs[0].clone();
+        let record = FinalRecord {
+            final_model: FinalModel::BestTrial,
+            config: winning.id.clone(),
+            config_label: winning.label.clone(),
+            members: vec!["trials/0123456789ab".into()],
+            test: None,
+        };
+        let got = sweep_summary(&summary(Some(record), Some(winning.clone())), &spec, Path::new("r"), ThisRun::Alone);
+        // The winner pooled tp 3, fp 1 over its 2 pulls: 3/4 with the Wilson interval
+        // [0.3006, 0.9544] computed by hand in results/config_columns.rs's test.
+        let expected = format!(
+            "6 of 6 trials finished (3 done, 1 diverged, 2 failed); this run: 5 trials, 1 skipped\n\
+             1 failed trial(s) failed for lack of space, memory or I/O: the same command retries them\n\
+             1 failed trial(s) would fail again as they are (see their error); --retry-failed reruns them\n\
+             best: 0123456789ab (valid.precision 0.7500) → r/best\n\
+             final model: the best trial, trials/0123456789ab, config {id} ({label}) → r/best\n\
+             estimate: precision 0.7500 [0.3006, 0.9544] over 4 pooled validation answers of config {id}'s 2 \
+             pulls; optimistic, since the config was chosen on them (add [validation] test = N for an honest one)\n\
+             leaderboard: r/leaderboard.csv\n\
+             report: r/report.html\n",
+            id = winning.id,
+            label = winning.label
+        );
+        assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
+    }
+
+    #[test]
+    fn a_soup_with_its_test_estimate_and_workers_counted_as_this_run() {
+        let (spec, configs) = two_configs();
+        let record = FinalRecord {
+            final_model: FinalModel::Soup,
+            config: configs[0].id.clone(),
+            config_label: configs[0].label.clone(),
+            members: vec!["trials/a".into(), "trials/b".into()],
+            test: Some(Confusion { tp: 15, tn: 3, fp: 1, fn_: 1 }),
+        };
+        let mut summary = summary(Some(record), Some(configs[0].clone()));
+        summary.end = SweepEnd::LeftToOthers;
+        let got = sweep_summary(&summary, &spec, Path::new("r"), ThisRun::WorkersAfter(2));
+        // Test precision 15/16 = 0.9375; Wilson 95% by hand (z = 1.959964): centre
+        // (0.9375 + 0.120032)/1.240100 = 0.852736, half 1.580488·√(0.0036621 + 0.0037509)
+        // = 0.136064 → [0.7167, 0.9889].
+        let expected = format!(
+            "6 of 6 trials finished (3 done, 1 diverged, 2 failed); this run: 4 trials, 2 skipped\n\
+             1 failed trial(s) failed for lack of space, memory or I/O: the same command retries them\n\
+             1 failed trial(s) would fail again as they are (see their error); --retry-failed reruns them\n\
+             best trial: 0123456789ab (valid.precision 0.7500) in r/trials/0123456789ab\n\
+             final model: soup of 2 models, config {} ({}) → r/best\n\
+             expected precision 0.9375 [0.7167, 0.9889] on 20 test images (95% Wilson interval; never \
+             trained on, never used to choose)\n\
+             leaderboard: r/leaderboard.csv\n\
+             report: r/report.html\n\
+             the trials left are running in other workers; `gacha status r` shows them\n",
+            configs[0].id, configs[0].label
+        );
+        assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
+    }
+}
