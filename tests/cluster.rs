@@ -41,7 +41,9 @@ fn completions(stderrs: &[String]) -> BTreeMap<String, usize> {
                 Some((worker, rest)) => (worker, rest),
                 None => ("", line),
             };
-            let started = line.strip_prefix("trial ").filter(|rest| rest.split_whitespace().next().is_some_and(|n| n.contains('/')));
+            let started = line
+                .strip_prefix("trial ")
+                .filter(|rest| rest.split_whitespace().next().is_some_and(|n| n.contains('/')));
             if let Some(rest) = started {
                 if let Some(id) = rest.split_whitespace().nth(1) {
                     current.insert(worker, id.trim_end_matches(':').to_string());
@@ -91,7 +93,10 @@ fn issue_12_devices_cpu_cpu_runs_two_workers_to_the_single_process_leaderboard()
         assert!(stderr.contains(tag), "both workers ran trials ({tag}):\n{stderr}");
     }
     assert!(stdout.contains("8 of 8 trials finished"), "{stdout}");
-    assert_eq!(leaderboard_sans_times(&dir.join("res/leaderboard.csv")), reference_leaderboard(&dir, "s.toml"));
+    assert_eq!(
+        leaderboard_sans_times(&dir.join("res/leaderboard.csv")),
+        reference_leaderboard(&dir, "s.toml")
+    );
 }
 
 /// The pids of live `gacha sweep --worker` processes started in `dir`, from /proc.
@@ -102,7 +107,8 @@ fn workers_in(dir: &Path) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-            let args: Vec<String> = raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let args: Vec<String> =
+                raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             let zombie = state.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
             let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
@@ -176,7 +182,11 @@ fn issue_12_trial_by_index_runs_exactly_that_trial() {
 
     let out = trial(Some("4"), None);
     assert_exit(&out, 2);
-    assert!(texts(&out).1.contains("trial index 4 is out of range: s.toml has 4 trials (0–3)"), "{}", texts(&out).1);
+    assert!(
+        texts(&out).1.contains("trial index 4 is out of range: s.toml has 4 trials (0–3)"),
+        "{}",
+        texts(&out).1
+    );
     let out = trial(None, None);
     assert_exit(&out, 2);
     assert!(texts(&out).1.contains("pass --index N"), "{}", texts(&out).1);
@@ -187,7 +197,10 @@ fn issue_12_trial_by_index_runs_exactly_that_trial() {
     assert_exit(&out, 0);
     assert!(texts(&out).0.contains("4 of 4 trials finished"), "{}", texts(&out).0);
     assert!(dir.join("res/best/outcome.json").is_file());
-    assert_eq!(leaderboard_sans_times(&dir.join("res/leaderboard.csv")), reference_leaderboard(&dir, "s.toml"));
+    assert_eq!(
+        leaderboard_sans_times(&dir.join("res/leaderboard.csv")),
+        reference_leaderboard(&dir, "s.toml")
+    );
 }
 
 /// A claim file of a worker on another host, its heartbeat `age` old.
@@ -222,17 +235,26 @@ fn issue_12_status_tells_finished_running_stale_and_waiting_and_a_stale_claim_is
     assert_exit(&out, 0);
     let (stdout, _) = texts(&out);
     assert!(
-        stdout.starts_with("res: 4 trials: 1 finished (1 done, 0 diverged, 0 failed), 1 running, 1 stale, 1 waiting\n"),
+        stdout.starts_with(
+            "res: 4 trials: 1 finished (1 done, 0 diverged, 0 failed), 1 running, 1 stale, 1 waiting\n"
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains(&format!("     1  {}", ids[1])) && stdout.contains("node7:4242 since"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("     1  {}", ids[1])) && stdout.contains("node7:4242 since"),
+        "{stdout}"
+    );
     assert!(stdout.contains("waiting (indices): 3\n"), "{stdout}");
     assert!(stdout.contains(&format!("leader: {}", ids[0])), "{stdout}");
 
     // A live claim is left alone; a stale one is taken over.
     let out = run(&mut trial(1));
     assert_exit(&out, 0);
-    assert!(texts(&out).1.contains(&format!("trial 2 ({}) is running in node7:4242", ids[1])), "{}", texts(&out).1);
+    assert!(
+        texts(&out).1.contains(&format!("trial 2 ({}) is running in node7:4242", ids[1])),
+        "{}",
+        texts(&out).1
+    );
     let out = run(&mut trial(2));
     assert_exit(&out, 0);
     assert!(texts(&out).1.contains(&format!("taking over {} from node7:4242", ids[2])), "{}", texts(&out).1);
@@ -258,7 +280,9 @@ fn issue_12_workers_killed_at_random_end_with_the_single_process_leaderboard() {
                     let mut state = seed ^ (w + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                     let mut logs = Vec::new();
                     for round in 0..5 {
-                        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                        state = state
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
                         let wait = Duration::from_millis(150 + (state >> 33) % 900);
                         let log = dir.join(&format!("w{w}-{round}.err"));
                         let mut child = sweep(dir, "s.toml", "res", 10)
@@ -288,7 +312,11 @@ fn issue_12_workers_killed_at_random_end_with_the_single_process_leaderboard() {
     let counts = completions(&all);
     assert!(!counts.is_empty(), "no completed trial found in the logs: {all:#?}");
     assert!(counts.values().all(|&n| n == 1), "a trial ran to completion twice: {counts:?}");
-    assert_eq!(leaderboard_sans_times(&dir.join("res/leaderboard.csv")), reference_leaderboard(&dir, "s.toml"));
-    let left: Vec<_> = std::fs::read_dir(dir.join("res/claims")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(
+        leaderboard_sans_times(&dir.join("res/leaderboard.csv")),
+        reference_leaderboard(&dir, "s.toml")
+    );
+    let left: Vec<_> =
+        std::fs::read_dir(dir.join("res/claims")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.iter().all(|n| n.to_string_lossy().starts_with('.')), "claims left behind: {left:?}");
 }

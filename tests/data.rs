@@ -431,9 +431,8 @@ fn check_of_a_sweep_spec_counts_trials_and_checks_model_and_images() {
     assert_contains(&stdout, "checked at 56×56");
     assert_contains(&stderr, "gacha: warning: valid = 2 holds out 2 images (< 30)");
     // The dataset's digest: `sha256sum data.jsonl images/rgba.png … | sha256sum`, by hand.
-    let sha256 = |bytes: &[u8]| -> String {
-        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-    };
+    let sha256 =
+        |bytes: &[u8]| -> String { sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect() };
     let mut listed = format!("{}  data.jsonl\n", sha256(&std::fs::read(dir.join("data.jsonl")).unwrap()));
     for image in images {
         let bytes = std::fs::read(dir.join(&format!("images/{image}"))).unwrap();

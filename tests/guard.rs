@@ -196,7 +196,10 @@ fn on_a_gpu_the_free_memory_nvidia_smi_reports_is_the_limit() {
     // No nvidia-smi: estimated, and said not to be checked.
     let out = check_on_gpu(&dir, "cuda", &[]);
     assert_exit(&out, 0);
-    assert_contains(&texts(&out).0, "(batch 10000 × 70 tokens)\n  not checked on GPU (cuda:0): nvidia-smi is not on PATH\n");
+    assert_contains(
+        &texts(&out).0,
+        "(batch 10000 × 70 tokens)\n  not checked on GPU (cuda:0): nvidia-smi is not on PATH\n",
+    );
     // Two H200s, 143,000 and 2,000 MiB free. The limit is the free memory less 1 GiB for the
     // CUDA context: 143,000 − 1,024 MiB = 138.6 GiB, in which the batch of 10,000 (about 18 GiB: a tenth of the
     // 100,000 above) fits.
@@ -229,7 +232,10 @@ fn on_a_gpu_the_free_memory_nvidia_smi_reports_is_the_limit() {
     assert_contains(&texts(&out).1, "but 1.0 GiB (GACHA_GPU_MEMORY_LIMIT_BYTES) is available");
     let out = check_on_gpu(&dir, "cuda", &[("GACHA_GPU_MEMORY_LIMIT_BYTES", "lots")]);
     assert_exit(&out, 2);
-    assert_contains(&texts(&out).1, "GACHA_GPU_MEMORY_LIMIT_BYTES=\"lots\": expected a whole number of bytes");
+    assert_contains(
+        &texts(&out).1,
+        "GACHA_GPU_MEMORY_LIMIT_BYTES=\"lots\": expected a whole number of bytes",
+    );
     // A GPU of another kind, without CUDA_DEVICE_ORDER=PCI_BUS_ID: CUDA's numbering is unknown.
     fake_nvidia_smi(&dir, "0, GPU-aaaa, NVIDIA H200, 143000\n1, GPU-cccc, NVIDIA A100-SXM4-80GB, 81000\n", 0);
     let out = check_on_gpu(&dir, "cuda", &[]);

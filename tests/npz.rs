@@ -226,7 +226,10 @@ fn score_fails(dir: &TestDir, model: &Path) -> String {
 fn a_missing_key_is_named_with_the_file() {
     let dir = TestDir::new();
     let broken = dir.join("broken.npz");
-    write_npz(&broken, members(&npz("f32")).into_iter().filter(|(name, _)| name != "llm/final_norm/scale.npy"));
+    write_npz(
+        &broken,
+        members(&npz("f32")).into_iter().filter(|(name, _)| name != "llm/final_norm/scale.npy"),
+    );
     let stderr = score_fails(&dir, &broken);
     assert!(stderr.contains("broken.npz: missing key llm/final_norm/scale"), "{stderr}");
 }

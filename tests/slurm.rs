@@ -33,7 +33,14 @@ impl LocalSlurm {
         }
         let missing: Vec<&str> = ["slurmctld", "slurmd", "munged", "sbatch", "squeue", "scancel"]
             .into_iter()
-            .filter(|tool| !Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success())
+            .filter(|tool| {
+                !Command::new("sh")
+                    .args(["-c", &format!("command -v {tool}")])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            })
             .collect();
         assert!(
             missing.is_empty(),
@@ -80,7 +87,11 @@ impl LocalSlurm {
     fn wait_for(&self, id: &str, limit: Duration) {
         let started = Instant::now();
         while !self.squeue(&["-h", "-j", id]).trim().is_empty() {
-            assert!(started.elapsed() < limit, "job {id} still queued after {limit:?}:\n{}", self.squeue(&["-j", id]));
+            assert!(
+                started.elapsed() < limit,
+                "job {id} still queued after {limit:?}:\n{}",
+                self.squeue(&["-j", id])
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -142,9 +153,15 @@ fn issue_12_a_slurm_array_with_a_cancelled_task_ends_like_one_process() {
 
     // Cancel the first task seen running once it holds a trial's claim.
     let task = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "no task started:\n{}", slurm.squeue(&["-j", &job]));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no task started:\n{}",
+            slurm.squeue(&["-j", &job])
+        );
         let running = slurm.squeue(&["-h", "-j", &job, "-t", "R", "-o", "%i"]);
-        if let (Some(task), true) = (running.split_whitespace().next(), crate::util::holds_a_claim(&dir.join("res"))) {
+        if let (Some(task), true) =
+            (running.split_whitespace().next(), crate::util::holds_a_claim(&dir.join("res")))
+        {
             break task.to_string();
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -166,7 +183,10 @@ fn issue_12_a_slurm_array_with_a_cancelled_task_ends_like_one_process() {
         texts(&out).0
     );
     slurm.wait_for(&again, Duration::from_secs(300));
-    eprintln!("array of 6 with one task cancelled: {first_array:.1?}; total with the resubmission {:.1?}", started.elapsed());
+    eprintln!(
+        "array of 6 with one task cancelled: {first_array:.1?}; total with the resubmission {:.1?}",
+        started.elapsed()
+    );
 
     let out = run(dir.gacha().args(["slurm", "s.toml", "--results", "res"]).env("SLURM_CONF", slurm.conf()));
     assert_exit(&out, 0);
@@ -175,7 +195,8 @@ fn issue_12_a_slurm_array_with_a_cancelled_task_ends_like_one_process() {
     assert!(texts(&status).0.starts_with("res: 6 trials: 6 finished"), "{}", texts(&status).0);
     assert!(dir.join("res/best/outcome.json").is_file());
 
-    let alone = run(dir.gacha().args(["sweep", "s.toml", "--results", "alone"]).env("RAYON_NUM_THREADS", "1"));
+    let alone =
+        run(dir.gacha().args(["sweep", "s.toml", "--results", "alone"]).env("RAYON_NUM_THREADS", "1"));
     assert_exit(&alone, 0);
     assert_eq!(
         leaderboard_sans_times(&dir.join("res/leaderboard.csv")),

@@ -454,7 +454,11 @@ fn cpu_workers_share_the_trials_and_record_what_one_process_does() {
     }
     // The workers' own leaderboards are left out: one, this process's, at the end.
     assert_eq!(stdout.matches("trials finished").count(), 1, "{stdout}");
-    assert!(stdout.contains("8 of 8 trials finished (8 done, 0 diverged, 0 failed); this run: 8 trials, 0 skipped"), "{stdout}");
+    assert!(
+        stdout
+            .contains("8 of 8 trials finished (8 done, 0 diverged, 0 failed); this run: 8 trials, 0 skipped"),
+        "{stdout}"
+    );
     let rows = leaderboard_sans_times(&dir.join("alone/leaderboard.csv"));
     assert_eq!(rows.len(), 8);
     assert_eq!(rows, leaderboard_sans_times(&dir.join("two/leaderboard.csv")));

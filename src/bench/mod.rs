@@ -239,12 +239,8 @@ fn random_batch(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let values: Vec<f32> = (0..batch_size * 3 * size * size).map(|_| rng.random_range(-1.0..1.0)).collect();
     let pixels = Tensor::from_vec(values, (batch_size, 3, size, size), device)?;
-    let items: Vec<PromptItem> = (0..batch_size)
-        .map(|i| PromptItem {
-            prompt: PROMPT,
-            answer: answer_of(i),
-        })
-        .collect();
+    let items: Vec<PromptItem> =
+        (0..batch_size).map(|i| PromptItem { prompt: PROMPT, answer: answer_of(i) }).collect();
     Ok((pixels, loaded.tokenizer.batch(&items)?))
 }
 

@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::cli::CheckArgs;
+use crate::cmd::Outcome;
 use crate::data::digest;
 use crate::data::error::{DataError, DatasetProblems};
 use crate::data::image::ImageFormatKind;
@@ -20,10 +21,9 @@ use crate::data::{
     CodingCheck, DataOptions, Dataset, Example, ExifOrientation, ImageOptions, Label, Preprocessing,
 };
 use crate::device::DeviceSpec;
-use crate::model::ModelSource;
 use crate::machine::cpu_workers::{plan, Room, WorkerSetting};
+use crate::model::ModelSource;
 use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
-use crate::cmd::Outcome;
 
 use super::save_inputs::InputsDir;
 

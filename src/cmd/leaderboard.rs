@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use crate::cli::LeaderboardArgs;
+use crate::cmd::Outcome;
 use crate::report::configs::configs_table;
 use crate::report::table::{leaderboard_diff, leaderboard_table};
-use crate::spec::SweepSpec;
 use crate::results::judge::summarize_configs;
 use crate::results::layout::ResultsDir;
 use crate::results::rank::rank;
 use crate::results::record::TrialRecord;
-use crate::cmd::Outcome;
+use crate::spec::SweepSpec;
 
 pub fn run(args: &LeaderboardArgs) -> anyhow::Result<Outcome> {
     let (spec, records) = load(&args.dir)?;

@@ -79,7 +79,10 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
     print!("{ranked_table}{}", sweep_summary(&summary, &spec, &results, this_run));
     Ok(match summary.end {
         SweepEnd::Interrupted => {
-            crate::logging::warn!("interrupted; to resume, run the same command again: {}", resume_command(args));
+            crate::logging::warn!(
+                "interrupted; to resume, run the same command again: {}",
+                resume_command(args)
+            );
             Outcome::Interrupted
         }
         SweepEnd::LeftToOthers => Outcome::Success,

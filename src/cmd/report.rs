@@ -1,9 +1,9 @@
 //! `gacha report DIR`: (re)write DIR/report.html from a results folder.
 
 use crate::cli::ReportArgs;
+use crate::cmd::Outcome;
 use crate::report::write_report;
 use crate::results::layout::ResultsDir;
-use crate::cmd::Outcome;
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<Outcome> {
     let results = ResultsDir::new(&args.dir);

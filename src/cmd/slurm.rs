@@ -16,11 +16,11 @@ use super::part::{rerun_of, results_dir};
 use super::Outcome;
 use crate::cli::{RunArgs, SlurmArgs};
 use crate::fsutil::write_atomic;
-use crate::spec::load_spec;
 use crate::results::failure::reruns;
 use crate::results::folder::ResultsFolder;
 use crate::results::layout::OutcomeFile;
 use crate::results::record::utc_timestamp;
+use crate::spec::load_spec;
 
 /// The folder of the scripts and task logs, in the results folder.
 const SLURM_DIR: &str = "slurm";
@@ -39,7 +39,11 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
         }
     }
     if left.is_empty() {
-        println!("every trial of {} is finished in {}; nothing to submit", spec.file.display(), results.display());
+        println!(
+            "every trial of {} is finished in {}; nothing to submit",
+            spec.file.display(),
+            results.display()
+        );
         return Ok(Outcome::Success);
     }
     let logs = absolute(&results.join(SLURM_DIR));
@@ -48,7 +52,8 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
         Some(path) => absolute(path),
         None => std::env::current_exe().context("cannot find the gacha executable")?,
     };
-    let script = sbatch_script(args, &spec.name, &left, &gacha, &absolute(&spec.file), &absolute(&results), &logs);
+    let script =
+        sbatch_script(args, &spec.name, &left, &gacha, &absolute(&spec.file), &absolute(&results), &logs);
     let stamp = utc_timestamp(SystemTime::now()).replace(':', "");
     let path = args.out.clone().unwrap_or_else(|| logs.join(format!("array-{stamp}.sbatch")));
     write_atomic(&path, script.as_bytes())?;
@@ -74,7 +79,10 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
         );
         let id = String::from_utf8_lossy(&output.stdout);
         let id = id.trim().split(';').next().unwrap_or_default();
-        println!("submitted job {id}; `squeue -j {id}` shows its tasks, `gacha status {}` the trials", results.display());
+        println!(
+            "submitted job {id}; `squeue -j {id}` shows its tasks, `gacha status {}` the trials",
+            results.display()
+        );
     }
     Ok(Outcome::Success)
 }
@@ -99,9 +107,12 @@ fn sbatch_script(
         format!("#SBATCH --array={array}"),
         format!("#SBATCH --output={}/%A_%a.out", logs.display()),
     ];
-    for (flag, value) in
-        [("partition", &args.partition), ("gres", &args.gres), ("time", &args.time), ("account", &args.account)]
-    {
+    for (flag, value) in [
+        ("partition", &args.partition),
+        ("gres", &args.gres),
+        ("time", &args.time),
+        ("account", &args.account),
+    ] {
         if let Some(value) = value {
             lines.push(format!("#SBATCH --{flag}={value}"));
         }

@@ -4,11 +4,11 @@
 use anyhow::Context;
 
 use crate::cli::SplitArgs;
+use crate::cmd::Outcome;
 use crate::data::jsonl::load_dataset;
 use crate::data::split::{split_indices, Stratify, ValidSize};
 use crate::data::split_files::write_split;
 use crate::data::Label;
-use crate::cmd::Outcome;
 
 pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
     let opts = super::data_options(&args.options)?;

@@ -6,13 +6,13 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::cli::StatusArgs;
-use crate::spec::SweepSpec;
+use crate::cmd::Outcome;
 use crate::results::claim::{stale_after, ClaimState, Claims};
 use crate::results::layout::ResultsDir;
-use crate::sweep::progress::Counts;
 use crate::results::rank::{metric_after, rank, winner};
 use crate::results::record::TrialRecord;
-use crate::cmd::Outcome;
+use crate::spec::SweepSpec;
+use crate::sweep::progress::Counts;
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
     let dir = ResultsDir::new(&args.dir);
@@ -21,7 +21,12 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
     let claims = Claims::at(&args.dir).all()?;
     print!("{}", status_text(&args.dir.display().to_string(), &spec, &records, &claims, stale_after()));
     if let Some(record) = dir.read_final()? {
-        println!("final model: {} of config {} in {}", record.final_model, record.config, dir.path(crate::results::layout::BEST_DIR).display());
+        println!(
+            "final model: {} of config {} in {}",
+            record.final_model,
+            record.config,
+            dir.path(crate::results::layout::BEST_DIR).display()
+        );
     }
     Ok(Outcome::Success)
 }
@@ -43,16 +48,21 @@ fn status_text(
         }
         match claims.iter().find(|(id, _)| id == trial.id.as_str()) {
             Some((_, state)) => {
-                let worker = state.info.as_ref().map_or("(unreadable claim)".into(), |i| {
-                    format!("{} since {}", i.worker, i.started_at)
-                });
+                let worker = state
+                    .info
+                    .as_ref()
+                    .map_or("(unreadable claim)".into(), |i| format!("{} since {}", i.worker, i.started_at));
                 let line = format!(
                     "  {index:>4}  {}  {}  {worker}, heartbeat {:.0} s ago",
                     trial.id,
                     trial.label,
                     state.age.as_secs_f64()
                 );
-                if state.is_stale(stale) { stalled.push(line) } else { running.push(line) }
+                if state.is_stale(stale) {
+                    stalled.push(line)
+                } else {
+                    running.push(line)
+                }
             }
             None => waiting.push(index),
         }
@@ -83,7 +93,8 @@ fn status_text(
     );
     if !waiting.is_empty() {
         let shown: Vec<String> = waiting.iter().take(20).map(usize::to_string).collect();
-        let more = if waiting.len() > 20 { format!(" … ({} more)", waiting.len() - 20) } else { String::new() };
+        let more =
+            if waiting.len() > 20 { format!(" … ({} more)", waiting.len() - 20) } else { String::new() };
         let _ = writeln!(text, "waiting (indices): {}{more}", shown.join(", "));
     }
     let metric = spec.select.metric;

@@ -16,7 +16,9 @@ pub fn stop_flag() -> anyhow::Result<StopFlag> {
             std::process::exit(i32::from(Outcome::Interrupted.code()));
         }
         handler_flag.request();
-        crate::logging::warn!("stopping after the current step (Ctrl-C or the same signal again to quit now)");
+        crate::logging::warn!(
+            "stopping after the current step (Ctrl-C or the same signal again to quit now)"
+        );
     })?;
     Ok(flag)
 }

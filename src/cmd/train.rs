@@ -7,14 +7,14 @@ use anyhow::bail;
 use super::setup::Session;
 use crate::adapter::{self, Provenance};
 use crate::cli::TrainArgs;
+use crate::cmd::Outcome;
 use crate::data::jsonl::load_dataset;
 use crate::data::{Dataset, ImageOptions};
-use crate::features::frames::for_each_frame_batch;
 use crate::eval::result::{confusion, result_block, DEFAULT_THRESHOLD};
 use crate::eval::score::{score_dataset, ScoreOptions};
+use crate::features::frames::for_each_frame_batch;
 use crate::model::{Trainable, TrainableParams};
 use crate::train::{train, Control, TrainConfig, TrainExample, TrainOutcome, TrainableKind};
-use crate::cmd::Outcome;
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let mut cfg = args.train.clone();

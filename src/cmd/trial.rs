@@ -45,7 +45,10 @@ mod tests {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
         };
-        assert_eq!(index_from_env(env(&[("SLURM_ARRAY_TASK_ID", "3"), ("JOB_COMPLETION_INDEX", "5")])).unwrap(), 3);
+        assert_eq!(
+            index_from_env(env(&[("SLURM_ARRAY_TASK_ID", "3"), ("JOB_COMPLETION_INDEX", "5")])).unwrap(),
+            3
+        );
         assert_eq!(index_from_env(env(&[("JOB_COMPLETION_INDEX", "5")])).unwrap(), 5);
         let err = index_from_env(env(&[("SLURM_ARRAY_TASK_ID", "x")])).unwrap_err().to_string();
         assert!(err.contains("$SLURM_ARRAY_TASK_ID is \"x\""), "{err}");

@@ -51,7 +51,10 @@ impl Room {
     pub fn here(copies_that_fit: Option<u64>, trials: usize) -> Room {
         Room {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            user_threads: std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse().ok()).filter(|&t| t > 0),
+            user_threads: std::env::var("RAYON_NUM_THREADS")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .filter(|&t| t > 0),
             copies_that_fit,
             trials,
         }

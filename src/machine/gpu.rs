@@ -73,9 +73,9 @@ pub fn available_gpu_memory(ordinal: usize) -> Result<GpuMemory, String> {
     let order = std::env::var("CUDA_DEVICE_ORDER").ok();
     Ok(match cuda_device(&gpus, visible.as_deref(), order.as_deref(), ordinal) {
         Err(why) => GpuMemory::Unknown(why),
-        Ok(Gpu { free_mib: None, index, name, .. }) => GpuMemory::Unknown(format!(
-            "nvidia-smi gives no free memory for GPU {index} ({name}; MIG mode?)"
-        )),
+        Ok(Gpu { free_mib: None, index, name, .. }) => {
+            GpuMemory::Unknown(format!("nvidia-smi gives no free memory for GPU {index} ({name}; MIG mode?)"))
+        }
         Ok(Gpu { free_mib: Some(mib), index, uuid, name }) => GpuMemory::Free(MemoryLimit {
             bytes: (mib << 20).saturating_sub(CUDA_CONTEXT_BYTES),
             source: format!(
@@ -149,7 +149,10 @@ fn cuda_device<'g>(
     // CUDA takes the entries up to the first it cannot match.
     let entries: Vec<&str> = visible.split(',').map(str::trim).collect();
     let Some(&entry) = entries.get(ordinal) else {
-        return Err(format!("cuda:{ordinal}: CUDA_VISIBLE_DEVICES={visible:?} names {} GPU(s)", entries.len()));
+        return Err(format!(
+            "cuda:{ordinal}: CUDA_VISIBLE_DEVICES={visible:?} names {} GPU(s)",
+            entries.len()
+        ));
     };
     for &earlier in &entries[..ordinal] {
         let known = match earlier.parse::<usize>() {
@@ -157,11 +160,15 @@ fn cuda_device<'g>(
             Err(_) => earlier.starts_with("GPU-") || earlier.starts_with("MIG-"),
         };
         if !known {
-            return Err(format!("CUDA_VISIBLE_DEVICES={visible:?}: {earlier:?} is no GPU, so CUDA sees none after it"));
+            return Err(format!(
+                "CUDA_VISIBLE_DEVICES={visible:?}: {earlier:?} is no GPU, so CUDA sees none after it"
+            ));
         }
     }
     if entry.starts_with("MIG-") {
-        return Err(format!("cuda:{ordinal} is the MIG instance {entry}; nvidia-smi gives the whole GPU's memory"));
+        return Err(format!(
+            "cuda:{ordinal} is the MIG instance {entry}; nvidia-smi gives the whole GPU's memory"
+        ));
     }
     if entry.starts_with("GPU-") {
         let matching: Vec<&Gpu> = gpus.iter().filter(|g| g.uuid.starts_with(entry)).collect();

@@ -74,7 +74,10 @@ pub fn available_memory() -> Result<Option<MemoryLimit>, String> {
 fn limit_from_env(name: &str) -> Result<Option<MemoryLimit>, String> {
     let Some(value) = std::env::var_os(name) else { return Ok(None) };
     let text = value.to_string_lossy();
-    let bytes = text.trim().parse::<u64>().map_err(|_| format!("{name}={text:?}: expected a whole number of bytes"))?;
+    let bytes = text
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{name}={text:?}: expected a whole number of bytes"))?;
     Ok(Some(MemoryLimit { bytes, source: name.to_string() }))
 }
 

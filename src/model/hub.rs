@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(cache_dir(env(&all[2..])).dir, Path::new("/x/huggingface/hub"));
         assert_eq!(cache_dir(env(&all[3..])).dir, Path::new("/u/.cache/huggingface/hub"));
         let tilde = cache_dir(env(&[("HF_HOME", "~/hf"), ("HOME", "/u")]));
-        assert_eq!((tilde.dir.as_path(), tilde.chosen_by.as_str()), (Path::new("/u/hf/hub"), "from $HF_HOME"));
+        assert_eq!(
+            (tilde.dir.as_path(), tilde.chosen_by.as_str()),
+            (Path::new("/u/hf/hub"), "from $HF_HOME")
+        );
         assert_eq!(cache_dir(env(&[("HF_HUB_CACHE", ""), ("HF_HOME", "/h")])).dir, Path::new("/h/hub"));
     }
 

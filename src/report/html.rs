@@ -5,16 +5,16 @@
 
 use std::fmt::Write;
 
-use crate::results::columns::{plain, Column, Count};
 use super::configs::{display_config_cell, table_columns};
-use crate::results::config_columns::ConfigColumn;
 use super::plot::{confusion_svg, forest_plot, loss_chart, Curve, CurveKind, ForestMark, ForestRow};
 use super::table::{display_cell, shorten, summary_columns};
-use crate::eval::{Confusion, Metric, Split, SplitConfusions};
-use crate::spec::SweepSpec;
-use crate::results::judge::{config_axes, pool_by_axis, winning_config, ConfigSummary, VsBest};
 use super::ReportInput;
+use crate::eval::{Confusion, Metric, Split, SplitConfusions};
+use crate::results::columns::{plain, Column, Count};
+use crate::results::config_columns::ConfigColumn;
+use crate::results::judge::{config_axes, pool_by_axis, winning_config, ConfigSummary, VsBest};
 use crate::results::record::{Status, TrialRecord};
+use crate::spec::SweepSpec;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0}\
@@ -246,7 +246,10 @@ fn metrics_row(html: &mut String, split: Split, when: &str, scores: &SplitConfus
 fn leaderboard_section(html: &mut String, input: &ReportInput) -> std::fmt::Result {
     let cols = summary_columns(input.ranked, input.spec.select.metric);
     let csv = crate::results::layout::LEADERBOARD_FILE;
-    write!(html, "<h2>Leaderboard</h2><p>All columns: <a href=\"{csv}\">{csv}</a>.</p><table><tr><th>#</th>")?;
+    write!(
+        html,
+        "<h2>Leaderboard</h2><p>All columns: <a href=\"{csv}\">{csv}</a>.</p><table><tr><th>#</th>"
+    )?;
     for col in &cols {
         write!(html, "<th>{}</th>", escape(&col.name()))?;
     }

@@ -35,11 +35,7 @@ pub struct ReportInput<'a> {
 }
 
 /// Write `report.html` from the finished trials.
-pub fn write_report(
-    dir: &ResultsDir,
-    spec: &SweepSpec,
-    records: &[TrialRecord],
-) -> anyhow::Result<PathBuf> {
+pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord]) -> anyhow::Result<PathBuf> {
     let ranked = rank(records, spec.select.metric);
     let mut losses = Vec::with_capacity(ranked.len());
     for record in &ranked {

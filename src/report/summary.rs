@@ -59,12 +59,16 @@ pub fn sweep_summary(summary: &SweepSummary, spec: &SweepSpec, results: &Path, t
                 best.id(),
                 results.join(TRIALS_DIR).join(best.id().as_str()).display()
             )),
-            _ => line(format!("best: {} ({select} {value}) → {}", best.id(), results.join(BEST_DIR).display())),
+            _ => {
+                line(format!("best: {} ({select} {value}) → {}", best.id(), results.join(BEST_DIR).display()))
+            }
         }
     }
     if let Some(record) = &summary.final_model {
         let best = results.join(BEST_DIR);
-        describe_final(record, select.metric, &best, summary.winning_config.as_ref()).into_iter().for_each(&mut line);
+        describe_final(record, select.metric, &best, summary.winning_config.as_ref())
+            .into_iter()
+            .for_each(&mut line);
     }
     line(format!("leaderboard: {}", results.join(LEADERBOARD_FILE).display()));
     line(format!("report: {}", results.join(REPORT_FILE).display()));
@@ -163,7 +167,12 @@ mod tests {
             members: vec!["trials/0123456789ab".into()],
             test: None,
         };
-        let got = sweep_summary(&summary(Some(record), Some(winning.clone())), &spec, Path::new("r"), ThisRun::Alone);
+        let got = sweep_summary(
+            &summary(Some(record), Some(winning.clone())),
+            &spec,
+            Path::new("r"),
+            ThisRun::Alone,
+        );
         // The winner pooled tp 3, fp 1 over its 2 pulls: 3/4 with the Wilson interval
         // [0.3006, 0.9544] computed by hand in results/config_columns.rs's test.
         let expected = format!(

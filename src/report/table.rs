@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::results::columns::{columns, Column, Stat, When};
 use crate::eval::{Metric, Split};
-use crate::spec::SelectMetric;
+use crate::results::columns::{columns, Column, Stat, When};
 use crate::results::record::TrialRecord;
+use crate::spec::SelectMetric;
 
 /// Longest prompt shown in a table cell.
 const PROMPT_CHARS: usize = 32;

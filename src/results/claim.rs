@@ -102,9 +102,10 @@ impl ClaimState {
     /// No heartbeat for `stale`, or its worker is a process of this host that has ended (as
     /// after SIGKILL: then it need not be waited for).
     pub fn is_stale(&self, stale: Duration) -> bool {
-        let ended_here = self.info.as_ref().is_some_and(|i| {
-            i.host == host_name() && i.pid != std::process::id() && !process_alive(i.pid)
-        });
+        let ended_here = self
+            .info
+            .as_ref()
+            .is_some_and(|i| i.host == host_name() && i.pid != std::process::id() && !process_alive(i.pid));
         self.age > stale || ended_here
     }
 }
@@ -183,9 +184,7 @@ impl Claims {
         match std::fs::rename(&path, &aside) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => {
-                return Err(err).with_context(|| format!("cannot move {} aside", path.display()))
-            }
+            Err(err) => return Err(err).with_context(|| format!("cannot move {} aside", path.display())),
         }
         let taken = read_state(&aside)?;
         let fresh = taken.as_ref().is_some_and(|s| !s.is_stale(stale_after()));

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use super::layout::OutcomeFile;
 use super::folder::ResultsFolder;
+use super::layout::OutcomeFile;
 use super::record::utc_timestamp;
 use crate::spec::SweepSpec;
 

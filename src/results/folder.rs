@@ -80,12 +80,10 @@ fn adopt_folder(root: &Path) -> anyhow::Result<()> {
         Ok(_) => {
             bail!("{}: not a folder (gacha keeps its trial folders there); move it away", trials.display())
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            match std::fs::create_dir(&trials) {
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                made => made.with_context(|| format!("{}: cannot create", trials.display())),
-            }
-        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&trials) {
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            made => made.with_context(|| format!("{}: cannot create", trials.display())),
+        },
         Err(err) => Err(err).with_context(|| format!("{}: cannot read", trials.display())),
     }
 }
@@ -123,7 +121,8 @@ fn refuse_symlink(path: &Path) -> anyhow::Result<()> {
 fn refuse_foreign_best(dir: &ResultsDir) -> anyhow::Result<()> {
     let best = dir.path(BEST_DIR);
     let Ok(meta) = std::fs::symlink_metadata(&best) else { return Ok(()) };
-    let ours = meta.is_dir() && (TrialPaths { dir: best.clone() }.outcome().is_file() || best.join(FINAL_FILE).is_file());
+    let ours = meta.is_dir()
+        && (TrialPaths { dir: best.clone() }.outcome().is_file() || best.join(FINAL_FILE).is_file());
     if !ours {
         bail!(
             "{}: not made by gacha (no outcome.json or {FINAL_FILE}), and gacha replaces best/; \

@@ -350,8 +350,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::spec::{parse_spec, Trial};
     use crate::results::test_records::pull;
+    use crate::spec::{parse_spec, Trial};
 
     /// A spec over `sweep` (the `[sweep]` lines) with `extra` tables before `[train]`.
     fn spec(extra: &str, sweep: &str) -> SweepSpec {

@@ -96,4 +96,3 @@ pub fn two_configs() -> (SweepSpec, Vec<ConfigSummary>) {
     let configs = summarize_configs(&records, &spec);
     (spec, configs)
 }
-

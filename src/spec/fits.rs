@@ -12,6 +12,7 @@ use std::fmt;
 
 use anyhow::Context;
 
+use super::{PackSetting, AUTO_PACK};
 use super::{SpecError, SweepSpec, Trial};
 use crate::data::error::{DataError, DatasetProblems};
 use crate::data::Dataset;
@@ -20,7 +21,6 @@ use crate::machine::MemoryLimit;
 use crate::model::tokenizer::UNKNOWN_TOKEN;
 use crate::model::{PaliGemmaConfig, PromptTokenizer};
 use crate::train::memory::{MemoryEstimate, MemoryModel, Sequence};
-use super::{PackSetting, AUTO_PACK};
 
 /// Most unknown words quoted in one warning.
 const MAX_QUOTED: usize = 5;

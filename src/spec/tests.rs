@@ -22,8 +22,10 @@ fn error(body: &str) -> String {
 
 #[test]
 fn a_third_answer_word_is_refused_at_its_line() {
-    let text = HEAD.replace("path = \"data.jsonl\"\n", "path = \"data.jsonl\"\nanswers = [\"yes\", \"no\", \"maybe\"]\n")
-        + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n";
+    let text = HEAD.replace(
+        "path = \"data.jsonl\"\n",
+        "path = \"data.jsonl\"\nanswers = [\"yes\", \"no\", \"maybe\"]\n",
+    ) + "[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n";
     let err = parse_spec(&text, Path::new("x.toml")).unwrap_err().to_string();
     assert!(
         err.starts_with("x.toml: line 6: data.answers: takes exactly two answer words, positive first"),

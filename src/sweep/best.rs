@@ -18,10 +18,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::fsutil::write_atomic;
 use crate::results::judge::ConfigSummary;
 use crate::results::layout::{remove_dir_if_present, OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
 use crate::results::record::TrialRecord;
-use crate::fsutil::write_atomic;
 use crate::spec::{ConfigId, SweepSpec};
 
 /// The trials whose weights `keep` kept in some run (see `prune_weights`).

@@ -3,13 +3,13 @@
 //! `results` (`csv.rs`, `config_columns.rs`); `report.html` is the command's (`report::write_report`).
 
 use super::best::{self, Prune};
+use crate::fsutil::write_atomic;
 use crate::results::config_columns::configs_csv;
 use crate::results::csv::leaderboard_csv;
 use crate::results::judge;
 use crate::results::layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE};
 use crate::results::rank::{rank, winner};
 use crate::results::record::TrialRecord;
-use crate::fsutil::write_atomic;
 use crate::spec::{FinalModel, SweepSpec};
 
 /// Write the leaderboard, `configs.csv`, `best/` and the weights budget from `records`: every

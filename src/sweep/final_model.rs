@@ -15,12 +15,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::best::install_best;
-use crate::results::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
-use crate::results::record::{FinalRecord, Status, TrialRecord};
 use super::runner::TrialRunner;
 use super::trial::{run_trial, TrialContext, TrialEnd};
 use crate::eval::Confusion;
 use crate::fsutil::write_atomic;
+use crate::results::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
+use crate::results::record::{FinalRecord, Status, TrialRecord};
 use crate::spec::{ConfigId, FinalModel, Trial};
 
 /// Where the final model is built before it replaces `best/`.
@@ -139,7 +139,11 @@ fn refits(
         match outcome.status {
             Status::Done => done.push(paths),
             status => {
-                crate::logging::warn!("refit {} ({}) {status}; the final model leaves it out", refit.id, refit.label);
+                crate::logging::warn!(
+                    "refit {} ({}) {status}; the final model leaves it out",
+                    refit.id,
+                    refit.label
+                );
             }
         }
     }

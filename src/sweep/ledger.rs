@@ -58,11 +58,7 @@ pub struct Ledger<'a> {
 
 impl<'a> Ledger<'a> {
     /// Read every trial folder of `spec` in `dir` and write every export from them.
-    pub fn rebuild(
-        dir: &'a ResultsDir,
-        spec: &'a SweepSpec,
-        prune: Prune,
-    ) -> anyhow::Result<Ledger<'a>> {
+    pub fn rebuild(dir: &'a ResultsDir, spec: &'a SweepSpec, prune: Prune) -> anyhow::Result<Ledger<'a>> {
         let mut ledger = Ledger {
             dir,
             spec,
@@ -167,9 +163,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::sweep::best::update_best;
     use crate::results::record::Status;
     use crate::results::test_records::pull;
+    use crate::sweep::best::update_best;
 
     /// A spec of `n` trials (seeds 1..=n) and an empty results folder.
     fn sweep_of(n: usize) -> (SweepSpec, tempfile::TempDir, ResultsDir) {

@@ -26,13 +26,13 @@ use std::path::Path;
 
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
+use crate::results::damaged;
 use crate::results::failure::{reruns, Rerun};
 use crate::results::folder::ResultsFolder;
 use crate::results::judge;
 use crate::results::layout::{ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
 use crate::results::rank::{rank, winner};
 use crate::results::record::{FinalRecord, TrialRecord};
-use crate::results::damaged;
 use crate::spec::SweepSpec;
 use best::Prune;
 use final_model::FinalEnd;
@@ -122,7 +122,8 @@ pub fn run_sweep(
     let partition = Partition::new(&labels, &spec.validation, spec.data.stratify())?;
     let ctx =
         TrialContext { spec, dataset, partition: &partition, results: &folder, progress: &progress, stop };
-    let mut worker = Worker { ctx: &ctx, ledger, this_run, runner, pack: options.pack, ran: Counts::default() };
+    let mut worker =
+        Worker { ctx: &ctx, ledger, this_run, runner, pack: options.pack, ran: Counts::default() };
     let end = worker.work_through(options.part)?;
     wrap_up(&ctx, worker, end)
 }
@@ -218,5 +219,3 @@ fn note_unlisted_trials(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<()
     }
     Ok(())
 }
-
-

@@ -84,7 +84,9 @@ impl Worker<'_, '_> {
                 return Ok(SweepEnd::LeftToOthers);
             }
             if !said_waiting {
-                self.ctx.progress.say(&format!("waiting for {} trial(s) that other workers run", elsewhere.len()));
+                self.ctx
+                    .progress
+                    .say(&format!("waiting for {} trial(s) that other workers run", elsewhere.len()));
                 said_waiting = true;
             }
             std::thread::sleep(claim::heartbeat_every().min(Duration::from_secs(5)));
@@ -121,9 +123,8 @@ impl Worker<'_, '_> {
         let (spec, folder) = (self.ctx.spec, self.ctx.results);
         let key = pack_key(&spec.trials[next[0]].params);
         let packs = self.pack > 1 && key.is_some();
-        let candidates = std::iter::once(next[0]).chain(
-            next[1..].iter().copied().filter(|&m| packs && pack_key(&spec.trials[m].params) == key),
-        );
+        let candidates = std::iter::once(next[0])
+            .chain(next[1..].iter().copied().filter(|&m| packs && pack_key(&spec.trials[m].params) == key));
         let mut claims = Vec::new();
         for m in candidates {
             if claims.len() == self.pack.max(1) {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::results::record::LossLine;
-use crate::results::record::{Status, TrialOutcome};
 use super::runner::{Control, StepObserver};
 use super::stop::StopFlag;
 use crate::logging::{self, Verbosity};
+use crate::results::record::LossLine;
+use crate::results::record::{Status, TrialOutcome};
 use crate::spec::Trial;
 
 /// Trials finished in this run, by status.

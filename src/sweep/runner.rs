@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::results::record::{LossLine, Stage2Ran};
 use crate::data::split::SplitIndices;
 use crate::data::Label;
 use crate::eval::SplitConfusions;
+use crate::results::record::{LossLine, Stage2Ran};
 use crate::spec::{TrialId, TrialParams};
 /// The observer's answer after a step; `Stop` (the user pressed Ctrl-C) makes the runner return
 /// `TrainOutcome::Stopped` at once.

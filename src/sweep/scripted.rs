@@ -24,11 +24,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::results::record::{LossLine, Stage2Ran};
 use super::runner::{is_recorded_step, Control, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
+use crate::results::record::{LossLine, Stage2Ran};
 use crate::train::{StepLog, TrainConfig, TrainOutcome};
 
 /// The word in a prompt that makes the scripted runner fail.

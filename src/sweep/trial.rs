@@ -8,13 +8,8 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::results::claim::Claim;
-use crate::results::failure::classify;
-use crate::results::folder::ResultsFolder;
-use crate::results::layout::{remove_dir_if_present, TrialPaths};
 use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
-use crate::results::record::{utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer};
 use super::runner::{reseed, StepObserver, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
 use crate::data::split::SplitIndices;
@@ -22,6 +17,13 @@ use crate::data::{Dataset, Preprocessing};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
 use crate::model::ModelSource;
+use crate::results::claim::Claim;
+use crate::results::failure::classify;
+use crate::results::folder::ResultsFolder;
+use crate::results::layout::{remove_dir_if_present, TrialPaths};
+use crate::results::record::{
+    utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer,
+};
 use crate::spec::{ContentDigests, DataSpec, SweepSpec, Trial, TrialId, TrialParams};
 use crate::train::TrainOutcome;
 
@@ -263,7 +265,8 @@ fn take_attempt(
         Err(err) => {
             r.attempts.records.push(AttemptRecord::Failed { seed });
             r.attempts.error = Some(format!("{err:#}"));
-            r.attempts.failure = Some(err.downcast_ref::<PackError>().map_or_else(|| classify(&err), |e| e.1));
+            r.attempts.failure =
+                Some(err.downcast_ref::<PackError>().map_or_else(|| classify(&err), |e| e.1));
             // The runner's own count is lost with its error: its time up to the error.
             r.attempts.training_secs += elapsed;
             r.standing = Standing::ToRecord;

@@ -148,7 +148,10 @@ impl InvalidField {
     /// A finite number greater than 0: `inf` and `nan` (which TOML accepts) are named as such.
     pub fn positive_number(field: &'static str, value: f64) -> Result<(), InvalidField> {
         if !value.is_finite() {
-            return Err(InvalidField { field, message: format!("must be a finite number greater than 0, not {value}") });
+            return Err(InvalidField {
+                field,
+                message: format!("must be a finite number greater than 0, not {value}"),
+            });
         }
         InvalidField::positive(field, value > 0.0)
     }

@@ -236,7 +236,14 @@ mod tests {
 
     #[test]
     fn a_pack_multiplies_the_trainable_state_and_the_step_only() {
-        let one = MemoryEstimate { weights: 100, features: 10, trainable: 3, training: 20, scoring: 30, process: 1 };
+        let one = MemoryEstimate {
+            weights: 100,
+            features: 10,
+            trainable: 3,
+            training: 20,
+            scoring: 30,
+            process: 1,
+        };
         let four = one.packed(4);
         assert_eq!((four.trainable, four.training, four.scoring), (12, 80, 30));
         // 100 + 10 + 12 + 1 + max(80, 30), by hand.

@@ -13,7 +13,10 @@ pub fn read_tag(decoder: &mut impl ImageDecoder, path: &std::path::Path) -> u8 {
     match decoder.orientation() {
         Ok(orientation) => orientation.to_exif(),
         Err(err) => {
-            crate::logging::warn!("{}: unreadable EXIF metadata ({err}); reading the image as stored", path.display());
+            crate::logging::warn!(
+                "{}: unreadable EXIF metadata ({err}); reading the image as stored",
+                path.display()
+            );
             1
         }
     }
