@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::data::{ExifOrientation, FramePolicy, Resize};
 use crate::device::DeviceSpec;
 use crate::logging::Verbosity;
 use crate::machine::cpu_workers::WorkerSetting;
@@ -92,40 +93,20 @@ pub struct DataArgs {
     /// Which frames of an animated image (GIF, PNG, WebP) to use: first, last, middle or all
     /// (one example per frame when training; when scoring, the image gets the lowest
     /// positive-answer probability of its frames, i.e. it is judged by its worst frame).
-    #[arg(long, visible_alias = "gif-frames", value_enum, default_value_t = FramePolicyArg::All)]
-    pub frames: FramePolicyArg,
+    #[arg(long, visible_alias = "gif-frames", value_enum, default_value_t = FramePolicy::All)]
+    pub frames: FramePolicy,
     /// Turn images as their EXIF orientation tag says before resizing (apply, as transformers
     /// does), or use the pixels as stored (ignore).
-    #[arg(long, value_enum, default_value_t = ExifOrientationArg::Apply)]
-    pub exif_orientation: ExifOrientationArg,
+    #[arg(long, value_enum, default_value_t = ExifOrientation::Apply)]
+    pub exif_orientation: ExifOrientation,
     /// The resize filter: bilinear (antialiased triangle, big_vision's recipe) or bicubic (PIL's,
     /// as transformers' SigLIP processor). Default: the model's own (a checkpoint folder's
     /// preprocessor_config.json or processor_config.json; bilinear for .npz and built-in models).
     #[arg(long, value_enum)]
-    pub resize: Option<ResizeArg>,
+    pub resize: Option<Resize>,
     /// Allow image paths that are absolute or leave the dataset folder (refused by default).
     #[arg(long)]
     pub allow_outside_paths: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FramePolicyArg {
-    First,
-    Last,
-    Middle,
-    All,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExifOrientationArg {
-    Apply,
-    Ignore,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ResizeArg {
-    Bilinear,
-    Bicubic,
 }
 
 #[derive(Debug, Args)]

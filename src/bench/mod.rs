@@ -246,7 +246,7 @@ fn random_batch(
 
 /// The answer of the bench batch's example `i`: yes, no, yes, …
 fn answer_of(i: usize) -> Label {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Label::Positive
     } else {
         Label::Negative

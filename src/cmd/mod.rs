@@ -25,8 +25,8 @@ pub mod workers;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, DataArgs, ExifOrientationArg, FramePolicyArg, ResizeArg};
-use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Resize};
+use crate::cli::{Cli, Command, DataArgs};
+use crate::data::{Answers, DataOptions, ImageOptions, PathPolicy};
 use crate::device::DeviceSpec;
 use crate::machine::gpu::GpuMemory;
 use crate::spec::MemoryCheck;
@@ -94,20 +94,9 @@ pub fn data_options(args: &DataArgs) -> anyhow::Result<DataOptions> {
     Ok(DataOptions {
         answers: Answers { positive: positive.clone(), negative: negative.clone() },
         images: ImageOptions {
-            frames: match args.frames {
-                FramePolicyArg::First => FramePolicy::First,
-                FramePolicyArg::Last => FramePolicy::Last,
-                FramePolicyArg::Middle => FramePolicy::Middle,
-                FramePolicyArg::All => FramePolicy::All,
-            },
-            orientation: match args.exif_orientation {
-                ExifOrientationArg::Apply => ExifOrientation::Apply,
-                ExifOrientationArg::Ignore => ExifOrientation::Ignore,
-            },
-            resize: args.resize.map(|resize| match resize {
-                ResizeArg::Bilinear => Resize::Bilinear,
-                ResizeArg::Bicubic => Resize::Bicubic,
-            }),
+            frames: args.frames,
+            orientation: args.exif_orientation,
+            resize: args.resize,
             ..Default::default()
         },
         paths: if args.allow_outside_paths {

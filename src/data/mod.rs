@@ -59,11 +59,16 @@ impl Answers {
 }
 
 /// Which frames of an animated image (GIF, PNG or WebP) become model inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FramePolicy {
+    /// The first frame only.
     First,
+    /// The last frame only.
     Last,
+    /// Frame ⌊count/2⌋ only (counted from 0).
     Middle,
     /// Every frame: one training example per frame; scored by the worst frame.
     #[default]
@@ -82,7 +87,9 @@ impl std::fmt::Display for FramePolicy {
 }
 
 /// Whether the EXIF orientation tag turns the pixels before resizing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ExifOrientation {
     /// Rotate or flip as the tag says, as transformers (PIL's `exif_transpose`) does.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The resize filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Resize {
     /// A triangle filter widened by the downscale factor (antialias), in f32 without rounding:

@@ -47,17 +47,23 @@ const FULL_LAYER: &str = "full_attention";
 /// here (eps, RoPE θ, activation, tied head, …) have the same default in both.
 pub const GEMMA2_DEFAULTS: [(&str, f64); 11] = [
     ("vocab_size", 256_000.0),
-    ("hidden_size", 2304.0),
-    ("intermediate_size", 9216.0),
-    ("num_hidden_layers", 26.0),
-    ("num_attention_heads", 8.0),
-    ("num_key_value_heads", 4.0),
-    ("head_dim", 256.0),
-    ("query_pre_attn_scalar", 256.0),
-    ("sliding_window", 4096.0),
-    ("final_logit_softcapping", 30.0),
-    ("attn_logit_softcapping", 50.0),
+    ("hidden_size", GEMMA2_2B.hidden as f64),
+    ("intermediate_size", GEMMA2_2B.mlp as f64),
+    ("num_hidden_layers", GEMMA2_2B.layers as f64),
+    ("num_attention_heads", GEMMA2_2B.heads as f64),
+    ("num_key_value_heads", GEMMA2_2B.kv_heads as f64),
+    ("head_dim", GEMMA2_2B.head_dim as f64),
+    ("query_pre_attn_scalar", GEMMA2_2B.head_dim as f64),
+    ("sliding_window", PALIGEMMA2_SLIDING_WINDOW as f64),
+    ("final_logit_softcapping", PALIGEMMA2_FINAL_SOFTCAP),
+    ("attn_logit_softcapping", PALIGEMMA2_ATTN_SOFTCAP),
 ];
+
+/// Gemma-2 2B, the decoder of PaliGemma 2 3B (`google/paligemma2-3b-pt-224`), with the 257,216
+/// embedding rows of transformers' PaliGemma checkpoints (the tokenizer's 257,152 and 64 padding
+/// rows, the first of them `<image>`).
+const GEMMA2_2B: Text =
+    Text { vocab: 257_216, hidden: 2304, mlp: 9216, layers: 26, heads: 8, kv_heads: 4, head_dim: 256 };
 
 /// `<image>`'s id in the built-in tokenizer (`tiny`, `small`).
 const BUILTIN_IMAGE_TOKEN: u32 = 4;
@@ -603,18 +609,10 @@ impl PaliGemmaConfig {
             .with_gemma2_decoder(64.0),
             "paligemma2-3b-224" => build(
                 Vision { image: 224, patch: 14, hidden: 1152, mlp: 4304, layers: 27, heads: 16 },
-                Text {
-                    vocab: 257_216,
-                    hidden: 2304,
-                    mlp: 9216,
-                    layers: 26,
-                    heads: 8,
-                    kv_heads: 4,
-                    head_dim: 256,
-                },
+                GEMMA2_2B,
                 257_152,
             )
-            .with_gemma2_decoder(256.0),
+            .with_gemma2_decoder(GEMMA2_2B.head_dim as f64),
             other => return Err(ConfigError::UnknownName(other.to_string())),
         };
         Ok(config)

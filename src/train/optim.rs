@@ -20,7 +20,8 @@ pub enum Optimizer {
     AdamW(AdamWParams),
 }
 
-/// AdamW's hyper-parameters; the defaults are PyTorch's `torch.optim.AdamW` defaults.
+/// AdamW's hyper-parameters (the learning rate is the schedule's); the defaults are candle's
+/// `ParamsAdamW::default()`, which are PyTorch's `torch.optim.AdamW` defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWParams {
     /// Decay of the running mean of gradients (default 0.9).
@@ -35,7 +36,13 @@ pub struct AdamWParams {
 
 impl Default for AdamWParams {
     fn default() -> Self {
-        AdamWParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+        AdamWParams::from(candle_nn::ParamsAdamW::default())
+    }
+}
+
+impl From<candle_nn::ParamsAdamW> for AdamWParams {
+    fn from(p: candle_nn::ParamsAdamW) -> Self {
+        AdamWParams { beta1: p.beta1, beta2: p.beta2, eps: p.eps, weight_decay: p.weight_decay }
     }
 }
 
@@ -214,6 +221,13 @@ mod tests {
         Optimizer::Sgd.build(&params).unwrap().step(0.1, &mean.grads).unwrap();
         // By hand: [1 − 0.05, 2 + 0.1, 3 − 0.2].
         close(&values(&w), &[0.95, 2.1, 2.8], 1e-6);
+    }
+
+    #[test]
+    fn adamw_defaults_are_pytorchs() {
+        // torch.optim.AdamW's documented defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01.
+        let want = AdamWParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+        assert_eq!(AdamWParams::default(), want);
     }
 
     #[test]
