@@ -46,12 +46,19 @@ impl TestDir {
     }
 
     /// A `gacha` command running in this folder.
+    /// The built binary, run in this folder. The memory it checks specs against is injected
+    /// ([`MEMORY_LIMIT_BYTES`]), so that no test depends on this machine's free memory; a test
+    /// of the memory check sets its own.
     pub fn gacha(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gacha"));
-        cmd.current_dir(self.path());
+        cmd.current_dir(self.path()).env("GACHA_MEMORY_LIMIT_BYTES", MEMORY_LIMIT_BYTES.to_string());
         cmd
     }
 }
+
+/// The memory every test's gacha sees as available unless the test sets its own: 8 GiB, far
+/// above what the tiny models need and within what a CI machine has.
+pub const MEMORY_LIMIT_BYTES: u64 = 8 << 30;
 
 /// The repository's `tests/fixtures` folder.
 pub fn fixtures() -> PathBuf {
