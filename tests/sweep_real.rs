@@ -190,7 +190,7 @@ fn answers_of_saved_weights_give_the_reported_valid_counts() {
         let job = TrialJob {
             id: &trial.id,
             params: &trial.params,
-            seed: trial.params.seed,
+            train: trial.params.train_config(trial.params.seed),
             attempt: 0,
             split: &split,
             weights_dir: &weights,

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::validation::FoldIndex;
 use crate::data::split::ValidSize;
-use crate::eval::Confusion;
 use crate::train::guard::{DivergenceGuard, DEFAULT_LOSS_ABOVE};
+pub use crate::train::stage2::{Stage2Params, Stage2When};
 use crate::train::TrainConfig;
 
 /// Everything that defines one trial. `seed`, `valid`, `prompt` and any `train` field can be a
@@ -43,9 +43,6 @@ mod defaults {
     pub fn max_reseeds() -> u32 {
         2
     }
-    pub fn lr_factor() -> f64 {
-        0.1
-    }
 }
 
 /// The `[abort]` table: when a run counts as diverged, and how often it is retried.
@@ -65,29 +62,6 @@ impl Default for AbortParams {
     fn default() -> Self {
         AbortParams { loss_above: None, max_reseeds: defaults::max_reseeds() }
     }
-}
-
-/// When the second stage runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage2When {
-    Always,
-    /// Only when stage 1 left a mistake on the training set (train accuracy below 1).
-    TrainNotPerfect,
-}
-
-/// The `[stage2]` table: train again, from stage 1's weights, at a lower rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Stage2Params {
-    pub when: Stage2When,
-    /// Stage 2's peak learning rate is `train.learning_rate × lr_factor`.
-    #[serde(default = "defaults::lr_factor")]
-    pub lr_factor: f64,
-    /// Stage 2's steps; absent: the same as `train.steps`. Its schedule restarts (same
-    /// `schedule` and `warmup_steps`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub steps: Option<usize>,
 }
 
 /// What a trial holds out for validation.
@@ -133,30 +107,6 @@ impl TrialParams {
     pub fn train_config(&self, seed: u64) -> TrainConfig {
         let guard = DivergenceGuard { loss_above: self.abort.loss_above.unwrap_or(DEFAULT_LOSS_ABOVE) };
         TrainConfig { seed, guard, ..self.train.clone() }
-    }
-}
-
-impl Stage2Params {
-    /// Whether stage 2 runs, given the training-set counts after stage 1.
-    pub fn applies(&self, train_after_stage1: &Confusion) -> bool {
-        match self.when {
-            Stage2When::Always => true,
-            Stage2When::TrainNotPerfect => train_after_stage1.fp + train_after_stage1.fn_ > 0,
-        }
-    }
-
-    pub fn learning_rate(&self, train: &TrainConfig) -> f64 {
-        train.learning_rate * self.lr_factor
-    }
-
-    pub fn steps(&self, train: &TrainConfig) -> usize {
-        self.steps.unwrap_or(train.steps)
-    }
-
-    /// Stage 2's settings, continuing from stage 1's: the rate times `lr_factor`, its own
-    /// steps, the schedule restarted.
-    pub fn train_config(&self, stage1: &TrainConfig) -> TrainConfig {
-        TrainConfig { learning_rate: self.learning_rate(stage1), steps: self.steps(stage1), ..stage1.clone() }
     }
 }
 
@@ -217,15 +167,5 @@ mod tests {
         assert_eq!((stage2.learning_rate, stage2.steps, stage2.seed), (0.125, 8, 3));
         let p = params("[train]\nlearning_rate = 0.5\n[stage2]\nwhen = \"always\"\nsteps = 2\n");
         assert_eq!(p.stage2.as_ref().unwrap().train_config(&p.train_config(3)).steps, 2);
-    }
-
-    #[test]
-    fn stage2_train_not_perfect_looks_at_train_mistakes_only() {
-        let stage2 = Stage2Params { when: Stage2When::TrainNotPerfect, lr_factor: 0.1, steps: None };
-        assert!(!stage2.applies(&Confusion { tp: 5, tn: 5, fp: 0, fn_: 0 }));
-        assert!(stage2.applies(&Confusion { tp: 5, tn: 5, fp: 1, fn_: 0 }));
-        assert!(stage2.applies(&Confusion { tp: 5, tn: 5, fp: 0, fn_: 1 }));
-        let always = Stage2Params { when: Stage2When::Always, ..stage2 };
-        assert!(always.applies(&Confusion { tp: 5, tn: 5, fp: 0, fn_: 0 }));
     }
 }

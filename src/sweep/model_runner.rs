@@ -177,8 +177,8 @@ impl TrialRunner for ModelRunner<'_> {
         let mut members = Vec::with_capacity(jobs.len());
         for job in jobs {
             let before = self.base_confusions(&job.params.prompt, job.split)?;
-            let cfg = job.params.train_config(job.seed);
-            let params = loaded.model.fresh_trainable(&cfg.trainable_set(), job.seed)?;
+            let cfg = job.train.clone();
+            let params = loaded.model.fresh_trainable(&cfg.trainable_set(), cfg.seed)?;
             if job.attempt == 0 {
                 crate::logging::debug!(
                     "trial {}: {} trainable parameters in {} tensors; config {}",
@@ -202,7 +202,8 @@ impl TrialRunner for ModelRunner<'_> {
             if let (true, Some(config)) = (ends[i].is_finished(), &job.params.stage2) {
                 stage2[i] = Stage2Ran::Skipped;
                 loaded.model.hold(&[&members[i].params])?;
-                if config.applies(&self.confusions(&loaded, &job.params.prompt, job.split)?.0.train) {
+                let train = self.confusions(&loaded, &job.params.prompt, job.split)?.0.train;
+                if config.applies(train.fp + train.fn_) {
                     second.push(i);
                     second_cfgs.push(config.train_config(&members[i].cfg));
                     (stages[i], stage2[i]) = (2, Stage2Ran::Ran);

@@ -24,14 +24,16 @@ pub use crate::train::Control;
 use crate::train::{TrainConfig, TrainOutcome};
 
 /// One attempt of one trial.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TrialJob<'a> {
     pub id: &'a TrialId,
     /// Everything resolved: train fields, prompt (`None`: each example's prefix), stage 2, abort.
     pub params: &'a TrialParams,
-    /// The training seed of this attempt (LoRA init, batch order): `params.seed`, then
-    /// `reseed(params.seed, attempt)`. The split does not change between attempts.
-    pub seed: u64,
+    /// Stage 1's training settings for this attempt (`TrialParams::train_config`): the spec's
+    /// `[train]` with the attempt's seed (LoRA init, batch order: `params.seed`, then
+    /// `reseed(params.seed, attempt)`; the split does not change between attempts) and `[abort]`'s
+    /// divergence threshold.
+    pub train: TrainConfig,
     /// 0 for the first attempt, k for the k-th reseed.
     pub attempt: u32,
     /// Example indices (into the dataset) to train on and to validate on.

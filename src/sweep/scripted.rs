@@ -85,7 +85,7 @@ impl ScriptedRunner {
         let prompt = job.params.prompt.as_deref().unwrap_or("");
         let prompt_hash =
             u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"));
-        ScriptedModel { seed: job.seed, learning_rate: job.params.train.learning_rate, prompt_hash, accuracy }
+        ScriptedModel { seed: job.train.seed, learning_rate: job.train.learning_rate, prompt_hash, accuracy }
     }
 
     /// `model`'s answer to example `i`: right with probability `accuracy`.
@@ -147,10 +147,10 @@ impl ScriptedRunner {
 
 impl TrialRunner for ScriptedRunner {
     fn run(&mut self, job: &TrialJob, observer: &mut dyn StepObserver) -> anyhow::Result<TrialRun> {
-        let train = &job.params.train;
+        let train = &job.train;
         let lr = train.learning_rate;
         let before = self.confusions(job, |_| Label::Negative);
-        let diverges = lr >= ALWAYS_DIVERGES || (lr >= ODD_SEEDS_DIVERGE && job.seed % 2 == 1);
+        let diverges = lr >= ALWAYS_DIVERGES || (lr >= ODD_SEEDS_DIVERGE && job.train.seed % 2 == 1);
         let mut losses = Vec::new();
         let started = Instant::now();
         let stage1_loss = |t: usize| {
@@ -161,21 +161,21 @@ impl TrialRunner for ScriptedRunner {
                     0.7 * 4f64.powi(t as i32)
                 }
             } else {
-                0.7 / (1.0 + 20.0 * lr * t as f64) + 0.01 * unit(&[job.seed, t as u64])
+                0.7 / (1.0 + 20.0 * lr * t as f64) + 0.01 * unit(&[job.train.seed, t as u64])
             }
         };
-        let stage1 = job.params.train_config(job.seed);
-        let (mut end, mut stage) = (self.stage(job, (1, &stage1), stage1_loss, observer, &mut losses)?, 1);
+        let (mut end, mut stage) = (self.stage(job, (1, train), stage1_loss, observer, &mut losses)?, 1);
         let mut accuracy =
             prompt_accuracy(job.params.prompt.as_deref())?.unwrap_or(if lr < GOOD_RATE { 0.9 } else { 0.75 });
         let mut stage2 = Stage2Ran::NotConfigured;
         if let (true, Some(second)) = (end.is_finished(), &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
-            if second.applies(&self.trained(job, accuracy).train) {
+            let counts = self.trained(job, accuracy).train;
+            if second.applies(counts.fp + counts.fn_) {
                 let from = stage1_loss(train.steps);
                 let stage2_loss = |t: usize| from * (0.5 + 0.5 / (1.0 + t as f64));
                 end =
-                    self.stage(job, (2, &second.train_config(&stage1)), stage2_loss, observer, &mut losses)?;
+                    self.stage(job, (2, &second.train_config(train)), stage2_loss, observer, &mut losses)?;
                 stage = 2;
                 accuracy += 0.05;
                 stage2 = Stage2Ran::Ran;

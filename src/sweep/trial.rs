@@ -204,7 +204,7 @@ fn run_round(
             TrialJob {
                 id: &r.trial.id,
                 params: &r.trial.params,
-                seed: reseed(r.trial.params.seed, attempt),
+                train: r.trial.params.train_config(reseed(r.trial.params.seed, attempt)),
                 attempt,
                 split: &r.split,
                 weights_dir,

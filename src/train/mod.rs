@@ -13,6 +13,7 @@ pub mod memory;
 pub mod optim;
 pub mod pack;
 pub mod schedule;
+pub mod stage2;
 pub mod step_log;
 
 use candle_core::Tensor;
