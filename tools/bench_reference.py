@@ -1,7 +1,7 @@
 """Benchmark the PyTorch reference (transformers + PEFT) on the work `gacha bench` measures.
 
-Random-init PaliGemma of a named config, a fixed random batch laid out as CONVENTIONS.md §2
-(image tokens, <bos>, prompt, "\\n", one answer token, <eos>), loss of §3 (full-vocabulary
+Random-init PaliGemma of a named config, a fixed random batch laid out as docs/design.md §6
+(image tokens, <bos>, prompt, "\\n", one answer token, <eos>), loss of §7 (full-vocabulary
 cross-entropy at the "\\n" and answer positions, mean per example, mean over the batch), plain SGD.
 
     python tools/bench_reference.py --config small|paligemma-3b-224 --trainable lora|attention \\
@@ -67,7 +67,7 @@ class Sizes:
 CONFIGS = {
     # issue 3's benchmark config
     "small": Sizes(112, 14, 256, 4, 4, 1024, 256, 4, 4, 1, 64, 1024, 2048, 2047, 300, 301),
-    # PALIGEMMA.md §1 / §6.1 (HF vocab 257216 with <image> at 257152; "yes" 3276, "no" 956)
+    # docs/design.md §1 / §4.1 (HF vocab 257216 with <image> at 257152; "yes" 3276, "no" 956)
     "paligemma-3b-224": Sizes(224, 14, 1152, 27, 16, 4304, 2048, 18, 8, 1, 256, 16384, 257216, 257152, 3276, 956),
 }
 
@@ -136,7 +136,7 @@ def make_batch(s: Sizes, batch: int, device: str, dtype: torch.dtype) -> dict[st
 
 
 def loss_fn(model, b: dict[str, torch.Tensor]) -> torch.Tensor:
-    """CONVENTIONS.md §3 on logits of the last 3 positions ("\\n", answer, eos): answer at "\\n", eos at answer."""
+    """docs/design.md §7 on logits of the last 3 positions ("\\n", answer, eos): answer at "\\n", eos at answer."""
     logits = model(input_ids=b["input_ids"], pixel_values=b["pixel_values"], attention_mask=b["attention_mask"],
                    token_type_ids=b["token_type_ids"], logits_to_keep=3, use_cache=False).logits
     logp = torch.log_softmax(logits[:, :2].float(), dim=-1)

@@ -5,7 +5,7 @@
 #   COMPUTE_CAP  CUDA compute capability to compile kernels for (default 80: runs on Ampere and
 #                newer, H100/H200 included; 89 = RTX 40xx; 90 = sm_90a code that only H100/H200 load).
 #
-# What it does (see ../shared/docs/CANDLE-TRAINING.md §6 for why each step is needed):
+# What it does (see docs/design.md §13 for why each step is needed):
 #   1. installs a pinned CUDA 13.0 toolchain from PyPI wheels into a cache folder OUTSIDE the repo
 #      ($GACHA_CUDA_CACHE, default ~/.cache/gacha-cuda-13.0): nvcc, crt, nvvm, CCCL headers, runtime, cuBLAS,
 #      cuRAND, NVRTC. 13.0 because the GPU machines run driver 580 (CUDA 13.0): the driver must be

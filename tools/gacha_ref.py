@@ -1,8 +1,8 @@
 """Reference helpers shared by the gacha Python tools (fixture maker, PEFT scorer, benchmark).
 
-Implements the numerical contract of CONVENTIONS.md with numpy + transformers so that the Rust
-side can be checked against it: §1 image preprocessing ("gacha-triangle", a numpy twin of the Rust
-code), §2 token ids built by hand, §3 scores and loss computed from the full logits. Python is a
+Implements the numerical contract of docs/design.md with numpy + transformers so that the Rust
+side can be checked against it: §5 image preprocessing ("gacha-triangle", a numpy twin of the Rust
+code), §6 token ids built by hand, §7 scores and loss computed from the full logits. Python is a
 tool here, never a dependency of gacha itself.
 """
 
@@ -23,7 +23,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------------------------
-# §1 image preprocessing
+# §5 image preprocessing
 # --------------------------------------------------------------------------------------------
 
 
@@ -58,7 +58,7 @@ def _to_rgba(x: np.ndarray, grey: bool, alpha: bool) -> np.ndarray:
 
 
 def decode_rgba(path: str | Path) -> np.ndarray:
-    """Decode an image to RGBA f32 [H, W, 4] on a 0..255 scale (CONVENTIONS.md §1 step 1)."""
+    """Decode an image to RGBA f32 [H, W, 4] on a 0..255 scale (docs/design.md §5 step 1)."""
     path = Path(path)
     if _png_bit_depth(path) == 16:
         return _decode_png16(path)
@@ -99,13 +99,13 @@ def decode_rgba_keyed(im: Image.Image) -> np.ndarray:
 
 
 def composite_white(rgba: np.ndarray) -> np.ndarray:
-    """Alpha over a white background in f32: c·(a/255) + 255·(1 − a/255) (§1 step 2)."""
+    """Alpha over a white background in f32: c·(a/255) + 255·(1 − a/255) (§5 step 2)."""
     a = rgba[:, :, 3:4] / np.float32(255.0)
     return (rgba[:, :, :3] * a + np.float32(255.0) * (np.float32(1.0) - a)).astype(np.float32)
 
 
 def triangle_weights(n: int, m: int) -> np.ndarray:
-    """[m, n] f32 matrix of the antialiased triangle filter from length n to m, rows summing to 1 (§1 step 3)."""
+    """[m, n] f32 matrix of the antialiased triangle filter from length n to m, rows summing to 1 (§5 step 3)."""
     scale = np.float32(n) / np.float32(m)
     support = max(scale, np.float32(1.0))
     w = np.zeros((m, n), dtype=np.float32)
@@ -133,7 +133,7 @@ def preprocess(path: str | Path, size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# §2 token ids
+# §6 token ids
 # --------------------------------------------------------------------------------------------
 
 
@@ -220,7 +220,7 @@ def pad_batch(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------------------------
-# §3 scores and loss
+# §7 scores and loss
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """Make the tiny random PaliGemma fixtures `tests/fixtures/tiny-paligemma/` (PaliGemma 1, Gemma
-decoder) and `tests/fixtures/tiny-paligemma2/` (PaliGemma 2, Gemma-2 decoder) (CONVENTIONS.md §4).
+decoder) and `tests/fixtures/tiny-paligemma2/` (PaliGemma 2, Gemma-2 decoder) (docs/design.md §12).
 
 Writes a Gemma-style BPE tokenizer, a transformers-5 `config.json`, random f32 weights under the hub's
-legacy tensor names (PALIGEMMA.md §6.2), six small PNG images covering the decoder paths (8-bit RGB,
+legacy tensor names (docs/design.md §4.2), six small PNG images covering the decoder paths (8-bit RGB,
 resize both ways, grey, RGBA, 16-bit RGB, palette), `data.jsonl`, the numpy-twin pixels and the
 reference numbers of transformers (float32, eager attention, prefix-LM mask via token_type_ids).
 Run once from the repository root:
@@ -152,7 +152,7 @@ def reinit_(model: torch.nn.Module, seed: int) -> None:
 
 
 def legacy_name(name: str) -> str | None:
-    """transformers-5 parameter name → hub/legacy name of PALIGEMMA.md §6.2 (None: tied lm_head)."""
+    """transformers-5 parameter name → hub/legacy name of docs/design.md §4.2 (None: tied lm_head)."""
     if name == "lm_head.weight":
         return None
     for new, old in (
@@ -180,7 +180,7 @@ def save_model(model, config: PaliGemmaConfig, out: Path) -> list[str]:
 
 
 def verify_reload(model, out: Path) -> None:
-    """transformers must load the hand-written legacy file back bit-exactly (PALIGEMMA.md §16)."""
+    """transformers must load the hand-written legacy file back bit-exactly (docs/design.md §4.2)."""
     loaded = ref.load_model(out)
     want, got = model.state_dict(), loaded.state_dict()
     assert want.keys() == got.keys()
@@ -225,7 +225,7 @@ def make_images(out: Path, rng: np.random.Generator) -> None:
 
 def check_pixels(out: Path, pixels: dict[str, np.ndarray]) -> None:
     """Independent spot checks of the numpy twin: filter weights by hand, and two images."""
-    # CONVENTIONS.md §1 step 3 by hand. 4 → 2: scale 2, support 2, output 0 has center 1, inputs 0..2
+    # docs/design.md §5 step 3 by hand. 4 → 2: scale 2, support 2, output 0 has center 1, inputs 0..2
     # with w = 1 − |j + 0.5 − 1| / 2 = 0.75, 0.75, 0.25. 2 → 4: scale 0.5, support 1, output 1 has
     # center 0.75, w = 0.75, 0.25.
     assert np.allclose(ref.triangle_weights(4, 2)[0], np.array([0.75, 0.75, 0.25, 0]) / 1.75, atol=1e-7)
@@ -246,7 +246,7 @@ def check_pixels(out: Path, pixels: dict[str, np.ndarray]) -> None:
 
 
 def check_prefix_lm_mask(model, vocab: ref.Vocab, pixels: torch.Tensor, e: ref.Example) -> None:
-    """The mask HF builds from token_type_ids must be CONVENTIONS.md §2's prefix-LM mask: the answer
+    """The mask HF builds from token_type_ids must be docs/design.md §6's prefix-LM mask: the answer
     cannot reach the "\n" logits, while the prefix is bidirectional (the "\n" reaches the <bos> row)."""
     def logits(ex: ref.Example) -> torch.Tensor:
         return ref.forward(model, pixels, ref.pad_batch([ex], vocab.pad)).logits[0]
@@ -502,11 +502,11 @@ with {ver} (pins in `tools/requirements.txt`).
   second prompt goes through byte fallback.
 - `images/`: 56×56 RGB (no resize), 80×44 RGB, 60×72 grey, 56×70 RGBA with partial transparency,
   33×29 16-bit RGB, 48×36 palette; `data.jsonl` in the users' format, two prompts of different length.
-- `reference_pixels.safetensors`: CONVENTIONS.md §1 ("gacha-triangle") by the numpy twin in
+- `reference_pixels.safetensors`: docs/design.md §5 ("gacha-triangle") by the numpy twin in
   `tools/gacha_ref.py`, one [3, 56, 56] f32 tensor per image path.
 - `reference.json`: transformers `PaliGemmaForConditionalGeneration`, float32, eager attention,
-  `token_type_ids` given, pixels from the numpy twin, ids built by hand (§2). Per example (one at a
-  time): logit_yes/logit_no at the "\\n" position, p_yes, loss (§3, from log_softmax of the full logits;
+  `token_type_ids` given, pixels from the numpy twin, ids built by hand (§6). Per example (one at a
+  time): logit_yes/logit_no at the "\\n" position, p_yes, loss (§7, from log_softmax of the full logits;
   equal to HF's label loss within 1e-6). Batch: all examples right-padded (pad 0, attention_mask 0);
   its per-example losses equal the unpadded ones (max diff {pad_diff:.1e}); then one plain-SGD step
   (lr {SGD_LR}) on the language model's q/k/v/o_proj weights: batch loss {before:.6f} → {after:.6f}.

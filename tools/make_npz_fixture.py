@@ -1,7 +1,7 @@
 """Make `tests/fixtures/tiny-paligemma-npz/`: the tiny HF fixture as big_vision `.npz` checkpoints.
 
 Reads `tests/fixtures/tiny-paligemma/{config.json,model.safetensors}` and writes the big_vision
-parameter tree (PALIGEMMA.md §6.3) by inverting the mapping of transformers'
+parameter tree (docs/design.md §4.3) by inverting the mapping of transformers'
 `convert_paligemma_weights_to_hf.py` (`slice_state_dict`): Flax kernels [in, out], scanned layers
 stacked on axis 0, k/v and gate/up paired on axis 1, the embedding cut back to the big_vision
 vocabulary (rows below `image_token_index`; the converter appended the rest). Before writing, the

@@ -3,7 +3,7 @@
 Loads a PaliGemma checkpoint with transformers (float32, eager attention), optionally applies a LoRA
 adapter with `PeftModel.from_pretrained` and checks that every tensor of `adapter_model.safetensors`
 really was loaded (PEFT silently ignores misnamed keys), preprocesses the images with the numpy twin
-of CONVENTIONS.md §1 and prints `image,label,p_yes,logit_yes,logit_no,loss`, one row per example:
+of docs/design.md §5 and prints `image,label,p_yes,logit_yes,logit_no,loss`, one row per example:
 
     python tools/peft_score.py --model DIR [--adapter DIR] --data FILE.jsonl [--prompt TEXT] [--out FILE.csv]
 
@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gacha_ref as ref  # noqa: E402
 
-# PEFT key prefix of the language model with transformers 4.x and with 5.x (CONVENTIONS.md §5).
+# PEFT key prefix of the language model with transformers 4.x and with 5.x (docs/design.md §4.4).
 LM_PREFIX_4X = "base_model.model.language_model.model."
 LM_PREFIX_5X = "base_model.model.model.language_model."
 
