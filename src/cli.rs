@@ -204,7 +204,7 @@ pub struct RunArgs {
     pub spec: PathBuf,
     /// Results folder [default: results/<name> in the current folder, <name> from the spec].
     /// Any number of gacha processes may write into one folder at once: each claims a trial
-    /// before running it (see README, "Running on a cluster").
+    /// before running it (see docs/cluster.md).
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
     /// Where the model runs: cpu, cuda or cuda:N (a CUDA device needs a build with
@@ -503,7 +503,7 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
 /// image features included). Prints one table: median and min ms per step and its parts (vision,
 /// decoder forward, backward, update), scoring examples/s, peak memory, achieved TFLOP/s.
 ///
-/// FLOPs are tools/bench_reference.py's count (multiply-add = 2, PALIGEMMA.md §14): forward =
+/// FLOPs are tools/bench_reference.py's count (multiply-add = 2, docs/design.md §11): forward =
 /// vision (patch conv, 2 × matmul params per token, attention 4·N²·D per layer) + projector +
 /// decoder (2 × matmul params per token, attention 4·T²·H·hd per layer) + head at 3 rows; a train
 /// step = vision and projector forward only (frozen), decoder and head twice (forward and input

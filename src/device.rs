@@ -51,7 +51,7 @@ impl DeviceSpec {
     }
 
     /// The dtype of frozen base weights: f32 on CPU (bf16 matmuls convert whole operands to f32
-    /// there, CANDLE-TRAINING.md §4), bf16 on a GPU. Trainable weights are always f32.
+    /// there, docs/design.md §10.4), bf16 on a GPU. Trainable weights are always f32.
     pub fn frozen_dtype(self) -> DType {
         match self {
             DeviceSpec::Cpu => DType::F32,

@@ -26,7 +26,7 @@ fn limit_candle_spin_pool() {
 /// same tensors every step, faulted its memory in again each time: the demo sweep took 6.3 M
 /// minor page faults and 14 s of system time in 61 s. Blocks up to 32 MiB (glibc's largest
 /// threshold) now come from the heap and freed memory stays for reuse (same run: 7 thousand
-/// faults, 5.7 s system time; see README, Benchmarks).
+/// faults, 5.7 s system time; see docs/benchmarks.md, "Against PyTorch").
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.

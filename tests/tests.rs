@@ -40,5 +40,5 @@ mod parity;
 mod preprocessing;
 // `gacha score`, `gacha eval`, `gacha train` and adapters on the tiny fixture.
 mod train;
-// The direction of the arrows between our modules (STYLE.md): no layer imports a higher one.
+// The direction of the arrows between our modules (docs/contributing.md): no layer imports a higher one.
 mod layers;

@@ -1,5 +1,5 @@
 //! PEFT's LoRA adapter format: `adapter_config.json` (what we write, what we accept) and the key
-//! names of `adapter_model.safetensors` in both transformers layouts (PALIGEMMA.md §16).
+//! names of `adapter_model.safetensors` in both transformers layouts (docs/design.md §4.4).
 //!
 //! Keys are `base_model.model.{module}.lora_A.weight` / `lora_B.weight`, where a decoder module is
 //! `model.language_model.layers.{i}.self_attn.q_proj` (transformers 5) or

@@ -2,8 +2,8 @@
 //! at a time, from pixels (`score_dataset`) or from cached features (`score_cached`, the sweep);
 //! and the CSV `gacha score` writes. Both go through one batch function, `score_batch`.
 //!
-//! An image with several frames (GIF policy `all`) is judged by its worst frame (CONVENTIONS.md
-//! §3): its row is the frame with the lowest p_yes, logits and loss included.
+//! An image with several frames (GIF policy `all`) is judged by its worst frame (docs/design.md
+//! §7): its row is the frame with the lowest p_yes, logits and loss included.
 
 use candle_core::{Device, Tensor};
 
@@ -28,7 +28,7 @@ pub struct ScoreRow {
     pub p_yes: f32,
     pub logit_yes: f32,
     pub logit_no: f32,
-    /// Cross-entropy of the expected answer and `<eos>` (CONVENTIONS.md §3).
+    /// Cross-entropy of the expected answer and `<eos>` (docs/design.md §7).
     pub loss: f32,
 }
 

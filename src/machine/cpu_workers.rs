@@ -3,7 +3,7 @@
 //!
 //! A small model's step is too small to share among threads: on 2 cores the demo sweep took 27.8
 //! s at 2 threads and 17.8 s at one, while two one-thread processes, each taking the next
-//! unclaimed trial, took 10.2 s (README, Benchmarks, "CPU workers"). So by default a CPU sweep
+//! unclaimed trial, took 10.2 s (docs/benchmarks.md, "CPU workers"). So by default a CPU sweep
 //! runs one worker per core, as many as the memory check says fit side by side, each with
 //! `cores / workers` threads.
 //! A thread count the user set (`RAYON_NUM_THREADS`) is kept: it divides the cores instead.

@@ -1,5 +1,5 @@
 //! big_vision's PaliGemma parameter tree, as the Kaggle `.npz` checkpoints and the JAX fine-tuning
-//! scripts hold it, read into the model and written back (PALIGEMMA.md §6.3).
+//! scripts hold it, read into the model and written back (docs/design.md §4.3).
 //!
 //! One table, [`RULES`], says how each array becomes Hugging Face tensors: a layer axis first for
 //! the scanned stacks (`img/Transformer/encoderblock/…`, `llm/layers/…`), then for k/v and

@@ -1,5 +1,5 @@
 //! `config.json` of a PaliGemma checkpoint as serde types, with the defaults transformers applies to
-//! keys the hub file omits (PALIGEMMA.md §6.1), the checks for what this crate can run, and the
+//! keys the hub file omits (docs/design.md §4.1), the checks for what this crate can run, and the
 //! named configs of the built-in models (`tiny`, `small`, `paligemma-3b-224`).
 //!
 //! The decoder generation comes from `text_config.model_type`: `"gemma"` (PaliGemma 1) or
@@ -569,7 +569,7 @@ impl PaliGemmaConfig {
     ///   patch spans about 1/8 of an ad and a red badge fills whole patches), SigLIP 32 wide ×
     ///   2 layers, Gemma 64 wide × 2 layers, 4 heads, 1 KV head, head_dim 24, vocab 384 (the
     ///   built-in tokenizer fits). The decoder has the shapes of the Python reference fixture
-    ///   (CONVENTIONS.md §4), whose vision tower uses patch 14.
+    ///   (docs/design.md §12), whose vision tower uses patch 14.
     /// - `small`: the benchmark config of issue 3 (image 112, widths 256, 4 layers, vocab 2048).
     /// - `paligemma-3b-224`: the shapes of `google/paligemma-3b-pt-224`.
     /// - `paligemma2-small`: `small` with a Gemma-2 decoder (2 KV heads, soft-capping 50/30,
@@ -711,7 +711,7 @@ pub(super) fn build(v: Vision, t: Text, image_token_index: u32) -> PaliGemmaConf
 mod tests {
     use super::*;
 
-    /// The hub config of paligemma-3b (keys of PALIGEMMA.md §6.1, image_size absent).
+    /// The hub config of paligemma-3b (keys of docs/design.md §4.1, image_size absent).
     const HUB_CONFIG: &str = r#"{
       "architectures": ["PaliGemmaForConditionalGeneration"], "model_type": "paligemma",
       "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "hidden_size": 2048,

@@ -1,4 +1,4 @@
-//! The Gemma decoder of PaliGemma 1 and 2 (PALIGEMMA.md §4; transformers `modeling_gemma.py`,
+//! The Gemma decoder of PaliGemma 1 and 2 (docs/design.md §3; transformers `modeling_gemma.py`,
 //! `modeling_gemma2.py`): RMSNorm with (1 + w) in f32, RoPE (halves layout, tables in f32),
 //! multi-query/grouped attention under an additive mask, GeGLU MLP with tanh-GELU on the gate,
 //! tied output head. Text embeddings are scaled by √hidden here; image rows come in from the

@@ -1,5 +1,5 @@
 //! Where the three parts of a PaliGemma checkpoint live among its tensor names: the hub's
-//! legacy layout or transformers 5's (PALIGEMMA.md §6.2), detected from the names present, and
+//! legacy layout or transformers 5's (docs/design.md §4.2), detected from the names present, and
 //! the decoder-layer and PEFT key prefixes that adapters and trainable weights are named with.
 
 use anyhow::Context;

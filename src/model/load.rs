@@ -1,6 +1,6 @@
 //! Reading a checkpoint folder: `config.json`, `tokenizer.json` and the weights, either one
 //! `model.safetensors` or shards listed by `model.safetensors.index.json`, stored in f32, bf16 or
-//! f16, with tensor names in either layout of PALIGEMMA.md §6.2 (detected from the names present).
+//! f16, with tensor names in either layout of docs/design.md §4.2 (detected from the names present).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

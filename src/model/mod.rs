@@ -1,6 +1,6 @@
 //! A faithful, trainable PaliGemma 1 and 2 (SigLIP vision tower + linear projector + Gemma or Gemma-2
 //! decoder, by `text_config.model_type`) on candle,
-//! matching Hugging Face transformers (PALIGEMMA.md, CONVENTIONS.md).
+//! matching Hugging Face transformers (docs/design.md).
 //!
 //! - [`load`] reads a checkpoint folder or a big_vision `.npz` ([`big_vision`]), or builds a named
 //!   model with random weights ([`ModelSource`]);

@@ -4,7 +4,7 @@
 //! Why: candle's fused `softmax_last_dim`, `rms_norm` and `layer_norm` have no backward pass and
 //! silently cut gradients; the differentiable compositions are slow on CPU (scalar tanh, many
 //! element-wise passes); matmul's backward also builds the gradient of a frozen weight
-//! (CANDLE-TRAINING.md §1, §2, §5).
+//! (docs/design.md §10.1, §10.2, §10.5).
 //!
 //! Which code runs:
 //! - `gelu_tanh`, `softcap`, `softmax_last_dim`, `rms_norm_one_plus`, `layer_norm`: when every input is f32
@@ -47,7 +47,7 @@ fn check_norm_param(op: &str, what: &str, x: &Tensor, param: &Tensor) -> Result<
     }
 }
 
-/// tanh-approximated GELU, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (PALIGEMMA.md §2).
+/// tanh-approximated GELU, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (docs/design.md §2).
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     match cpu_kernels_apply(&[x]) {
         true => x.contiguous()?.apply_op1(gelu::GeluTanh),

@@ -1,5 +1,5 @@
 //! The whole PaliGemma: vision tower → projector → Gemma decoder, and the yes/no scoring of a batch
-//! (CONVENTIONS.md §2–§3). The output head is evaluated only at the two loss positions of each
+//! (docs/design.md §6–§7). The output head is evaluated only at the two loss positions of each
 //! example (never over every position).
 
 use candle_core::{DType, IndexOp, Module, Result, Tensor};

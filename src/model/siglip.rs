@@ -1,4 +1,4 @@
-//! The SigLIP vision tower of PaliGemma (PALIGEMMA.md §2): stride-`patch` convolution patch
+//! The SigLIP vision tower of PaliGemma (docs/design.md §2): stride-`patch` convolution patch
 //! embedding, learned position embedding, pre-norm encoder blocks (LayerNorm, attention, tanh-GELU
 //! MLP), final `post_layernorm`; no class token, no pooling head. Always frozen.
 //!

@@ -1,4 +1,4 @@
-//! Prompt tokenisation (CONVENTIONS.md §2): ids are built by hand as
+//! Prompt tokenisation (docs/design.md §6): ids are built by hand as
 //! `<bos> encode(prompt) "\n" answer <eos>` (never through the tokenizer's post-processor), batches
 //! are right-padded, and the prefix-LM attention mask is derived from them.
 //!
@@ -265,7 +265,7 @@ impl PromptBatch {
             .collect()
     }
 
-    /// The prefix-LM attention mask, additive, `[B, 1, T, T]` f32 (CONVENTIONS.md §2).
+    /// The prefix-LM attention mask, additive, `[B, 1, T, T]` f32 (docs/design.md §6).
     ///
     /// Block 0 = image + `<bos>` + prompt + `"\n"` (attend to each other fully), block 1 = the
     /// answer (sees block 0 and itself). Query `i` may see key `j` iff `j` is not padding and

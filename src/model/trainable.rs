@@ -1,7 +1,7 @@
 //! Which weights train: the language model's q/k/v/o weights (the big_vision demo recipe) or LoRA
 //! adapters on chosen decoder projections. Everything else stays a plain tensor and gets no gradient.
 //!
-//! Trainable tensors are f32 `Var`s named as they are saved (CONVENTIONS.md §5): the checkpoint's
+//! Trainable tensors are f32 `Var`s named as they are saved (docs/design.md §8): the checkpoint's
 //! own tensor names for attention weights, PEFT's transformers-5 keys for LoRA
 //! (`base_model.model.model.language_model.layers.{i}.self_attn.q_proj.lora_A.weight`).
 

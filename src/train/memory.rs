@@ -23,7 +23,7 @@
 //! The feature pass (the vision tower, 8 images at a time, no graph) is not counted. The constants
 //! were fitted to the peak RSS (`/usr/bin/time -v`) of one-trial sweeps of the built-in tiny model
 //! on the demo images at batches 8–2048 and prompts of 5–1,940 tokens: the estimate was 1.0–1.5×
-//! the measured peak (README, "Memory").
+//! the measured peak (docs/sweeps.md, "What can go wrong").
 
 use std::fmt;
 

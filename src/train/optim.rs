@@ -3,8 +3,8 @@
 //!
 //! Accumulation keeps one running f32 sum per parameter and drops each micro-batch's `GradStore`
 //! at once: `GradStore::extend` would also keep every activation-sized entry of every micro-batch
-//! (CANDLE-TRAINING.md §3). A parameter that receives no gradient is an error, never skipped:
-//! candle's fused ops have no backward pass and would otherwise freeze weights silently (§1).
+//! (docs/design.md §10.3). A parameter that receives no gradient is an error, never skipped:
+//! candle's fused ops have no backward pass and would otherwise freeze weights silently (§10.1).
 
 use anyhow::{bail, Context};
 use candle_core::{backprop::GradStore, DType, Tensor, Var};

@@ -1,5 +1,5 @@
 //! The learning-rate schedule: a pure function of the step, as in big_vision's
-//! `create_learning_rate_schedule` (PALIGEMMA.md §10).
+//! `create_learning_rate_schedule` (docs/design.md §9).
 //!
 //! Steps are 1-based. `total_steps` is the schedule's horizon: the demo trains steps 1..=64 with a
 //! horizon of 65, so the last step still gets a small non-zero rate; `train` passes `steps + 1`.
@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn matches_the_demo_log() {
-        // Printed by finetune_paligemma.ipynb (PALIGEMMA.md §10): horizon 65, warmup 6, base 0.03,
+        // Printed by finetune_paligemma.ipynb (docs/design.md §9): horizon 65, warmup 6, base 0.03,
         // shown with five decimals.
         let expected = [
             (1, 0.00500),

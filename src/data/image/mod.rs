@@ -1,6 +1,6 @@
 //! Image decoding (PNG and APNG, JPEG, GIF, WebP still and animated, BMP, TIFF) and the
 //! preprocessing: by default the "gacha-triangle" recipe shared with the Python reference (the
-//! project's CONVENTIONS.md §1), output CHW f32 in [-1, 1], S×S:
+//! project's docs/design.md §5), output CHW f32 in [-1, 1], S×S:
 //!
 //! 1. RGBA on a 0..255 scale in f32: 8-bit v → v, 16-bit v → v/257; grey → R=G=B; no alpha → 255.
 //!    JPEG (CMYK too) arrives as RGB from the decoder. The EXIF orientation tag is applied first

@@ -42,7 +42,7 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
 }
 
 /// `x · Wᵀ (+ b)` with candle's matmul, W `[out, in]`, x `[..., in]`. Its backward also builds
-/// the gradients of W and b, wanted or not (CANDLE-TRAINING.md §2).
+/// the gradients of W and b, wanted or not (docs/design.md §10.2).
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = x.broadcast_matmul(&w.t()?)?;
     match b {

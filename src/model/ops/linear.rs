@@ -1,7 +1,7 @@
 //! `x · Wᵀ (+ b)` for a frozen weight: the backward pass returns only the input gradient.
 //!
 //! candle's matmul backward also builds the weight's gradient, kept in the `GradStore` under the
-//! transposed view's id (CANDLE-TRAINING.md §2); for a frozen weight that is wasted memory and
+//! transposed view's id (docs/design.md §10.2); for a frozen weight that is wasted memory and
 //! half the backward FLOPs. The forward here calls the backend's own matmul (and broadcast add for
 //! the bias) on the storages, so one generic function serves CPU and CUDA, for every dtype the
 //! backend's matmul takes; the backward is `grad · W` with ordinary tensor ops.
