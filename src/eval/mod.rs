@@ -1,7 +1,9 @@
 //! Judging a classifier: scoring images (`score`, via `frames`, or from the `features` cache),
 //! predictions and the users' result block (`result`), confusion counts and the metrics derived
-//! from them (`metrics`), and the paired test that compares two models' answers (`stats`).
+//! from them (`metrics`), exact binomial tails (`binomial`), and the paired test that compares two
+//! models' answers (`stats`).
 
+pub mod binomial;
 pub mod features;
 pub mod frames;
 pub mod metrics;
@@ -9,6 +11,8 @@ pub mod result;
 pub mod score;
 pub mod splits;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 
 pub use metrics::{Confusion, Metric};
 pub use splits::{Split, SplitConfusions};
