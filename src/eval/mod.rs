@@ -1,12 +1,14 @@
 //! Judging a classifier: scoring images (`score`, via `frames`, or from the `features` cache),
 //! predictions and the users' result block (`result`), confusion counts and the metrics derived
-//! from them (`metrics`), exact binomial tails (`binomial`), and the paired test that compares two
-//! models' answers (`stats`).
+//! from them (`metrics`), exact binomial tails (`binomial`), the paired test that compares two
+//! models' answers (`stats`), and the decision threshold certified for a precision target
+//! (`operating_point`).
 
 pub mod binomial;
 pub mod features;
 pub mod frames;
 pub mod metrics;
+pub mod operating_point;
 pub mod result;
 pub mod score;
 pub mod splits;
