@@ -20,7 +20,7 @@
 use crate::data::Label;
 use crate::eval::Confusion;
 
-use super::Target;
+use super::{Target, Verdict};
 
 /// A threshold on scores and the answers it gives on the images it was chosen on.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,13 +31,14 @@ pub struct Candidate {
     pub counts: Confusion,
 }
 
-/// What the fixed sequence found.
+/// What the fixed sequence found: the last candidate to pass (`Verdict::Certified`), or, when none
+/// passed, the one with the highest lower bound (`Verdict::Uncertified`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Certification {
-    /// The last candidate of the sequence to pass, with its lower bound (at least the target).
-    Certified { candidate: Candidate, lower_bound: f64 },
-    /// No candidate passed: the one with the highest lower bound.
-    Uncertified { candidate: Candidate, lower_bound: f64 },
+pub struct Certification {
+    pub verdict: Verdict,
+    pub candidate: Candidate,
+    /// The one-sided Clopper–Pearson lower bound of its precision at the target's confidence.
+    pub lower_bound: f64,
 }
 
 /// One candidate per distinct score, strictest first (see the module doc); empty for no scores.
@@ -76,10 +77,13 @@ pub fn certify(scores: &[(Label, f64)], target: &Target) -> Option<Certification
     }
     if let Some(&candidate) = certified {
         let lower_bound = target.lower_bound(&candidate.counts).expect("a passing candidate says yes");
-        return Some(Certification::Certified { candidate, lower_bound });
+        return Some(Certification { verdict: Verdict::Certified, candidate, lower_bound });
     }
-    best_bound(&candidates, target)
-        .map(|(candidate, lower_bound)| Certification::Uncertified { candidate, lower_bound })
+    best_bound(&candidates, target).map(|(candidate, lower_bound)| Certification {
+        verdict: Verdict::Uncertified,
+        candidate,
+        lower_bound,
+    })
 }
 
 /// The candidate with the highest lower bound, the later (higher recall) one on a tie.
@@ -132,9 +136,8 @@ mod tests {
         // 60 yes images above 5 no images. n = 60, FP = 0: 0.95^60 = 0.046 ≤ 0.1 passes. The
         // next candidate, n = 61 with FP = 1, has P(Binomial(61, 0.05) ≤ 1) = 0.184 > 0.1: stop.
         let scores = ranked(60, &[Negative; 5]);
-        let Some(Certification::Certified { candidate, lower_bound }) = certify(&scores, &target()) else {
-            panic!("not certified");
-        };
+        let Certification { verdict, candidate, lower_bound } = certify(&scores, &target()).unwrap();
+        assert_eq!(verdict, Verdict::Certified);
         assert_eq!(candidate.counts, Confusion { tp: 60, fp: 0, fn_: 0, tn: 5 });
         assert!((lower_bound - 0.1_f64.powf(1.0 / 60.0)).abs() < 1e-12);
     }
@@ -149,9 +152,8 @@ mod tests {
         then.extend([Positive; 100]);
         then.extend([Negative; 20]);
         let scores = ranked(50, &then);
-        let Some(Certification::Certified { candidate, .. }) = certify(&scores, &target()) else {
-            panic!("not certified");
-        };
+        let Certification { verdict, candidate, .. } = certify(&scores, &target()).unwrap();
+        assert_eq!(verdict, Verdict::Certified);
         assert_eq!((candidate.counts.tp, candidate.counts.fp), (50, 0));
         let later = Confusion { tp: 150, fp: 1, fn_: 0, tn: 20 };
         assert!(target().passes(&later));
@@ -162,8 +164,11 @@ mod tests {
         // 45 yes images alone certify (0.95^45 = 0.0994 ≤ 0.1); the 44 candidates above them
         // cannot pass whatever the labels, and must not end the sequence.
         let scores = ranked(45, &[Negative; 3]);
-        let got = certify(&scores, &target());
-        assert!(matches!(got, Some(Certification::Certified { candidate, .. }) if candidate.counts.tp == 45));
+        let got = certify(&scores, &target()).unwrap();
+        assert_eq!(
+            (got.verdict, got.candidate.counts.tp, got.candidate.counts.fp),
+            (Verdict::Certified, 45, 0)
+        );
     }
 
     #[test]
@@ -171,9 +176,8 @@ mod tests {
         // 44 yes then 36 no: no candidate reaches n = 45 with FP = 0. The best bound is at
         // n = 44, FP = 0: 0.1^(1/44) = 0.9490; every later candidate has a false yes.
         let scores = ranked(44, &[Negative; 36]);
-        let Some(Certification::Uncertified { candidate, lower_bound }) = certify(&scores, &target()) else {
-            panic!("certified");
-        };
+        let Certification { verdict, candidate, lower_bound } = certify(&scores, &target()).unwrap();
+        assert_eq!(verdict, Verdict::Uncertified);
         assert_eq!((candidate.counts.tp, candidate.counts.fp), (44, 0));
         assert!((lower_bound - 0.1_f64.powf(1.0 / 44.0)).abs() < 1e-12);
         assert_eq!(certify(&[], &target()), None);

@@ -230,13 +230,8 @@ pub fn choose(images: &[ImageLogits], target: Target) -> Result<OperatingPoint, 
     let temperature = fit_temperature(pairs).ok_or(OperatingPointError::NoImages)?;
     let pooled: Vec<(Label, f64)> =
         images.iter().map(|image| (image.label, pooled_logit(&image.logit_diffs))).collect();
-    let certification = certify(&pooled, &target).expect("at least one image, checked above");
-    let (verdict, candidate, lower_bound) = match certification {
-        Certification::Certified { candidate, lower_bound } => (Verdict::Certified, candidate, lower_bound),
-        Certification::Uncertified { candidate, lower_bound } => {
-            (Verdict::Uncertified, candidate, lower_bound)
-        }
-    };
+    let Certification { verdict, candidate, lower_bound } =
+        certify(&pooled, &target).expect("images is not empty: the temperature had pairs to fit");
     Ok(OperatingPoint {
         target,
         temperature,
@@ -259,6 +254,7 @@ pub enum Standing {
 impl Standing {
     /// The order of two configs' standings, better first.
     pub fn better_first(a: &Standing, b: &Standing) -> Ordering {
+        // An undefined recall (no image labelled yes) ranks below any recall.
         let recall_first = |a: Option<f64>, b: Option<f64>| b.unwrap_or(-1.0).total_cmp(&a.unwrap_or(-1.0));
         match (a, b) {
             (Standing::Certified { recall: a }, Standing::Certified { recall: b }) => b.total_cmp(a),

@@ -16,9 +16,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{
-    candidates, certify, choose, pooled_logit, Certification, ImageLogits, OperatingPoint, Target, Verdict,
-};
+use super::{candidates, certify, choose, pooled_logit, ImageLogits, OperatingPoint, Target, Verdict};
 use crate::data::Label;
 use crate::eval::binomial::clopper_pearson_lower;
 use crate::eval::Confusion;
@@ -198,10 +196,9 @@ impl Rule {
                     .iter()
                     .flat_map(|image| image.logit_diffs.iter().map(|&z| (image.label, z)))
                     .collect();
-                match certify(&pairs, target) {
-                    Some(Certification::Certified { candidate, .. }) => Some(candidate.threshold_logit),
-                    _ => None,
-                }
+                certify(&pairs, target)
+                    .filter(|c| c.verdict == Verdict::Certified)
+                    .map(|c| c.candidate.threshold_logit)
             }
             Rule::NoStop => candidates(&sweep.pooled)
                 .into_iter()
