@@ -12,8 +12,11 @@
 //!   it starts; where the sequence begins depends on the scores, never on the labels) and stops
 //!   at the first failure. The hypotheses are then tested in an order fixed before any label is
 //!   looked at, so the chance that any passing candidate has a true precision below p0 is at most
-//!   δ with no correction for the number of candidates. Recall only grows down the sequence, so
-//!   the last candidate to pass is the one with the highest recall.
+//!   δ with no correction for the number of candidates. (That argument is made for thresholds
+//!   fixed in advance; candidates at the images' own scores are the limit of an ever finer fixed
+//!   grid, and the start depends on the unlabelled scores: `simulation` checks the rule as a
+//!   whole.) Recall only grows down the sequence, so the last candidate to pass is the one with
+//!   the highest recall.
 //! - **When none passes**, the candidate with the highest lower bound is returned (ties: the one
 //!   with the higher recall), marked as not certified.
 
