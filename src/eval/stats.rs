@@ -13,7 +13,7 @@
 //! b = c the formula gives 1; the paper's supplement writes 1 − ½·P(X = b) there. Either is far
 //! above any threshold.)
 
-use std::f64::consts::LN_2;
+use crate::eval::binomial::binomial_pmfs;
 
 /// The two-sided mid-p McNemar p-value of `b` and `c` discordant pairs (see the module doc).
 pub fn mcnemar_mid_p(b: u64, c: u64) -> f64 {
@@ -21,28 +21,17 @@ pub fn mcnemar_mid_p(b: u64, c: u64) -> f64 {
     if n == 0 {
         return 1.0;
     }
-    let m = b.min(c);
-    // ln P(X = k) = ln C(n, k) − n·ln 2, C stepped up from k = 0: 2^−n alone underflows an f64
-    // past n ≈ 1074 pairs, which a repeated k-fold over a few hundred images reaches.
-    let ln_all = -(n as f64) * LN_2;
-    let (mut ln_choose, mut below) = (0.0, 0.0);
-    for k in 0..m {
-        below += (ln_choose + ln_all).exp();
-        ln_choose += ((n - k) as f64).ln() - ((k + 1) as f64).ln();
-    }
-    let at = (ln_choose + ln_all).exp();
-    (2.0 * (below + 0.5 * at)).min(1.0)
+    // Stepped in log space: 2^−n alone underflows an f64 past n ≈ 1074 pairs, which a repeated
+    // k-fold over a few hundred images reaches.
+    let pmfs: Vec<f64> = binomial_pmfs(n, 0.5).take(b.min(c) as usize + 1).collect();
+    let (at, below) = pmfs.split_last().expect("take(m + 1) of n + 1 ≥ 1 terms is never empty");
+    (2.0 * (below.iter().sum::<f64>() + 0.5 * at)).min(1.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Within `rel` of `expected`, relatively.
-    #[track_caller]
-    fn close(got: f64, expected: f64, rel: f64) {
-        assert!((got - expected).abs() <= rel * expected, "got {got}, expected {expected}");
-    }
+    use crate::eval::testing::close;
 
     #[test]
     fn matches_hand_computed_binomial_tails() {
