@@ -34,6 +34,9 @@ pub fn run_workers(
     let stop = stop_flag()?;
     let exe = std::env::current_exe().context("cannot find the gacha executable to start workers")?;
     let mut children = Vec::new();
+    // Said before the first worker starts, so that it comes before any line a worker prints.
+    let each = threads.map_or(String::new(), |t| format!(", {t} thread(s) each"));
+    crate::logging::info!("{} workers started: {}{each} ({why})", devices.len(), list(devices));
     for (n, device) in devices.iter().enumerate() {
         let tag = format!("[{} {device}] ", n + 1);
         let mut command = worker_command(&exe, args, *device);
@@ -50,8 +53,6 @@ pub fn run_workers(
         let err = child.stderr.take().map(|s| relay(s, tag));
         children.push((*device, child, err));
     }
-    let each = threads.map_or(String::new(), |t| format!(", {t} thread(s) each"));
-    crate::logging::info!("{} workers started: {}{each} ({why})", children.len(), list(devices));
     let mut forwarded = false;
     let mut codes = Vec::new();
     while !children.is_empty() {
