@@ -1,10 +1,12 @@
 //! Judging a classifier: scoring images (`score`, via `frames`, or from the `features` cache),
 //! predictions and the users' result block (`result`), confusion counts and the metrics derived
-//! from them (`metrics`), and the paired test that compares two models' answers (`stats`).
+//! from them (`metrics`), and the paired test that compares two models' answers (`stats`,
+//! `paired`).
 
 pub mod features;
 pub mod frames;
 pub mod metrics;
+pub mod paired;
 pub mod result;
 pub mod score;
 pub mod splits;
