@@ -1,12 +1,13 @@
 //! Judging a classifier: scoring images (`score`, via `frames`, or from the `features` cache),
 //! predictions and the users' result block (`result`), confusion counts and the metrics derived
-//! from them (`metrics`), and the paired test that compares two models' answers (`stats`,
-//! `paired`).
+//! from them (`metrics`), the paired test that compares two models' answers (`stats`, `paired`),
+//! and the race that stops pulling configs shown worse than the leader (`race`).
 
 pub mod features;
 pub mod frames;
 pub mod metrics;
 pub mod paired;
+pub mod race;
 pub mod result;
 pub mod score;
 pub mod splits;
