@@ -5,8 +5,8 @@
 //!   same validation images for every config, so every comparison is paired. The caller lists
 //!   them in run order; [`RaceInput::keys`] may grow past the grid (more seeds for the
 //!   survivors) and the looks already made stay as they were.
-//! - **First round.** No look before `first_round` keys: all folds of the first repeat in
-//!   k-fold, [`holdout_first_round`] keys in holdout.
+//! - **First round.** No look before `first_round` keys: every fold of the first seed (and
+//!   repeat) in k-fold, [`holdout_first_round`] keys in holdout.
 //! - **Looks.** Look n comes after key `first_round + n − 1`, once every racing config has
 //!   finished every key up to it (finished: done, diverged or failed). The pulls a look counts
 //!   are those keys, whatever else has finished: pulls run ahead, or run by a config since
