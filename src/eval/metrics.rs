@@ -105,16 +105,21 @@ impl Confusion {
     /// Wilson score 95% interval of a proportion metric; `None` for F1 or an empty denominator.
     pub fn wilson_95(&self, metric: Metric) -> Option<(f64, f64)> {
         let (num, den) = self.proportion(metric)?;
-        if den == 0 {
-            return None;
-        }
-        let n = den as f64;
-        let p = num as f64 / n;
-        let z2 = Z_95 * Z_95;
-        let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
-        let half = Z_95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-        Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+        wilson_95(num, den)
     }
+}
+
+/// Wilson score 95% interval of `successes` in `trials`; `None` when there are no trials.
+pub fn wilson_95(successes: u64, trials: u64) -> Option<(f64, f64)> {
+    if trials == 0 {
+        return None;
+    }
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z2 = Z_95 * Z_95;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z_95 / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
 }
 
 /// A metric value for text output: four decimals, or `n/a` when undefined.

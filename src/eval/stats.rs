@@ -1,4 +1,5 @@
-//! Exact tests on paired answers: the two-sided mid-p McNemar test.
+//! Exact tests on paired answers: the two-sided mid-p McNemar test; and the normal tail that
+//! the race's O'Brien–Fleming-like levels are drawn from.
 //!
 //! Two classifiers answer the same images. Only the discordant pairs tell them apart: `b` images
 //! the first got right and the second wrong, `c` the reverse. If both are equally good, each
@@ -26,6 +27,45 @@ pub fn mcnemar_mid_p(b: u64, c: u64) -> f64 {
     let pmfs: Vec<f64> = binomial_pmfs(n, 0.5).take(b.min(c) as usize + 1).collect();
     let (at, below) = pmfs.split_last().expect("take(m + 1) of n + 1 ≥ 1 terms is never empty");
     (2.0 * (below.iter().sum::<f64>() + 0.5 * at)).min(1.0)
+}
+
+/// P(Z > z) for a standard normal Z: ½·erfc(z/√2), erfc by the Chebyshev fit of Press et al.,
+/// *Numerical Recipes* (2nd ed., §6.2, `erfcc`), whose fractional error is below 1.2e-7
+/// everywhere, so deep tails (1e-10 and below) keep their digits.
+pub fn normal_sf(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let poly = [
+        -1.265_512_23,
+        1.000_023_68,
+        0.374_091_96,
+        0.096_784_18,
+        -0.186_288_06,
+        0.278_868_07,
+        -1.135_203_98,
+        1.488_515_87,
+        -0.822_152_23,
+        0.170_872_77,
+    ]
+    .iter()
+    .rev()
+    .fold(0.0, |acc, &coef| coef + t * acc);
+    let erfc = t * (-x * x + poly).exp();
+    0.5 * if x >= 0.0 { erfc } else { 2.0 - erfc }
+}
+
+/// The z with `normal_sf(z) = tail`, for 0 < tail < 1, by bisection (to about 1e-12).
+pub fn normal_isf(tail: f64) -> f64 {
+    let (mut low, mut high) = (-40.0, 40.0);
+    for _ in 0..100 {
+        let mid = 0.5 * (low + high);
+        if normal_sf(mid) > tail {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    0.5 * (low + high)
 }
 
 #[cfg(test)]
@@ -62,5 +102,23 @@ mod tests {
         // b = c: 2·[P(X < b) + ½·P(X = b)] = 1 exactly by symmetry (capped against rounding).
         assert!((mcnemar_mid_p(3, 3) - 1.0).abs() < 1e-12);
         assert!(mcnemar_mid_p(500, 500) <= 1.0);
+    }
+
+    #[test]
+    fn normal_tail_matches_scipy() {
+        // scipy.stats.norm.sf (scipy 1.17): the fit's fractional error is below 1.2e-7.
+        for (z, sf) in [
+            (-1.0, 0.841_344_746_068_542_9),
+            (0.0, 0.5),
+            (1.959_963_984_540_054, 0.025),
+            (3.0, 0.001_349_898_031_630_093_3),
+            (6.0, 9.865_876_450_376_946e-10),
+            (8.0, 6.220_960_574_271_74e-16),
+        ] {
+            close(normal_sf(z), sf, 2e-7);
+        }
+        // scipy.stats.norm.isf(0.025), isf(0.005).
+        close(normal_isf(0.025), 1.959_963_984_540_054_5, 1e-6);
+        close(normal_isf(0.005), 2.575_829_303_548_901, 1e-6);
     }
 }
