@@ -19,35 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use super::{candidates, certify, choose, pooled_logit, ImageLogits, OperatingPoint, Target, Verdict};
 use crate::data::Label;
 use crate::eval::binomial::clopper_pearson_lower;
+use crate::eval::stats::normal_sf;
 use crate::eval::Confusion;
-
-/// P(Z > x) for a standard normal Z: erfc by its Chebyshev fit (Numerical Recipes, `erfcc`),
-/// relative error below 1.2e-7 everywhere, tails included.
-fn normal_sf(x: f64) -> f64 {
-    let z = x.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = [
-        -1.265_512_23,
-        1.000_023_68,
-        0.374_091_96,
-        0.096_784_18,
-        -0.186_288_06,
-        0.278_868_07,
-        -1.135_203_98,
-        1.488_515_87,
-        -0.822_152_23,
-        0.170_872_77,
-    ]
-    .iter()
-    .rev()
-    .fold(0.0, |acc, c| c + t * acc);
-    let erfc = t * (-z * z + poly).exp();
-    if x >= 0.0 {
-        0.5 * erfc
-    } else {
-        1.0 - 0.5 * erfc
-    }
-}
 
 /// A standard normal draw (Box–Muller).
 fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
