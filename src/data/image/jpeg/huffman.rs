@@ -184,6 +184,9 @@ impl<'a> BitReader<'a> {
     /// Make sure at least `n` (≤ 57) bits are buffered, zeros past the data's end.
     pub fn fill(&mut self, n: u32) {
         while self.count < n {
+            if self.fill_fast() {
+                continue;
+            }
             let byte = self.next_byte().unwrap_or_else(|| {
                 self.padding += 8;
                 0
@@ -191,6 +194,24 @@ impl<'a> BitReader<'a> {
             self.acc |= u64::from(byte) << (56 - self.count);
             self.count += 8;
         }
+    }
+
+    /// Take as many whole bytes as fit (up to 7) in one step, when the next 8 bytes hold no 0xff
+    /// (so neither stuffing nor a marker); false if they do.
+    fn fill_fast(&mut self) -> bool {
+        let Some(next) = self.data.get(self.pos..self.pos + 8) else { return false };
+        let word = u64::from_be_bytes(next.try_into().expect("8 bytes"));
+        // Whether some byte of `!word` is zero, i.e. some byte of `word` is 0xff.
+        let inverted = !word;
+        if inverted.wrapping_sub(0x0101_0101_0101_0101) & word & 0x8080_8080_8080_8080 != 0 || self.at_marker
+        {
+            return false;
+        }
+        let take = ((64 - self.count) / 8).min(7);
+        self.acc |= (word >> (64 - 8 * take)) << (64 - self.count - 8 * take);
+        self.count += 8 * take;
+        self.pos += take as usize;
+        true
     }
 
     /// The next data byte, or `None` at a marker (0xff then neither 0x00 nor 0xff) or the end.
