@@ -57,6 +57,10 @@ impl Huffman {
         let (mut code, mut index) = (0i32, 0usize);
         for length in 1..=16 {
             let n = usize::from(counts[length - 1]);
+            // Every code of this length must fit in `length` bits.
+            if code + n as i32 > 1 << length {
+                return Err("Huffman table has more codes than its lengths allow".into());
+            }
             table.first_code[length] = code;
             table.first_index[length] = index;
             for k in 0..n {
@@ -72,10 +76,6 @@ impl Huffman {
             index += n;
             if n > 0 {
                 table.max_code[length] = code - 1;
-            }
-            // Every code of this length must fit in `length` bits.
-            if code > 1 << length {
-                return Err("Huffman table has more codes than its lengths allow".into());
             }
             code <<= 1;
         }
@@ -308,5 +308,42 @@ impl<'a> BitReader<'a> {
         }
         self.pos += 1;
         self.at_marker = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(per_length: &[u8]) -> [u8; 16] {
+        std::array::from_fn(|i| per_length.get(i).copied().unwrap_or(0))
+    }
+
+    #[test]
+    fn canonical_codes_decode_and_overfull_tables_are_refused() {
+        // One code each of 1, 2 and 3 bits, canonical: 0 → a, 10 → b, 110 → c; 111… is none.
+        let table = Huffman::new(&counts(&[1, 1, 1]), b"abc", Class::Ac).unwrap();
+        // Bits 0 10 110 111…: a, b, c, then no code (read as 0, libjpeg's reading).
+        let data = [0b0101_1011, 0b1111_1111, 0x00, 0xff, 0x00, 0xff, 0x00];
+        let mut bits = BitReader::new(&data, 0);
+        let symbols: Vec<(u8, bool)> = (0..4).map(|_| table.decode(&mut bits)).collect();
+        assert_eq!(symbols, [(b'a', true), (b'b', true), (b'c', true), (0, false)]);
+        assert!(Huffman::new(&counts(&[3]), b"abc", Class::Ac).is_err());
+        assert!(Huffman::new(&counts(&[1]), &[16], Class::Dc).is_err());
+    }
+
+    #[test]
+    fn stuffed_bytes_markers_and_the_end() {
+        // 0xff 0x00 is a data byte 0xff; 0xff 0xd9 ends the data, after which bits are zeros.
+        let data = [0xab, 0xff, 0x00, 0xcd, 0xff, 0xd9];
+        let mut bits = BitReader::new(&data, 0);
+        assert_eq!(bits.bits(16), 0xabff);
+        assert!(!bits.take_overrun());
+        assert_eq!(bits.bits(8), 0xcd);
+        assert!(!bits.take_overrun());
+        assert_eq!(bits.bits(4), 0);
+        assert!(bits.take_overrun());
+        assert_eq!(bits.skip_to_marker(), 0);
+        assert_eq!(bits.marker(), Some((0xd9, 4)));
     }
 }
