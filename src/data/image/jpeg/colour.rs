@@ -1,8 +1,9 @@
 //! The colour space a JPEG's components are in (libjpeg's guess from the JFIF and Adobe segments
 //! and the component ids, `default_decompress_parms`), and the conversion to what Pillow's
-//! `Image.open(f).convert("RGB")` gives: YCbCr to RGB with libjpeg's 16-bit fixed-point tables
-//! (`jdcolor.c`); CMYK (and YCCK, made CMYK first as libjpeg does) read as Adobe's inverted CMYK
-//! and turned into RGB with Pillow's integer formula (`cmyk2rgb` in `Convert.c`); grey kept.
+//! `Image.open(f).convert("RGB")` gives: YCbCr to RGB in libjpeg's 16-bit fixed point, rounded as
+//! its tables round (`jdcolor.c`); CMYK (and YCCK, made CMYK first as libjpeg does) read as
+//! Adobe's inverted CMYK and turned into RGB with Pillow's integer formula (`cmyk2rgb` in
+//! `Convert.c`); grey kept.
 
 use super::markers::{ColourHints, Frame};
 
