@@ -1,11 +1,12 @@
-//! Each format into preprocessed frames. Still images go through the `image` crate's decoders;
-//! animations (GIF, APNG, animated WebP) frame by frame, every frame composited onto the canvas as
-//! browsers show it (disposal and blending applied; the canvas starts transparent, so it shows
-//! white after alpha over white, whatever background colour the file names). That is not what
-//! PIL's `seek()` gives for every file: PIL hands out some frames uncomposited or in palette
-//! mode. Sizes are checked from the headers before any pixel buffer is allocated. With
-//! `ImageOptions::keep_input`, an animation's frames are all held at full size until the policy
-//! has picked (`gacha check --save-inputs` only).
+//! Each format into preprocessed frames. JPEG goes through our own decoder (`jpeg`: Pillow's
+//! pixels exactly), other still images through the `image` crate's decoders; animations (GIF,
+//! APNG, animated WebP) frame by frame, every frame composited onto the canvas as browsers show it
+//! (disposal and blending applied; the canvas starts transparent, so it shows white after alpha
+//! over white, whatever background colour the file names). That is not what PIL's `seek()` gives
+//! for every file: PIL hands out some frames uncomposited or in palette mode. Sizes are checked
+//! from the headers before any pixel buffer is allocated. With `ImageOptions::keep_input`, an
+//! animation's frames are all held at full size until the policy has picked (`gacha check
+//! --save-inputs` only).
 
 use std::io::Cursor;
 use std::path::Path;
@@ -13,13 +14,14 @@ use std::path::Path;
 use image::codecs::gif::GifDecoder;
 use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
-use image::{AnimationDecoder, DynamicImage, Frames, ImageDecoder, ImageReader, Limits};
+use image::{AnimationDecoder, DynamicImage, Frames, ImageBuffer, ImageDecoder, ImageReader, Limits};
 
 use super::damage::{check_complete, decode_error, TRUNCATED};
 use super::format::ImageFormatKind;
+use super::jpeg::{self, Jpeg, JpegError};
 use super::preprocess::{preprocess_rgba, rgba_samples};
 use super::{gif, orient, DecodedImage, MAX_ANIMATION_PIXELS, MAX_FRAMES, MAX_PIXELS};
-use crate::data::{DataError, FramePolicy, ImageOptions, Pixels, Preprocessing};
+use crate::data::{CodingCheck, DataError, FramePolicy, ImageOptions, Pixels, Preprocessing};
 
 /// Decode `bytes`, holding `format`, into the frames `images` asks for, preprocessed by `prep`.
 pub fn decode(
@@ -52,7 +54,8 @@ pub fn decode(
                 decode_still(path, bytes, format, decoder, images, prep)
             }
         }
-        ImageFormatKind::Jpeg | ImageFormatKind::Bmp | ImageFormatKind::Tiff => {
+        ImageFormatKind::Jpeg => decode_jpeg(path, bytes, images, prep),
+        ImageFormatKind::Bmp | ImageFormatKind::Tiff => {
             let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
             reader.limits(decoder_limits());
             let decoder = reader.into_decoder().map_err(fail)?;
@@ -103,6 +106,52 @@ fn decode_still(
     check_complete(path, bytes, format)?;
     let tag = orient::read_tag(&mut decoder, path);
     let image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, bytes, None, e))?;
+    still_image(path, format, image, tag, images, prep)
+}
+
+/// A JPEG by our own decoder; under `CodingCheck::Strict`, with the damage it read past.
+fn decode_jpeg(
+    path: &Path,
+    bytes: &[u8],
+    images: ImageOptions,
+    prep: &Preprocessing,
+) -> Result<DecodedImage, DataError> {
+    let fail = |err: JpegError| DataError::ImageDecode {
+        path: path.to_path_buf(),
+        frame: None,
+        message: match err {
+            JpegError::Truncated => TRUNCATED.to_string(),
+            err => err.to_string(),
+        },
+    };
+    let file = Jpeg::read_header(bytes).map_err(fail)?;
+    check_pixels(path, "", file.width(), file.height())?;
+    check_complete(path, bytes, ImageFormatKind::Jpeg)?;
+    let tag = orient::tag_of_exif(file.exif());
+    let decoded = file.decode().map_err(fail)?;
+    let (width, height) = (decoded.width, decoded.height);
+    let image = if decoded.grey {
+        ImageBuffer::from_raw(width, height, decoded.samples).map(DynamicImage::ImageLuma8)
+    } else {
+        ImageBuffer::from_raw(width, height, decoded.samples).map(DynamicImage::ImageRgb8)
+    };
+    let image = image.expect("the decoder gives width × height pixels");
+    let mut still = still_image(path, ImageFormatKind::Jpeg, image, tag, images, prep)?;
+    if images.coding == CodingCheck::Strict {
+        still.coding_error = jpeg::strict_error(bytes, decoded.problem);
+    }
+    Ok(still)
+}
+
+/// A decoded still image, `tag` its EXIF orientation, into its one preprocessed frame.
+fn still_image(
+    path: &Path,
+    format: ImageFormatKind,
+    image: DynamicImage,
+    tag: u8,
+    images: ImageOptions,
+    prep: &Preprocessing,
+) -> Result<DecodedImage, DataError> {
     let image = orient::apply(image, tag, images.orientation);
     let rgba = rgba_samples(&image).ok_or_else(|| DataError::ImageDecode {
         path: path.to_path_buf(),

@@ -37,7 +37,7 @@ pub use format::ImageFormatKind;
 pub use preprocess::preprocess_rgba;
 
 use super::error::DataError;
-use super::{CodingCheck, ImageOptions, Pixels, Preprocessing};
+use super::{ImageOptions, Pixels, Preprocessing};
 
 /// Largest image (or animation canvas, or GIF frame) accepted, in pixels: 50 megapixels, e.g.
 /// 8660×5773.
@@ -101,11 +101,7 @@ pub fn decode_image(
             path.display()
         );
     }
-    let mut decoded = decode::decode(path, bytes, format, images, prep)?;
-    if images.coding == CodingCheck::Strict && format == ImageFormatKind::Jpeg {
-        decoded.coding_error = jpeg::coding_error(bytes);
-    }
-    Ok(decoded)
+    decode::decode(path, bytes, format, images, prep)
 }
 
 /// The whole file, after refusing folders, empty files and files over `MAX_FILE_BYTES`.
@@ -141,7 +137,7 @@ mod tests {
 
     use super::preprocess::tests::{close, norm};
     use super::*;
-    use crate::data::{ExifOrientation, FramePolicy};
+    use crate::data::{CodingCheck, ExifOrientation, FramePolicy};
 
     fn opts(frames: FramePolicy) -> ImageOptions {
         ImageOptions { frames, ..Default::default() }

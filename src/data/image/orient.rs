@@ -22,6 +22,12 @@ pub fn read_tag(decoder: &mut impl ImageDecoder, path: &std::path::Path) -> u8 {
     }
 }
 
+/// The orientation tag in an EXIF block (TIFF data, after the "Exif\0\0" of a JPEG APP1 segment),
+/// 1 when there is none or it cannot be read.
+pub fn tag_of_exif(exif: Option<&[u8]>) -> u8 {
+    exif.and_then(Orientation::from_exif_chunk).map_or(1, Orientation::to_exif)
+}
+
 /// `image` turned as the tag says, or as stored under `ExifOrientation::Ignore`.
 pub fn apply(mut image: DynamicImage, tag: u8, policy: ExifOrientation) -> DynamicImage {
     if policy == ExifOrientation::Apply {
