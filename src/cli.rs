@@ -227,6 +227,15 @@ pub struct RunArgs {
     /// $GACHA_GPU_MEMORY_LIMIT_BYTES when set.
     #[arg(long)]
     pub no_memory_check: bool,
+    /// Start no pull that cannot end before this local time of day, `HH:MM` (tomorrow when it
+    /// has passed today), leaving time for the final model; the final model and every file are
+    /// then made of the pulls finished, and say the sweep stopped on its budget. The same command
+    /// with a later time goes on where it stopped. `@SECONDS`: a Unix time (what workers get).
+    #[arg(long, value_name = "HH:MM", conflicts_with = "for_")]
+    pub until: Option<String>,
+    /// As --until, a duration from now: `8h`, `90m`, `1h30m`, `45s`.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_: Option<String>,
     /// Testing aid: train nothing; a scripted stand-in for the model gives results that are a
     /// fixed function of each trial's parameters (see src/sweep/scripted.rs).
     #[arg(long, hide = true)]

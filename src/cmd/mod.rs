@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod check;
 pub mod command_line;
+pub mod deadline;
 pub mod demo_data;
 pub mod eval;
 pub mod export;

@@ -72,6 +72,7 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
         prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
         part,
         pack: fit.pack,
+        deadline: super::deadline::deadline(args, std::time::SystemTime::now())?,
     };
     let summary = run_sweep(&spec, &dataset, &results, &mut runner, stop, options)
         .map_err(|err| with_environment_hint(err, args))?;
@@ -86,8 +87,10 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
             Outcome::Interrupted
         }
         SweepEnd::LeftToOthers => Outcome::Success,
-        SweepEnd::Complete if summary.finished.failed > 0 => Outcome::FinishedWithFailures,
-        SweepEnd::Complete => Outcome::Success,
+        SweepEnd::Complete | SweepEnd::Spent(_) if summary.finished.failed > 0 => {
+            Outcome::FinishedWithFailures
+        }
+        SweepEnd::Complete | SweepEnd::Spent(_) => Outcome::Success,
     })
 }
 

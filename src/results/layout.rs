@@ -15,6 +15,10 @@
 //!   leaderboard.csv      rebuilt from the trial folders after a trial, at most about once
 //!                        a second, and at the start and end of every run (`ledger.rs`)
 //!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
+//!   race.json            a race's state as the finished trials decide it, rebuilt with it
+//!                        (`race.rs`)
+//!   screen.json, .csv    the prompts scored on the untrained model, and which of them run
+//!                        (`[search] screen_prompts`; `screen.rs`)
 //!   report.html          written at the end of a run
 //!   slurm/               `gacha slurm`'s sbatch scripts and the tasks' logs
 //!   best/                the final model: a copy of the winning trial's folder (weights
@@ -50,6 +54,9 @@ pub const PREPROCESSING_FILE: &str = "preprocessing.json";
 pub const DIGESTS_FILE: &str = "digests.json";
 pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
 pub const CONFIGS_FILE: &str = "configs.csv";
+pub const RACE_FILE: &str = "race.json";
+pub const SCREEN_FILE: &str = "screen.json";
+pub const SCREEN_CSV: &str = "screen.csv";
 pub const REPORT_FILE: &str = "report.html";
 pub const TRIALS_DIR: &str = "trials";
 const REFIT_DIR: &str = "refit";

@@ -14,8 +14,10 @@ pub mod failure;
 pub mod folder;
 pub mod judge;
 pub mod layout;
+pub mod race;
 pub mod rank;
 pub mod record;
+pub mod screen;
 
 #[cfg(test)]
 pub(crate) mod test_records;

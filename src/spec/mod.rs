@@ -20,6 +20,9 @@ mod expand;
 mod fits;
 mod pack;
 pub mod params;
+pub mod partition;
+mod sampled;
+mod search;
 mod select;
 pub mod validation;
 
@@ -40,6 +43,7 @@ pub use expand::{Axis, ConfigId, ContentDigests, Trial, TrialId};
 pub use fits::{check_fit, FitCheck, MemoryCheck};
 pub use pack::{PackSetting, AUTO_PACK, MAX_PACK};
 pub use params::{HeldOut, TrialParams};
+pub use search::{SearchSpec, Strategy};
 pub use select::{FinalModel, SelectMetric, SelectSpec};
 pub use validation::{FoldIndex, Validation};
 
@@ -76,6 +80,13 @@ pub struct SweepSpec {
     pub digests: ContentDigests,
     /// `[sweep] pack`: trials trained together (not part of any id).
     pub pack: PackSetting,
+    /// `[search]`: grid or race, the budget, prompt screening.
+    pub search: SearchSpec,
+    /// The sampled axes (`sampled.rs`): each key and the values drawn for it.
+    pub drawn: Vec<(String, Vec<String>)>,
+    /// A race's extra seeds (`[search] extra_seeds`), appended to `seeds`: their trials come
+    /// after the grid's in `trials` and run only for the survivors, while budget is left.
+    pub extra_seeds: Vec<u64>,
 }
 
 /// The `[model]` table.
@@ -288,7 +299,27 @@ pub fn parse_spec_with(
 ) -> Result<SweepSpec, SpecError> {
     let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
     let at = Locator::new(file, text, &doc);
+    let search = search::read_search(doc.get_ref(), &at)?;
+    let drawn = sampled::draw(text, doc.get_ref(), &at, &search)?;
+    let mut spec = expand_spec(&drawn.text, file, model_preprocessing, digests)?;
+    spec.text = text.to_string();
+    spec.search = search;
+    spec.drawn = drawn.axes;
+    spec.extra_seeds = drawn.extra_seeds;
+    Ok(spec)
+}
+
+/// Parse and expand a spec's text with its sampled axes written out (`sampled::draw`).
+fn expand_spec(
+    text: &str,
+    file: &Path,
+    model_preprocessing: Option<Preprocessing>,
+    digests: ContentDigests,
+) -> Result<SweepSpec, SpecError> {
+    let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
+    let at = Locator::new(file, text, &doc);
     let mut head = doc.get_ref().clone();
+    head.remove("search");
     let mut trial_tables = DeTable::new();
     for key in TRIAL_TABLES {
         if let Some((k, v)) = head.remove_entry(key) {
@@ -329,6 +360,9 @@ pub fn parse_spec_with(
         model_preprocessing,
         digests,
         pack,
+        search: SearchSpec::default(),
+        drawn: Vec::new(),
+        extra_seeds: Vec::new(),
     })
 }
 
