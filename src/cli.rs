@@ -140,6 +140,10 @@ pub struct CheckArgs {
     /// $GACHA_GPU_MEMORY_LIMIT_BYTES when set.
     #[arg(long)]
     pub no_memory_check: bool,
+    /// A spec's results folder, for the plan's durations (the trials finished there) [default:
+    /// results/<name> in the current folder].
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
     #[command(flatten)]
     pub options: DataArgs,
 }
@@ -282,6 +286,11 @@ pub struct SlurmArgs {
     /// Run at most K array tasks at once (--array=…%K).
     #[arg(long, value_name = "K")]
     pub max_parallel: Option<usize>,
+    /// A race, or a spec that screens prompts, runs as N worker tasks, each taking the sweep's
+    /// next pulls (`gacha sweep --worker`) until none is left; the last one makes the final
+    /// model [default: --max-parallel, else 4]. A grid runs one task per unfinished trial.
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<usize>,
     /// #SBATCH --account.
     #[arg(long)]
     pub account: Option<String>,

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod export;
 pub mod leaderboard;
 pub mod part;
+mod plan;
 pub mod report;
 mod save_inputs;
 pub mod score;

@@ -2,9 +2,9 @@
 //!
 //! - **Grid**: every trial of the spec's own seeds whose config is screened in, in spec order.
 //! - **Race**: the race's next pulls as the finished trials decide them (`results::race`): while
-//!   it runs, every unfinished pull of a racing config, key by key; once decided, the survivors'
-//!   unfinished pulls. Its keys are the grid's, and with a budget (`[search] max_pulls`,
-//!   `--until`, `--for`) the extra seeds' too: the survivors go on while budget is left.
+//!   it runs, every unfinished pull of a racing config, key by key; once decided, nothing more,
+//!   unless there is a budget (`[search] max_pulls`, `--until`, `--for`): then its keys are the
+//!   grid's and the extra seeds', and the survivors go on over them while budget is left.
 
 use std::collections::HashSet;
 
@@ -52,17 +52,22 @@ impl<'a> Schedule<'a> {
             Schedule::Race { board } => {
                 let keys = board.keys_in_play(budget_set);
                 let state = board.judge(records, settled, keys)?;
-                let trials = pulls(&state, keys).into_iter().filter_map(|pull| board.trial_of(pull));
+                let trials =
+                    pulls(&state, keys, budget_set).into_iter().filter_map(|pull| board.trial_of(pull));
                 Ok(trials.filter(|n| unfinished(board.spec(), n)).collect())
             }
         }
     }
 }
 
-/// The pulls to run: the race's next while it runs; once decided, every survivor's keys.
-fn pulls(state: &RaceState, keys: usize) -> Vec<PullKey> {
+/// The pulls to run: the race's next while it runs; once decided, with a budget, every
+/// survivor's keys (more seeds while budget is left), without one none.
+fn pulls(state: &RaceState, keys: usize, budget_set: bool) -> Vec<PullKey> {
     if !state.is_decided() {
         return state.next.clone();
+    }
+    if !budget_set {
+        return Vec::new();
     }
     let survivors: Vec<usize> =
         (0..state.configs.len()).filter(|&c| state.configs[c] == ConfigState::Survivor).collect();
