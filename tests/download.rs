@@ -414,4 +414,13 @@ fn a_sweep_of_a_downloaded_model_pins_its_commit() {
     assert_eq!(trials.len(), 1);
     let config = std::fs::read_to_string(trials[0].join("config.toml")).unwrap();
     assert!(config.contains(&format!("model_sha = \"{SHA}\"\n")), "{config}");
+
+    // Reading the results folder never downloads: with the cache gone, an error and no request.
+    std::fs::remove_dir_all(dir.join("hf")).unwrap();
+    let before = hub.seen().len();
+    let output = run(gacha(&dir, &hub.endpoint).args(["leaderboard", "results"]));
+    assert_exit(&output, 2);
+    let (_, stderr) = texts(&output);
+    assert!(stderr.contains("reading a results folder never downloads its model"), "{stderr}");
+    assert_eq!(hub.seen().len(), before);
 }

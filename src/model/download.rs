@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use super::hub::{self, HubId, Snapshot};
-use super::hub_env::HubEnv;
+use super::hub_env::{HubAccess, HubEnv};
 use super::hub_http::{FileMeta, HubClient, HubError};
 use super::load::{weight_files, INDEX_FILE, SINGLE_FILE};
 use crate::fsutil::open_keeping;
@@ -65,15 +65,21 @@ const LOCK_STALL: Duration = Duration::from_secs(600);
 const LOCK_POLL: Duration = Duration::from_millis(500);
 
 /// `id` from the cache when it is there whole (no request), else downloaded into it; under
-/// `HF_HUB_OFFLINE`, from the cache or an error saying where it looked.
-pub fn find_or_fetch(id: &HubId, env: &HubEnv) -> anyhow::Result<Snapshot> {
-    match hub::resolve(id, &env.cache) {
-        Ok(snapshot) if env.offline || is_complete(&snapshot.dir) => Ok(snapshot),
-        Err(not_found) if env.offline => bail!(
-            "{not_found}\nHF_HUB_OFFLINE is set, so gacha does not download it; unset HF_HUB_OFFLINE, \
-             or download it with: {}",
-            id.download_command()
-        ),
+/// `HF_HUB_OFFLINE` or `HubAccess::CacheOnly`, from the cache or an error saying where it looked.
+pub fn find_or_fetch(id: &HubId, env: &HubEnv, access: HubAccess) -> anyhow::Result<Snapshot> {
+    let why_not = if env.offline {
+        Some("HF_HUB_OFFLINE is set, so gacha does not download it; unset HF_HUB_OFFLINE,")
+    } else if access == HubAccess::CacheOnly {
+        Some("reading a results folder never downloads its model; run `gacha check` on the spec,")
+    } else {
+        None
+    };
+    match (hub::resolve(id, &env.cache), why_not) {
+        (Ok(snapshot), Some(_)) => Ok(snapshot),
+        (Ok(snapshot), None) if is_complete(&snapshot.dir) => Ok(snapshot),
+        (Err(not_found), Some(why_not)) => {
+            bail!("{not_found}\n{why_not} or download it with: {}", id.download_command())
+        }
         _ => download(id, env).with_context(|| {
             format!(
                 "hub model {id} is not (whole) in the local Hugging Face cache {} ({}); downloading it from {} failed",
@@ -124,7 +130,7 @@ fn download(id: &HubId, env: &HubEnv) -> anyhow::Result<Snapshot> {
     for (name, blob) in &fetched {
         repo.link(name, blob)?;
     }
-    if id.revision() != sha {
+    if !id.revision().eq_ignore_ascii_case(&sha) {
         let reference = repo.dir.join("refs").join(id.revision());
         std::fs::create_dir_all(reference.parent().expect("refs/<revision> has a parent"))
             .with_context(|| format!("{}: cannot create", reference.display()))?;

@@ -17,6 +17,16 @@ pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// huggingface_hub's `ENV_VARS_TRUE_VALUES`.
 const TRUE_VALUES: [&str; 4] = ["1", "ON", "YES", "TRUE"];
 
+/// Whether resolving a hub id may download it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubAccess {
+    /// Download what the cache lacks (unless `HF_HUB_OFFLINE`): running, checking, scoring.
+    Download,
+    /// The cache only: reading a results folder (`status`, `leaderboard`, `report`) never
+    /// downloads its model.
+    CacheOnly,
+}
+
 /// A token and where it came from (for messages; the token itself is never shown).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {

@@ -100,6 +100,11 @@ impl ModelSource {
     /// the environment names, and downloaded into it when it is not there (unless
     /// `HF_HUB_OFFLINE`).
     pub fn parse_in(s: &str, base: &Path) -> Result<ModelSource, String> {
+        ModelSource::parse_with(s, base, hub_env::HubAccess::Download)
+    }
+
+    /// `parse_in`, downloading a hub id only if `access` allows it.
+    pub fn parse_with(s: &str, base: &Path, access: hub_env::HubAccess) -> Result<ModelSource, String> {
         let Some(rest) = s.strip_prefix(BUILTIN_PREFIX) else {
             if s.is_empty() {
                 return Err("empty model path".into());
@@ -108,7 +113,7 @@ impl ModelSource {
             if !path.exists() {
                 if let Some(id) = hub::HubId::parse(s) {
                     let env = hub_env::HubEnv::of_process();
-                    return download::find_or_fetch(&id, &env).map(ModelSource::Hub).map_err(|err| {
+                    return download::find_or_fetch(&id, &env, access).map(ModelSource::Hub).map_err(|err| {
                         format!(
                             "{s:?} is no file or folder ({} does not exist) and looks like a hub id: \
                              {err:#}\n(a folder path is taken as a hub id when it does not exist; \
