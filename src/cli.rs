@@ -342,11 +342,12 @@ pub struct ReportArgs {
 pub struct ModelArgs {
     /// A checkpoint folder (config.json, model.safetensors, tokenizer.json), a big_vision
     /// checkpoint FILE.npz (tokenizer.json beside it, or --tokenizer), a hub id OWNER/NAME[@REV]
-    /// already in the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
-    /// ~/.cache/huggingface/hub; REV a branch, tag or commit sha, default main; never
-    /// downloaded), or builtin:NAME for a named config with random weights (builtin:tiny for
-    /// tests). A path that exists wins; OWNER/NAME with one slash that names no file or folder
-    /// is a hub id (write ./OWNER/NAME for a folder).
+    /// from the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
+    /// ~/.cache/huggingface/hub; REV a branch, tag or commit sha, default main), downloaded into
+    /// it from HF_ENDPOINT when missing (a gated model needs HF_TOKEN; HF_HUB_OFFLINE=1: never),
+    /// or builtin:NAME for a named config with random weights (builtin:tiny for tests). A path
+    /// that exists wins; OWNER/NAME with one slash that names no file or folder is a hub id
+    /// (write ./OWNER/NAME for a folder).
     #[arg(long)]
     pub model: ModelSource,
     /// The tokenizer.json of a big_vision .npz, when it is not beside it.

@@ -233,12 +233,7 @@ impl Claims {
     /// Wait for, then hold, the lock under which the files beside the trials are rebuilt.
     pub fn export_lock(&self) -> anyhow::Result<ExportLock> {
         let path = self.path(EXPORT_LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open", path.display()))?;
+        let file = crate::fsutil::open_keeping(&path)?;
         file.lock().with_context(|| format!("{}: cannot lock", path.display()))?;
         Ok(ExportLock { _file: file })
     }

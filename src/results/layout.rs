@@ -173,7 +173,8 @@ impl ResultsDir {
         })?;
         let own = read_json_if_present(&self.path(PREPROCESSING_FILE), "a preprocessing record")?;
         let digests = read_json_if_present(&self.path(DIGESTS_FILE), "a record of input digests")?;
-        Ok(crate::spec::parse_spec_with(&text, &path, own, digests.unwrap_or_default())?)
+        let access = crate::model::hub_env::HubAccess::CacheOnly;
+        Ok(crate::spec::parse_spec_with(&text, &path, own, digests.unwrap_or_default(), access)?)
     }
 
     /// `best/final.json`, or `None` before the final model is made.

@@ -35,6 +35,7 @@ use toml::Spanned;
 use crate::data::digest::dataset_sha256;
 use crate::data::split::Stratify;
 use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, Preprocessing, Resize};
+use crate::model::hub_env::HubAccess;
 use crate::model::ModelSource;
 
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
@@ -280,22 +281,23 @@ pub fn load_spec(file: &Path) -> Result<SweepSpec, SpecError> {
         .preprocessing()
         .map_err(|err| spec.error_at(&["model", "path"], format!("{err:#}")))?;
     let digests = read_digests(&spec)?;
-    parse_spec_with(&text, file, Some(own.own), digests)
+    parse_spec_with(&text, file, Some(own.own), digests, HubAccess::Download)
 }
 
 /// Parse and expand a spec's text, assuming big_vision's preprocessing and no content digests;
 /// `file` is used for messages and relative paths only.
 pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
-    parse_spec_with(text, file, None, ContentDigests::default())
+    parse_spec_with(text, file, None, ContentDigests::default(), HubAccess::Download)
 }
 
 /// `parse_spec`, with the model's own preprocessing (`SweepSpec::model_preprocessing`) and the
-/// inputs' digests (`SweepSpec::digests`).
+/// inputs' digests (`SweepSpec::digests`); a hub model downloaded only if `access` allows it.
 pub fn parse_spec_with(
     text: &str,
     file: &Path,
     model_preprocessing: Option<Preprocessing>,
     digests: ContentDigests,
+    access: HubAccess,
 ) -> Result<SweepSpec, SpecError> {
     let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
     let at = Locator::new(file, text, &doc);
@@ -336,7 +338,7 @@ fn expand_spec(
         let span = at.span_of(&["validation", invalid.key]).or_else(|| at.span_of(&["validation"]));
         at.at(span.unwrap_or(0..0), format!("validation.{}", invalid.key), invalid.message)
     })?;
-    let model_source = parse_model(&head.model, file, &at)?;
+    let model_source = parse_model(&head.model, file, &at, access)?;
     let identity = expand::Inputs::new(
         &head.model,
         &model_source,
@@ -376,12 +378,18 @@ fn read_digests(spec: &SweepSpec) -> Result<ContentDigests, SpecError> {
 }
 
 /// `[model]` parsed, paths relative to the spec's folder; a hub id resolved in the local cache.
-fn parse_model(model: &ModelSpec, file: &Path, at: &Locator) -> Result<ModelSource, SpecError> {
+fn parse_model(
+    model: &ModelSpec,
+    file: &Path,
+    at: &Locator,
+    access: HubAccess,
+) -> Result<ModelSource, SpecError> {
     let dir = file.parent().unwrap_or(Path::new(""));
     let error = |key: &str, message: String| {
         at.at(at.span_of(&["model", key]).unwrap_or(0..0), format!("model.{key}"), message)
     };
-    let source = ModelSource::parse_in(&model.path, dir).map_err(|message| error("path", message))?;
+    let source =
+        ModelSource::parse_with(&model.path, dir, access).map_err(|message| error("path", message))?;
     match &model.tokenizer {
         None => Ok(source),
         Some(tokenizer) => {
