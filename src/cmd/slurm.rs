@@ -137,7 +137,7 @@ fn submit(args: &SlurmArgs, path: &Path, results: &Path) -> anyhow::Result<Outco
     if args.submit {
         let output = Command::new("sbatch")
             .arg("--parsable")
-            .arg(&path)
+            .arg(path)
             .output()
             .context("cannot run sbatch (is Slurm's client installed and on PATH?)")?;
         anyhow::ensure!(

@@ -303,7 +303,7 @@ pub fn parse_spec_with(
     let at = Locator::new(file, text, &doc);
     let search = search::read_search(doc.get_ref(), &at)?;
     let drawn = sampled::draw(text, doc.get_ref(), &at, &search)?;
-    let mut spec = expand_spec(&drawn.text, file, model_preprocessing, digests)?;
+    let mut spec = expand_spec(&drawn.text, file, model_preprocessing, digests, access)?;
     spec.text = text.to_string();
     spec.search = search;
     spec.drawn = drawn.axes;
@@ -317,6 +317,7 @@ fn expand_spec(
     file: &Path,
     model_preprocessing: Option<Preprocessing>,
     digests: ContentDigests,
+    access: HubAccess,
 ) -> Result<SweepSpec, SpecError> {
     let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
     let at = Locator::new(file, text, &doc);
