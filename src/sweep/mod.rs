@@ -8,7 +8,6 @@
 //! for it in tests.
 
 pub mod best;
-pub mod budget;
 pub mod export;
 pub mod final_model;
 pub mod lazy_runner;
@@ -28,7 +27,9 @@ use std::path::Path;
 
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
+use crate::results::budget::{Budget, Deadline, Spent};
 use crate::results::damaged;
+use crate::results::failure::Settled;
 use crate::results::failure::{reruns, Rerun};
 use crate::results::folder::ResultsFolder;
 use crate::results::judge;
@@ -39,10 +40,9 @@ use crate::results::record::{FinalRecord, TrialRecord};
 use crate::spec::partition::Partition;
 use crate::spec::{ConfigId, Strategy, SweepSpec, Trial};
 use best::Prune;
-use budget::{Budget, Deadline, Spent};
 use final_model::FinalEnd;
 use ledger::Ledger;
-use pass::{Settled, Worker};
+use pass::Worker;
 use progress::{Counts, Progress};
 use runner::TrialRunner;
 use schedule::Schedule;
