@@ -114,12 +114,15 @@ fn race_line(race: &RaceFile, pulls: usize) -> String {
         None => format!("not decided after {} look(s): {racing} racing, {dropped} dropped", race.looks.len()),
     };
     let grid = race.configs.len() * race.grid_keys;
+    let keys = match race.keys - race.grid_keys {
+        0 => format!("{} keys", race.grid_keys),
+        extra => format!("{} keys and {extra} more to confirm the survivors", race.grid_keys),
+    };
     let share =
         if grid > 0 { format!(" ({:.0}%)", 100.0 * pulls as f64 / grid as f64) } else { String::new() };
     format!(
-        "race: {} configs over {} keys, {state}; {pulls} pulls of the grid's {grid}{share}",
-        race.configs.len(),
-        race.grid_keys
+        "race: {} configs over {keys}, {state}; {pulls} pulls of the grid's {grid}{share}",
+        race.configs.len()
     )
 }
 

@@ -150,7 +150,7 @@ pub fn run_sweep(
         Some(board) => Schedule::Race { board },
         None => Schedule::grid(spec, |n| enters(&spec.trials[n])),
     };
-    let progress = start_progress(&ledger, &this_run, &schedule, results);
+    let progress = start_progress(&ledger, &this_run, &schedule, &budget, results);
     let ctx =
         TrialContext { spec, dataset, partition: &partition, results: &folder, progress: &progress, stop };
     let ran = Counts::default();
@@ -194,19 +194,33 @@ fn prepare<'a>(
     Ledger::rebuild(&folder.dir, spec, prune, standings)
 }
 
-/// The progress display, with a first line on what is finished already.
-fn start_progress(ledger: &Ledger, this_run: &Settled, schedule: &Schedule, results: &Path) -> Progress {
+/// The progress display, with a first line on what is finished already. A race's bar counts
+/// the grid's pulls (most races use fewer); with a budget, the survivors may go on over the
+/// extra seeds' keys, up to `max_pulls`.
+fn start_progress(
+    ledger: &Ledger,
+    this_run: &Settled,
+    schedule: &Schedule,
+    budget: &Budget,
+    results: &Path,
+) -> Progress {
     let records = ledger.records();
     let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
     let (total, what) = match schedule {
         Schedule::Grid { trials, .. } => (trials.len(), "trials".to_string()),
         Schedule::Race { board } => {
-            let grid = board.configs().len() * board.grid_keys();
+            let configs = board.configs().len();
+            let grid = configs * board.grid_keys();
+            let extra = board.keys_in_play(budget.is_set()) - board.grid_keys();
+            let confirm = match extra {
+                0 => String::new(),
+                extra => format!(", then the survivors over {extra} more while the budget lasts"),
+            };
+            let total = budget.max_pulls.map_or(grid, |max| max.min(configs * (board.grid_keys() + extra)));
             (
-                grid,
+                total,
                 format!(
-                    "pulls at most: a race of {} configs over {} keys",
-                    board.configs().len(),
+                    "pulls at most: a race of {configs} configs over {} keys{confirm}",
                     board.grid_keys()
                 ),
             )
