@@ -109,6 +109,15 @@ fn issue_28_max_pulls_stops_the_race_with_best_written_and_a_larger_budget_goes_
     assert_eq!(leaderboard(&dir.join("res/leaderboard.csv")).len(), 8);
     assert_eq!(json(&dir, "res/best/final.json")["budget"], "max_pulls = 8 reached");
     assert!(json(&dir, "res/race.json")["end"].is_null(), "not decided after 8 pulls");
+    let status = texts(&run(dir.gacha().args(["status", "res"]))).0;
+    assert!(status.starts_with("res: a race, 8 pulls finished (8 done"), "{status}");
+    // 8 pulls are not yet the first round (3 configs × 5 folds): no look.
+    assert!(
+        status.contains(
+            "race: 3 configs over 15 keys and 15 more to confirm the survivors, not decided after 0 look(s)"
+        ),
+        "{status}"
+    );
 
     // Without the budget the same race goes on to the decisions of an uninterrupted one.
     assert_exit(&run(&mut sweep(&dir, "r.toml", "res", 0)), 0);

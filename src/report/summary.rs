@@ -101,7 +101,7 @@ pub fn sweep_summary(summary: &SweepSummary, spec: &SweepSpec, results: &Path, t
 
 /// `race: 12 configs over 15 keys, decided at look 4 (one config left): 1 survivor, 11 dropped;
 /// 74 pulls of the grid's 180 (41%)`.
-fn race_line(race: &RaceFile, pulls: usize) -> String {
+pub fn race_line(race: &RaceFile, pulls: usize) -> String {
     let count = |f: &dyn Fn(&Standing) -> bool| race.configs.iter().filter(|c| f(&c.standing)).count();
     let survivors = count(&|s| *s == Standing::Survivor);
     let dropped = count(&|s| matches!(s, Standing::Dropped { .. }));
