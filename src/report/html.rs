@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use super::configs::{display_config_cell, table_columns};
 use super::plot::{confusion_svg, forest_plot, loss_chart, Curve, CurveKind, ForestMark, ForestRow};
+use super::race_chart::race_chart;
 use super::table::{display_cell, shorten, summary_columns};
 use super::ReportInput;
 use crate::eval::{Confusion, Metric, Split, SplitConfusions};
@@ -45,6 +46,7 @@ pub fn render(input: &ReportInput) -> anyhow::Result<String> {
         data = escape(&spec.data.path),
     )?;
     configs_section(&mut html, input)?;
+    race_section(&mut html, input)?;
     match input.winner {
         Some(best) => best_section(&mut html, spec, best)?,
         None => html.push_str("<h2>Best trial</h2><p>No finished trial has a defined select metric yet.</p>"),
@@ -108,6 +110,27 @@ fn configs_section(html: &mut String, input: &ReportInput) -> anyhow::Result<()>
         }
         html.push_str("</div>");
     }
+    Ok(())
+}
+
+/// A race's looks: each config's pooled value and interval at each, and where it was dropped.
+fn race_section(html: &mut String, input: &ReportInput) -> anyhow::Result<()> {
+    let Some(race) = input.race else { return Ok(()) };
+    let metric = input.spec.select.metric.metric;
+    let winner = input.configs.first().map(|c| &c.id);
+    let Some(svg) = race_chart(race, metric, winner, (1100, 380))? else { return Ok(()) };
+    let state =
+        race.end.as_deref().map_or("not decided yet".to_string(), |why| format!("decided ({})", escape(why)));
+    write!(
+        html,
+        "<h2>Race</h2><p>Every config ran the same (seed, fold) keys in one order; at each look a config \
+         that a paired test finds worse than the leader is dropped (<span style=\"color:#d22828\">×</span>: \
+         its pulls stop). Each line is a config's pooled valid {metric} over the keys its look counted, \
+         with its 95% Wilson interval; blue: the winning config. {looks} look(s), {state}; the looks in \
+         full: <a href=\"race.json\">race.json</a>, how it decides: docs/race.md.</p>",
+        looks = race.looks.len(),
+    )?;
+    html.push_str(&svg);
     Ok(())
 }
 
@@ -351,6 +374,7 @@ mod tests {
             winner: Some(&best),
             configs: &configs,
             final_record: None,
+            race: None,
         })
         .unwrap();
         assert!(html.contains("<h1>Sweep <code>a&lt;b</code></h1>"));
@@ -395,6 +419,7 @@ mod tests {
                 winner: Some(&records[0]),
                 configs: &configs,
                 final_record,
+                race: None,
             })
             .unwrap()
         };

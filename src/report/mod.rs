@@ -1,11 +1,12 @@
 //! Presentation: terminal tables (`table`, `configs`), a comparison of two sweeps, the sweep's
-//! summary lines (`summary`) and `report.html` (`html`, `plot`): pure functions from finished
+//! summary lines (`summary`) and `report.html` (`html`, `plot`, `race_chart`): pure functions from finished
 //! trials to text, and [`write_report`], which writes the page into a results folder. The CSV
 //! files' bytes are the results folder's own (`results::csv`, `results::config_columns`).
 
 pub mod configs;
 pub mod html;
 mod plot;
+mod race_chart;
 pub mod summary;
 pub mod table;
 
@@ -16,7 +17,7 @@ use anyhow::Context;
 use crate::fsutil::write_atomic;
 use crate::results::judge::{self, ConfigSummary};
 use crate::results::layout::{ResultsDir, REPORT_FILE};
-use crate::results::race::read_standings;
+use crate::results::race::{read_race, read_standings, RaceFile};
 use crate::results::rank::{rank, winner};
 use crate::results::record::{FinalRecord, LossLine, TrialRecord};
 use crate::spec::SweepSpec;
@@ -33,6 +34,8 @@ pub struct ReportInput<'a> {
     pub configs: &'a [ConfigSummary],
     /// `best/final.json`, once the final model is made.
     pub final_record: Option<&'a FinalRecord>,
+    /// `race.json`, for a race that has looked at its pulls.
+    pub race: Option<&'a RaceFile>,
 }
 
 /// Write `report.html` from the finished trials.
@@ -62,6 +65,7 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
     }
     let configs = judge::summarize_configs(records, spec, &read_standings(dir, spec)?);
     let final_record = dir.read_final()?;
+    let race = read_race(dir)?;
     let html = html::render(&ReportInput {
         spec,
         ranked: &ranked,
@@ -69,6 +73,7 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
         winner: winner(&ranked, spec.select.metric),
         configs: &configs,
         final_record: final_record.as_ref(),
+        race: race.as_ref(),
     })?;
     let path = dir.path(REPORT_FILE);
     write_atomic(&path, html.as_bytes())?;
