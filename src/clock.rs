@@ -20,18 +20,24 @@ pub fn next_local(hour: u32, minute: u32, now: SystemTime) -> SystemTime {
 
 /// `at` as the local clock reads it: `07:04`, with the date when it is not `now`'s day.
 pub fn local_hh_mm(at: SystemTime, now: SystemTime) -> String {
+    local_reading(at, now, false)
+}
+
+/// As [`local_hh_mm`] with seconds, `07:04:31`: for moments a minute or so apart.
+pub fn local_hh_mm_ss(at: SystemTime, now: SystemTime) -> String {
+    local_reading(at, now, true)
+}
+
+fn local_reading(at: SystemTime, now: SystemTime, seconds: bool) -> String {
     let (tm, today) = (local(at), local(now));
+    let mut time = format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
+    if seconds {
+        time.push_str(&format!(":{:02}", tm.tm_sec));
+    }
     if (tm.tm_year, tm.tm_yday) == (today.tm_year, today.tm_yday) {
-        format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+        time
     } else {
-        format!(
-            "{}-{:02}-{:02} {:02}:{:02}",
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min
-        )
+        format!("{}-{:02}-{:02} {time}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday)
     }
 }
 

@@ -7,17 +7,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 
 use crate::cli::RunArgs;
-use crate::clock::{local_hh_mm, next_local};
+use crate::clock::{local_hh_mm_ss, next_local};
 use crate::results::budget::Deadline;
 
 /// The deadline `run` asks for, from `now`; `None` without `--until` or `--for`.
 pub fn deadline(run: &RunArgs, now: SystemTime) -> anyhow::Result<Option<Deadline>> {
-    let at = match (&run.until, &run.for_) {
-        (Some(until), _) => until_time(until, now).with_context(|| format!("--until {until}"))?,
-        (None, Some(span)) => now + duration(span).with_context(|| format!("--for {span}"))?,
+    let (at, said) = match (&run.until, &run.for_) {
+        (Some(until), _) => {
+            let at = until_time(until, now).with_context(|| format!("--until {until}"))?;
+            // Workers and Slurm tasks get `@SECONDS`: say it as the clock reads it.
+            let said = match until.starts_with('@') {
+                true => format!("--until {}", local_hh_mm_ss(at, now)),
+                false => format!("--until {until}"),
+            };
+            (at, said)
+        }
+        (None, Some(span)) => {
+            (now + duration(span).with_context(|| format!("--for {span}"))?, format!("--for {span}"))
+        }
         (None, None) => return Ok(None),
     };
-    Ok(Some(Deadline { at, said: local_hh_mm(at, now) }))
+    Ok(Some(Deadline { at, said }))
 }
 
 /// `HH:MM` today or tomorrow, or `@SECONDS`.

@@ -10,14 +10,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::clock::local_hh_mm;
+use crate::clock::local_hh_mm_ss;
 use crate::results::record::TrialRecord;
 use crate::spec::{FinalModel, SweepSpec};
 
 /// Packs measured that the estimate looks at.
 const RECENT_PACKS: usize = 3;
 
-/// A deadline and how the user gave it (`07:00`, `8h`).
+/// A deadline and how the user gave it (`--until 07:00`, `--for 8h`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deadline {
     pub at: SystemTime,
@@ -44,8 +44,8 @@ impl std::fmt::Display for Spent {
                     f,
                     "deadline {} ({}): the next {trials} pull(s) would end about {}, too late with the final step",
                     deadline.said,
-                    local_hh_mm(deadline.at, now),
-                    local_hh_mm(*would_end, now)
+                    local_hh_mm_ss(deadline.at, now),
+                    local_hh_mm_ss(*would_end, now)
                 )
             }
         }
