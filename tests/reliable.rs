@@ -125,7 +125,7 @@ fn issue_11_after_a_full_disk_the_same_command_finishes_with_the_real_winner() {
         if out.status.code() == Some(2) {
             stopped += 1;
             assert!(stderr.contains("No space left on device"), "{budget}: {stderr}");
-            assert!(stderr.contains("free some and run the same command again"), "{budget}: {stderr}");
+            assert!(stderr.contains("free some space and run the same command again"), "{budget}: {stderr}");
         }
         let out = run(&mut sweep(&dir, "s.toml", &results, 0));
         assert_exit(&out, 0);

@@ -19,15 +19,18 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
     let spec = dir.read_spec()?;
     let records = dir.read_records(&spec)?;
     let claims = Claims::at(&args.dir).all()?;
-    print!("{}", status_text(&args.dir.display().to_string(), &spec, &records, &claims, stale_after()));
+    let mut text = status_text(&args.dir.display().to_string(), &spec, &records, &claims, stale_after());
     if let Some(record) = dir.read_final()? {
-        println!(
+        let best = dir.path(crate::results::layout::BEST_DIR);
+        let _ = writeln!(
+            text,
             "final model: {} of config {} in {}",
             record.final_model,
             record.config,
-            dir.path(crate::results::layout::BEST_DIR).display()
+            best.display()
         );
     }
+    super::stdout::print(&text)?;
     Ok(Outcome::Success)
 }
 

@@ -5,6 +5,7 @@
 //! `config_columns`). The driver (`sweep`) writes through these; `report` and the
 //! commands that read a results folder (`status`, `leaderboard`, `report`, `slurm`) read them.
 
+pub mod binding;
 pub mod claim;
 pub mod columns;
 pub mod config_columns;
@@ -14,8 +15,12 @@ pub mod failure;
 pub mod folder;
 pub mod judge;
 pub mod layout;
+pub mod lock_wait;
+pub mod manifest;
+pub mod owned;
 pub mod rank;
 pub mod record;
+pub mod staging;
 
 #[cfg(test)]
 pub(crate) mod test_records;

@@ -10,6 +10,7 @@ use crate::results::judge;
 use crate::results::layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE};
 use crate::results::rank::{rank, winner};
 use crate::results::record::TrialRecord;
+use crate::results::staging::tidy;
 use crate::spec::{FinalModel, SweepSpec};
 
 /// Write the leaderboard, `configs.csv`, `best/` and the weights budget from `records`: every
@@ -20,6 +21,7 @@ pub(super) fn write_exports(
     records: &[TrialRecord],
     prune: Prune,
 ) -> anyhow::Result<()> {
+    dir.check_still_there()?;
     let ranked = rank(records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &leaderboard_csv(&ranked))?;
     let configs = judge::summarize_configs(records, spec);
@@ -28,14 +30,23 @@ pub(super) fn write_exports(
     best::prune_weights(dir, spec, &ranked, &configs, prune)
 }
 
-/// Make `best/` hold `winner`'s folder (none: no `best/`), unless it holds the final model: a
-/// soup or refit in `best/` is the final step's; until then `best/` follows the top trial.
+/// Make `best/` hold `winner`'s folder (none: no `best/`), unless it holds this spec's final
+/// model: a soup or refit in `best/` is the final step's; until then `best/` follows the top
+/// trial. A soup or refit of a config the spec no longer has (an edited spec) is not kept: the
+/// final step of this spec may not be able to replace it (issue 29, case 6). Whatever a killed
+/// swap of `best/` left is finished first, in either case.
 pub(super) fn follow_winner(
     dir: &ResultsDir,
     spec: &SweepSpec,
     winner: Option<&TrialRecord>,
 ) -> anyhow::Result<()> {
-    let final_made = spec.select.final_model != FinalModel::BestTrial && dir.read_final()?.is_some();
+    dir.check_still_there()?;
+    tidy(dir)?;
+    let kind = spec.select.final_model;
+    let final_made = kind != FinalModel::BestTrial
+        && dir.read_final()?.is_some_and(|made| {
+            made.final_model == kind && spec.trials.iter().any(|t| t.config == made.config)
+        });
     if !final_made {
         best::update_best(dir, winner)?;
     }

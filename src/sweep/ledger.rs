@@ -164,7 +164,7 @@ mod tests {
 
     use super::*;
     use crate::results::record::Status;
-    use crate::results::test_records::pull;
+    use crate::results::test_records::{pull, write_trial_folder};
     use crate::sweep::best::update_best;
 
     /// A spec of `n` trials (seeds 1..=n) and an empty results folder.
@@ -179,6 +179,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ResultsDir::new(tmp.path());
         std::fs::create_dir_all(tmp.path().join("trials")).unwrap();
+        std::fs::write(tmp.path().join(crate::results::layout::MARKER_FILE), "").unwrap();
         (spec, tmp, dir)
     }
 
@@ -186,9 +187,7 @@ mod tests {
     /// final loss `loss`.
     fn finish(dir: &ResultsDir, spec: &SweepSpec, n: usize, loss: f64) -> TrialRecord {
         let record = pull(&spec.trials[n], Status::Done, &["yy", "yy", "nn", "nn"], Some(loss));
-        let paths = dir.trial(record.id());
-        std::fs::create_dir_all(&paths.dir).unwrap();
-        std::fs::write(paths.outcome(), serde_json::to_vec(&record.outcome).unwrap()).unwrap();
+        write_trial_folder(dir, &record);
         record
     }
 

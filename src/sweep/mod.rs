@@ -69,6 +69,9 @@ pub struct SweepOptions {
     pub part: Part,
     /// Trials trained together in one pack (`train::pack`; 1: one at a time).
     pub pack: usize,
+    /// Trials finished before this command started, when worker processes of this command ran
+    /// the rest before this run (which then finishes what is left): the first line counts them.
+    pub finished_before_workers: Option<usize>,
 }
 
 /// A worker's part in a sweep that any number of workers share (`claim.rs`).
@@ -114,10 +117,10 @@ pub fn run_sweep(
     stop: &StopFlag,
     options: SweepOptions,
 ) -> anyhow::Result<SweepSummary> {
-    let folder = ResultsFolder::open(results)?;
+    let folder = ResultsFolder::open_to_run(results, spec, stop.shared())?;
     let ledger = prepare(&folder, spec, options.prune)?;
     let this_run = Settled::new(options.rerun);
-    let progress = start_progress(spec, &ledger, &this_run, results);
+    let progress = start_progress(spec, &ledger, &this_run, results, options.finished_before_workers);
     let labels: Vec<_> = dataset.examples.iter().map(|e| e.label).collect();
     let partition = Partition::new(&labels, &spec.validation, spec.data.stratify())?;
     let ctx =
@@ -142,13 +145,26 @@ fn prepare<'a>(folder: &'a ResultsFolder, spec: &'a SweepSpec, prune: Prune) -> 
     Ledger::rebuild(&folder.dir, spec, prune)
 }
 
-/// The progress display, with a first line on what is finished already.
-fn start_progress(spec: &SweepSpec, ledger: &Ledger, this_run: &Settled, results: &Path) -> Progress {
+/// The progress display, with a first line on what is finished already (`before_workers`: how
+/// many of those were finished before this command's workers ran).
+fn start_progress(
+    spec: &SweepSpec,
+    ledger: &Ledger,
+    this_run: &Settled,
+    results: &Path,
+    before_workers: Option<usize>,
+) -> Progress {
     let records = ledger.records();
     let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
     let progress = Progress::new(spec.trials.len(), settled);
+    let finished = match before_workers {
+        Some(before) => {
+            format!("{before} finished earlier, {} by this command's workers", settled.saturating_sub(before))
+        }
+        None => format!("{settled} finished earlier"),
+    };
     progress.say(&format!(
-        "{} trials ({settled} finished earlier{}) → {}",
+        "{} trials ({finished}{}) → {}",
         spec.trials.len(),
         match records.len() - settled {
             0 => String::new(),
