@@ -149,8 +149,13 @@ fn runner_for<'a>(
 /// A sweep that stopped for lack of space, memory or I/O says which and how to go on; one whose
 /// results folder was removed while it ran says that.
 fn with_environment_hint(err: anyhow::Error, args: &RunArgs, results: &Path) -> anyhow::Error {
-    if let Err(removed) = ResultsDir::new(results).check_still_there() {
-        return err.context(removed.to_string());
+    let not_found = |cause: &(dyn std::error::Error + 'static)| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    };
+    if err.chain().any(not_found) {
+        if let Err(removed) = ResultsDir::new(results).check_still_there() {
+            return err.context(removed.to_string());
+        }
     }
     match classify(&err) {
         FailureKind::Environment => {

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::error::{DataError, DatasetProblems};
 use super::image::{load_image, DecodedImage};
 use super::{DataOptions, Dataset, Example, ImageOptions, Label, PathPolicy, Preprocessing};
-use crate::fsutil::input::read_regular;
+use crate::fsutil::input::{kind_of, read_regular};
 
 /// Largest dataset file read, in bytes: a JSONL line is some 100 bytes, so this is millions of
 /// examples, and a device or a runaway file is refused before it is read.
@@ -157,11 +157,18 @@ impl Folder<'_> {
         Folder { base, real }
     }
 
-    /// Refuse an image whose real path (after symbolic links) is outside the folder. A file
-    /// that does not exist is left to the image reader, which says so.
-    fn check_real_path(&self, image: &str) -> Result<(), String> {
+    /// Refuse an image that is a device, a named pipe or a socket (after symbolic links: never
+    /// read, it could not end), and one whose real path is outside the folder. A file that does
+    /// not exist is left to the image reader, which says so.
+    fn check_file(&self, image: &str) -> Result<(), String> {
+        let path = self.base.join(image);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(format!("image path {image:?} is {}, not an image file", kind_of(&meta)));
+            }
+        }
         let Some(folder) = &self.real else { return Ok(()) };
-        match std::fs::canonicalize(self.base.join(image)) {
+        match std::fs::canonicalize(&path) {
             Ok(real) if !real.starts_with(folder) => Err(format!(
                 "image path {image:?} leads out of the dataset's folder through a symbolic link, to {} ({ALLOW_OUTSIDE})",
                 real.display()
@@ -229,7 +236,7 @@ fn parse_line(raw: &[u8], folder: &Folder, opts: &DataOptions) -> Result<Example
     };
     let image = match image {
         Ok(Some(image)) => {
-            match check_image_path(image, opts.paths).and_then(|()| folder.check_real_path(image)) {
+            match check_image_path(image, opts.paths).and_then(|()| folder.check_file(image)) {
                 Ok(()) => Some(image),
                 Err(message) => {
                     problems.push(message);
