@@ -173,7 +173,7 @@ fn friedman_race(input: &RaceInput) -> RaceState {
     let cost = |c: usize, key: usize| -> Option<f64> {
         match input.configs[c].get(key)? {
             Pull::Pending => None,
-            Pull::Diverged | Pull::Failed => Some(1.0),
+            Pull::Diverged(_) | Pull::Failed => Some(1.0),
             Pull::Done(answers) => {
                 let tp = answers.iter().filter(|a| a.answer.positive && a.answer.answered_positive).count();
                 let yes = answers.iter().filter(|a| a.answer.answered_positive).count();

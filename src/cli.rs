@@ -140,6 +140,10 @@ pub struct CheckArgs {
     /// $GACHA_GPU_MEMORY_LIMIT_BYTES when set.
     #[arg(long)]
     pub no_memory_check: bool,
+    /// A spec's results folder, for the plan's durations (the trials finished there) [default:
+    /// results/<name> in the current folder].
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
     #[command(flatten)]
     pub options: DataArgs,
 }
@@ -227,6 +231,15 @@ pub struct RunArgs {
     /// $GACHA_GPU_MEMORY_LIMIT_BYTES when set.
     #[arg(long)]
     pub no_memory_check: bool,
+    /// Start no pull that cannot end before this local time of day, `HH:MM` (tomorrow when it
+    /// has passed today), leaving time for the final model; the final model and every file are
+    /// then made of the pulls finished, and say the sweep stopped on its budget. The same command
+    /// with a later time goes on where it stopped. `@SECONDS`: a Unix time (what workers get).
+    #[arg(long, value_name = "HH:MM", conflicts_with = "for_")]
+    pub until: Option<String>,
+    /// As --until, a duration from now: `8h`, `90m`, `1h30m`, `45s`.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_: Option<String>,
     /// Testing aid: train nothing; a scripted stand-in for the model gives results that are a
     /// fixed function of each trial's parameters (see src/sweep/scripted.rs).
     #[arg(long, hide = true)]
@@ -273,6 +286,11 @@ pub struct SlurmArgs {
     /// Run at most K array tasks at once (--array=…%K).
     #[arg(long, value_name = "K")]
     pub max_parallel: Option<usize>,
+    /// A race, or a spec that screens prompts, runs as N worker tasks, each taking the sweep's
+    /// next pulls (`gacha sweep --worker`) until none is left; the last one makes the final
+    /// model [default: --max-parallel, else 4]. A grid runs one task per unfinished trial.
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<usize>,
     /// #SBATCH --account.
     #[arg(long)]
     pub account: Option<String>,
@@ -324,11 +342,12 @@ pub struct ReportArgs {
 pub struct ModelArgs {
     /// A checkpoint folder (config.json, model.safetensors, tokenizer.json), a big_vision
     /// checkpoint FILE.npz (tokenizer.json beside it, or --tokenizer), a hub id OWNER/NAME[@REV]
-    /// already in the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
-    /// ~/.cache/huggingface/hub; REV a branch, tag or commit sha, default main; never
-    /// downloaded), or builtin:NAME for a named config with random weights (builtin:tiny for
-    /// tests). A path that exists wins; OWNER/NAME with one slash that names no file or folder
-    /// is a hub id (write ./OWNER/NAME for a folder).
+    /// from the local Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
+    /// ~/.cache/huggingface/hub; REV a branch, tag or commit sha, default main), downloaded into
+    /// it from HF_ENDPOINT when missing (a gated model needs HF_TOKEN; HF_HUB_OFFLINE=1: never),
+    /// or builtin:NAME for a named config with random weights (builtin:tiny for tests). A path
+    /// that exists wins; OWNER/NAME with one slash that names no file or folder is a hub id
+    /// (write ./OWNER/NAME for a folder).
     #[arg(long)]
     pub model: ModelSource,
     /// The tokenizer.json of a big_vision .npz, when it is not beside it.

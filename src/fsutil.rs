@@ -86,6 +86,16 @@ pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// Open `path` for writing, created if missing, its bytes kept (a lock file, a partial download).
+pub fn open_keeping(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))
+}
+
 /// This machine's name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `localhost`): with the
 /// pid it names a process among the hosts that share a results folder.
 pub fn host_name() -> String {

@@ -3,7 +3,7 @@
 //! The modules, one concept each, lowest layer first (a module imports only from the layers
 //! below it; `tests/layers.rs` checks it):
 //!
-//! - `fsutil` (atomic writes), `logging` (stderr verbosity and its macros), `device` (cpu or
+//! - `fsutil` (atomic writes), `clock` (local wall-clock times), `logging` (stderr verbosity and its macros), `device` (cpu or
 //!   cuda, dtypes), `machine` (cores, memory, GPUs, CPU workers);
 //! - `data` (JSONL datasets, images, splits), `demo` (the demo dataset's generator);
 //! - `model` (SigLIP + projector + Gemma, LoRA, checkpoints and their formats);
@@ -19,6 +19,7 @@
 pub mod adapter;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod data;
 pub mod demo;

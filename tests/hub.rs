@@ -109,6 +109,7 @@ fn a_model_not_in_the_cache_says_where_it_looked_and_how_to_download_it() {
         format!("{} does not exist", dir.path().join("google/paligemma-3b-pt-224").display()),
         format!("not in the local Hugging Face cache {} (from $HF_HUB_CACHE)", cache.display()),
         format!("{}: no such folder", cache.join("models--google--paligemma-3b-pt-224").display()),
+        "HF_HUB_OFFLINE is set, so gacha does not download it".to_string(),
         "download it with: hf download google/paligemma-3b-pt-224".to_string(),
     ] {
         assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");

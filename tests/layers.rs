@@ -10,7 +10,7 @@ use regex::Regex;
 /// Top-level modules, lowest layer first; a module may import its own layer's peers only where
 /// listed together and never a later layer.
 const LAYERS: &[&[&str]] = &[
-    &["fsutil", "logging", "device", "machine"],
+    &["fsutil", "clock", "logging", "device", "machine"],
     &["data", "demo"],
     &["model"],
     &["features"],

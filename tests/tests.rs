@@ -32,6 +32,8 @@ mod model;
 mod npz;
 // Hub ids resolved offline in a fake Hugging Face cache.
 mod hub;
+// Issue 31: hub ids downloaded from a local server that plays the hub.
+mod download;
 // `gacha export --format hf`: merged checkpoint folders.
 mod export;
 // Parity with transformers on the committed tiny-paligemma fixture.

@@ -45,13 +45,15 @@ impl TestDir {
         path
     }
 
-    /// A `gacha` command running in this folder.
     /// The built binary, run in this folder. The memory it checks specs against is injected
     /// ([`MEMORY_LIMIT_BYTES`]), so that no test depends on this machine's free memory; a test
-    /// of the memory check sets its own.
+    /// of the memory check sets its own. `HF_HUB_OFFLINE=1`: no test reaches the real hub (the
+    /// download tests remove it and name their own local server).
     pub fn gacha(&self) -> Command {
         let mut cmd = Command::new(gacha_binary());
-        cmd.current_dir(self.path()).env("GACHA_MEMORY_LIMIT_BYTES", MEMORY_LIMIT_BYTES.to_string());
+        cmd.current_dir(self.path())
+            .env("GACHA_MEMORY_LIMIT_BYTES", MEMORY_LIMIT_BYTES.to_string())
+            .env("HF_HUB_OFFLINE", "1");
         cmd
     }
 }

@@ -28,11 +28,12 @@ from PIL import Image, features
 SUFFIXES = {".jpg", ".jpeg", ".jfif", ".mpo"}
 
 
-def jpegs(paths: list[str]) -> list[Path]:
+def files_with(suffixes: set[str], paths: list[str]) -> list[Path]:
+    """The files given, and those under the folders given whose suffix is one of `suffixes`."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES)
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
         else:
             found.append(path)
     return found
@@ -71,7 +72,7 @@ def main() -> None:
     print(f"Pillow {PIL.__version__}, libjpeg-turbo {features.version('libjpeg_turbo')}")
     counts = {"equal": 0, "differ": 0, "Pillow refuses": 0, "gacha refuses": 0, "both refuse": 0}
     with tempfile.TemporaryDirectory() as tmp:
-        for path in jpegs(args.paths):
+        for path in files_with(SUFFIXES, args.paths):
             try:
                 want = pillow_rgb(path)
             except Exception as err:  # noqa: BLE001 (any Pillow failure is reported)

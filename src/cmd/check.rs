@@ -115,15 +115,19 @@ fn check_sweep_spec(args: &CheckArgs, check: Check) -> anyhow::Result<Outcome> {
     let memory = super::memory_check(args.no_memory_check, args.device)?;
     let fit = check_fit(&spec, &dataset, args.device.frozen_dtype().size_in_bytes() as u64, memory)?;
     print!("{checked}{resolved}{model}{preprocessing}{data}{digests}{fit}");
+    let mut at_once = 1;
     if args.device == DeviceSpec::Cpu {
-        let room = Room::here(fit.copies_that_fit(), spec.trials.len());
+        let room = Room::here(fit.copies_that_fit(), checked.trials);
         let plan = plan(WorkerSetting::Auto, room);
         let threads = plan.threads.or(room.user_threads).unwrap_or(1);
         println!(
             "workers: gacha sweep runs {} trial(s) at once, {threads} thread(s) each ({}; --workers N to choose)",
             plan.workers, plan.why
         );
+        at_once = plan.workers;
     }
+    let results = args.results.clone().unwrap_or_else(|| Path::new("results").join(&spec.name));
+    print!("{}", super::plan::plan(&spec, &dataset, &results, at_once)?);
     for warning in checked.warnings.iter().map(ToString::to_string).chain(fit.warnings) {
         crate::logging::warn!("{warning}");
     }

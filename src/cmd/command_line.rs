@@ -17,6 +17,12 @@ pub fn run_words(run: &RunArgs) -> Vec<String> {
     if run.device != DeviceSpec::Cpu {
         words.extend(["--device".into(), run.device.to_string()]);
     }
+    if let Some(until) = &run.until {
+        words.extend(["--until".into(), until.clone()]);
+    }
+    if let Some(span) = &run.for_ {
+        words.extend(["--for".into(), span.clone()]);
+    }
     let flags = [
         (run.retry_failed, "--retry-failed"),
         (run.prune, "--prune"),
@@ -74,6 +80,8 @@ mod tests {
             "r",
             "--device",
             "cuda:1",
+            "--until",
+            "07:00",
             "--retry-failed",
             "--prune",
             "--no-memory-check",

@@ -9,6 +9,7 @@ use crate::report::configs::configs_table;
 use crate::report::table::{leaderboard_diff, leaderboard_table};
 use crate::results::judge::summarize_configs;
 use crate::results::layout::ResultsDir;
+use crate::results::race::read_standings;
 use crate::results::rank::rank;
 use crate::results::record::TrialRecord;
 use crate::spec::SweepSpec;
@@ -17,7 +18,10 @@ pub fn run(args: &LeaderboardArgs) -> anyhow::Result<Outcome> {
     let (spec, records) = load(&args.dir)?;
     let ranked = rank(&records, spec.select.metric);
     let text = match &args.other {
-        None if args.configs => configs_table(&spec, &summarize_configs(&records, &spec)),
+        None if args.configs => {
+            let standings = read_standings(&ResultsDir::new(&args.dir), &spec)?;
+            configs_table(&spec, &summarize_configs(&records, &spec, &standings))
+        }
         None => leaderboard_table(&ranked, spec.select.metric),
         Some(other) => {
             let (other_spec, other_records) = load(other)?;

@@ -5,11 +5,13 @@
 pub mod bench;
 pub mod check;
 pub mod command_line;
+pub mod deadline;
 pub mod demo_data;
 pub mod eval;
 pub mod export;
 pub mod leaderboard;
 pub mod part;
+mod plan;
 pub mod report;
 mod save_inputs;
 pub mod score;

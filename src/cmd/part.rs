@@ -77,6 +77,7 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
             ThisRun::WorkersAfter(earlier) => Some(earlier),
             ThisRun::Alone => None,
         },
+        deadline: super::deadline::deadline(args, std::time::SystemTime::now())?,
     };
     let summary = match run_sweep(&spec, &dataset, &results, &mut runner, stop, options) {
         Ok(summary) => summary,
@@ -97,8 +98,10 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
             Outcome::Interrupted
         }
         SweepEnd::LeftToOthers => Outcome::Success,
-        SweepEnd::Complete if summary.finished.failed > 0 => Outcome::FinishedWithFailures,
-        SweepEnd::Complete => Outcome::Success,
+        SweepEnd::Complete | SweepEnd::Spent(_) if summary.finished.failed > 0 => {
+            Outcome::FinishedWithFailures
+        }
+        SweepEnd::Complete | SweepEnd::Spent(_) => Outcome::Success,
     })
 }
 

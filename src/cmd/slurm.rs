@@ -5,13 +5,14 @@
 //! live task still runs is listed again; its new task finds the claim held and ends at once.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
 use anyhow::Context;
 
 use super::command_line::{absolute, run_words, shell_quote};
+use super::deadline::{absolute as deadline_absolute, deadline};
 use super::part::{rerun_of, results_dir};
 use super::Outcome;
 use crate::cli::{RunArgs, SlurmArgs};
@@ -20,15 +21,21 @@ use crate::results::failure::reruns;
 use crate::results::folder::ResultsFolder;
 use crate::results::layout::OutcomeFile;
 use crate::results::record::utc_timestamp;
-use crate::spec::load_spec;
+use crate::spec::{load_spec, Strategy, SweepSpec};
 
 /// The folder of the scripts and task logs, in the results folder.
 const SLURM_DIR: &str = "slurm";
+
+/// Worker tasks of a race (or a screened sweep) without `--tasks` or `--max-parallel`.
+const DEFAULT_TASKS: usize = 4;
 
 pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
     let spec = load_spec(&args.run.spec)?;
     let results = results_dir(&args.run, &spec);
     let folder = ResultsFolder::open(&results)?;
+    if spec.search.strategy == Strategy::Race || spec.search.screen_prompts.is_some() {
+        return submit_workers(args, &spec, &results);
+    }
     // The trials a sweep would run: unfinished ones and the failures it reruns.
     let rerun = rerun_of(&args.run);
     let mut left = Vec::new();
@@ -52,11 +59,27 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
         Some(path) => absolute(path),
         None => std::env::current_exe().context("cannot find the gacha executable")?,
     };
-    let script =
-        sbatch_script(args, &spec.name, &left, &gacha, &absolute(&spec.file), &absolute(&results), &logs);
-    let stamp = utc_timestamp(SystemTime::now()).replace(':', "");
-    let path = args.out.clone().unwrap_or_else(|| logs.join(format!("array-{stamp}.sbatch")));
-    write_atomic(&path, script.as_bytes())?;
+    let deadline = deadline(&args.run, SystemTime::now())?;
+    let run = RunArgs {
+        spec: absolute(&spec.file),
+        results: Some(absolute(&results)),
+        ..deadline_absolute(&args.run, deadline.as_ref())
+    };
+    let task = TaskCommand {
+        gacha: &gacha,
+        subcommand: "trial",
+        run: &run,
+        last: &["--index", "\"$SLURM_ARRAY_TASK_ID\""],
+    };
+    let about = format!(
+        "the {} trials of {} not finished at the time. A task stopped by\n\
+         # scancel or preemption (SIGTERM) leaves its trial unfinished and exits 130; run gacha slurm\n\
+         # again to submit what is missing.",
+        left.len(),
+        spec.file.display()
+    );
+    let script = sbatch_script(args, &spec.name, &array_ranges(&left), &logs, &about, &task);
+    let path = write_script(args, &logs, &script)?;
     println!(
         "{}: {} of {} trials not finished (array {})",
         path.display(),
@@ -64,10 +87,57 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
         spec.trials.len(),
         array_ranges(&left)
     );
+    submit(args, &path, &results)
+}
+
+/// A race's (or a screened sweep's) worker tasks: each `gacha sweep --worker` takes the next
+/// pulls through the claims, as workers on one machine do.
+fn submit_workers(args: &SlurmArgs, spec: &SweepSpec, results: &Path) -> anyhow::Result<Outcome> {
+    let tasks = args.tasks.or(args.max_parallel).unwrap_or(DEFAULT_TASKS).max(1);
+    let logs = absolute(&results.join(SLURM_DIR));
+    std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
+    let gacha = match &args.gacha {
+        Some(path) => absolute(path),
+        None => std::env::current_exe().context("cannot find the gacha executable")?,
+    };
+    let deadline = deadline(&args.run, SystemTime::now())?;
+    let run = RunArgs {
+        spec: absolute(&spec.file),
+        results: Some(absolute(results)),
+        ..deadline_absolute(&args.run, deadline.as_ref())
+    };
+    let task = TaskCommand { gacha: &gacha, subcommand: "sweep", run: &run, last: &["--worker"] };
+    let about = format!(
+        "{tasks} worker tasks of {}, each taking the sweep's next pulls until\n\
+         # none is left; the last makes the final model. A task stopped by scancel or preemption\n\
+         # (SIGTERM) leaves its pull unfinished; run gacha slurm again to go on.",
+        spec.file.display()
+    );
+    let script = sbatch_script(args, &spec.name, &format!("0-{}", tasks - 1), &logs, &about, &task);
+    let path = write_script(args, &logs, &script)?;
+    println!(
+        "{}: {tasks} worker tasks for the {} of {}",
+        path.display(),
+        spec.search.strategy.name(),
+        spec.file.display()
+    );
+    submit(args, &path, results)
+}
+
+/// The script at `--out`, or in the logs folder named by the time.
+fn write_script(args: &SlurmArgs, logs: &Path, script: &str) -> anyhow::Result<PathBuf> {
+    let stamp = utc_timestamp(SystemTime::now()).replace(':', "");
+    let path = args.out.clone().unwrap_or_else(|| logs.join(format!("array-{stamp}.sbatch")));
+    write_atomic(&path, script.as_bytes())?;
+    Ok(path)
+}
+
+/// `sbatch` the script when `--submit` asks for it.
+fn submit(args: &SlurmArgs, path: &Path, results: &Path) -> anyhow::Result<Outcome> {
     if args.submit {
         let output = Command::new("sbatch")
             .arg("--parsable")
-            .arg(&path)
+            .arg(path)
             .output()
             .context("cannot run sbatch (is Slurm's client installed and on PATH?)")?;
         anyhow::ensure!(
@@ -87,17 +157,26 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// The sbatch script: #SBATCH lines, then the one command of every task.
+/// What every task runs: `GACHA SUBCOMMAND <run's words> LAST…`.
+struct TaskCommand<'a> {
+    gacha: &'a Path,
+    subcommand: &'a str,
+    run: &'a RunArgs,
+    /// Words after the run's, written as given (`--index "$SLURM_ARRAY_TASK_ID"`).
+    last: &'a [&'a str],
+}
+
+/// The sbatch script: #SBATCH lines, a comment `about` the tasks, then the one command of every
+/// task.
 fn sbatch_script(
     args: &SlurmArgs,
     name: &str,
-    indices: &[usize],
-    gacha: &Path,
-    spec: &Path,
-    results: &Path,
+    array: &str,
     logs: &Path,
+    about: &str,
+    task: &TaskCommand,
 ) -> String {
-    let mut array = array_ranges(indices);
+    let mut array = array.to_string();
     if let Some(k) = args.max_parallel {
         write!(array, "%{k}").expect("a String takes writes");
     }
@@ -118,20 +197,13 @@ fn sbatch_script(
         }
     }
     lines.extend(args.extra.iter().map(|option| format!("#SBATCH {option}")));
-    lines.push(format!(
-        "# Written by gacha slurm: the {} trials of {} not finished at the time. A task stopped by\n\
-         # scancel or preemption (SIGTERM) leaves its trial unfinished and exits 130; run gacha slurm\n\
-         # again to submit what is missing.",
-        indices.len(),
-        spec.display()
-    ));
-    let run = RunArgs { spec: spec.to_path_buf(), results: Some(results.to_path_buf()), ..args.run.clone() };
-    let mut command: Vec<String> = std::iter::once(gacha.display().to_string())
-        .chain(std::iter::once("trial".to_string()))
-        .chain(run_words(&run))
+    lines.push(format!("# Written by gacha slurm: {about}"));
+    let mut command: Vec<String> = [task.gacha.display().to_string(), task.subcommand.to_string()]
+        .into_iter()
+        .chain(run_words(task.run))
         .map(|word| shell_quote(&word))
         .collect();
-    command.extend(["--index".into(), "\"$SLURM_ARRAY_TASK_ID\"".into()]);
+    command.extend(task.last.iter().map(|word| word.to_string()));
     lines.push(format!("exec {}", command.join(" ")));
     lines.join("\n") + "\n"
 }

@@ -9,17 +9,19 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
 use super::command_line::run_words;
+use super::deadline::{absolute, deadline};
 use super::part::run_part;
 use super::stop_signals::stop_flag;
 use super::Outcome;
 use crate::cli::SweepArgs;
 use crate::device::DeviceSpec;
 use crate::report::summary::ThisRun;
+use crate::sweep::budget::Deadline;
 use crate::sweep::Part;
 
 /// Run one worker per device in `devices`, each with `threads` CPU threads when given; `why`
@@ -32,6 +34,7 @@ pub fn run_workers(
     earlier: usize,
 ) -> anyhow::Result<Outcome> {
     let stop = stop_flag()?;
+    let deadline = deadline(&args.run, SystemTime::now())?;
     let exe = std::env::current_exe().context("cannot find the gacha executable to start workers")?;
     let mut children = Vec::new();
     // Said before the first worker starts, so that it comes before any line a worker prints.
@@ -39,7 +42,7 @@ pub fn run_workers(
     crate::logging::info!("{} workers started: {}{each} ({why})", devices.len(), list(devices));
     for (n, device) in devices.iter().enumerate() {
         let tag = format!("[{} {device}] ", n + 1);
-        let mut command = worker_command(&exe, args, *device);
+        let mut command = worker_command(&exe, args, *device, deadline.as_ref());
         if let Some(threads) = threads {
             command.env("RAYON_NUM_THREADS", threads.to_string());
         }
@@ -86,13 +89,19 @@ pub fn run_workers(
         crate::logging::warn!("interrupted; to resume, run the same command again");
         return Ok(Outcome::Interrupted);
     }
-    run_part(&args.run, Part::All, &stop, ThisRun::WorkersAfter(earlier))
+    run_part(&absolute(&args.run, deadline.as_ref()), Part::All, &stop, ThisRun::WorkersAfter(earlier))
 }
 
 /// `gacha sweep SPEC --worker --device D` with this run's other flags.
-fn worker_command(exe: &std::path::Path, args: &SweepArgs, device: DeviceSpec) -> Command {
+fn worker_command(
+    exe: &std::path::Path,
+    args: &SweepArgs,
+    device: DeviceSpec,
+    deadline: Option<&Deadline>,
+) -> Command {
+    let run = crate::cli::RunArgs { device, ..absolute(&args.run, deadline) };
     let mut command = Command::new(exe);
-    command.arg("sweep").args(run_words(&crate::cli::RunArgs { device, ..args.run.clone() })).arg("--worker");
+    command.arg("sweep").args(run_words(&run)).arg("--worker");
     use crate::logging::{enabled, Verbosity};
     if !enabled(Verbosity::Normal) {
         command.arg("--quiet");

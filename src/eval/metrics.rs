@@ -19,7 +19,8 @@ pub struct Confusion {
 }
 
 /// A metric derived from a confusion count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Metric {
     Accuracy,
     Precision,

@@ -12,9 +12,8 @@
 //!   are those keys, whatever else has finished: pulls run ahead, or run by a config since
 //!   dropped, change nothing, so the state is a function of the finished pulls alone.
 //! - **Pool and leader.** A config's pool is its answers on the counted keys: a done pull's
-//!   answers; a diverged pull answers every image of its key wrong (the images are those a done
-//!   pull of another config answered on that key; with none, it counts nothing); a failed pull
-//!   answers nothing. The leader is the racing config first by, in turn: the lower end of the
+//!   answers; a diverged pull answers every image of its key wrong (the caller gives them: the
+//!   images its split held out); a failed pull answers nothing. The leader is the racing config first by, in turn: the lower end of the
 //!   select metric's Wilson 95% interval on its pool (F1: its value), the value, F1, the input
 //!   order; it must have a done pull and a defined value. Without a leader nothing is dropped.
 //! - **Drop.** Each other racing config is paired with the leader on the images both answered
@@ -117,8 +116,8 @@ pub enum Pull {
     Pending,
     /// Trained and answered its key's validation images.
     Done(Vec<ImageAnswer>),
-    /// Diverged: every image of its key counts as answered wrong.
-    Diverged,
+    /// Diverged: every image its split held out, answered wrong ([`Answer::wrong`]).
+    Diverged(Vec<ImageAnswer>),
     /// Failed (a crash, not the config's doing): answers nothing.
     Failed,
 }
@@ -294,8 +293,8 @@ pub fn judge(rule: &RaceRule, input: &RaceInput) -> RaceState {
     RaceState { configs: states, looks, end, next }
 }
 
-/// Each config's answers by key: a done pull's sorted, a diverged pull's images of its key
-/// answered wrong, a failed pull's none, a pending pull `None`.
+/// Each config's answers by key: a done or diverged pull's sorted, a failed pull's none, a
+/// pending pull `None`.
 fn sheets(input: &RaceInput) -> Vec<Sheet<'_>> {
     fn sorted(answers: &[ImageAnswer]) -> Cow<'_, [ImageAnswer]> {
         if answers.windows(2).all(|w| w[0].image < w[1].image) {
@@ -306,21 +305,6 @@ fn sheets(input: &RaceInput) -> Vec<Sheet<'_>> {
         answers.dedup_by_key(|a| a.image);
         Cow::Owned(answers)
     }
-    // Each key's images and labels, from the first done pull on it.
-    let splits: Vec<Option<Cow<[ImageAnswer]>>> = (0..input.keys)
-        .map(|key| {
-            input.configs.iter().find_map(|pulls| match pulls.get(key) {
-                Some(Pull::Done(answers)) => Some(sorted(answers)),
-                _ => None,
-            })
-        })
-        .collect();
-    let wrong = |split: &Option<Cow<[ImageAnswer]>>| {
-        let images = split.as_deref().unwrap_or_default();
-        let answers =
-            images.iter().map(|a| ImageAnswer { image: a.image, answer: Answer::wrong(a.answer.positive) });
-        Finished { done: false, answers: Cow::Owned(answers.collect()) }
-    };
     input
         .configs
         .iter()
@@ -329,7 +313,7 @@ fn sheets(input: &RaceInput) -> Vec<Sheet<'_>> {
                 .map(|key| match pulls.get(key).unwrap_or(&Pull::Pending) {
                     Pull::Pending => None,
                     Pull::Done(answers) => Some(Finished { done: true, answers: sorted(answers) }),
-                    Pull::Diverged => Some(wrong(&splits[key])),
+                    Pull::Diverged(answers) => Some(Finished { done: false, answers: sorted(answers) }),
                     Pull::Failed => Some(Finished { done: false, answers: Cow::Borrowed(&[]) }),
                 })
                 .collect()

@@ -419,7 +419,10 @@ impl World {
 
     fn pull(&mut self, config: usize, seed: u64, images: &[u32]) -> Pull {
         if self.divergence[config] == Divergence::OddSeeds && seed % 2 == 1 {
-            return Pull::Diverged;
+            let wrong = images
+                .iter()
+                .map(|&image| ImageAnswer { image, answer: Answer::wrong(self.positive[image as usize]) });
+            return Pull::Diverged(wrong.collect());
         }
         let answers = images.iter().map(|&image| {
             let positive = self.positive[image as usize];

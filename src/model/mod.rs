@@ -11,9 +11,12 @@
 
 pub mod big_vision;
 pub mod config;
+mod download;
 mod gemma;
 pub mod hf_export;
 pub mod hub;
+pub mod hub_env;
+mod hub_http;
 pub mod init;
 mod layout;
 pub mod load;
@@ -57,7 +60,7 @@ pub struct LoadedModel {
 
 /// Where a model comes from: `builtin:NAME[@SEED]` (a named config with random weights, seed 0 by
 /// default), a path ending in `.npz` (a big_vision checkpoint), a checkpoint folder path, or a hub
-/// id `owner/name[@revision]` found in the local Hugging Face cache ([`hub`]).
+/// id `owner/name[@revision]` found in the local Hugging Face cache ([`hub`]) or downloaded into it.
 ///
 /// A path that exists wins; text shaped like a hub id ([`hub::HubId::parse`]: one `/`, no leading
 /// `.` or `/`) that names no file or folder is a hub id, resolved to its snapshot when parsed.
@@ -94,8 +97,14 @@ impl FromStr for ModelSource {
 
 impl ModelSource {
     /// Parse `s` with relative paths resolved against `base`; a hub id is looked up in the cache
-    /// the environment names (never the network).
+    /// the environment names, and downloaded into it when it is not there (unless
+    /// `HF_HUB_OFFLINE`).
     pub fn parse_in(s: &str, base: &Path) -> Result<ModelSource, String> {
+        ModelSource::parse_with(s, base, hub_env::HubAccess::Download)
+    }
+
+    /// `parse_in`, downloading a hub id only if `access` allows it.
+    pub fn parse_with(s: &str, base: &Path, access: hub_env::HubAccess) -> Result<ModelSource, String> {
         let Some(rest) = s.strip_prefix(BUILTIN_PREFIX) else {
             if s.is_empty() {
                 return Err("empty model path".into());
@@ -103,11 +112,11 @@ impl ModelSource {
             let path = base.join(s);
             if !path.exists() {
                 if let Some(id) = hub::HubId::parse(s) {
-                    let cache = hub::cache_dir(|name| std::env::var_os(name));
-                    return hub::resolve(&id, &cache).map(ModelSource::Hub).map_err(|not_found| {
+                    let env = hub_env::HubEnv::of_process();
+                    return download::find_or_fetch(&id, &env, access).map(ModelSource::Hub).map_err(|err| {
                         format!(
                             "{s:?} is no file or folder ({} does not exist) and looks like a hub id: \
-                             {not_found}\n(a folder path is taken as a hub id when it does not exist; \
+                             {err:#}\n(a folder path is taken as a hub id when it does not exist; \
                              write ./{s} for a folder)",
                             std::path::absolute(&path).unwrap_or(path.clone()).display()
                         )

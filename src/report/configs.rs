@@ -5,7 +5,7 @@ use super::table::{aligned, shorten};
 use crate::eval::Metric;
 use crate::results::config_columns::ConfigColumn;
 use crate::results::judge::{config_axes, ConfigSummary};
-use crate::spec::SweepSpec;
+use crate::spec::{Strategy, SweepSpec};
 
 /// The columns people read: rank, config, the axes with more than one value, pulls that did not
 /// finish well, the select metric (pooled valid) with its interval, F1, the comparison with the
@@ -13,6 +13,9 @@ use crate::spec::SweepSpec;
 pub fn table_columns(spec: &SweepSpec) -> Vec<ConfigColumn> {
     let metric = spec.select.metric.metric;
     let mut cols = vec![ConfigColumn::Rank, ConfigColumn::Config];
+    if spec.search.strategy == Strategy::Race || spec.search.screen_prompts.is_some() {
+        cols.push(ConfigColumn::Standing);
+    }
     cols.extend(config_axes(spec).filter(|axis| axis.len > 1).cloned().map(ConfigColumn::Axis));
     cols.extend([
         ConfigColumn::Pulls,

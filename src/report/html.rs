@@ -343,7 +343,7 @@ mod tests {
         };
         let losses = vec![vec![log(0, 2, 0.5), log(0, 4, 0.25)], vec![log(0, 3, f64::NAN)]];
         let ranked = [&best, &diverged];
-        let configs = summarize_configs(&[best.clone(), diverged.clone()], &spec);
+        let configs = summarize_configs(&[best.clone(), diverged.clone()], &spec, &Default::default());
         let html = render(&ReportInput {
             spec: &spec,
             ranked: &ranked,
@@ -384,7 +384,7 @@ mod tests {
         // lr 0.1 against lr 0.01: its diverged seed-1 pull answered wrong all 4 images the winner
         // got right (b = 4); on seed 2 it was right where the winner said yes to a no (c = 1):
         // p = 2·(1 + ½·5)/32 = 0.219, indistinguishable.
-        let configs = summarize_configs(&records, &spec);
+        let configs = summarize_configs(&records, &spec, &Default::default());
         let ranked: Vec<&TrialRecord> = records.iter().collect();
         let losses = vec![Vec::new(); records.len()];
         let page = |final_record: Option<&FinalRecord>| {
@@ -421,6 +421,7 @@ mod tests {
             config_label: configs[0].label.clone(),
             members: Vec::new(),
             test: Some(Confusion { tp: 19, tn: 18, fp: 1, fn_: 2 }),
+            budget: None,
         };
         let html = page(Some(&final_record));
         assert!(html.contains("<b>0.950 [0.764, 0.991] (19/20)</b> on 40 test images"), "{html}");

@@ -16,6 +16,7 @@ use anyhow::Context;
 use crate::fsutil::write_atomic;
 use crate::results::judge::{self, ConfigSummary};
 use crate::results::layout::{ResultsDir, REPORT_FILE};
+use crate::results::race::read_standings;
 use crate::results::rank::{rank, winner};
 use crate::results::record::{FinalRecord, LossLine, TrialRecord};
 use crate::spec::SweepSpec;
@@ -59,7 +60,7 @@ pub fn write_report(dir: &ResultsDir, spec: &SweepSpec, records: &[TrialRecord])
             .collect::<Vec<_>>();
         losses.push(lines);
     }
-    let configs = judge::summarize_configs(records, spec);
+    let configs = judge::summarize_configs(records, spec, &read_standings(dir, spec)?);
     let final_record = dir.read_final()?;
     let html = html::render(&ReportInput {
         spec,

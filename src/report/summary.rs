@@ -8,6 +8,7 @@ use crate::eval::metrics::format_metric;
 use crate::eval::{Confusion, Metric};
 use crate::results::judge::ConfigSummary;
 use crate::results::layout::{BEST_DIR, LEADERBOARD_FILE, REPORT_FILE, TRIALS_DIR};
+use crate::results::race::{RaceFile, Standing};
 use crate::results::rank::metric_after;
 use crate::results::record::FinalRecord;
 use crate::spec::{FinalModel, SweepSpec};
@@ -50,6 +51,15 @@ pub fn sweep_summary(summary: &SweepSummary, spec: &SweepSpec, results: &Path, t
             summary.finished.failed - summary.to_retry
         ));
     }
+    if let Some(race) = &summary.race {
+        line(race_line(race, finished));
+    }
+    if let SweepEnd::Spent(spent) = &summary.end {
+        line(format!(
+            "stopped on its budget: {spent}; the final model is made of the pulls finished, and the same \
+             command with a later --until or a larger max_pulls goes on"
+        ));
+    }
     let select = spec.select.metric;
     if let Some(best) = &summary.best {
         let value = format_metric(metric_after(best, select.split, select.metric));
@@ -85,6 +95,30 @@ pub fn sweep_summary(summary: &SweepSummary, spec: &SweepSpec, results: &Path, t
 /// test images: `expected precision 0.9500 [0.8600, 0.9900] on 20 test images`. Without: the
 /// winning config's pooled validation value, marked optimistic (it is the value it was chosen
 /// for).
+/// `race: 12 configs over 15 keys, decided at look 4 (one config left): 1 survivor, 11 dropped;
+/// 74 pulls of the grid's 180 (41%)`.
+fn race_line(race: &RaceFile, pulls: usize) -> String {
+    let count = |f: &dyn Fn(&Standing) -> bool| race.configs.iter().filter(|c| f(&c.standing)).count();
+    let survivors = count(&|s| *s == Standing::Survivor);
+    let dropped = count(&|s| matches!(s, Standing::Dropped { .. }));
+    let racing = count(&|s| *s == Standing::Racing);
+    let state = match &race.end {
+        Some(why) => format!(
+            "decided at look {} ({why}): {survivors} survivor(s), {dropped} dropped",
+            race.looks.len()
+        ),
+        None => format!("not decided after {} look(s): {racing} racing, {dropped} dropped", race.looks.len()),
+    };
+    let grid = race.configs.len() * race.grid_keys;
+    let share =
+        if grid > 0 { format!(" ({:.0}%)", 100.0 * pulls as f64 / grid as f64) } else { String::new() };
+    format!(
+        "race: {} configs over {} keys, {state}; {pulls} pulls of the grid's {grid}{share}",
+        race.configs.len(),
+        race.grid_keys
+    )
+}
+
 fn describe_final(
     record: &FinalRecord,
     metric: Metric,
@@ -153,6 +187,7 @@ mod tests {
             best: Some(best),
             final_model,
             winning_config: winning,
+            race: None,
         }
     }
 
@@ -166,6 +201,7 @@ mod tests {
             config_label: winning.label.clone(),
             members: vec!["trials/0123456789ab".into()],
             test: None,
+            budget: None,
         };
         let got = sweep_summary(
             &summary(Some(record), Some(winning.clone())),
@@ -200,6 +236,7 @@ mod tests {
             config_label: configs[0].label.clone(),
             members: vec!["trials/a".into(), "trials/b".into()],
             test: Some(Confusion { tp: 15, tn: 3, fp: 1, fn_: 1 }),
+            budget: None,
         };
         let mut summary = summary(Some(record), Some(configs[0].clone()));
         summary.end = SweepEnd::LeftToOthers;

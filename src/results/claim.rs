@@ -260,12 +260,7 @@ impl Claims {
     /// the trials are rebuilt.
     pub fn export_lock(&self) -> anyhow::Result<ExportLock> {
         let path = self.path(EXPORT_LOCK);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open", path.display()))?;
+        let mut file = crate::fsutil::open_keeping(&path)?;
         acquire(&file, &path, LockMode::Exclusive, "the export lock", &self.stop)?;
         // Who holds it, for those who wait: written in place (nobody else writes it now).
         let holder = format!("{} since {}\n", ClaimInfo::new().worker, utc_timestamp(SystemTime::now()));

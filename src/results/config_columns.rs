@@ -1,4 +1,6 @@
-//! `configs.csv`: one row per config (`judge.rs`) in rank order. The columns, in one place: `rank, config`, the spec's axes except seeds (named as in
+//! `configs.csv`: one row per config (`judge.rs`) in rank order. The columns, in one place:
+//! `rank, config`, `standing` in a race or where prompts are screened (`racing`, `dropped at look
+//! N`, `survivor`, `screened out`), the spec's axes except seeds (named as in
 //! trial labels: `valid`, `learning_rate`, `prompt`, …), `pulls, done, diverged, failed`, the
 //! pooled validation counts and metrics `tp, tn, fp, fn, accuracy, precision, recall, f1`, the
 //! Wilson 95% interval of each proportion (`accuracy_low, accuracy_high, precision_low, …,
@@ -9,13 +11,15 @@ use super::columns::{plain, Count};
 use super::csv::csv_bytes;
 use super::judge::{config_axes, ConfigSummary};
 use crate::eval::Metric;
-use crate::spec::{Axis, SweepSpec};
+use crate::spec::{Axis, Strategy, SweepSpec};
 
 /// A column of `configs.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigColumn {
     Rank,
     Config,
+    /// Where it stands in a race, or screened out (`race.rs`).
+    Standing,
     /// A config axis: the config's value of it.
     Axis(Axis),
     Pulls,
@@ -39,6 +43,9 @@ pub enum ConfigColumn {
 /// Every column of `configs.csv` for `spec`, in order.
 pub fn config_columns(spec: &SweepSpec) -> Vec<ConfigColumn> {
     let mut cols = vec![ConfigColumn::Rank, ConfigColumn::Config];
+    if spec.search.strategy == Strategy::Race || spec.search.screen_prompts.is_some() {
+        cols.push(ConfigColumn::Standing);
+    }
     cols.extend(config_axes(spec).cloned().map(ConfigColumn::Axis));
     cols.extend([ConfigColumn::Pulls, ConfigColumn::Done, ConfigColumn::Diverged, ConfigColumn::Failed]);
     cols.extend(Count::ALL.map(ConfigColumn::Count));
@@ -60,6 +67,7 @@ impl ConfigColumn {
         match self {
             ConfigColumn::Rank => "rank".into(),
             ConfigColumn::Config => "config".into(),
+            ConfigColumn::Standing => "standing".into(),
             ConfigColumn::Axis(axis) => axis.name().into(),
             ConfigColumn::Pulls => "pulls".into(),
             ConfigColumn::Done => "done".into(),
@@ -83,6 +91,7 @@ impl ConfigColumn {
         match self {
             ConfigColumn::Rank => config.rank.to_string(),
             ConfigColumn::Config => config.id.to_string(),
+            ConfigColumn::Standing => config.standing.map(|s| s.name()).unwrap_or_default(),
             ConfigColumn::Axis(axis) => plain(&config.params.field_value(&axis.field)),
             ConfigColumn::Pulls => config.pulls().to_string(),
             ConfigColumn::Done => config.done.to_string(),

@@ -12,7 +12,8 @@
 //!   config's doing) is left out of the pool and counted under `failed`.
 //! - **Value.** The metric of `[select] metric` on the pooled **validation** confusion, whichever
 //!   split `metric` names: `train` and `all` hold training images.
-//! - **Rank.** Configs that can win (at least one done pull and a defined value) first; then, in
+//! - **Rank.** Configs that can win (at least one done pull and a defined value, and in a race not
+//!   dropped, nor screened out before it: `race.rs`) first; then, in
 //!   turn: the lower end of the value's Wilson 95% interval, higher first (F1 is not a proportion
 //!   and has no interval: its value instead); the value; pooled valid F1; the mean final loss of
 //!   the done pulls, lower first; the config id. No key looks at `all`. The first config wins if
@@ -33,6 +34,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::ops::Add;
 
+use super::race::Standing;
 use super::rank::higher_first;
 use super::record::{Status, TrialRecord, ValidAnswer};
 use crate::eval::stats::mcnemar_mid_p;
@@ -94,6 +96,8 @@ pub struct ConfigSummary {
     pub vs_best: Option<VsBest>,
     /// The mid-p McNemar p-value against the winner; `None` for the winner and when untested.
     pub p_vs_best: Option<f64>,
+    /// Where it stands in a race, or screened out; `None` in a plain grid.
+    pub standing: Option<Standing>,
 }
 
 impl ConfigSummary {
@@ -104,7 +108,7 @@ impl ConfigSummary {
 
     /// At least one done pull and a defined value.
     pub fn can_win(&self) -> bool {
-        self.done > 0 && self.value.is_some()
+        self.done > 0 && self.value.is_some() && self.standing.is_none_or(|s| s.may_win())
     }
 
     /// The first ranking key: the interval's lower end, or the value where there is no interval.
@@ -114,7 +118,11 @@ impl ConfigSummary {
 }
 
 /// One config per `config` of `records`, ranked, with its comparison against the winner.
-pub fn summarize_configs(records: &[TrialRecord], spec: &SweepSpec) -> Vec<ConfigSummary> {
+pub fn summarize_configs(
+    records: &[TrialRecord],
+    spec: &SweepSpec,
+    standings: &HashMap<ConfigId, Standing>,
+) -> Vec<ConfigSummary> {
     let metric = spec.select.metric.metric;
     let mut groups: Vec<Vec<&TrialRecord>> = Vec::new();
     let mut index: HashMap<&ConfigId, usize> = HashMap::new();
@@ -126,8 +134,14 @@ pub fn summarize_configs(records: &[TrialRecord], spec: &SweepSpec) -> Vec<Confi
         groups[slot].push(record);
     }
     let images = split_images(records);
-    let mut judged: Vec<(ConfigSummary, Answers)> =
-        groups.iter().map(|pulls| (summarize(pulls, spec, metric), answers(pulls, &images))).collect();
+    let mut judged: Vec<(ConfigSummary, Answers)> = groups
+        .iter()
+        .map(|pulls| {
+            let mut summary = summarize(pulls, spec, metric);
+            summary.standing = standings.get(&summary.id).copied();
+            (summary, answers(pulls, &images))
+        })
+        .collect();
     judged.sort_by(|(a, _), (b, _)| compare(a, b));
     let winner = judged.first().filter(|(s, _)| s.can_win()).map(|(_, answers)| answers.clone());
     let mut summaries = Vec::with_capacity(judged.len());
@@ -215,6 +229,7 @@ fn summarize(pulls: &[&TrialRecord], spec: &SweepSpec, metric: Metric) -> Config
         mean_final_loss: (!losses.is_empty()).then(|| losses.iter().sum::<f64>() / losses.len() as f64),
         vs_best: None,
         p_vs_best: None,
+        standing: None,
     }
 }
 
@@ -385,7 +400,7 @@ mod tests {
             pull(t(1, 1.0), Status::Failed, &["yn", "yn", "nn", "nn"], None),
             pull(t(2, 1.0), Status::Diverged, &["yn", "yn", "nn", "nn"], Some(f64::INFINITY)),
         ];
-        let configs = summarize_configs(&records, &spec);
+        let configs = summarize_configs(&records, &spec, &Default::default());
         let conf = |tp, tn, fp, fn_| Confusion { tp, tn, fp, fn_ };
         let got: Vec<_> = configs
             .iter()
@@ -421,7 +436,8 @@ mod tests {
         assert_eq!(got[2].0, Some(VsBest::Indistinguishable));
         assert!((got[2].1.unwrap() - 0.125).abs() < 1e-12, "{got:?}");
         // Only a failed pull: untested.
-        let failed_only = summarize_configs(&[records[0].clone(), records[4].clone()], &spec);
+        let failed_only =
+            summarize_configs(&[records[0].clone(), records[4].clone()], &spec, &Default::default());
         assert_eq!(failed_only[1].vs_best, Some(VsBest::Untested));
     }
 
@@ -444,18 +460,18 @@ mod tests {
             configs.iter().map(|c| c.params.train.learning_rate).collect()
         };
         let precision = spec("", sweep);
-        let configs = summarize_configs(&records(&precision), &precision);
+        let configs = summarize_configs(&records(&precision), &precision, &Default::default());
         assert_eq!(rates(&configs), [0.1, 0.2, 0.01, 0.3]);
         assert_eq!(configs.iter().map(|c| c.rank).collect::<Vec<_>>(), [1, 2, 3, 4]);
         assert!((configs[0].interval.unwrap().0 - 0.5958).abs() < 1e-4);
         assert!((configs[2].interval.unwrap().0 - 0.4385).abs() < 1e-4);
         // F1 has no interval: its value ranks (1 before 18/19), then loss.
         let f1 = spec("[select]\nmetric = \"valid.f1\"\n", sweep);
-        let configs = summarize_configs(&records(&f1), &f1);
+        let configs = summarize_configs(&records(&f1), &f1, &Default::default());
         assert_eq!(rates(&configs), [0.01, 0.1, 0.2, 0.3]);
         assert_eq!(configs[0].interval, None);
         // The undefined config alone: no winner, nothing compared.
-        let alone = summarize_configs(&records(&precision)[3..], &precision);
+        let alone = summarize_configs(&records(&precision)[3..], &precision, &Default::default());
         assert!(winning_config(&alone).is_none());
         assert_eq!((alone[0].rank, alone[0].vs_best), (1, None));
     }
@@ -479,7 +495,7 @@ mod tests {
             pull(t(1, 0.2), Status::Done, &["yy", "yy", "yy", "yy", "ny", "nn", "nn", "nn"], Some(0.1)),
             pull(t(3, 0.2), Status::Diverged, &right, None),
         ];
-        let configs = summarize_configs(&records, &spec);
+        let configs = summarize_configs(&records, &spec, &Default::default());
         let got: Vec<_> =
             configs.iter().map(|c| (c.params.train.learning_rate, c.vs_best, c.p_vs_best)).collect();
         assert_eq!(got[0], (0.01, Some(VsBest::Best), None));
@@ -545,7 +561,7 @@ mod tests {
             pull(find(0.01, 8), Status::Done, &["yy", "ny"], Some(0.1)), // tp 1 fp 1
             pull(find(0.1, 4), Status::Diverged, &["yn", "nn"], None),   // fn 1 fp 1
         ];
-        let configs = summarize_configs(&records, &spec);
+        let configs = summarize_configs(&records, &spec, &Default::default());
         let axes: Vec<&Axis> = config_axes(&spec).collect();
         assert_eq!(
             axes.iter().map(|a| a.name()).collect::<Vec<_>>(),

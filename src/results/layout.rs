@@ -16,6 +16,10 @@
 //!   leaderboard.csv      rebuilt from the trial folders after a trial, at most about once
 //!                        a second, and at the start and end of every run (`ledger.rs`)
 //!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
+//!   race.json            a race's state as the finished trials decide it, rebuilt with it
+//!                        (`race.rs`)
+//!   screen.json, .csv    the prompts scored on the untrained model, and which of them run
+//!                        (`[search] screen_prompts`; `screen.rs`)
 //!   report.html          written at the end of a run
 //!   kept.json            the trials whose weights a run's `keep` kept
 //!   slurm/               `gacha slurm`'s sbatch scripts and the tasks' logs
@@ -60,6 +64,9 @@ pub const PREPROCESSING_FILE: &str = "preprocessing.json";
 pub const DIGESTS_FILE: &str = "digests.json";
 pub const LEADERBOARD_FILE: &str = "leaderboard.csv";
 pub const CONFIGS_FILE: &str = "configs.csv";
+pub const RACE_FILE: &str = "race.json";
+pub const SCREEN_FILE: &str = "screen.json";
+pub const SCREEN_CSV: &str = "screen.csv";
 pub const REPORT_FILE: &str = "report.html";
 pub const TRIALS_DIR: &str = "trials";
 const REFIT_DIR: &str = "refit";
@@ -309,7 +316,8 @@ impl ResultsDir {
                 }
             }
         }
-        Ok(crate::spec::parse_spec_with(&text, &path, own, digests.unwrap_or_default())?)
+        let access = crate::model::hub_env::HubAccess::CacheOnly;
+        Ok(crate::spec::parse_spec_with(&text, &path, own, digests.unwrap_or_default(), access)?)
     }
 
     /// `best/final.json`, or `None` before the final model is made.

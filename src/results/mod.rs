@@ -18,8 +18,10 @@ pub mod layout;
 pub mod lock_wait;
 pub mod manifest;
 pub mod owned;
+pub mod race;
 pub mod rank;
 pub mod record;
+pub mod screen;
 pub mod staging;
 
 #[cfg(test)]

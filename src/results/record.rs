@@ -180,6 +180,10 @@ pub struct FinalRecord {
     pub members: Vec<String>,
     /// The final model's counts on the test images; absent without `[validation] test`.
     pub test: Option<Confusion>,
+    /// Why the sweep stopped before it was complete (its budget: `max_pulls`, a deadline), when
+    /// it did: the model is made of what had finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
 }
 
 /// Whether the second stage ran.

@@ -95,7 +95,7 @@ pub fn two_configs() -> (SweepSpec, Vec<ConfigSummary>) {
         pull(t(1, 1), Status::Done, &["yy", "yn", "nn", "nn"], Some(0.125)),
         pull(t(2, 1), Status::Diverged, &["yn", "yn", "nn", "nn"], None),
     ];
-    let configs = summarize_configs(&records, &spec);
+    let configs = summarize_configs(&records, &spec, &Default::default());
     (spec, configs)
 }
 

@@ -33,6 +33,10 @@ pub struct SpecCheck {
     pub pulls_per_config: usize,
     /// The fewest validation images pooled over one config's pulls.
     pub pooled_valid: usize,
+    /// A race's extra seeds (not counted in `trials`).
+    pub extra_seeds: usize,
+    /// The sampled axes' drawn values.
+    pub drawn: Vec<(String, Vec<String>)>,
     pub warnings: Vec<SpecWarning>,
 }
 
@@ -88,8 +92,10 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
         None => 0,
     };
     let pool = examples - test;
+    let grid: Vec<&super::Trial> =
+        spec.trials.iter().filter(|t| !spec.extra_seeds.contains(&t.params.seed)).collect();
     let mut valid_sizes: Vec<ValidSize> = Vec::new();
-    for trial in &spec.trials {
+    for trial in &grid {
         if let Some(valid) = trial.params.valid.filter(|v| !valid_sizes.contains(v)) {
             valid_sizes.push(valid);
         }
@@ -113,10 +119,10 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
         Some(k) => Some((k, pool / k.folds, pool.div_ceil(k.folds))),
         None => None,
     };
-    let mut configs: Vec<&super::ConfigId> = spec.trials.iter().map(|t| &t.config).collect();
+    let mut configs: Vec<&super::ConfigId> = grid.iter().map(|t| &t.config).collect();
     configs.sort();
     configs.dedup();
-    let pulls_per_config = spec.trials.len() / configs.len().max(1);
+    let pulls_per_config = grid.len() / configs.len().max(1);
     let pooled_valid = match kfold {
         // Each pull validates one fold: a pool's share of 1/folds.
         Some((k, _, _)) => pool * pulls_per_config / k.folds,
@@ -130,7 +136,7 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
     }
     Ok(SpecCheck {
         file: spec.file.display().to_string(),
-        trials: spec.trials.len(),
+        trials: grid.len(),
         axes: spec.axes.clone(),
         valid_counts,
         kfold,
@@ -139,13 +145,16 @@ pub fn check_spec(spec: &SweepSpec, examples: usize) -> Result<SpecCheck, SpecEr
         configs: configs.len(),
         pulls_per_config,
         pooled_valid,
+        extra_seeds: spec.extra_seeds.len(),
+        drawn: spec.drawn.clone(),
         warnings,
     })
 }
 
 impl fmt::Display for SpecCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut product: Vec<String> = self.axes.iter().map(|a| a.len.to_string()).collect();
+        let len = |a: &Axis| if a.is_seeds() { a.len - self.extra_seeds } else { a.len };
+        let mut product: Vec<String> = self.axes.iter().map(|a| len(a).to_string()).collect();
         if let Some((k, _, _)) = self.kfold {
             product.push(format!("{} folds", k.folds));
             if k.repeats > 1 {
@@ -155,11 +164,21 @@ impl fmt::Display for SpecCheck {
         writeln!(f, "{}: {} trials ({})", self.file, self.trials, product.join(" × "))?;
         let width = self.axes.iter().map(|a| a.key.len()).max().unwrap_or(0);
         for axis in &self.axes {
+            let extra = match self.extra_seeds {
+                n if n > 0 && axis.is_seeds() => format!(", and {n} extra for a race's survivors"),
+                _ => String::new(),
+            };
             writeln!(
                 f,
-                "  {:width$}  {} value(s), sets {} (line {})",
-                axis.key, axis.len, axis.field, axis.line
+                "  {:width$}  {} value(s){extra}, sets {} (line {})",
+                axis.key,
+                len(axis),
+                axis.field,
+                axis.line
             )?;
+            if let Some((_, values)) = self.drawn.iter().find(|(key, _)| *key == axis.key) {
+                writeln!(f, "  {:width$}  drawn: {}", "", values.join(", "))?;
+            }
         }
         let pool = self.examples - self.test;
         if self.test > 0 {

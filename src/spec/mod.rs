@@ -20,6 +20,9 @@ mod expand;
 mod fits;
 mod pack;
 pub mod params;
+pub mod partition;
+mod sampled;
+mod search;
 mod select;
 pub mod validation;
 
@@ -35,6 +38,7 @@ use crate::data::{
     Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Preprocessing, Resize,
 };
 use crate::fsutil::input::{kind_of, read_regular_text};
+use crate::model::hub_env::HubAccess;
 use crate::model::ModelSource;
 
 pub use check::{check_spec, SpecCheck, SpecWarning, MIN_RANKABLE_VALID};
@@ -43,6 +47,7 @@ pub use expand::{Axis, ConfigId, ContentDigests, Trial, TrialId};
 pub use fits::{check_fit, FitCheck, MemoryCheck};
 pub use pack::{PackSetting, AUTO_PACK, MAX_PACK};
 pub use params::{HeldOut, TrialParams};
+pub use search::{SearchSpec, Strategy};
 pub use select::{FinalModel, SelectMetric, SelectSpec};
 pub use validation::{FoldIndex, Validation};
 
@@ -79,6 +84,13 @@ pub struct SweepSpec {
     pub digests: ContentDigests,
     /// `[sweep] pack`: trials trained together (not part of any id).
     pub pack: PackSetting,
+    /// `[search]`: grid or race, the budget, prompt screening.
+    pub search: SearchSpec,
+    /// The sampled axes (`sampled.rs`): each key and the values drawn for it.
+    pub drawn: Vec<(String, Vec<String>)>,
+    /// A race's extra seeds (`[search] extra_seeds`), appended to `seeds`: their trials come
+    /// after the grid's in `trials` and run only for the survivors, while budget is left.
+    pub extra_seeds: Vec<u64>,
 }
 
 /// The `[model]` table.
@@ -285,26 +297,48 @@ pub fn load_spec(file: &Path) -> Result<SweepSpec, SpecError> {
         .preprocessing()
         .map_err(|err| spec.error_at(&["model", "path"], format!("{err:#}")))?;
     let digests = read_digests(&spec)?;
-    parse_spec_with(&text, file, Some(own.own), digests)
+    parse_spec_with(&text, file, Some(own.own), digests, HubAccess::Download)
 }
 
 /// Parse and expand a spec's text, assuming big_vision's preprocessing and no content digests;
 /// `file` is used for messages and relative paths only.
 pub fn parse_spec(text: &str, file: &Path) -> Result<SweepSpec, SpecError> {
-    parse_spec_with(text, file, None, ContentDigests::default())
+    parse_spec_with(text, file, None, ContentDigests::default(), HubAccess::Download)
 }
 
 /// `parse_spec`, with the model's own preprocessing (`SweepSpec::model_preprocessing`) and the
-/// inputs' digests (`SweepSpec::digests`).
+/// inputs' digests (`SweepSpec::digests`); a hub model downloaded only if `access` allows it.
 pub fn parse_spec_with(
     text: &str,
     file: &Path,
     model_preprocessing: Option<Preprocessing>,
     digests: ContentDigests,
+    access: HubAccess,
+) -> Result<SweepSpec, SpecError> {
+    let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
+    let at = Locator::new(file, text, &doc);
+    let search = search::read_search(doc.get_ref(), &at)?;
+    let drawn = sampled::draw(text, doc.get_ref(), &at, &search)?;
+    let mut spec = expand_spec(&drawn.text, file, model_preprocessing, digests, access)?;
+    spec.text = text.to_string();
+    spec.search = search;
+    spec.drawn = drawn.axes;
+    spec.extra_seeds = drawn.extra_seeds;
+    Ok(spec)
+}
+
+/// Parse and expand a spec's text with its sampled axes written out (`sampled::draw`).
+fn expand_spec(
+    text: &str,
+    file: &Path,
+    model_preprocessing: Option<Preprocessing>,
+    digests: ContentDigests,
+    access: HubAccess,
 ) -> Result<SweepSpec, SpecError> {
     let doc = DeTable::parse(text).map_err(|err| Locator::lines_only(file, text).toml(&err))?;
     let at = Locator::new(file, text, &doc);
     let mut head = doc.get_ref().clone();
+    head.remove("search");
     let mut trial_tables = DeTable::new();
     for key in TRIAL_TABLES {
         if let Some((k, v)) = head.remove_entry(key) {
@@ -321,7 +355,7 @@ pub fn parse_spec_with(
         let span = at.span_of(&["validation", invalid.key]).or_else(|| at.span_of(&["validation"]));
         at.at(span.unwrap_or(0..0), format!("validation.{}", invalid.key), invalid.message)
     })?;
-    let model_source = parse_model(&head.model, file, &at)?;
+    let model_source = parse_model(&head.model, file, &at, access)?;
     let identity = expand::Inputs::new(
         &head.model,
         &model_source,
@@ -345,6 +379,9 @@ pub fn parse_spec_with(
         model_preprocessing,
         digests,
         pack,
+        search: SearchSpec::default(),
+        drawn: Vec::new(),
+        extra_seeds: Vec::new(),
     })
 }
 
@@ -357,12 +394,18 @@ fn read_digests(spec: &SweepSpec) -> Result<ContentDigests, SpecError> {
 }
 
 /// `[model]` parsed, paths relative to the spec's folder; a hub id resolved in the local cache.
-fn parse_model(model: &ModelSpec, file: &Path, at: &Locator) -> Result<ModelSource, SpecError> {
+fn parse_model(
+    model: &ModelSpec,
+    file: &Path,
+    at: &Locator,
+    access: HubAccess,
+) -> Result<ModelSource, SpecError> {
     let dir = file.parent().unwrap_or(Path::new(""));
     let error = |key: &str, message: String| {
         at.at(at.span_of(&["model", key]).unwrap_or(0..0), format!("model.{key}"), message)
     };
-    let source = ModelSource::parse_in(&model.path, dir).map_err(|message| error("path", message))?;
+    let source =
+        ModelSource::parse_with(&model.path, dir, access).map_err(|message| error("path", message))?;
     match &model.tokenizer {
         None => Ok(source),
         Some(tokenizer) => {

@@ -351,7 +351,9 @@ fn holdout_ids_do_not_depend_on_the_validation_table_unless_it_changes_the_split
 fn trial_ids_hold_the_preprocessing_only_when_not_big_vision() {
     let text = format!("{HEAD}[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [10]\n");
     let ids = |text: &str, own: Option<Preprocessing>| {
-        let spec = parse_spec_with(text, Path::new("s.toml"), own, ContentDigests::default()).unwrap();
+        let spec =
+            parse_spec_with(text, Path::new("s.toml"), own, ContentDigests::default(), HubAccess::Download)
+                .unwrap();
         spec.trials.iter().map(|t| t.id.clone()).collect::<Vec<_>>()
     };
     let before = ids(&text, None);
@@ -368,6 +370,7 @@ fn trial_ids_hold_the_preprocessing_only_when_not_big_vision() {
         Path::new("s.toml"),
         Some(Preprocessing::big_vision(224)),
         ContentDigests::default(),
+        HubAccess::Download,
     )
     .unwrap();
     assert_eq!(spec.preprocessing(), Some(bicubic));

@@ -220,7 +220,7 @@ mod tests {
         let done: Vec<&TrialRecord> = records.iter().filter(|r| r.outcome.has_weights()).collect();
         let (_tmp, dir) = results_with(&done);
         let ranked = crate::results::rank::rank(&records, spec.select.metric);
-        let configs = crate::results::judge::summarize_configs(&records, &spec);
+        let configs = crate::results::judge::summarize_configs(&records, &spec, &Default::default());
         let [a1, a2, b1, b2, c1] = done[..] else { unreachable!("five done pulls") };
         assert_eq!((ranked[0].id(), &configs[0].id), (b1.id(), &a1.config));
         let with_weights = || {

@@ -1,5 +1,5 @@
 //! What a sweep writes beside its trial folders, built from their records: the leaderboard,
-//! `configs.csv`, `best/` and the weights budget (`ledger.rs` says when). The bytes come from
+//! `configs.csv`, a race's `race.json`, `best/` and the weights budget (`ledger.rs` says when). The bytes come from
 //! `results` (`csv.rs`, `config_columns.rs`); `report.html` is the command's (`report::write_report`).
 
 use super::best::{self, Prune};
@@ -7,7 +7,8 @@ use crate::fsutil::write_atomic;
 use crate::results::config_columns::configs_csv;
 use crate::results::csv::leaderboard_csv;
 use crate::results::judge;
-use crate::results::layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE};
+use crate::results::layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, RACE_FILE};
+use crate::results::race::Standings;
 use crate::results::rank::{rank, winner};
 use crate::results::record::TrialRecord;
 use crate::results::staging::tidy;
@@ -15,16 +16,22 @@ use crate::spec::{FinalModel, SweepSpec};
 
 /// Write the leaderboard, `configs.csv`, `best/` and the weights budget from `records`: every
 /// finished trial of `spec`, in spec order (as `ResultsDir::read_records` reads them).
+/// A race also writes `race.json`, and `configs.csv` says where each config stands.
 pub(super) fn write_exports(
     dir: &ResultsDir,
     spec: &SweepSpec,
     records: &[TrialRecord],
     prune: Prune,
+    standings: &Standings,
 ) -> anyhow::Result<()> {
     dir.check_still_there()?;
     let ranked = rank(records, spec.select.metric);
     write_atomic(&dir.path(LEADERBOARD_FILE), &leaderboard_csv(&ranked))?;
-    let configs = judge::summarize_configs(records, spec);
+    let (standings, race) = standings.judge(records)?;
+    if let Some(race) = race {
+        write_atomic(&dir.path(RACE_FILE), &serde_json::to_vec_pretty(&race)?)?;
+    }
+    let configs = judge::summarize_configs(records, spec, &standings);
     write_atomic(&dir.path(CONFIGS_FILE), &configs_csv(spec, &configs))?;
     follow_winner(dir, spec, winner(&ranked, spec.select.metric))?;
     best::prune_weights(dir, spec, &ranked, &configs, prune)

@@ -39,13 +39,14 @@ pub enum FinalEnd {
 }
 
 /// Make `best/` hold the final model of the spec's kind. `top` is the leaderboard's first trial,
-/// `winner` the winning config.
+/// `winner` the winning config; `budget` why the sweep stopped before it was complete, if it did.
 pub fn make_final(
     ctx: &TrialContext,
     records: &[TrialRecord],
     top: &TrialRecord,
     winner: &ConfigId,
     runner: &mut dyn TrialRunner,
+    budget: Option<String>,
 ) -> anyhow::Result<FinalEnd> {
     let dir = &ctx.results.dir;
     let kind = ctx.spec.select.final_model;
@@ -79,6 +80,7 @@ pub fn make_final(
         config_label: trial.config_label.clone(),
         members: members.iter().map(|m| dir.relative(&m.dir)).collect(),
         test: None,
+        budget,
     };
     if let Some(existing) = dir.read_final()? {
         if (FinalRecord { test: None, ..existing.clone() }) == record {

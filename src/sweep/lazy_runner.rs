@@ -54,6 +54,14 @@ impl TrialRunner for LazyRunner<'_> {
         self.get()?.answers(weights, prompt, indices)
     }
 
+    fn untrained_answers(
+        &mut self,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
+        self.get()?.untrained_answers(prompt, indices)
+    }
+
     fn soup(&mut self, members: &[PathBuf], out: &Path) -> anyhow::Result<()> {
         self.get()?.soup(members, out)
     }

@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use super::best::Prune;
 use super::export::{follow_winner, write_exports};
 use crate::results::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
+use crate::results::race::{RaceFile, Standing, Standings};
 use crate::results::rank::{can_win, ranks_before};
 use crate::results::record::TrialRecord;
-use crate::spec::{SweepSpec, TrialId};
+use crate::spec::{ConfigId, SweepSpec, TrialId};
 
 /// The shortest time between two rewrites of the leaderboard and `configs.csv`.
 pub const MIN_GAP: Duration = Duration::from_secs(1);
@@ -46,6 +47,8 @@ pub struct Ledger<'a> {
     prune: Prune,
     /// How many times the exports were rewritten (the pacing is tested by it).
     rewrites: usize,
+    /// A race's, and the configs screened out (`configs.csv`, `race.json`).
+    standings: Standings<'a>,
     /// In spec order as of the last rewrite; trials recorded since are appended.
     records: Vec<TrialRecord>,
     /// Where each trial's record is in `records`.
@@ -58,12 +61,18 @@ pub struct Ledger<'a> {
 
 impl<'a> Ledger<'a> {
     /// Read every trial folder of `spec` in `dir` and write every export from them.
-    pub fn rebuild(dir: &'a ResultsDir, spec: &'a SweepSpec, prune: Prune) -> anyhow::Result<Ledger<'a>> {
+    pub fn rebuild(
+        dir: &'a ResultsDir,
+        spec: &'a SweepSpec,
+        prune: Prune,
+        standings: Standings<'a>,
+    ) -> anyhow::Result<Ledger<'a>> {
         let mut ledger = Ledger {
             dir,
             spec,
             prune,
             rewrites: 0,
+            standings,
             records: Vec::new(),
             at: HashMap::new(),
             winner: None,
@@ -78,6 +87,11 @@ impl<'a> Ledger<'a> {
         &self.records
     }
 
+    /// Where every config stands, and the race, from the records read so far.
+    pub fn standings(&self) -> anyhow::Result<(HashMap<ConfigId, Standing>, Option<RaceFile>)> {
+        self.standings.judge(&self.records)
+    }
+
     /// How many times the exports were rewritten so far.
     pub fn rewrites(&self) -> usize {
         self.rewrites
@@ -90,7 +104,7 @@ impl<'a> Ledger<'a> {
         self.at = self.records.iter().enumerate().map(|(i, r)| (r.id().clone(), i)).collect();
         self.winner = None;
         (0..self.records.len()).for_each(|i| self.consider(i));
-        write_exports(self.dir, self.spec, &self.records, self.prune)?;
+        write_exports(self.dir, self.spec, &self.records, self.prune, &self.standings)?;
         self.rewrites += 1;
         let ended = Instant::now();
         self.next_rewrite = ended + gap_after(ended - started);
@@ -211,7 +225,7 @@ mod tests {
         let n = 300;
         let (spec, _tmp, dir) = sweep_of(n);
         let started = Instant::now();
-        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks).unwrap();
+        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks, Standings::none()).unwrap();
         for k in 0..n {
             // Same scores, lower loss each time: by the 4th tie-break the newest trial wins.
             let record = finish(&dir, &spec, k, 1.0 - k as f64 / 1000.0);
@@ -233,7 +247,7 @@ mod tests {
     #[test]
     fn a_better_trial_of_another_worker_stays_in_best() {
         let (spec, _tmp, dir) = sweep_of(3);
-        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks).unwrap();
+        let mut ledger = Ledger::rebuild(&dir, &spec, Prune::SpareEarlierPicks, Standings::none()).unwrap();
         let theirs = finish(&dir, &spec, 0, 0.1);
         update_best(&dir, Some(&theirs)).unwrap();
         let mine = finish(&dir, &spec, 1, 0.2);

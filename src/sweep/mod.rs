@@ -8,15 +8,17 @@
 //! for it in tests.
 
 pub mod best;
+pub mod budget;
 pub mod export;
 pub mod final_model;
 pub mod lazy_runner;
 pub mod ledger;
 pub mod model_runner;
-pub mod partition;
 mod pass;
 pub mod progress;
 pub mod runner;
+pub mod schedule;
+pub mod screen;
 pub mod scripted;
 pub mod stop;
 pub mod trial;
@@ -31,16 +33,19 @@ use crate::results::failure::{reruns, Rerun};
 use crate::results::folder::ResultsFolder;
 use crate::results::judge;
 use crate::results::layout::{ResultsDir, DIGESTS_FILE, PREPROCESSING_FILE, SPEC_FILE};
+use crate::results::race::{RaceBoard, RaceFile, Standings};
 use crate::results::rank::{rank, winner};
 use crate::results::record::{FinalRecord, TrialRecord};
-use crate::spec::SweepSpec;
+use crate::spec::partition::Partition;
+use crate::spec::{ConfigId, Strategy, SweepSpec, Trial};
 use best::Prune;
+use budget::{Budget, Deadline, Spent};
 use final_model::FinalEnd;
 use ledger::Ledger;
-use partition::Partition;
 use pass::{Settled, Worker};
 use progress::{Counts, Progress};
 use runner::TrialRunner;
+use schedule::Schedule;
 use stop::StopFlag;
 use trial::TrialContext;
 
@@ -48,18 +53,20 @@ pub use crate::results::record::{LossLine, Stage2Ran};
 pub use runner::{Control, StepObserver, TrialJob, TrialRun};
 
 /// How a sweep run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SweepEnd {
-    /// Every trial of the spec is finished.
+    /// Every trial it runs is finished: a grid's every trial, a race's decided.
     Complete,
     /// Stopped on request; the same command resumes.
     Interrupted,
     /// This worker's part is done; other workers run the trials left.
     LeftToOthers,
+    /// Its budget allows no more pulls (`budget.rs`); a larger one goes on.
+    Spent(Spent),
 }
 
-/// How a sweep run treats what earlier runs left.
-#[derive(Debug, Clone, Copy)]
+/// How a sweep run treats what earlier runs left, and what it may spend.
+#[derive(Debug, Clone)]
 pub struct SweepOptions {
     /// Which failed trials to run again.
     pub rerun: Rerun,
@@ -72,6 +79,8 @@ pub struct SweepOptions {
     /// Trials finished before this command started, when worker processes of this command ran
     /// the rest before this run (which then finishes what is left): the first line counts them.
     pub finished_before_workers: Option<usize>,
+    /// Start no pull that cannot end before it (`--until`, `--for`).
+    pub deadline: Option<Deadline>,
 }
 
 /// A worker's part in a sweep that any number of workers share (`claim.rs`).
@@ -105,10 +114,13 @@ pub struct SweepSummary {
     pub final_model: Option<FinalRecord>,
     /// The winning config, if any can win.
     pub winning_config: Option<judge::ConfigSummary>,
+    /// A race's state at the end of the run.
+    pub race: Option<RaceFile>,
 }
 
 /// Run the unfinished trials of `spec` (those of `options.part`) on `dataset`, writing into
-/// `results` beside any other workers, then make the final model once every trial is finished.
+/// `results` beside any other workers, then make the final model once every trial is finished
+/// (a race: decided) or the budget is spent.
 pub fn run_sweep(
     spec: &SweepSpec,
     dataset: &Dataset,
@@ -118,45 +130,99 @@ pub fn run_sweep(
     options: SweepOptions,
 ) -> anyhow::Result<SweepSummary> {
     let folder = ResultsFolder::open_to_run(results, spec, stop.shared())?;
-    let ledger = prepare(&folder, spec, options.prune)?;
-    let this_run = Settled::new(options.rerun);
-    let progress = start_progress(spec, &ledger, &this_run, results, options.finished_before_workers);
+    write_inputs(&folder, spec)?;
     let labels: Vec<_> = dataset.examples.iter().map(|e| e.label).collect();
     let partition = Partition::new(&labels, &spec.validation, spec.data.stratify())?;
+    let screen = screen::screen_prompts(spec, dataset, &folder, &partition, runner)?;
+    let enters = |t: &Trial| match (&screen, &t.params.prompt) {
+        (Some(screen), Some(prompt)) => screen.enters(prompt),
+        _ => true,
+    };
+    let budget = Budget::new(spec.search.max_pulls, options.deadline.clone());
+    let board = (spec.search.strategy == Strategy::Race).then(|| {
+        let images = dataset.examples.iter().map(|e| (e.image.as_str(), e.label)).collect();
+        RaceBoard::new(spec, &partition, images, enters)
+    });
+    let standings = Standings {
+        race: board.as_ref().map(|b| (b, b.keys_in_play(budget.is_set()))),
+        screened_out: screened_out(spec, &enters),
+    };
+    let ledger = prepare(&folder, spec, options.prune, standings)?;
+    let this_run = Settled::new(options.rerun);
+    let schedule = match &board {
+        Some(board) => Schedule::Race { board },
+        None => Schedule::grid(spec, |n| enters(&spec.trials[n])),
+    };
+    let progress = start_progress(&ledger, &this_run, &schedule, results, options.finished_before_workers);
     let ctx =
         TrialContext { spec, dataset, partition: &partition, results: &folder, progress: &progress, stop };
+    let ran = Counts::default();
     let mut worker =
-        Worker { ctx: &ctx, ledger, this_run, runner, pack: options.pack, ran: Counts::default() };
+        Worker { ctx: &ctx, ledger, this_run, runner, pack: options.pack, ran, budget, schedule };
     let end = worker.work_through(options.part)?;
     wrap_up(&ctx, worker, end)
 }
 
-/// Before the first trial: the spec, digests and preprocessing written beside the trials,
-/// damaged trial folders set aside, every export rebuilt from the trial folders.
-fn prepare<'a>(folder: &'a ResultsFolder, spec: &'a SweepSpec, prune: Prune) -> anyhow::Result<Ledger<'a>> {
+/// The configs `enters` leaves out, in spec order.
+fn screened_out(spec: &SweepSpec, enters: &dyn Fn(&Trial) -> bool) -> Vec<ConfigId> {
+    let mut out: Vec<ConfigId> = Vec::new();
+    for trial in spec.trials.iter().filter(|t| !enters(t)) {
+        if !out.contains(&trial.config) {
+            out.push(trial.config.clone());
+        }
+    }
+    out
+}
+
+/// The spec, digests and preprocessing written beside the trials.
+fn write_inputs(folder: &ResultsFolder, spec: &SweepSpec) -> anyhow::Result<()> {
     write_atomic(&folder.dir.path(SPEC_FILE), spec.text.as_bytes())?;
     if let Some(own) = &spec.model_preprocessing {
         write_atomic(&folder.dir.path(PREPROCESSING_FILE), &serde_json::to_vec_pretty(own)?)?;
     }
     write_atomic(&folder.dir.path(DIGESTS_FILE), &serde_json::to_vec_pretty(&spec.digests)?)?;
-    note_unlisted_trials(&folder.dir, spec)?;
+    note_unlisted_trials(&folder.dir, spec)
+}
+
+/// Before the first trial: damaged trial folders set aside, every export rebuilt from the trial
+/// folders.
+fn prepare<'a>(
+    folder: &'a ResultsFolder,
+    spec: &'a SweepSpec,
+    prune: Prune,
+    standings: Standings<'a>,
+) -> anyhow::Result<Ledger<'a>> {
     let _lock = folder.claims.export_lock()?;
     damaged::set_aside_damaged(folder, spec)?;
-    Ledger::rebuild(&folder.dir, spec, prune)
+    Ledger::rebuild(&folder.dir, spec, prune, standings)
 }
 
 /// The progress display, with a first line on what is finished already (`before_workers`: how
 /// many of those were finished before this command's workers ran).
 fn start_progress(
-    spec: &SweepSpec,
     ledger: &Ledger,
     this_run: &Settled,
+    schedule: &Schedule,
     results: &Path,
     before_workers: Option<usize>,
 ) -> Progress {
     let records = ledger.records();
     let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
-    let progress = Progress::new(spec.trials.len(), settled);
+    let (total, what) = match schedule {
+        Schedule::Grid { trials, .. } => (trials.len(), "trials".to_string()),
+        Schedule::Race { board } => {
+            let grid = board.configs().len() * board.grid_keys();
+            (
+                grid,
+                format!(
+                    "pulls at most: a race of {} configs over {} keys",
+                    board.configs().len(),
+                    board.grid_keys()
+                ),
+            )
+        }
+    };
+    let progress = Progress::new(total, settled.min(total));
     let finished = match before_workers {
         Some(before) => {
             format!("{before} finished earlier, {} by this command's workers", settled.saturating_sub(before))
@@ -164,8 +230,7 @@ fn start_progress(
         None => format!("{settled} finished earlier"),
     };
     progress.say(&format!(
-        "{} trials ({finished}{}) → {}",
-        spec.trials.len(),
+        "{total} {what} ({finished}{}) → {}",
         match records.len() - settled {
             0 => String::new(),
             n => format!(", {n} failed to retry"),
@@ -176,25 +241,29 @@ fn start_progress(
 }
 
 /// After this worker's trials: every export rebuilt from the trial folders, stale claims
-/// cleared, and once every trial is finished, the final model; then the summary.
+/// cleared, and once the sweep is complete (or its budget spent, no other worker running), the
+/// final model; then the summary.
 fn wrap_up(ctx: &TrialContext, worker: Worker, mut end: SweepEnd) -> anyhow::Result<SweepSummary> {
-    let Worker { mut ledger, runner, ran, .. } = worker;
+    let Worker { mut ledger, runner, ran, schedule, budget, this_run, .. } = worker;
     let (spec, folder) = (ctx.spec, ctx.results);
     let _lock = folder.claims.export_lock()?;
     ledger.rewrite()?;
     let records = ledger.records();
     let finished_ids: HashSet<&str> = records.iter().map(|r| r.id().as_str()).collect();
     folder.claims.clear_stale(|id| finished_ids.contains(id))?;
-    if end == SweepEnd::Complete && records.len() < spec.trials.len() {
+    let left = schedule.next(records, &|o| this_run.holds(o), budget.is_set())?;
+    if end == SweepEnd::Complete && !left.is_empty() {
         end = SweepEnd::LeftToOthers;
     }
+    let (standings, race) = ledger.standings()?;
     let ranked = rank(records, spec.select.metric);
     let best = winner(&ranked, spec.select.metric).cloned();
     let mut final_record = None;
-    let summaries = judge::summarize_configs(records, spec);
+    let summaries = judge::summarize_configs(records, spec, &standings);
     let winning = judge::winning_config(&summaries).cloned();
-    if let (SweepEnd::Complete, Some(top), Some(winning)) = (end, &best, &winning) {
-        match final_model::make_final(ctx, records, top, &winning.id, runner)? {
+    let finishing = matches!(end, SweepEnd::Complete | SweepEnd::Spent(_));
+    if let (true, Some(top), Some(winning)) = (finishing, &best, &winning) {
+        match final_model::make_final(ctx, records, top, &winning.id, runner, spent_note(&end))? {
             FinalEnd::Made(record) => final_record = Some(record),
             FinalEnd::None(why) => crate::logging::warn!("no final model: {why}; best/ holds the best trial"),
             FinalEnd::Stopped => end = SweepEnd::Interrupted,
@@ -219,7 +288,16 @@ fn wrap_up(ctx: &TrialContext, worker: Worker, mut end: SweepEnd) -> anyhow::Res
         best,
         final_model: final_record,
         winning_config: winning,
+        race,
     })
+}
+
+/// What `best/final.json` says of a sweep that stopped on its budget.
+fn spent_note(end: &SweepEnd) -> Option<String> {
+    match end {
+        SweepEnd::Spent(spent) => Some(spent.to_string()),
+        _ => None,
+    }
 }
 
 /// Say when the folder holds trials of an earlier version of the spec (kept, not ranked).

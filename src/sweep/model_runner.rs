@@ -264,6 +264,14 @@ impl TrialRunner for ModelRunner<'_> {
         self.answers_of(&loaded, prompt, indices)
     }
 
+    fn untrained_answers(
+        &mut self,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
+        self.answers_of(&self.base, prompt, indices)
+    }
+
     fn soup(&mut self, members: &[PathBuf], out: &Path) -> anyhow::Result<()> {
         adapter::soup::soup(members, out).map(|_| ())
     }

@@ -1,14 +1,18 @@
-//! One worker's trials, claimed, run and recorded: passes over them in order, each claiming the
-//! next pack (a trial and up to `pack − 1` more of its pack key that no other worker holds),
-//! running it and adding its records to the ledger, until none is left that no live worker
-//! holds; with [`Part::All`] it then waits for those other workers run.
+//! One worker's trials, claimed, run and recorded. A grid's worker passes over its trials in
+//! order; a race's asks the race for its next pulls after every pack (`schedule.rs`). Either way
+//! it claims the next pack (a trial and up to `pack − 1` more of its pack key that no other
+//! worker holds), runs it and adds its records to the ledger, until none is left that no live
+//! worker holds, or the budget is spent (`budget.rs`); with [`Part::All`] it then waits for the
+//! trials other workers run.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use super::budget::{Budget, Spent};
 use super::ledger::Ledger;
 use super::progress::Counts;
 use super::runner::{pack_key, TrialRunner};
+use super::schedule::Schedule;
 use super::trial::{run_trials, PackedTrial, TrialContext, TrialEnd};
 use super::{Part, SweepEnd};
 use crate::results::claim::{self, Claim, ClaimAttempt, ClaimState};
@@ -38,7 +42,7 @@ impl Settled {
         !reruns(outcome, self.rerun) || outcome.finished_at > self.since || self.ran.contains(&outcome.id)
     }
 
-    fn holds_file(&self, file: &OutcomeFile) -> bool {
+    pub fn holds_file(&self, file: &OutcomeFile) -> bool {
         matches!(file, OutcomeFile::Finished(outcome) if self.holds(outcome))
     }
 }
@@ -53,6 +57,8 @@ pub struct Worker<'a, 'r> {
     pub pack: usize,
     /// Trials this worker finished, by status.
     pub ran: Counts,
+    pub budget: Budget,
+    pub schedule: Schedule<'a>,
 }
 
 /// How one pass over the trials ended.
@@ -62,29 +68,39 @@ enum PassEnd {
     /// These trials (index, claim) are held by other live workers.
     HeldElsewhere(Vec<(usize, ClaimState)>),
     Interrupted,
+    /// The budget allows no more pulls.
+    Spent(Spent),
 }
 
 impl Worker<'_, '_> {
     /// Run the trials of `part` until none is left to this worker (see the module doc).
     pub fn work_through(&mut self, part: Part) -> anyhow::Result<SweepEnd> {
         let spec = self.ctx.spec;
-        let mine: Vec<usize> = match part {
-            Part::One(index) => vec![index],
-            Part::All | Part::Share => (0..spec.trials.len()).collect(),
-        };
         let mut said_waiting = false;
         loop {
-            let elsewhere = match self.pass(&mine)? {
+            let end = match (part, &self.schedule) {
+                (Part::One(index), _) => self.pass(&[index])?,
+                (_, Schedule::Grid { trials, .. }) => {
+                    let trials = trials.clone();
+                    self.pass(&trials)?
+                }
+                (_, Schedule::Race { .. }) => self.race()?,
+            };
+            let (elsewhere, spent) = match end {
                 PassEnd::Through => return Ok(SweepEnd::Complete),
                 PassEnd::Interrupted => return Ok(SweepEnd::Interrupted),
-                PassEnd::HeldElsewhere(elsewhere) => elsewhere,
+                PassEnd::HeldElsewhere(elsewhere) => (elsewhere, None),
+                PassEnd::Spent(spent) => (self.running_elsewhere()?, Some(spent)),
             };
-            if part != Part::All {
+            if elsewhere.is_empty() || part != Part::All {
                 let running = self.still_unfinished(elsewhere)?;
                 if !running.is_empty() {
                     self.ctx.progress.say(&held_elsewhere(spec, &running));
                 }
-                return Ok(SweepEnd::LeftToOthers);
+                return Ok(match spent {
+                    Some(spent) => SweepEnd::Spent(spent),
+                    None => SweepEnd::LeftToOthers,
+                });
             }
             if !said_waiting {
                 self.ctx
@@ -93,6 +109,11 @@ impl Worker<'_, '_> {
                 said_waiting = true;
             }
             std::thread::sleep(claim::heartbeat_every().min(Duration::from_secs(5)));
+            if let Some(spent) = spent {
+                if self.running_elsewhere()?.is_empty() {
+                    return Ok(SweepEnd::Spent(spent));
+                }
+            }
         }
     }
 
@@ -120,7 +141,10 @@ impl Worker<'_, '_> {
             if self.ctx.stop.is_requested() {
                 return Ok(PassEnd::Interrupted);
             }
-            let claims = self.claim_pack(&mine[at..], &mut taken, &mut elsewhere)?;
+            let claims = match self.claim_pack(&mine[at..], &mut taken, &mut elsewhere)? {
+                Ok(claims) => claims,
+                Err(spent) => return Ok(PassEnd::Spent(spent)),
+            };
             if !claims.is_empty() && self.run_pack(claims)? == SweepEnd::Interrupted {
                 return Ok(PassEnd::Interrupted);
             }
@@ -128,22 +152,83 @@ impl Worker<'_, '_> {
         Ok(if elsewhere.is_empty() { PassEnd::Through } else { PassEnd::HeldElsewhere(elsewhere) })
     }
 
+    /// A race: after every pack, ask the race for its next pulls and claim from their front.
+    fn race(&mut self) -> anyhow::Result<PassEnd> {
+        loop {
+            if self.ctx.stop.is_requested() {
+                return Ok(PassEnd::Interrupted);
+            }
+            let settled = |o: &TrialOutcome| self.this_run.holds(o);
+            let next = self.schedule.next(self.ledger.records(), &settled, self.budget.is_set())?;
+            if next.is_empty() {
+                return Ok(PassEnd::Through);
+            }
+            let (mut taken, mut elsewhere) = (vec![false; self.ctx.spec.trials.len()], Vec::new());
+            let mut claims = Vec::new();
+            for at in 0..next.len() {
+                if taken[next[at]] {
+                    continue;
+                }
+                claims = match self.claim_pack(&next[at..], &mut taken, &mut elsewhere)? {
+                    Ok(claims) => claims,
+                    Err(spent) => return Ok(PassEnd::Spent(spent)),
+                };
+                if !claims.is_empty() {
+                    break;
+                }
+            }
+            if claims.is_empty() {
+                if elsewhere.len() < next.len() {
+                    // Some of the next pulls were finished by other workers: read them and look again.
+                    let _lock = self.ctx.results.claims.export_lock()?;
+                    self.ledger.rewrite()?;
+                    continue;
+                }
+                return Ok(PassEnd::HeldElsewhere(elsewhere));
+            }
+            if self.run_pack(claims)? == SweepEnd::Interrupted {
+                return Ok(PassEnd::Interrupted);
+            }
+        }
+    }
+
+    /// The trials of this sweep other live workers hold.
+    fn running_elsewhere(&self) -> anyhow::Result<Vec<(usize, ClaimState)>> {
+        let spec = self.ctx.spec;
+        let mut held = Vec::new();
+        for (name, state) in self.ctx.results.claims.all()? {
+            if state.is_stale(claim::stale_after()) {
+                continue;
+            }
+            if let Some(n) = spec.trials.iter().position(|t| t.id.as_str() == name) {
+                held.push((n, state));
+            }
+        }
+        Ok(held)
+    }
+
     /// Claims on the first trial of `next` and up to `pack − 1` more of its pack key further on,
     /// skipping those finished (for this run) or held elsewhere; each looked at is `taken`.
+    /// `Err(spent)` when the budget allows no pull at all.
     fn claim_pack(
         &self,
         next: &[usize],
         taken: &mut [bool],
         elsewhere: &mut Vec<(usize, ClaimState)>,
-    ) -> anyhow::Result<Vec<(usize, Claim)>> {
+    ) -> anyhow::Result<Result<Vec<(usize, Claim)>, Spent>> {
         let (spec, folder) = (self.ctx.spec, self.ctx.results);
+        let room = match self.pulls_left()? {
+            Some(0) => return Ok(Err(Spent::Pulls(self.budget.max_pulls.unwrap_or(0)))),
+            Some(left) => left.min(self.pack.max(1)),
+            None => self.pack.max(1),
+        };
         let key = pack_key(&spec.trials[next[0]].params);
-        let packs = self.pack > 1 && key.is_some();
+        let packs = room > 1 && key.is_some();
         let candidates = std::iter::once(next[0])
             .chain(next[1..].iter().copied().filter(|&m| packs && pack_key(&spec.trials[m].params) == key));
         let mut claims = Vec::new();
         for m in candidates {
-            if claims.len() == self.pack.max(1) {
+            if claims.len() == room {
                 break;
             }
             if taken[m] {
@@ -164,7 +249,29 @@ impl Worker<'_, '_> {
                 ClaimAttempt::Held(state) => elsewhere.push((m, state)),
             }
         }
-        Ok(claims)
+        if !claims.is_empty() {
+            if let Err(spent) =
+                self.budget.may_start(claims.len(), self.ledger.records(), spec, SystemTime::now())
+            {
+                return Ok(Err(spent));
+            }
+        }
+        Ok(Ok(claims))
+    }
+
+    /// Pulls the budget still allows: `max_pulls` less those finished (on disk) and those other
+    /// workers hold; `None` without a cap.
+    fn pulls_left(&self) -> anyhow::Result<Option<usize>> {
+        if self.budget.max_pulls.is_none() {
+            return Ok(None);
+        }
+        let dir = &self.ctx.results.dir;
+        let mut finished = 0;
+        for trial in &self.ctx.spec.trials {
+            finished +=
+                usize::from(matches!(dir.trial(&trial.id).read_outcome_file()?, OutcomeFile::Finished(_)));
+        }
+        Ok(self.budget.pulls_left(finished, self.running_elsewhere()?.len()))
     }
 
     /// Run the claimed trials as one pack and record each that finished; `Interrupted` when a
@@ -180,7 +287,10 @@ impl Worker<'_, '_> {
                 PackedTrial { trial, paths: ctx.results.dir.trial(&trial.id), claim: Some(claim) }
             })
             .collect();
+        let started = Instant::now();
+        let trials = pack.len();
         let ends = run_trials(ctx, pack, self.runner)?;
+        self.budget.measured(trials, started.elapsed().as_secs_f64());
         let mut end = SweepEnd::Complete;
         for ((m, claim), trial_end) in claims.into_iter().zip(ends) {
             let trial = &spec.trials[m];

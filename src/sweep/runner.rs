@@ -113,6 +113,11 @@ pub trait TrialRunner {
         indices: &[usize],
     ) -> anyhow::Result<Vec<Label>>;
 
+    /// The untrained model's answers to the dataset's examples `indices`, asked `prompt`: what
+    /// screening prompts (`[search] screen_prompts`) looks at.
+    fn untrained_answers(&mut self, prompt: &Option<String>, indices: &[usize])
+        -> anyhow::Result<Vec<Label>>;
+
     /// Average the trained weights in the folders `members` (all of one config) into the empty
     /// folder `out`: a model soup.
     fn soup(&mut self, members: &[PathBuf], out: &Path) -> anyhow::Result<()>;

@@ -2,7 +2,9 @@
 //! result is a fixed function of the trial's parameters and seed, so driver tests run in
 //! milliseconds and can predict what they get. The script:
 //!
-//! - Before training it answers "no" to every image (precision undefined, recall 0).
+//! - Before training it answers "no" to every image (precision undefined, recall 0), unless the
+//!   prompt says `base=0.7`: then each image right with that probability (a hash of the prompt
+//!   and the image), which is what screening prompts sees.
 //! - A prompt containing `FAIL` makes the attempt fail halfway (an error, like running out of
 //!   memory).
 //! - `learning_rate ≥ 1` diverges on every attempt, and `0.5 ≤ learning_rate < 1` on attempts
@@ -35,6 +37,8 @@ use crate::train::{StepLog, TrainConfig, TrainOutcome};
 pub const FAIL_WORD: &str = "FAIL";
 /// `accuracy=0.83` in a prompt sets the trained model's accuracy.
 pub const ACCURACY_WORD: &str = "accuracy=";
+/// `base=0.7` in a prompt sets the untrained model's accuracy when prompts are screened.
+pub const BASE_WORD: &str = "base=";
 /// The scripted weights file.
 const WEIGHTS_FILE: &str = "scripted.json";
 
@@ -82,9 +86,7 @@ impl ScriptedRunner {
 
     /// The model an attempt trains to `accuracy`.
     fn model(job: &TrialJob, accuracy: f64) -> ScriptedModel {
-        let prompt = job.params.prompt.as_deref().unwrap_or("");
-        let prompt_hash =
-            u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"));
+        let prompt_hash = prompt_hash(job.params.prompt.as_deref().unwrap_or(""));
         ScriptedModel { seed: job.train.seed, learning_rate: job.train.learning_rate, prompt_hash, accuracy }
     }
 
@@ -165,8 +167,8 @@ impl TrialRunner for ScriptedRunner {
             }
         };
         let (mut end, mut stage) = (self.stage(job, (1, train), stage1_loss, observer, &mut losses)?, 1);
-        let mut accuracy =
-            prompt_accuracy(job.params.prompt.as_deref())?.unwrap_or(if lr < GOOD_RATE { 0.9 } else { 0.75 });
+        let mut accuracy = word_value(job.params.prompt.as_deref().unwrap_or(""), ACCURACY_WORD)?
+            .unwrap_or(if lr < GOOD_RATE { 0.9 } else { 0.75 });
         let mut stage2 = Stage2Ran::NotConfigured;
         if let (true, Some(second)) = (end.is_finished(), &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
@@ -216,6 +218,20 @@ impl TrialRunner for ScriptedRunner {
             .collect())
     }
 
+    fn untrained_answers(
+        &mut self,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<Label>> {
+        let prompt = prompt.as_deref().unwrap_or("");
+        let accuracy = word_value(prompt, BASE_WORD)?.unwrap_or(0.0);
+        let model = ScriptedModel { seed: 0, learning_rate: 0.0, prompt_hash: prompt_hash(prompt), accuracy };
+        Ok(indices
+            .iter()
+            .map(|&i| if accuracy > 0.0 { self.answer(&model, i) } else { Label::Negative })
+            .collect())
+    }
+
     fn soup(&mut self, members: &[PathBuf], out: &Path) -> anyhow::Result<()> {
         let mut soup = ScriptedWeights { id: "soup".into(), models: Vec::new() };
         for member in members {
@@ -232,15 +248,21 @@ fn read_weights(dir: &Path) -> anyhow::Result<ScriptedWeights> {
     serde_json::from_str(&text).with_context(|| format!("{}: not scripted weights", path.display()))
 }
 
-/// The accuracy a prompt sets with `accuracy=0.83`, if any.
-fn prompt_accuracy(prompt: Option<&str>) -> anyhow::Result<Option<f64>> {
-    let Some(at) = prompt.and_then(|p| p.find(ACCURACY_WORD).map(|at| &p[at + ACCURACY_WORD.len()..])) else {
+/// The first 8 bytes (little-endian) of the prompt's SHA-256.
+fn prompt_hash(prompt: &str) -> u64 {
+    u64::from_le_bytes(Sha256::digest(prompt.as_bytes())[..8].try_into().expect("8 bytes"))
+}
+
+/// The number after `word` in `prompt` (`accuracy=0.83`), if the word is there; it must be in
+/// [0, 1].
+fn word_value(prompt: &str, word: &str) -> anyhow::Result<Option<f64>> {
+    let Some(at) = prompt.find(word).map(|at| &prompt[at + word.len()..]) else {
         return Ok(None);
     };
     let number: String = at.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-    let accuracy: f64 = number.parse().with_context(|| format!("{ACCURACY_WORD}{number}: not a number"))?;
-    anyhow::ensure!((0.0..=1.0).contains(&accuracy), "{ACCURACY_WORD}{accuracy}: not in [0, 1]");
-    Ok(Some(accuracy))
+    let value: f64 = number.parse().with_context(|| format!("{word}{number}: not a number"))?;
+    anyhow::ensure!((0.0..=1.0).contains(&value), "{word}{value}: not in [0, 1]");
+    Ok(Some(value))
 }
 
 /// A number in [0, 1) from a hash (splitmix64) of `parts`.

@@ -8,7 +8,6 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::partition::Partition;
 use super::progress::{Progress, TrialObserver};
 use super::runner::{reseed, StepObserver, TrialJob, TrialRun, TrialRunner};
 use super::stop::StopFlag;
@@ -25,6 +24,7 @@ use crate::results::manifest::{files_under, Manifest};
 use crate::results::record::{
     utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer,
 };
+use crate::spec::partition::Partition;
 use crate::spec::{ContentDigests, DataSpec, SweepSpec, Trial, TrialId, TrialParams};
 use crate::train::TrainOutcome;
 

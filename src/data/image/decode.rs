@@ -20,7 +20,7 @@ use super::damage::{check_complete, decode_error, TRUNCATED};
 use super::format::ImageFormatKind;
 use super::jpeg::{self, Jpeg, JpegError};
 use super::preprocess::{preprocess_rgba, rgba_samples};
-use super::{gif, orient, DecodedImage, MAX_ANIMATION_PIXELS, MAX_FRAMES, MAX_PIXELS};
+use super::{gif, orient, png_meta, DecodedImage, MAX_ANIMATION_PIXELS, MAX_FRAMES, MAX_PIXELS};
 use crate::data::{CodingCheck, DataError, FramePolicy, ImageOptions, Pixels, Preprocessing};
 
 /// Decode `bytes`, holding `format`, into the frames `images` asks for, preprocessed by `prep`.
@@ -35,31 +35,35 @@ pub fn decode(
     match format {
         ImageFormatKind::Gif => decode_gif(path, bytes, images, prep),
         ImageFormatKind::Png => {
+            let metadata = png_meta::read(bytes);
+            let tag = orient::tag_of(metadata.exif.as_deref(), metadata.xmp.as_deref());
             let mut decoder = PngDecoder::with_limits(Cursor::new(bytes), decoder_limits()).map_err(fail)?;
             if decoder.is_apng().map_err(fail)? {
-                let canvas = canvas_of(path, &mut decoder, format)?;
+                let canvas = canvas_of(path, &mut decoder, format, tag)?;
                 let frames = decoder.apng().map_err(fail)?.into_frames();
                 decode_animation(path, bytes, frames, canvas, images, prep)
             } else {
-                decode_still(path, bytes, format, decoder, images, prep)
+                decode_still(path, bytes, format, decoder, tag, images, prep)
             }
         }
         ImageFormatKind::WebP => {
             let mut decoder = WebPDecoder::new(Cursor::new(bytes)).map_err(fail)?;
             decoder.set_limits(decoder_limits()).map_err(fail)?;
+            let tag = orient::read_tag(&mut decoder, path);
             if decoder.has_animation() {
-                let canvas = canvas_of(path, &mut decoder, format)?;
+                let canvas = canvas_of(path, &mut decoder, format, tag)?;
                 decode_animation(path, bytes, decoder.into_frames(), canvas, images, prep)
             } else {
-                decode_still(path, bytes, format, decoder, images, prep)
+                decode_still(path, bytes, format, decoder, tag, images, prep)
             }
         }
         ImageFormatKind::Jpeg => decode_jpeg(path, bytes, images, prep),
         ImageFormatKind::Bmp | ImageFormatKind::Tiff => {
             let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
             reader.limits(decoder_limits());
-            let decoder = reader.into_decoder().map_err(fail)?;
-            decode_still(path, bytes, format, decoder, images, prep)
+            let mut decoder = reader.into_decoder().map_err(fail)?;
+            let tag = orient::read_tag(&mut decoder, path);
+            decode_still(path, bytes, format, decoder, tag, images, prep)
         }
     }
 }
@@ -97,14 +101,14 @@ fn decode_still(
     path: &Path,
     bytes: &[u8],
     format: ImageFormatKind,
-    mut decoder: impl ImageDecoder,
+    decoder: impl ImageDecoder,
+    tag: u8,
     images: ImageOptions,
     prep: &Preprocessing,
 ) -> Result<DecodedImage, DataError> {
     let (width, height) = decoder.dimensions();
     check_pixels(path, "", width, height)?;
     check_complete(path, bytes, format)?;
-    let tag = orient::read_tag(&mut decoder, path);
     let image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, bytes, None, e))?;
     still_image(path, format, image, tag, images, prep)
 }
@@ -127,7 +131,7 @@ fn decode_jpeg(
     let file = Jpeg::read_header(bytes).map_err(fail)?;
     check_pixels(path, "", file.width(), file.height())?;
     check_complete(path, bytes, ImageFormatKind::Jpeg)?;
-    let tag = orient::tag_of_exif(file.exif());
+    let tag = orient::tag_of(file.exif(), file.xmp());
     let decoded = file.decode().map_err(fail)?;
     let (width, height) = (decoded.width, decoded.height);
     let image = if decoded.grey {
@@ -185,10 +189,11 @@ fn canvas_of(
     path: &Path,
     decoder: &mut impl ImageDecoder,
     format: ImageFormatKind,
+    tag: u8,
 ) -> Result<Canvas, DataError> {
     let (width, height) = decoder.dimensions();
     check_pixels(path, "", width, height)?;
-    Ok(Canvas { format, width, height, tag: orient::read_tag(decoder, path) })
+    Ok(Canvas { format, width, height, tag })
 }
 
 fn decode_gif(
@@ -207,7 +212,8 @@ fn decode_gif(
     let fail = |err| decode_error(path, bytes, None, err);
     let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(fail)?;
     decoder.set_limits(decoder_limits()).map_err(fail)?;
-    let canvas = canvas_of(path, &mut decoder, ImageFormatKind::Gif)?;
+    // PIL reads no EXIF or XMP from a GIF.
+    let canvas = canvas_of(path, &mut decoder, ImageFormatKind::Gif, 1)?;
     decode_animation(path, bytes, decoder.into_frames(), canvas, images, prep).map_err(|err| match err {
         // Say how much the cut frame claimed: a huge frame in a tiny file is no ordinary cut.
         DataError::ImageDecode { path, frame: Some(number), message } if message == TRUNCATED => {

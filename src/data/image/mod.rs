@@ -27,6 +27,7 @@ mod format;
 mod gif;
 mod jpeg;
 mod orient;
+mod png_meta;
 mod preprocess;
 
 use std::path::Path;

@@ -18,6 +18,13 @@ fn done(key: usize, pattern: &str) -> Pull {
     Pull::Done(answers.collect())
 }
 
+/// A diverged pull at `key`: its four images answered wrong.
+fn diverged(key: usize) -> Pull {
+    let wrong =
+        (0..4).map(|i| ImageAnswer { image: key as u32 * IMAGES_PER_KEY + i, answer: Answer::wrong(i < 2) });
+    Pull::Diverged(wrong.collect())
+}
+
 /// A config that answers `pattern` at every key of `keys`.
 fn every_key(keys: usize, pattern: &str) -> Vec<Pull> {
     (0..keys).map(|key| done(key, pattern)).collect()
@@ -151,13 +158,10 @@ fn the_leader_is_never_dropped() {
 
 #[test]
 fn diverged_pulls_answer_their_images_wrong_and_failed_ones_nothing() {
-    // A: always right. D: right at key 0, diverged at key 1 (the images of A's key-1 pull,
-    // all wrong). F: B's answers at key 0, failed at key 1.
-    let configs = vec![
-        every_key(2, "rrrr"),
-        vec![done(0, "rrrr"), Pull::Diverged],
-        vec![done(0, "rrww"), Pull::Failed],
-    ];
+    // A: always right. D: right at key 0, diverged at key 1 (its four images all wrong). F:
+    // B's answers at key 0, failed at key 1.
+    let configs =
+        vec![every_key(2, "rrrr"), vec![done(0, "rrrr"), diverged(1)], vec![done(0, "rrww"), Pull::Failed]];
     let state = judge(&mcnemar(0.05, Spending::Constant), &input(2, 2, configs.clone()));
     let look = &state.looks[0];
     let conf = |tp, tn, fp, fn_| Confusion { tp, tn, fp, fn_ };
@@ -172,12 +176,12 @@ fn diverged_pulls_answer_their_images_wrong_and_failed_ones_nothing() {
     let state = judge(&mcnemar(0.1, Spending::Constant), &input(2, 2, configs));
     assert_dropped(&state, 1, 1, 0.0625);
     assert_eq!(state.configs[2], ConfigState::Survivor);
-    // A key every config diverged on has no known images: it counts nothing.
-    let all_diverged = vec![vec![done(0, "rrrr"), Pull::Diverged], vec![done(0, "rrrw"), Pull::Diverged]];
+    // A key every config diverged on still counts its images wrong for each.
+    let all_diverged = vec![vec![done(0, "rrrr"), diverged(1)], vec![done(0, "rrrw"), diverged(1)]];
     let state = judge(&mcnemar(0.05, Spending::Constant), &input(2, 2, all_diverged));
-    assert_eq!(state.looks[0].entries[1].pooled, conf(2, 1, 1, 0));
+    assert_eq!(state.looks[0].entries[1].pooled, conf(2, 1, 3, 2));
     // A config that never finished a done pull cannot lead, even with the best value.
-    let never_done = vec![vec![Pull::Diverged, Pull::Diverged], every_key(2, "rwrr")];
+    let never_done = vec![vec![diverged(0), diverged(1)], every_key(2, "rwrr")];
     let state = judge(&mcnemar(0.05, Spending::Constant), &input(2, 2, never_done));
     assert_eq!(state.looks[0].leader, Some(1));
 }
@@ -211,7 +215,7 @@ fn pulls_run_ahead_or_after_a_drop_change_nothing() {
     assert_eq!(state.next, [PullKey { config: 0, key: 2 }, PullKey { config: 0, key: 3 }]);
     // Finished, and B's 4th pull turned out bad: decided as before, at the same look.
     let mut after = a_and_b();
-    after.configs[1][3] = Pull::Diverged;
+    after.configs[1][3] = diverged(3);
     assert_eq!(judge(&rule, &after), judge(&rule, &a_and_b()));
     // Keys appended past the grid (a confirmation seed) leave the looks already made as they
     // were under a spending that does not depend on the number of keys.

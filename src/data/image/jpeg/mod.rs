@@ -50,6 +50,9 @@ impl std::fmt::Display for JpegError {
     }
 }
 
+/// What an APP1 segment holding an XMP packet starts with.
+const XMP_HEADER: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+
 /// A JPEG whose headers have been read up to its first scan.
 pub struct Jpeg<'a> {
     bytes: &'a [u8],
@@ -60,6 +63,8 @@ pub struct Jpeg<'a> {
     space: ColourSpace,
     /// The first APP1 "Exif" segment's TIFF data (Pillow reads the first).
     exif: Option<&'a [u8]>,
+    /// The last APP1 XMP segment's packet (Pillow keeps the last).
+    xmp: Option<&'a [u8]>,
     /// Where the first scan header's length field is.
     first_scan: usize,
 }
@@ -116,8 +121,8 @@ impl<'a> Jpeg<'a> {
         if !bytes.starts_with(&[0xff, markers::SOI]) {
             return Err(JpegError::Invalid("no start-of-image marker".into()));
         }
-        let (mut tables, mut hints, mut frame, mut exif) =
-            (Tables::default(), ColourHints::default(), None, None);
+        let (mut tables, mut hints, mut frame, mut exif, mut xmp) =
+            (Tables::default(), ColourHints::default(), None, None, None);
         let mut at = 2;
         loop {
             let (code, after) = markers::next_marker(bytes, at).ok_or(JpegError::Truncated)?;
@@ -140,7 +145,7 @@ impl<'a> Jpeg<'a> {
                     let methods =
                         frame.components.iter().map(|c| Method::of(c, &frame)).collect::<Result<_, _>>()?;
                     let space = ColourSpace::guess(&frame, hints);
-                    return Ok(Jpeg { bytes, frame, methods, tables, space, exif, first_scan: after });
+                    return Ok(Jpeg { bytes, frame, methods, tables, space, exif, xmp, first_scan: after });
                 }
                 code if markers::is_frame_header(code) => {
                     if frame.is_some() {
@@ -149,6 +154,7 @@ impl<'a> Jpeg<'a> {
                     frame = Some(Frame::read(code, body, marker_at)?);
                 }
                 markers::APP1 if exif.is_none() && body.starts_with(b"Exif\0\0") => exif = Some(&body[6..]),
+                markers::APP1 if body.starts_with(XMP_HEADER) => xmp = Some(&body[XMP_HEADER.len()..]),
                 _ => {
                     if !tables.read(code, body, marker_at)? {
                         hints.note(code, body);
@@ -169,6 +175,10 @@ impl<'a> Jpeg<'a> {
 
     pub fn exif(&self) -> Option<&'a [u8]> {
         self.exif
+    }
+
+    pub fn xmp(&self) -> Option<&'a [u8]> {
+        self.xmp
     }
 
     /// Decode every scan, then the pixels.

@@ -7,9 +7,9 @@
 
 use anyhow::Context;
 
+use super::{HeldOut, TrialParams, Validation};
 use crate::data::split::{kfold_repeated, split_indices, SplitIndices, Stratify};
 use crate::data::Label;
-use crate::spec::{HeldOut, TrialParams, Validation};
 
 /// The sweep's test images and its k-fold partitions, drawn once.
 #[derive(Debug, Clone)]
