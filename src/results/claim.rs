@@ -42,34 +42,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+pub use super::lock_wait::{heartbeat_every, stale_after, STALE_VAR};
 use super::lock_wait::{acquire, LockMode};
 use super::record::utc_timestamp;
 use crate::fsutil::host_name;
 
 /// The claims folder inside a results folder.
 pub const CLAIMS_DIR: &str = "claims";
-/// Environment variable: seconds without a heartbeat after which a claim is stale.
-pub const STALE_VAR: &str = "GACHA_CLAIM_STALE_SECS";
-/// The default stale period.
-const DEFAULT_STALE: Duration = Duration::from_secs(120);
 /// The lock file of [`ExportLock`], in the claims folder.
 const EXPORT_LOCK: &str = ".export-lock";
-
-/// How long a claim may go without a heartbeat before it is taken over: `GACHA_CLAIM_STALE_SECS`
-/// or 120 s.
-pub fn stale_after() -> Duration {
-    std::env::var(STALE_VAR)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(DEFAULT_STALE, Duration::from_secs_f64)
-}
-
-/// How often a holder refreshes its claim: a sixth of the stale period, so that five missed
-/// heartbeats in a row are still not stale.
-pub fn heartbeat_every() -> Duration {
-    stale_after() / 6
-}
 
 /// What a claim file holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -431,6 +412,7 @@ fn read_state(path: &Path) -> anyhow::Result<Option<ClaimState>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::lock_wait::DEFAULT_STALE;
 
     fn claimed(attempt: ClaimAttempt) -> Claim {
         match attempt {

@@ -97,8 +97,11 @@ pub const FOLDER_NAMES: [&str; 14] = [
     TRIALS_DIR,
     REFIT_DIR,
     BEST_DIR,
-    super::owned::SET_ASIDE_DIR,
+    SET_ASIDE_DIR,
 ];
+
+/// Where files gacha had to move out of its way go (`owned.rs`), inside the results folder.
+pub const SET_ASIDE_DIR: &str = "set-aside";
 
 /// The files of one trial.
 #[derive(Debug, Clone)]

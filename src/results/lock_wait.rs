@@ -1,7 +1,7 @@
 //! Waiting on a lock of the results folder (an OS `flock`) the way every wait of gacha's goes
 //! (issue 29, case 11): after a second it says what it waits for and who holds it; it gives up
 //! when the stop flag is set (Ctrl-C, SIGTERM: the caller exits 130), and once it has waited
-//! [`claim::stale_after`] while the holder's heartbeat (the lock file's modification time, which
+//! [`stale_after`] while the holder's heartbeat (the lock file's modification time, which
 //! a gacha holder refreshes: see `claim::ExportLock`) is older than that too: a holder stopped with
 //! Ctrl-Z, frozen, or a process that is not gacha's. The error then names the holder.
 //!
@@ -14,12 +14,30 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::claim::stale_after;
-
+/// Environment variable: seconds without a heartbeat after which a claim is stale.
+pub const STALE_VAR: &str = "GACHA_CLAIM_STALE_SECS";
+/// The default stale period.
+pub const DEFAULT_STALE: Duration = Duration::from_secs(120);
 /// How long a wait goes before it says so.
 const SAY_AFTER: Duration = Duration::from_secs(1);
 /// The longest pause between two tries.
 const MOST_PAUSE: Duration = Duration::from_millis(250);
+
+/// How long a claim may go without a heartbeat before it is taken over: `GACHA_CLAIM_STALE_SECS`
+/// or 120 s.
+pub fn stale_after() -> Duration {
+    std::env::var(STALE_VAR)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(DEFAULT_STALE, Duration::from_secs_f64)
+}
+
+/// How often a holder refreshes its claim: a sixth of the stale period, so that five missed
+/// heartbeats in a row are still not stale.
+pub fn heartbeat_every() -> Duration {
+    stale_after() / 6
+}
 
 /// Whether a lock is taken by one holder or shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

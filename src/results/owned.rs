@@ -17,12 +17,11 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
+pub use super::layout::SET_ASIDE_DIR;
 use super::layout::{ResultsDir, TrialPaths, TRIAL_FILES};
 use super::manifest::{files_under, Manifest};
 use super::record::utc_timestamp;
 
-/// Where files gacha had to move out of its way go, inside the results folder.
-pub const SET_ASIDE_DIR: &str = "set-aside";
 /// In `best/`: every file gacha put there.
 pub const FOLDER_MANIFEST: &str = "files.sha256";
 /// Most file names a message lists.

@@ -1,8 +1,11 @@
 //! Issue 29, cases 6–9: `best/` holds what the sweep says, and only records and weights that
 //! are what their trials wrote are used.
 
-use crate::sweep::{start_slow_sweep, sweep, write_dataset, write_spec, SPEC_4};
-use crate::util::{assert_exit, leaderboard, run, texts, TestDir};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::sweep::{sweep, write_dataset, write_spec, SPEC_4};
+use crate::util::{assert_exit, holds_a_claim, leaderboard, run, texts, wait_until, TestDir};
 
 fn json(dir: &TestDir, path: &str) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join(path)).ok()?;
@@ -55,7 +58,9 @@ fn issue_29_case_7_a_second_different_sweep_on_one_folder_is_refused() {
     write_spec(&dir, "s.toml", SPEC_4, "");
     write_spec(&dir, "other.toml", "seeds = [1, 2, 3]\nvalid = [10]\nlearning_rate = [0.3]\n", "");
     let spec_text = std::fs::read_to_string(dir.join("s.toml")).unwrap();
-    let first = start_slow_sweep(&dir);
+    // The first sweep's stdout is read: it prints the best it made.
+    let first = sweep(&dir, "s.toml", "res", 40).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(20), || holds_a_claim(&dir.join("res"))), "the sweep never claimed a trial");
 
     let out = run(&mut sweep(&dir, "other.toml", "res", 0));
     assert_exit(&out, 2);
