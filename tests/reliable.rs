@@ -4,6 +4,7 @@
 //! `reliable/`, one file per group of its cases.
 
 mod best;
+mod hang;
 mod owned;
 
 use std::collections::BTreeSet;
