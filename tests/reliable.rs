@@ -6,6 +6,7 @@
 mod best;
 mod hang;
 mod owned;
+mod smaller;
 
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -451,6 +451,36 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("a")], "nothing left aside");
     }
 
+    /// Issue 29, case 11: a heartbeat dated in the future (a bad clock, a `touch -d`) does not
+    /// hold a trial for ever; it is as stale as one as far in the past.
+    #[test]
+    fn a_claim_dated_in_the_future_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = Claims::open(dir.path()).unwrap();
+        let old = claimed(claims.try_claim("a").unwrap());
+        let ahead = SystemTime::now() + DEFAULT_STALE + Duration::from_secs(3600);
+        File::options().write(true).open(claims.path("a")).unwrap().set_modified(ahead).unwrap();
+        claimed(claims.try_claim("a").unwrap());
+        assert!(old.is_lost());
+    }
+
+    /// Issue 29, case 15: what a takeover killed midway leaves (`.<id>.taken-<token>`) is
+    /// removed once stale, not kept for ever; a fresh one (a takeover under way) stays.
+    #[test]
+    fn a_stale_leftover_of_a_takeover_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = Claims::open(dir.path()).unwrap();
+        let (stale, fresh) = (claims.path(".a.taken-00000000000000aa"), claims.path(".b.taken-00000000000000bb"));
+        for path in [&stale, &fresh] {
+            std::fs::write(path, "{}").unwrap();
+        }
+        let past = SystemTime::now() - DEFAULT_STALE - Duration::from_secs(5);
+        File::options().write(true).open(&stale).unwrap().set_modified(past).unwrap();
+        claims.clear_stale(|_| true).unwrap();
+        assert!(!stale.exists());
+        assert!(fresh.exists());
+    }
+
     #[test]
     fn of_many_threads_racing_for_one_claim_exactly_one_wins() {
         let dir = tempfile::tempdir().unwrap();

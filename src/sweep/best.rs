@@ -185,6 +185,17 @@ mod tests {
         assert_eq!(names(tmp.path()), ["set-aside", "trials"]);
     }
 
+    /// Issue 29, case 12: a results folder removed while the sweep runs (`rm -rf R`) is not
+    /// made again around a `best/` (a rerun would find gacha's leftovers without the marker).
+    #[test]
+    fn best_is_not_made_in_a_removed_results_folder() {
+        let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
+        let (tmp, dir) = results_with(&[&a]);
+        std::fs::remove_dir_all(tmp.path()).unwrap();
+        assert!(update_best(&dir, Some(&a)).is_err());
+        assert!(!tmp.path().exists());
+    }
+
     #[test]
     fn a_kill_between_the_two_renames_is_repaired_before_best_is_next_read() {
         let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
