@@ -172,7 +172,10 @@ fn issue_11_a_folder_gacha_did_not_make_is_refused_and_left_as_it_is() {
     let out = run(&mut sweep(&dir, "s.toml", "res", 0));
     assert_exit(&out, 2);
     let (_, stderr) = texts(&out);
-    assert!(stderr.contains("res/best: not made by gacha (no files.sha256, outcome.json or final.json)"), "{stderr}");
+    assert!(
+        stderr.contains("res/best: not made by gacha (no files.sha256, outcome.json or final.json)"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read_to_string(dir.join("res/best/model.bin")).unwrap(), "mine");
 
     // Case 10: trials/ that is a file says so.

@@ -61,7 +61,8 @@ impl TestDir {
 /// The binary under test: this build's, or the one `GACHA_TEST_BIN` names (to run the CLI tests
 /// against another build, such as the last release, and see which of them it fails).
 pub fn gacha_binary() -> PathBuf {
-    std::env::var_os("GACHA_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gacha")), PathBuf::from)
+    std::env::var_os("GACHA_TEST_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gacha")), PathBuf::from)
 }
 
 /// Run a command for at most `limit`: its output, or `None` when it was still running then (it

@@ -42,8 +42,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-pub use super::lock_wait::{heartbeat_every, stale_after, STALE_VAR};
 use super::lock_wait::{acquire, LockMode};
+pub use super::lock_wait::{heartbeat_every, stale_after, STALE_VAR};
 use super::record::utc_timestamp;
 use crate::fsutil::host_name;
 
@@ -470,7 +470,8 @@ mod tests {
     fn a_stale_leftover_of_a_takeover_is_cleared() {
         let dir = tempfile::tempdir().unwrap();
         let claims = Claims::open(dir.path()).unwrap();
-        let (stale, fresh) = (claims.path(".a.taken-00000000000000aa"), claims.path(".b.taken-00000000000000bb"));
+        let (stale, fresh) =
+            (claims.path(".a.taken-00000000000000aa"), claims.path(".b.taken-00000000000000bb"));
         for path in [&stale, &fresh] {
             std::fs::write(path, "{}").unwrap();
         }

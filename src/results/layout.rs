@@ -81,24 +81,6 @@ pub const WEIGHTS_MANIFEST: &str = "weights.sha256";
 /// lists).
 pub const TRIAL_FILES: [&str; 5] =
     ["config.toml", "split.json", "metrics.jsonl", WEIGHTS_MANIFEST, "outcome.json"];
-/// What gacha writes at the top of a results folder, besides temporaries (`.NAME.tmp-HOST-PID`)
-/// and its staging folders (`.best.new`, `.best.old`, `.final.tmp`).
-pub const FOLDER_NAMES: [&str; 14] = [
-    MARKER_FILE,
-    SPEC_FILE,
-    PREPROCESSING_FILE,
-    DIGESTS_FILE,
-    LEADERBOARD_FILE,
-    CONFIGS_FILE,
-    REPORT_FILE,
-    "kept.json",
-    "claims",
-    "slurm",
-    TRIALS_DIR,
-    REFIT_DIR,
-    BEST_DIR,
-    SET_ASIDE_DIR,
-];
 
 /// Where files gacha had to move out of its way go (`owned.rs`), inside the results folder.
 pub const SET_ASIDE_DIR: &str = "set-aside";

@@ -2,15 +2,20 @@
 //! `folder`), the claims that let workers share it (`claim`), each finished trial's record
 //! (`record`, `failure`, `damaged`), the ranking of trials (`rank`) and the judging of configs
 //! over their pulls (`judge`), and the bytes of the two CSV files (`csv`, `columns`,
-//! `config_columns`). The driver (`sweep`) writes through these; `report` and the
+//! `config_columns`), what a sweep writes beside the trials (`exports`, `best`). What gacha owns
+//! in the folder and how it replaces it (`owned`, `manifest`, `staging`), the one sweep a folder
+//! holds (`binding`) and every wait on its locks (`lock_wait`): issue 29, `docs/results-folder.md`.
+//! The driver (`sweep`) writes through these; `report` and the
 //! commands that read a results folder (`status`, `leaderboard`, `report`, `slurm`) read them.
 
+pub mod best;
 pub mod binding;
 pub mod claim;
 pub mod columns;
 pub mod config_columns;
 pub mod csv;
 pub mod damaged;
+pub mod exports;
 pub mod failure;
 pub mod folder;
 pub mod judge;

@@ -10,7 +10,7 @@
 //!   manifest lists (a runner killed between saving and listing, or the user's) are moved aside,
 //!   since the new run writes there.
 //! - `keep`: a trial's listed weights go, its manifest says so; other files in `weights/` stay.
-//! - A replaced `best/` (`sweep::best`): its listed files go, anything else is moved aside.
+//! - A replaced `best/` (`best.rs`): its listed files go, anything else is moved aside.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

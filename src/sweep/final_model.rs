@@ -17,11 +17,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::best::update_best;
 use super::runner::TrialRunner;
 use super::trial::{run_trial, TrialContext, TrialEnd};
 use crate::eval::Confusion;
 use crate::fsutil::write_atomic;
+use crate::results::best::update_best;
 use crate::results::layout::{TrialPaths, FINAL_FILE, WEIGHTS_MANIFEST};
 use crate::results::manifest::{files_under, Manifest};
 use crate::results::record::{FinalRecord, Status, TrialRecord};

@@ -22,8 +22,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::best::Prune;
-use super::export::{follow_winner, write_exports};
+use crate::results::best::Prune;
+use crate::results::exports::{follow_winner, write_exports};
 use crate::results::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
 use crate::results::race::{RaceFile, Standing, Standings};
 use crate::results::rank::{can_win, ranks_before};
@@ -177,9 +177,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::results::best::update_best;
     use crate::results::record::Status;
     use crate::results::test_records::{pull, write_trial_folder};
-    use crate::sweep::best::update_best;
 
     /// A spec of `n` trials (seeds 1..=n) and an empty results folder.
     fn sweep_of(n: usize) -> (SweepSpec, tempfile::TempDir, ResultsDir) {

@@ -7,9 +7,7 @@
 //! The model is behind `TrialRunner`: `ModelRunner` trains PaliGemma, `ScriptedRunner` stands in
 //! for it in tests.
 
-pub mod best;
 pub mod budget;
-pub mod export;
 pub mod final_model;
 pub mod lazy_runner;
 pub mod ledger;
@@ -28,6 +26,7 @@ use std::path::Path;
 
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
+use crate::results::best::Prune;
 use crate::results::damaged;
 use crate::results::failure::{reruns, Rerun};
 use crate::results::folder::ResultsFolder;
@@ -38,7 +37,6 @@ use crate::results::rank::{rank, winner};
 use crate::results::record::{FinalRecord, TrialRecord};
 use crate::spec::partition::Partition;
 use crate::spec::{ConfigId, Strategy, SweepSpec, Trial};
-use best::Prune;
 use budget::{Budget, Deadline, Spent};
 use final_model::FinalEnd;
 use ledger::Ledger;

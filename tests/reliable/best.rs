@@ -14,7 +14,8 @@ fn json(dir: &TestDir, path: &str) -> Option<serde_json::Value> {
 
 /// The id `best: ID (…)` on stdout.
 fn printed_best(stdout: &str) -> String {
-    let line = stdout.lines().find(|l| l.starts_with("best: ")).unwrap_or_else(|| panic!("no best line: {stdout}"));
+    let line =
+        stdout.lines().find(|l| l.starts_with("best: ")).unwrap_or_else(|| panic!("no best line: {stdout}"));
     line["best: ".len()..].split_whitespace().next().unwrap().to_string()
 }
 
@@ -25,7 +26,8 @@ fn printed_best(stdout: &str) -> String {
 fn issue_29_case_6_best_never_keeps_the_soup_of_a_removed_config() {
     let dir = TestDir::new();
     write_dataset(&dir);
-    let select = "[validation]\nscheme = \"kfold\"\nfolds = 3\ntest = 16\n[select]\nkeep = 1\nfinal = \"soup\"\n";
+    let select =
+        "[validation]\nscheme = \"kfold\"\nfolds = 3\ntest = 16\n[select]\nkeep = 1\nfinal = \"soup\"\n";
     let axes = "seeds = [1]\nlearning_rate = [0.01]\nprompt = [\"accuracy=0.6\", \"accuracy=0.99\", \"accuracy=0.7\"]\n";
     write_spec(&dir, "s.toml", axes, select);
     assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
@@ -40,12 +42,18 @@ fn issue_29_case_6_best_never_keeps_the_soup_of_a_removed_config() {
     let printed = printed_best(&stdout);
     let rows = leaderboard(&dir.join("res/leaderboard.csv"));
     assert_eq!(printed, rows[0]["id"]);
-    assert_eq!(json(&dir, "res/best/outcome.json").unwrap()["id"], printed.as_str(), "best/ is not the printed best");
+    assert_eq!(
+        json(&dir, "res/best/outcome.json").unwrap()["id"],
+        printed.as_str(),
+        "best/ is not the printed best"
+    );
     if let Some(made) = json(&dir, "res/best/final.json") {
         assert!(rows.iter().any(|r| r["config"] == made["config"].as_str().unwrap()), "best/ holds {made}");
     }
     let status = run(dir.gacha().args(["status", "res"]));
-    assert!(!texts(&status).0.contains(&format!("final model: soup of config {}", soup["config"].as_str().unwrap())));
+    assert!(!texts(&status)
+        .0
+        .contains(&format!("final model: soup of config {}", soup["config"].as_str().unwrap())));
 }
 
 /// Case 7: while a sweep runs in a folder, another sweep (another spec, or the same spec whose
@@ -59,8 +67,12 @@ fn issue_29_case_7_a_second_different_sweep_on_one_folder_is_refused() {
     write_spec(&dir, "other.toml", "seeds = [1, 2, 3]\nvalid = [10]\nlearning_rate = [0.3]\n", "");
     let spec_text = std::fs::read_to_string(dir.join("s.toml")).unwrap();
     // The first sweep's stdout is read: it prints the best it made.
-    let first = sweep(&dir, "s.toml", "res", 40).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || holds_a_claim(&dir.join("res"))), "the sweep never claimed a trial");
+    let first =
+        sweep(&dir, "s.toml", "res", 40).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || holds_a_claim(&dir.join("res"))),
+        "the sweep never claimed a trial"
+    );
 
     let out = run(&mut sweep(&dir, "other.toml", "res", 0));
     assert_exit(&out, 2);
@@ -90,10 +102,17 @@ fn issue_29_case_7_a_second_different_sweep_on_one_folder_is_refused() {
     let out = run(&mut sweep(&dir, "s.toml", "res", 0));
     assert_exit(&out, 0);
     assert!(texts(&out).0.contains("this run: 2 trials, 4 skipped"), "{}", texts(&out).0);
-    dir.write("renamed.toml", std::fs::read_to_string(dir.join("s.toml")).unwrap().replace("name = \"t\"", "name = \"u\""));
+    dir.write(
+        "renamed.toml",
+        std::fs::read_to_string(dir.join("s.toml")).unwrap().replace("name = \"t\"", "name = \"u\""),
+    );
     let out = run(&mut sweep(&dir, "renamed.toml", "res", 0));
     assert_exit(&out, 2);
-    assert!(texts(&out).1.contains("res: holds sweep \"t\", and this spec (renamed.toml) is sweep \"u\""), "{}", texts(&out).1);
+    assert!(
+        texts(&out).1.contains("res: holds sweep \"t\", and this spec (renamed.toml) is sweep \"u\""),
+        "{}",
+        texts(&out).1
+    );
 }
 
 /// Edit trial `id`'s `outcome.json` in `res` with `edit`.
@@ -113,15 +132,24 @@ fn issue_29_case_8_records_are_checked_against_their_folder_and_split() {
     write_dataset(&dir);
     write_spec(&dir, "s.toml", SPEC_4, "");
     assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
-    let ids: Vec<String> = leaderboard(&dir.join("res/leaderboard.csv")).into_iter().map(|r| r["id"].clone()).collect();
+    let ids: Vec<String> =
+        leaderboard(&dir.join("res/leaderboard.csv")).into_iter().map(|r| r["id"].clone()).collect();
     let (top, copied, inflated) = (&ids[0], &ids[3], &ids[2]);
-    std::fs::copy(dir.join(&format!("res/trials/{top}/outcome.json")), dir.join(&format!("res/trials/{copied}/outcome.json"))).unwrap();
+    std::fs::copy(
+        dir.join(&format!("res/trials/{top}/outcome.json")),
+        dir.join(&format!("res/trials/{copied}/outcome.json")),
+    )
+    .unwrap();
     edit_outcome(&dir, inflated, |o| o["after"]["valid"]["tp"] = 1_000_000.into());
 
     let out = run(dir.gacha().args(["leaderboard", "res"]));
     assert_exit(&out, 0);
     let (table, stderr) = texts(&out);
-    assert!(stderr.contains(&format!("trials/{copied}/outcome.json: the outcome of trial {top}, not of {copied}")), "{stderr}");
+    assert!(
+        stderr
+            .contains(&format!("trials/{copied}/outcome.json: the outcome of trial {top}, not of {copied}")),
+        "{stderr}"
+    );
     let lie = format!("trials/{inflated}/outcome.json: counts (30, 100000");
     assert!(stderr.contains(&lie), "{stderr}");
     assert!(stderr.contains(") train/valid images after training, but split.json has (30, 10)"), "{stderr}");
@@ -131,7 +159,8 @@ fn issue_29_case_8_records_are_checked_against_their_folder_and_split() {
     let out = run(&mut sweep(&dir, "s.toml", "res", 0));
     assert_exit(&out, 0);
     assert!(texts(&out).0.contains("this run: 2 trials, 2 skipped"), "{}", texts(&out).0);
-    let again: Vec<String> = leaderboard(&dir.join("res/leaderboard.csv")).into_iter().map(|r| r["id"].clone()).collect();
+    let again: Vec<String> =
+        leaderboard(&dir.join("res/leaderboard.csv")).into_iter().map(|r| r["id"].clone()).collect();
     assert_eq!(again, ids);
     assert_eq!(std::fs::read_dir(dir.join("res/trials/.damaged")).unwrap().count(), 2);
 
@@ -140,7 +169,11 @@ fn issue_29_case_8_records_are_checked_against_their_folder_and_split() {
     dir.write("res/digests.json", digests.replace(&sha, "not-a-digest"));
     let out = run(dir.gacha().args(["status", "res"]));
     assert_exit(&out, 2);
-    assert!(texts(&out).1.contains("res/digests.json: data_sha256 \"not-a-digest\" is not a SHA-256"), "{}", texts(&out).1);
+    assert!(
+        texts(&out).1.contains("res/digests.json: data_sha256 \"not-a-digest\" is not a SHA-256"),
+        "{}",
+        texts(&out).1
+    );
 }
 
 /// Case 9: the weights of a soup's member that changed since its trial wrote them (edited in
@@ -168,8 +201,21 @@ fn issue_29_case_9_weights_are_checked_before_a_soup_uses_them() {
         let out = run(&mut sweep(&dir, "s.toml", "res", 0));
         assert_exit(&out, 2);
         let (_, stderr) = texts(&out);
-        assert!(stderr.contains(&format!("res/trials/{member}/weights/scripted.json: changed since gacha wrote it")), "{damage}: {stderr}");
-        assert!(stderr.contains(&format!("the weights of res/trials/{member} are not what its trial wrote; move that folder away")), "{damage}: {stderr}");
-        assert!(json(&dir, "res/best/final.json").is_none_or(|f| f["final"] != "soup"), "{damage}: a soup was made");
+        assert!(
+            stderr.contains(&format!(
+                "res/trials/{member}/weights/scripted.json: changed since gacha wrote it"
+            )),
+            "{damage}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "the weights of res/trials/{member} are not what its trial wrote; move that folder away"
+            )),
+            "{damage}: {stderr}"
+        );
+        assert!(
+            json(&dir, "res/best/final.json").is_none_or(|f| f["final"] != "soup"),
+            "{damage}: a soup was made"
+        );
     }
 }

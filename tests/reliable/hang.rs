@@ -34,8 +34,16 @@ fn issue_29_case_10_a_fifo_or_device_in_the_dataset_is_refused_without_reading_i
     for out in [check, ran] {
         assert_exit(&out, 2);
         let (_, stderr) = texts(&out);
-        assert!(stderr.contains("data.jsonl:4: image path \"img/3.png\" is a named pipe (FIFO), not an image file"), "{stderr}");
-        assert!(stderr.contains("data.jsonl:5: image path \"img/4.png\" is a character device, not an image file"), "{stderr}");
+        assert!(
+            stderr
+                .contains("data.jsonl:4: image path \"img/3.png\" is a named pipe (FIFO), not an image file"),
+            "{stderr}"
+        );
+        assert!(
+            stderr
+                .contains("data.jsonl:5: image path \"img/4.png\" is a character device, not an image file"),
+            "{stderr}"
+        );
     }
     // With the FIFO and the device gone, the 3 GiB file is refused by its size, unread.
     let lines = std::fs::read_to_string(dir.join("data.jsonl")).unwrap();
@@ -43,13 +51,22 @@ fn issue_29_case_10_a_fifo_or_device_in_the_dataset_is_refused_without_reading_i
     let out = run_bounded(dir.gacha().args(["check", "s.toml"]), BOUND).expect("gacha check hung");
     assert_exit(&out, 2);
     let (_, stderr) = texts(&out);
-    assert!(stderr.contains("data.jsonl:6: img/5.png: a file of 3221225472 bytes exceeds the cap"), "{stderr}");
+    assert!(
+        stderr.contains("data.jsonl:6: img/5.png: a file of 3221225472 bytes exceeds the cap"),
+        "{stderr}"
+    );
 
-    dir.write("z.toml", std::fs::read_to_string(dir.join("s.toml")).unwrap().replace("data.jsonl", "/dev/zero"));
+    dir.write(
+        "z.toml",
+        std::fs::read_to_string(dir.join("s.toml")).unwrap().replace("data.jsonl", "/dev/zero"),
+    );
     let out = run_bounded(dir.gacha().args(["check", "z.toml"]), BOUND).expect("gacha check hung");
     assert_exit(&out, 2);
     let (_, stderr) = texts(&out);
-    assert!(stderr.contains("data.path: dataset file /dev/zero is a character device, not a regular file"), "{stderr}");
+    assert!(
+        stderr.contains("data.path: dataset file /dev/zero is a character device, not a regular file"),
+        "{stderr}"
+    );
 }
 
 /// A finished sweep in `res`, and its export lock held by this test process: what `flock
@@ -75,7 +92,10 @@ fn issue_29_case_11_a_held_lock_is_reported_and_a_stale_holder_named() {
     assert_exit(&out, 2);
     let (_, stderr) = texts(&out);
     let holder = format!("held by process {} (", std::process::id());
-    assert!(stderr.contains(&format!("waiting for the export lock (res/claims/.export-lock), {holder}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("waiting for the export lock (res/claims/.export-lock), {holder}")),
+        "{stderr}"
+    );
     assert!(stderr.contains(&format!("the export lock (res/claims/.export-lock) is {holder}")), "{stderr}");
     assert!(stderr.contains("it is stopped (Ctrl-Z), frozen or not gacha"), "{stderr}");
 }
@@ -86,13 +106,16 @@ fn issue_29_case_11_a_held_lock_is_reported_and_a_stale_holder_named() {
 fn issue_29_case_11_sigterm_ends_a_wait_for_the_lock() {
     let dir = TestDir::new();
     let held = held_export_lock(&dir);
-    let child = sweep(&dir, "s.toml", "res", 0).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        sweep(&dir, "s.toml", "res", 0).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // It waits once it has opened the lock file: SIGTERM then finds its handler installed.
     let fds = format!("/proc/{}/fd", child.id());
     let opened = || {
-        std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|to| to.ends_with("claims/.export-lock"))
-        })
+        std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to.ends_with("claims/.export-lock")))
     };
     assert!(wait_until(BOUND, opened), "the sweep never opened the lock file");
     let pid = child.id().to_string();
@@ -106,6 +129,12 @@ fn issue_29_case_11_sigterm_ends_a_wait_for_the_lock() {
     assert!(ended, "SIGTERM did not end the wait for the lock");
     assert_exit(&out, 130);
     let (_, stderr) = texts(&out);
-    assert!(stderr.contains("stopped while waiting for the export lock (res/claims/.export-lock)"), "{stderr}");
-    assert!(stderr.contains("to resume, run the same command again: gacha sweep s.toml --results res"), "{stderr}");
+    assert!(
+        stderr.contains("stopped while waiting for the export lock (res/claims/.export-lock)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("to resume, run the same command again: gacha sweep s.toml --results res"),
+        "{stderr}"
+    );
 }

@@ -47,7 +47,12 @@ fn issue_29_case_1_user_files_in_best_are_moved_aside_when_best_changes() {
     dir.write("res/best/myeval/run.txt", "an evaluation");
 
     // A better config: the winner, so best/ is replaced.
-    write_spec(&dir, "s.toml", &axes.replace("\"accuracy=0.6\"]", "\"accuracy=0.6\", \"accuracy=0.99\"]"), "");
+    write_spec(
+        &dir,
+        "s.toml",
+        &axes.replace("\"accuracy=0.6\"]", "\"accuracy=0.6\", \"accuracy=0.99\"]"),
+        "",
+    );
     let out = run(&mut sweep(&dir, "s.toml", "res", 0));
     assert_exit(&out, 0);
     assert_ne!(best_id(&dir, "res").unwrap(), first);
@@ -71,14 +76,18 @@ fn issue_29_case_2_keep_removes_only_the_listed_weights() {
     let axes = "seeds = [1, 2]\nvalid = [10]\nlearning_rate = [0.01, 0.1, 0.03]\n";
     write_spec(&dir, "s.toml", axes, "");
     assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
-    let ids: Vec<String> = leaderboard(&dir.join("res/leaderboard.csv")).into_iter().map(|r| r["id"].clone()).collect();
+    let ids: Vec<String> =
+        leaderboard(&dir.join("res/leaderboard.csv")).into_iter().map(|r| r["id"].clone()).collect();
     assert_eq!(ids.len(), 6);
     for id in &ids {
         dir.write(&format!("res/trials/{id}/weights/user-notes.txt"), id);
     }
-    let with_weights =
-        || ids.iter().filter(|id| dir.join(&format!("res/trials/{id}/weights/scripted.json")).exists()).count();
-    let notes = || ids.iter().filter(|id| dir.join(&format!("res/trials/{id}/weights/user-notes.txt")).exists()).count();
+    let with_weights = || {
+        ids.iter().filter(|id| dir.join(&format!("res/trials/{id}/weights/scripted.json")).exists()).count()
+    };
+    let notes = || {
+        ids.iter().filter(|id| dir.join(&format!("res/trials/{id}/weights/user-notes.txt")).exists()).count()
+    };
 
     write_spec(&dir, "s.toml", axes, "[select]\nkeep = 1\n");
     assert_exit(&run(&mut sweep(&dir, "s.toml", "res", 0)), 0);
@@ -110,7 +119,10 @@ fn issue_29_case_3_an_unfinished_trial_is_rerun_beside_the_users_files() {
     assert!(stdout.contains("this run: 1 trials, 3 skipped"), "{stdout}");
     assert!(dir.join(&format!("res/trials/{id}/outcome.json")).is_file());
     assert_eq!(std::fs::read_to_string(dir.join(&format!("res/trials/{id}/user.txt"))).unwrap(), "u");
-    assert_eq!(std::fs::read_to_string(dir.join(&format!("res/trials/{id}/plots/loss.png"))).unwrap(), "a plot");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&format!("res/trials/{id}/plots/loss.png"))).unwrap(),
+        "a plot"
+    );
 }
 
 /// Case 4: a folder with a `spec.toml` and a `trials/` is not adopted unless the `spec.toml` is
@@ -127,7 +139,10 @@ fn issue_29_case_4_a_spec_toml_and_trials_folder_alone_are_not_adopted() {
     assert_exit(&out, 2);
     let (_, stderr) = texts(&out);
     assert!(stderr.contains("u: not a gacha results folder (no gacha-results.txt)"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(dir.join("u/spec.toml")).unwrap(), "my notes about specs, not TOML at all");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("u/spec.toml")).unwrap(),
+        "my notes about specs, not TOML at all"
+    );
     assert_eq!(std::fs::read_to_string(dir.join("u/report.html")).unwrap(), "<p>my report</p>");
     assert!(!dir.join("u/gacha-results.txt").exists());
 }
@@ -144,7 +159,8 @@ fn issue_29_case_5_best_is_a_copy_not_links_into_the_trial() {
     for file in ["config.toml", "weights/scripted.json"] {
         let trial = dir.join(&format!("res/trials/{id}/{file}"));
         let before = std::fs::read(&trial).unwrap();
-        let mut best = std::fs::OpenOptions::new().append(true).open(dir.join(&format!("res/best/{file}"))).unwrap();
+        let mut best =
+            std::fs::OpenOptions::new().append(true).open(dir.join(&format!("res/best/{file}"))).unwrap();
         best.write_all(b"\n# edited in place\n").unwrap();
         drop(best);
         assert_eq!(std::fs::read(&trial).unwrap(), before, "{file}: the trial's record changed with best/");

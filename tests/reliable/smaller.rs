@@ -44,7 +44,11 @@ fn issue_29_case_16_a_split_can_be_swept_with_allow_outside_paths() {
     std::fs::rename(dir.join("data.jsonl"), dir.join("all/data.jsonl")).unwrap();
     let out = run(dir.gacha().args(["split", "all/data.jsonl", "--valid", "10", "--out", "parts"]));
     assert_exit(&out, 0);
-    assert!(texts(&out).1.contains("(in a spec: allow_outside_paths = true under [data])"), "{}", texts(&out).1);
+    assert!(
+        texts(&out).1.contains("(in a spec: allow_outside_paths = true under [data])"),
+        "{}",
+        texts(&out).1
+    );
     let spec = |allow: &str| {
         format!(
             "name = \"p\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"parts/train.jsonl\"\n{allow}\

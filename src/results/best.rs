@@ -1,8 +1,8 @@
 //! `best/` (a copy of the winning trial's folder) and the checkpoint budget (`keep`).
 //!
-//! `best/` is staged beside the results and swapped in (`results::staging`): a copy, never hard
+//! `best/` is staged beside the results and swapped in (`staging.rs`): a copy, never hard
 //! links into the trial, with its own manifest; what it replaces is disposed of, a user's files
-//! in it moved aside, never deleted (`results::owned`).
+//! in it moved aside, never deleted (`owned.rs`).
 //!
 //! `keep = K` counts configs: every pull of the best K configs (`configs.csv` order, counting
 //! only configs with a done pull) keeps its weights, since a soup averages all of them, and so
@@ -18,12 +18,12 @@ use std::collections::{BTreeSet, HashSet};
 
 use anyhow::Context;
 
+use super::judge::ConfigSummary;
+use super::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
+use super::owned::{remove_weights, WeightsRemoval};
+use super::record::TrialRecord;
+use super::staging::{retire_best, tidy, Staged, BEST_NEW};
 use crate::fsutil::write_atomic;
-use crate::results::judge::ConfigSummary;
-use crate::results::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
-use crate::results::owned::{remove_weights, WeightsRemoval};
-use crate::results::record::TrialRecord;
-use crate::results::staging::{retire_best, tidy, Staged, BEST_NEW};
 use crate::spec::{ConfigId, SweepSpec};
 
 /// The trials whose weights `keep` kept in some run (see `prune_weights`).
@@ -134,9 +134,9 @@ fn write_kept(dir: &ResultsDir, kept: &BTreeSet<String>) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::record::Status;
+    use super::test_records::{pull, record, write_trial_folder};
     use super::*;
-    use crate::results::record::Status;
-    use crate::results::test_records::{pull, record, write_trial_folder};
 
     /// A results folder with finished trials that have weights.
     fn results_with(records: &[&TrialRecord]) -> (tempfile::TempDir, ResultsDir) {

@@ -1,23 +1,24 @@
 //! What a sweep writes beside its trial folders, built from their records: the leaderboard,
-//! `configs.csv`, a race's `race.json`, `best/` and the weights budget (`ledger.rs` says when). The bytes come from
-//! `results` (`csv.rs`, `config_columns.rs`); `report.html` is the command's (`report::write_report`).
+//! `configs.csv`, a race's `race.json`, `best/` and the weights budget (`sweep::ledger` says
+//! when). The bytes come from `csv.rs` and `config_columns.rs`; `report.html` is the command's
+//! (`report::write_report`).
 
 use super::best::{self, Prune};
+use super::config_columns::configs_csv;
+use super::csv::leaderboard_csv;
+use super::judge;
+use super::layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, RACE_FILE};
+use super::race::Standings;
+use super::rank::{rank, winner};
+use super::record::TrialRecord;
+use super::staging::tidy;
 use crate::fsutil::write_atomic;
-use crate::results::config_columns::configs_csv;
-use crate::results::csv::leaderboard_csv;
-use crate::results::judge;
-use crate::results::layout::{ResultsDir, CONFIGS_FILE, LEADERBOARD_FILE, RACE_FILE};
-use crate::results::race::Standings;
-use crate::results::rank::{rank, winner};
-use crate::results::record::TrialRecord;
-use crate::results::staging::tidy;
 use crate::spec::{FinalModel, SweepSpec};
 
 /// Write the leaderboard, `configs.csv`, `best/` and the weights budget from `records`: every
 /// finished trial of `spec`, in spec order (as `ResultsDir::read_records` reads them).
 /// A race also writes `race.json`, and `configs.csv` says where each config stands.
-pub(super) fn write_exports(
+pub fn write_exports(
     dir: &ResultsDir,
     spec: &SweepSpec,
     records: &[TrialRecord],
@@ -42,11 +43,7 @@ pub(super) fn write_exports(
 /// trial. A soup or refit of a config the spec no longer has (an edited spec) is not kept: the
 /// final step of this spec may not be able to replace it (issue 29, case 6). Whatever a killed
 /// swap of `best/` left is finished first, in either case.
-pub(super) fn follow_winner(
-    dir: &ResultsDir,
-    spec: &SweepSpec,
-    winner: Option<&TrialRecord>,
-) -> anyhow::Result<()> {
+pub fn follow_winner(dir: &ResultsDir, spec: &SweepSpec, winner: Option<&TrialRecord>) -> anyhow::Result<()> {
     dir.check_still_there()?;
     tidy(dir)?;
     let kind = spec.select.final_model;
