@@ -134,9 +134,9 @@ fn write_kept(dir: &ResultsDir, kept: &BTreeSet<String>) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::record::Status;
-    use super::test_records::{pull, record, write_trial_folder};
     use super::*;
+    use crate::results::record::Status;
+    use crate::results::test_records::{pull, record, write_trial_folder};
 
     /// A results folder with finished trials that have weights.
     fn results_with(records: &[&TrialRecord]) -> (tempfile::TempDir, ResultsDir) {

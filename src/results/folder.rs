@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use super::binding::{bind, Binding};
 use super::claim::{Claims, CLAIMS_DIR};
 use super::layout::{
-    ResultsDir, TrialPaths, BEST_DIR, DAMAGED_NAME, FINAL_FILE, MARKER_FILE, SPEC_FILE, TRIALS_DIR,
+    names_in, ResultsDir, TrialPaths, BEST_DIR, DAMAGED_NAME, FINAL_FILE, MARKER_FILE, SPEC_FILE, TRIALS_DIR,
 };
 use super::owned::{clear_trial, FOLDER_MANIFEST};
 use crate::fsutil::{host_name, write_atomic};
@@ -82,7 +82,7 @@ fn adopt_folder(root: &Path) -> anyhow::Result<()> {
         let legacy = is_legacy_folder(root)?;
         // What a worker starting at the same moment may have made already is not foreign.
         let ours = [MARKER_FILE, TRIALS_DIR, CLAIMS_DIR];
-        let foreign: Vec<_> = list_names(root)?
+        let foreign: Vec<_> = names_in(root)?
             .into_iter()
             .filter(|n| !ours.contains(&n.as_str()) && !n.starts_with(&format!(".{MARKER_FILE}.tmp-")))
             .collect();
@@ -122,30 +122,10 @@ fn is_legacy_folder(root: &Path) -> anyhow::Result<bool> {
     }
     let is_spec =
         std::fs::read_to_string(&spec).is_ok_and(|text| crate::spec::parse_spec(&text, &spec).is_ok());
-    let only_trials = list_names(&trials)?
+    let only_trials = names_in(&trials)?
         .iter()
         .all(|name| (TrialId::parse(name).is_some() || name == DAMAGED_NAME) && trials.join(name).is_dir());
     Ok(is_spec && only_trials)
-}
-
-/// The names in `dir`, sorted (none when it does not exist).
-fn list_names(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        entries => entries.with_context(|| format!("{}: cannot list", dir.display()))?,
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        names.push(
-            entry
-                .with_context(|| format!("{}: cannot list", dir.display()))?
-                .file_name()
-                .to_string_lossy()
-                .into_owned(),
-        );
-    }
-    names.sort();
-    Ok(names)
 }
 
 /// Refuse to go on when `path` is a symbolic link: gacha never writes through one.

@@ -363,3 +363,18 @@ pub fn remove_dir_if_present(dir: &Path) -> anyhow::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// The names in `dir`, sorted (none when it does not exist).
+pub fn names_in(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries.with_context(|| format!("{}: cannot list", dir.display()))?,
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}

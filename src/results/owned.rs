@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 
 pub use super::layout::SET_ASIDE_DIR;
-use super::layout::{ResultsDir, TrialPaths, TRIAL_FILES};
+use super::layout::{names_in, ResultsDir, TrialPaths, TRIAL_FILES};
 use super::manifest::{files_under, Manifest};
 use super::record::utc_timestamp;
 
@@ -200,21 +200,6 @@ fn remove_empty_dirs(dir: &Path) -> anyhow::Result<()> {
         Err(_) if std::fs::read_dir(dir).map(|mut e| e.next().is_some()).unwrap_or(true) => Ok(()),
         Err(err) => Err(err).with_context(|| format!("{}: cannot remove", dir.display())),
     }
-}
-
-/// The names in `dir`, sorted (none when it does not exist).
-fn names_in(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        entries => entries.with_context(|| format!("{}: cannot list", dir.display()))?,
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    Ok(names)
 }
 
 /// `a.txt, plots, …` (the first few of `names`).
