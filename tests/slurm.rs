@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::util::{assert_exit, leaderboard_sans_times, run, texts, TestDir};
@@ -47,9 +48,13 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/slurm-local.sh")
 }
 
+/// One local cluster at a time: they share the machine's Slurm ports.
+static ONE_CLUSTER: Mutex<()> = Mutex::new(());
+
 /// A running local cluster, stopped when dropped.
 struct LocalSlurm {
     state: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl LocalSlurm {
@@ -86,8 +91,9 @@ impl LocalSlurm {
                 return None;
             }
         }
+        let turn = ONE_CLUSTER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let state = tempfile::tempdir().unwrap();
-        let slurm = LocalSlurm { state };
+        let slurm = LocalSlurm { state, _turn: turn };
         let out = slurm.script_command("start").env("SLURM_LOCAL_CPUS", "4").output().unwrap();
         assert!(
             out.status.success(),
@@ -160,11 +166,11 @@ fn write_inputs(dir: &TestDir) {
     );
 }
 
-/// `gacha slurm s.toml --results res --submit` on `slurm`: its output and the job id.
-fn submit(dir: &TestDir, slurm: &LocalSlurm, extra: &[&str]) -> (Output, String) {
+/// `gacha slurm SPEC --results res --submit` on `slurm`: its output and the job id.
+fn submit(dir: &TestDir, slurm: &LocalSlurm, spec: &str, extra: &[&str]) -> (Output, String) {
     let out = run(dir
         .gacha()
-        .args(["slurm", "s.toml", "--results", "res", "--submit"])
+        .args(["slurm", spec, "--results", "res", "--submit"])
         .args(extra)
         .env("SLURM_CONF", slurm.conf())
         .env("RAYON_NUM_THREADS", "1"));
@@ -186,7 +192,7 @@ fn issue_12_a_slurm_array_with_a_cancelled_task_ends_like_one_process() {
     let dir = TestDir::new();
     write_inputs(&dir);
     let started = Instant::now();
-    let (out, job) = submit(&dir, &slurm, &["--max-parallel", "2"]);
+    let (out, job) = submit(&dir, &slurm, "s.toml", &["--max-parallel", "2"]);
     assert!(texts(&out).0.contains("6 of 6 trials not finished (array 0-5)"), "{}", texts(&out).0);
 
     // Cancel the first task seen running once it holds a trial's claim.
@@ -214,7 +220,7 @@ fn issue_12_a_slurm_array_with_a_cancelled_task_ends_like_one_process() {
     let rows = crate::util::leaderboard(&dir.join("res/leaderboard.csv"));
     assert_eq!(rows.len(), 5, "the cancelled task's trial is left unfinished, the rest done");
 
-    let (out, again) = submit(&dir, &slurm, &[]);
+    let (out, again) = submit(&dir, &slurm, "s.toml", &[]);
     assert!(
         texts(&out).0.contains(&format!("1 of 6 trials not finished (array {index})")),
         "only the cancelled trial is submitted again: {}",
@@ -240,4 +246,29 @@ fn issue_12_a_slurm_array_with_a_cancelled_task_ends_like_one_process() {
         leaderboard_sans_times(&dir.join("res/leaderboard.csv")),
         leaderboard_sans_times(&dir.join("alone/leaderboard.csv"))
     );
+}
+
+#[test]
+fn issue_28_a_race_runs_as_worker_tasks_to_the_decisions_of_one_process() {
+    let Some(slurm) = LocalSlurm::start() else { return };
+    let dir = TestDir::new();
+    crate::sweep::write_dataset(&dir);
+    crate::race::write_race(&dir, "r.toml", "");
+    let scripted = ["--debug-scripted-runner", "--debug-step-ms", "20"];
+    let (out, job) = submit(&dir, &slurm, "r.toml", &[&["--tasks", "2"][..], &scripted].concat());
+    assert!(texts(&out).0.contains("2 worker tasks for the race"), "{}", texts(&out).0);
+    slurm.wait_for(&job, Duration::from_secs(300));
+    let alone = run(dir.gacha().args(["sweep", "r.toml", "--results", "alone"]).args(scripted));
+    assert_exit(&alone, 0);
+    let read = |path: &str| std::fs::read_to_string(dir.join(path)).unwrap();
+    assert_eq!(read("res/race.json"), read("alone/race.json"), "the tasks' race decided as one process");
+    let final_config =
+        |path: &str| serde_json::from_str::<serde_json::Value>(&read(path)).unwrap()["config"].clone();
+    assert_eq!(final_config("res/best/final.json"), final_config("alone/best/final.json"));
+    let logs: Vec<_> = std::fs::read_dir(dir.join("res/slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".out"))
+        .collect();
+    assert_eq!(logs.len(), 2, "two task logs: {logs:?}");
 }

@@ -20,6 +20,8 @@ mod guard;
 mod cluster;
 // Issue 12: a real single-node Slurm running a job array through `gacha slurm --submit`.
 mod slurm;
+// Issue 28: races, budgets, deadlines, screened prompts, sampled axes (scripted runner).
+mod race;
 // Validation schemes, test images and final models (soup, refit) with the scripted runner.
 mod validation;
 // The config rule against the naive single-pull pick over many simulated sweeps.

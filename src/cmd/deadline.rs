@@ -1,4 +1,4 @@
-//! `--until HH:MM` and `--for DURATION` → the sweep's deadline (`sweep::budget::Deadline`).
+//! `--until HH:MM` and `--for DURATION` → the sweep's deadline (`results::budget::Deadline`).
 //! Worker processes and Slurm tasks get it as `--until @SECONDS` (a Unix time), so every
 //! process of one sweep stops at the same moment.
 
@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::RunArgs;
 use crate::clock::{local_hh_mm, next_local};
-use crate::sweep::budget::Deadline;
+use crate::results::budget::Deadline;
 
 /// The deadline `run` asks for, from `now`; `None` without `--until` or `--for`.
 pub fn deadline(run: &RunArgs, now: SystemTime) -> anyhow::Result<Option<Deadline>> {

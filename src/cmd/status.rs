@@ -1,17 +1,21 @@
 //! `gacha status DIR`: what the morning user types first. Each trial of the folder's spec is
 //! finished, running (its worker's heartbeat is fresh), stale (its worker stopped sending
 //! heartbeats: the next worker takes it over) or waiting; then the leader and the final model.
+//! A race runs only the pulls its looks leave: its pulls are counted, not its trials, and its
+//! state comes from `race.json` (the race line of the sweep's summary).
 
 use std::fmt::Write;
 use std::time::Duration;
 
 use crate::cli::StatusArgs;
 use crate::cmd::Outcome;
+use crate::report::summary::race_line;
 use crate::results::claim::{stale_after, ClaimState, Claims};
 use crate::results::layout::ResultsDir;
+use crate::results::race::{read_race, RaceFile};
 use crate::results::rank::{metric_after, rank, winner};
 use crate::results::record::TrialRecord;
-use crate::spec::SweepSpec;
+use crate::spec::{Strategy, SweepSpec};
 use crate::sweep::progress::Counts;
 
 pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
@@ -19,7 +23,12 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
     let spec = dir.read_spec()?;
     let records = dir.read_records(&spec)?;
     let claims = Claims::at(&args.dir).all()?;
-    let mut text = status_text(&args.dir.display().to_string(), &spec, &records, &claims, stale_after());
+    let race = match spec.search.strategy {
+        Strategy::Race => Some(read_race(&dir)?),
+        Strategy::Grid => None,
+    };
+    let name = args.dir.display().to_string();
+    let mut text = status_text(&name, &spec, &records, &claims, race.as_ref(), stale_after());
     if let Some(record) = dir.read_final()? {
         let best = dir.path(crate::results::layout::BEST_DIR);
         let _ = writeln!(
@@ -34,12 +43,14 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// The status lines of a results folder named `name`.
+/// The status lines of a results folder named `name`; `race` is `Some` for a race (holding its
+/// `race.json` once it has one).
 fn status_text(
     name: &str,
     spec: &SweepSpec,
     records: &[TrialRecord],
     claims: &[(String, ClaimState)],
+    race: Option<&Option<RaceFile>>,
     stale: Duration,
 ) -> String {
     let (mut running, mut stalled, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
@@ -71,16 +82,18 @@ fn status_text(
         }
     }
     let done = finished.done + finished.diverged + finished.failed;
-    let mut text = format!(
-        "{name}: {} trials: {done} finished ({} done, {} diverged, {} failed), {} running, {} stale, {} waiting\n",
-        spec.trials.len(),
+    let counts = format!(
+        "finished ({} done, {} diverged, {} failed), {} running, {} stale",
         finished.done,
         finished.diverged,
         finished.failed,
         running.len(),
-        stalled.len(),
-        waiting.len()
+        stalled.len()
     );
+    let mut text = match race {
+        Some(_) => format!("{name}: a race, {done} pulls {counts}\n"),
+        None => format!("{name}: {} trials: {done} {counts}, {} waiting\n", spec.trials.len(), waiting.len()),
+    };
     let mut section = |title: &str, lines: &[String]| {
         if !lines.is_empty() {
             let _ = writeln!(text, "{title}\n{}", lines.join("\n"));
@@ -94,7 +107,16 @@ fn status_text(
         ),
         &stalled,
     );
-    if !waiting.is_empty() {
+    match race {
+        Some(Some(race)) => {
+            let _ = writeln!(text, "{}", race_line(race, done));
+        }
+        Some(None) => {
+            let _ = writeln!(text, "race: no look yet (the first round is not finished)");
+        }
+        None => {}
+    }
+    if race.is_none() && !waiting.is_empty() {
         let shown: Vec<String> = waiting.iter().take(20).map(usize::to_string).collect();
         let more =
             if waiting.len() > 20 { format!(" … ({} more)", waiting.len() - 20) } else { String::new() };

@@ -21,7 +21,7 @@ use super::Outcome;
 use crate::cli::SweepArgs;
 use crate::device::DeviceSpec;
 use crate::report::summary::ThisRun;
-use crate::sweep::budget::Deadline;
+use crate::results::budget::Deadline;
 use crate::sweep::Part;
 
 /// Run one worker per device in `devices`, each with `threads` CPU threads when given; `why`

@@ -35,10 +35,18 @@ pub fn sweep_summary(summary: &SweepSummary, spec: &SweepSpec, results: &Path, t
         ThisRun::WorkersAfter(earlier) => (finished.saturating_sub(earlier), earlier.min(finished)),
         ThisRun::Alone => (summary.ran.done + summary.ran.diverged + summary.ran.failed, summary.skipped),
     };
-    line(format!(
-        "{finished} of {} trials finished ({} done, {} diverged, {} failed); this run: {ran} trials, {skipped} skipped",
-        summary.trials, summary.finished.done, summary.finished.diverged, summary.finished.failed,
-    ));
+    let counts = format!(
+        "({} done, {} diverged, {} failed)",
+        summary.finished.done, summary.finished.diverged, summary.finished.failed
+    );
+    line(match &summary.race {
+        // A race runs only some of its trials: its line below says how many of the grid's.
+        Some(_) => format!("{finished} pulls finished {counts}; this run: {ran} pulls, {skipped} skipped"),
+        None => format!(
+            "{finished} of {} trials finished {counts}; this run: {ran} trials, {skipped} skipped",
+            summary.trials
+        ),
+    });
     if summary.to_retry > 0 {
         line(format!(
             "{} failed trial(s) failed for lack of space, memory or I/O: the same command retries them",
@@ -91,13 +99,9 @@ pub fn sweep_summary(summary: &SweepSummary, spec: &SweepSpec, results: &Path, t
     out
 }
 
-/// What the sweep's last lines say about the final model: what it is, and its estimate. With
-/// test images: `expected precision 0.9500 [0.8600, 0.9900] on 20 test images`. Without: the
-/// winning config's pooled validation value, marked optimistic (it is the value it was chosen
-/// for).
 /// `race: 12 configs over 15 keys, decided at look 4 (one config left): 1 survivor, 11 dropped;
 /// 74 pulls of the grid's 180 (41%)`.
-fn race_line(race: &RaceFile, pulls: usize) -> String {
+pub fn race_line(race: &RaceFile, pulls: usize) -> String {
     let count = |f: &dyn Fn(&Standing) -> bool| race.configs.iter().filter(|c| f(&c.standing)).count();
     let survivors = count(&|s| *s == Standing::Survivor);
     let dropped = count(&|s| matches!(s, Standing::Dropped { .. }));
@@ -110,15 +114,22 @@ fn race_line(race: &RaceFile, pulls: usize) -> String {
         None => format!("not decided after {} look(s): {racing} racing, {dropped} dropped", race.looks.len()),
     };
     let grid = race.configs.len() * race.grid_keys;
+    let keys = match race.keys - race.grid_keys {
+        0 => format!("{} keys", race.grid_keys),
+        extra => format!("{} keys and {extra} more to confirm the survivors", race.grid_keys),
+    };
     let share =
         if grid > 0 { format!(" ({:.0}%)", 100.0 * pulls as f64 / grid as f64) } else { String::new() };
     format!(
-        "race: {} configs over {} keys, {state}; {pulls} pulls of the grid's {grid}{share}",
-        race.configs.len(),
-        race.grid_keys
+        "race: {} configs over {keys}, {state}; {pulls} pulls of the grid's {grid}{share}",
+        race.configs.len()
     )
 }
 
+/// What the sweep's last lines say about the final model: what it is, and its estimate. With
+/// test images: `expected precision 0.9500 [0.8600, 0.9900] on 20 test images`. Without: the
+/// winning config's pooled validation value, marked optimistic (it is the value it was chosen
+/// for).
 fn describe_final(
     record: &FinalRecord,
     metric: Metric,
@@ -170,6 +181,8 @@ fn describe_final(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::budget::Spent;
+    use crate::results::race::{RaceConfig, RaceLook};
     use crate::results::record::Status;
     use crate::results::test_records::{record, two_configs};
     use crate::sweep::progress::Counts;
@@ -257,6 +270,41 @@ mod tests {
              the trials left are running in other workers; `gacha status r` shows them\n",
             configs[0].id, configs[0].label
         );
+        assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
+    }
+
+    #[test]
+    fn a_race_stopped_on_its_budget_counts_pulls_against_the_grid() {
+        let (spec, configs) = two_configs();
+        let standing =
+            |config: &ConfigSummary, standing| RaceConfig { config: config.id.clone(), standing, vs: None };
+        let race = RaceFile {
+            keys: 5,
+            grid_keys: 5,
+            first_round: 3,
+            end: None,
+            configs: vec![
+                standing(&configs[0], Standing::Racing),
+                standing(&configs[1], Standing::Dropped { look: 1, p: 0.001 }),
+            ],
+            screened_out: Vec::new(),
+            looks: vec![RaceLook { keys: 3, level: Some(0.01), leader: None, entries: Vec::new() }],
+        };
+        let mut summary = summary(None, None);
+        summary.best = None;
+        summary.race = Some(race);
+        summary.end = SweepEnd::Spent(Spent::Pulls(6));
+        let got = sweep_summary(&summary, &spec, Path::new("r"), ThisRun::Alone);
+        // 3 + 1 + 2 = 6 pulls finished of the grid's 2 configs × 5 keys = 10: 60%.
+        let expected = "6 pulls finished (3 done, 1 diverged, 2 failed); this run: 5 pulls, 1 skipped\n\
+             1 failed trial(s) failed for lack of space, memory or I/O: the same command retries them\n\
+             1 failed trial(s) would fail again as they are (see their error); --retry-failed reruns them\n\
+             race: 2 configs over 5 keys, not decided after 1 look(s): 1 racing, 1 dropped; 6 pulls of the \
+             grid's 10 (60%)\n\
+             stopped on its budget: max_pulls = 6 reached; the final model is made of the pulls finished, and \
+             the same command with a later --until or a larger max_pulls goes on\n\
+             leaderboard: r/leaderboard.csv\n\
+             report: r/report.html\n";
         assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
     }
 }

@@ -46,6 +46,7 @@ use super::lock_wait::{acquire, LockMode};
 pub use super::lock_wait::{heartbeat_every, stale_after, STALE_VAR};
 use super::record::utc_timestamp;
 use crate::fsutil::host_name;
+use crate::spec::SweepSpec;
 
 /// The claims folder inside a results folder.
 pub const CLAIMS_DIR: &str = "claims";
@@ -407,6 +408,20 @@ fn read_state(path: &Path) -> anyhow::Result<Option<ClaimState>> {
         Err(ahead) => ahead.duration(),
     };
     Ok(Some(ClaimState { info: read_info(path), age }))
+}
+
+/// `trial 3 (ID) is running in HOST:PID`, or for several, their numbers.
+pub fn held_elsewhere(spec: &SweepSpec, held: &[(usize, ClaimState)]) -> String {
+    match held {
+        [(n, state)] => {
+            let worker = state.info.as_ref().map_or("another worker", |i| i.worker.as_str());
+            format!("trial {} ({}) is running in {worker}", n + 1, spec.trials[*n].id)
+        }
+        _ => {
+            let numbers: Vec<String> = held.iter().map(|(n, _)| (n + 1).to_string()).collect();
+            format!("{} trials are running in other workers: {}", held.len(), numbers.join(", "))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,12 @@
 //! retried on the next run; any other failure (a bad input that the checks missed) would repeat,
 //! so it stays failed unless `gacha sweep --retry-failed` asks for it again.
 
-use super::record::{FailureKind, Status, TrialOutcome};
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use super::layout::OutcomeFile;
+use super::record::{utc_timestamp, FailureKind, Status, TrialOutcome};
+use crate::spec::TrialId;
 
 /// Which finished-but-failed trials a run redoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +105,37 @@ pub fn reruns(outcome: &TrialOutcome, rerun: Rerun) -> bool {
         Some(FailureKind::Environment) => true,
         Some(FailureKind::Input) => rerun == Rerun::AllFailures,
         None => false,
+    }
+}
+
+/// Which finished trials this run leaves as they are: all but the failures it reruns, and of
+/// those only the ones that failed before it started (a failure of this run, or of a worker
+/// beside it since, is not rerun by it).
+pub struct Settled {
+    rerun: Rerun,
+    /// When this run started (`utc_timestamp`: whole seconds).
+    since: String,
+    /// The trials this run ran.
+    ran: HashSet<TrialId>,
+}
+
+impl Settled {
+    /// For a run starting now.
+    pub fn new(rerun: Rerun) -> Settled {
+        Settled { rerun, since: utc_timestamp(SystemTime::now()), ran: HashSet::new() }
+    }
+
+    pub fn holds(&self, outcome: &TrialOutcome) -> bool {
+        !reruns(outcome, self.rerun) || outcome.finished_at > self.since || self.ran.contains(&outcome.id)
+    }
+
+    /// Notes that this run ran `id` (its outcome is settled whatever it is).
+    pub fn ran(&mut self, id: TrialId) {
+        self.ran.insert(id);
+    }
+
+    pub fn holds_file(&self, file: &OutcomeFile) -> bool {
+        matches!(file, OutcomeFile::Finished(outcome) if self.holds(outcome))
     }
 }
 

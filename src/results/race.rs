@@ -386,9 +386,14 @@ impl Standings<'_> {
 
 /// Every config's standing as the folder's `race.json` and `screen.json` record it (empty for a
 /// plain grid): for the commands that read a results folder without running it.
+/// `race.json` of a results folder, if the sweep is a race that has looked at its pulls.
+pub fn read_race(dir: &ResultsDir) -> anyhow::Result<Option<RaceFile>> {
+    read_json::<RaceFile>(&dir.path(RACE_FILE))
+}
+
 pub fn read_standings(dir: &ResultsDir, spec: &SweepSpec) -> anyhow::Result<HashMap<ConfigId, Standing>> {
     let mut standings = HashMap::new();
-    if let Some(race) = read_json::<RaceFile>(&dir.path(RACE_FILE))? {
+    if let Some(race) = read_race(dir)? {
         standings.extend(race.standings());
     }
     if let Some(screen) = read_json::<ScreenFile>(&dir.path(SCREEN_FILE))? {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Label;
 use crate::eval::{Confusion, SplitConfusions};
-use crate::spec::{ConfigId, FinalModel, Trial, TrialId, TrialParams};
+use crate::spec::{ConfigId, FinalModel, SelectMetric, Trial, TrialId, TrialParams};
 pub use crate::train::step_log::loss_serde;
 use crate::train::StepLog;
 
@@ -117,6 +117,24 @@ impl TrialOutcome {
     /// Whether the trial's weights were saved (and may still be on disk).
     pub fn has_weights(&self) -> bool {
         self.status == Status::Done
+    }
+
+    /// `valid.precision 0.9000` or why there is none; warns when a done trial cannot win.
+    pub fn result_line(&self, select: SelectMetric) -> String {
+        let value = self.after.and_then(|a| a.get(select.split).value(select.metric));
+        match (self.status, value) {
+            (Status::Done, Some(v)) => format!("{select} {v:.4}"),
+            (Status::Done, None) => {
+                crate::logging::warn!(
+                    "trial {}: {select} is undefined (a zero denominator, e.g. no image predicted positive); \
+                     it cannot become best",
+                    self.id
+                );
+                format!("{select} undefined")
+            }
+            (Status::Diverged, _) => format!("every attempt diverged ({} reseeds)", self.reseeds),
+            (Status::Failed, _) => self.error.clone().unwrap_or_default(),
+        }
     }
 }
 

@@ -7,7 +7,6 @@
 //! The model is behind `TrialRunner`: `ModelRunner` trains PaliGemma, `ScriptedRunner` stands in
 //! for it in tests.
 
-pub mod budget;
 pub mod final_model;
 pub mod lazy_runner;
 pub mod ledger;
@@ -27,7 +26,9 @@ use std::path::Path;
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
 use crate::results::best::Prune;
+use crate::results::budget::{Budget, Deadline, Spent};
 use crate::results::damaged;
+use crate::results::failure::Settled;
 use crate::results::failure::{reruns, Rerun};
 use crate::results::folder::ResultsFolder;
 use crate::results::judge;
@@ -37,10 +38,9 @@ use crate::results::rank::{rank, winner};
 use crate::results::record::{FinalRecord, TrialRecord};
 use crate::spec::partition::Partition;
 use crate::spec::{ConfigId, Strategy, SweepSpec, Trial};
-use budget::{Budget, Deadline, Spent};
 use final_model::FinalEnd;
 use ledger::Ledger;
-use pass::{Settled, Worker};
+use pass::Worker;
 use progress::{Counts, Progress};
 use runner::TrialRunner;
 use schedule::Schedule;
@@ -151,7 +151,8 @@ pub fn run_sweep(
         Some(board) => Schedule::Race { board },
         None => Schedule::grid(spec, |n| enters(&spec.trials[n])),
     };
-    let progress = start_progress(&ledger, &this_run, &schedule, results, options.finished_before_workers);
+    let progress =
+        start_progress(&ledger, &this_run, &schedule, &budget, results, options.finished_before_workers);
     let ctx =
         TrialContext { spec, dataset, partition: &partition, results: &folder, progress: &progress, stop };
     let ran = Counts::default();
@@ -195,12 +196,15 @@ fn prepare<'a>(
     Ledger::rebuild(&folder.dir, spec, prune, standings)
 }
 
-/// The progress display, with a first line on what is finished already (`before_workers`: how
-/// many of those were finished before this command's workers ran).
+/// The progress display, with a first line on what is finished already. A race's bar counts
+/// the grid's pulls (most races use fewer); with a budget, the survivors may go on over the
+/// extra seeds' keys, up to `max_pulls`. `before_workers`: how many of
+/// those were finished before this command's workers ran.
 fn start_progress(
     ledger: &Ledger,
     this_run: &Settled,
     schedule: &Schedule,
+    budget: &Budget,
     results: &Path,
     before_workers: Option<usize>,
 ) -> Progress {
@@ -209,12 +213,18 @@ fn start_progress(
     let (total, what) = match schedule {
         Schedule::Grid { trials, .. } => (trials.len(), "trials".to_string()),
         Schedule::Race { board } => {
-            let grid = board.configs().len() * board.grid_keys();
+            let configs = board.configs().len();
+            let grid = configs * board.grid_keys();
+            let extra = board.keys_in_play(budget.is_set()) - board.grid_keys();
+            let confirm = match extra {
+                0 => String::new(),
+                extra => format!(", then the survivors over {extra} more while the budget lasts"),
+            };
+            let total = budget.max_pulls.map_or(grid, |max| max.min(configs * (board.grid_keys() + extra)));
             (
-                grid,
+                total,
                 format!(
-                    "pulls at most: a race of {} configs over {} keys",
-                    board.configs().len(),
+                    "pulls at most: a race of {configs} configs over {} keys{confirm}",
                     board.grid_keys()
                 ),
             )

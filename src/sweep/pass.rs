@@ -5,47 +5,19 @@
 //! worker holds, or the budget is spent (`budget.rs`); with [`Part::All`] it then waits for the
 //! trials other workers run.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::budget::{Budget, Spent};
 use super::ledger::Ledger;
 use super::progress::Counts;
 use super::runner::{pack_key, TrialRunner};
 use super::schedule::Schedule;
 use super::trial::{run_trials, PackedTrial, TrialContext, TrialEnd};
 use super::{Part, SweepEnd};
+use crate::results::budget::{Budget, Spent};
 use crate::results::claim::{self, Claim, ClaimAttempt, ClaimState};
-use crate::results::failure::{reruns, Rerun};
+use crate::results::failure::Settled;
 use crate::results::layout::OutcomeFile;
-use crate::results::record::{utc_timestamp, Status, TrialOutcome, TrialRecord};
-use crate::spec::{SelectMetric, SweepSpec, TrialId};
-
-/// Which finished trials this run leaves as they are: all but the failures it reruns, and of
-/// those only the ones that failed before it started (a failure of this run, or of a worker
-/// beside it since, is not rerun by it).
-pub struct Settled {
-    rerun: Rerun,
-    /// When this run started (`utc_timestamp`: whole seconds).
-    since: String,
-    /// The trials this run ran.
-    ran: HashSet<TrialId>,
-}
-
-impl Settled {
-    /// For a run starting now.
-    pub fn new(rerun: Rerun) -> Settled {
-        Settled { rerun, since: utc_timestamp(SystemTime::now()), ran: HashSet::new() }
-    }
-
-    pub fn holds(&self, outcome: &TrialOutcome) -> bool {
-        !reruns(outcome, self.rerun) || outcome.finished_at > self.since || self.ran.contains(&outcome.id)
-    }
-
-    pub fn holds_file(&self, file: &OutcomeFile) -> bool {
-        matches!(file, OutcomeFile::Finished(outcome) if self.holds(outcome))
-    }
-}
+use crate::results::record::{TrialOutcome, TrialRecord};
 
 /// A worker going through its trials.
 pub struct Worker<'a, 'r> {
@@ -95,7 +67,7 @@ impl Worker<'_, '_> {
             if elsewhere.is_empty() || part != Part::All {
                 let running = self.still_unfinished(elsewhere)?;
                 if !running.is_empty() {
-                    self.ctx.progress.say(&held_elsewhere(spec, &running));
+                    self.ctx.progress.say(&claim::held_elsewhere(spec, &running));
                 }
                 return Ok(match spent {
                     Some(spent) => SweepEnd::Spent(spent),
@@ -306,44 +278,12 @@ impl Worker<'_, '_> {
                 }
             };
             drop(claim);
-            self.this_run.ran.insert(trial.id.clone());
+            self.this_run.ran(trial.id.clone());
             self.ran.add(outcome.status);
-            ctx.progress.trial_finished(&outcome, &result_line(&outcome, spec.select.metric), &self.ran);
+            ctx.progress.trial_finished(&outcome, &outcome.result_line(spec.select.metric), &self.ran);
             let _lock = ctx.results.claims.export_lock()?;
             self.ledger.add(TrialRecord::new(trial, *outcome))?;
         }
         Ok(end)
-    }
-}
-
-/// `trial 3 (ID) is running in HOST:PID`, or for several, their numbers.
-fn held_elsewhere(spec: &SweepSpec, held: &[(usize, ClaimState)]) -> String {
-    match held {
-        [(n, state)] => {
-            let worker = state.info.as_ref().map_or("another worker", |i| i.worker.as_str());
-            format!("trial {} ({}) is running in {worker}", n + 1, spec.trials[*n].id)
-        }
-        _ => {
-            let numbers: Vec<String> = held.iter().map(|(n, _)| (n + 1).to_string()).collect();
-            format!("{} trials are running in other workers: {}", held.len(), numbers.join(", "))
-        }
-    }
-}
-
-/// `valid.precision 0.9000` or why there is none; warns when a done trial cannot win.
-fn result_line(outcome: &TrialOutcome, select: SelectMetric) -> String {
-    let value = outcome.after.and_then(|a| a.get(select.split).value(select.metric));
-    match (outcome.status, value) {
-        (Status::Done, Some(v)) => format!("{select} {v:.4}"),
-        (Status::Done, None) => {
-            crate::logging::warn!(
-                "trial {}: {select} is undefined (a zero denominator, e.g. no image predicted positive); \
-                 it cannot become best",
-                outcome.id
-            );
-            format!("{select} undefined")
-        }
-        (Status::Diverged, _) => format!("every attempt diverged ({} reseeds)", outcome.reseeds),
-        (Status::Failed, _) => outcome.error.clone().unwrap_or_default(),
     }
 }
