@@ -3,6 +3,11 @@
 //! Testing aid: with `GACHA_DEBUG_DISK_BYTES=N` in the environment, files written through
 //! [`write_atomic_with`] share N bytes of pretend disk; one that does not fit fails with "No
 //! space left on device", as on a full disk (the only global state here: one counter).
+//!
+//! Reading inputs (datasets, images, specs, model files) goes through `input`: a regular file,
+//! checked before it is opened.
+
+pub mod input;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -47,6 +52,38 @@ pub fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Swap the folders (or files) `a` and `b` in one step, so that no reader ever finds `b` missing
+/// (`renameat2` with `RENAME_EXCHANGE`, Linux 3.15+). `Ok(false)` where the file system or the
+/// OS cannot (NFS, other systems): the caller then renames in two steps.
+pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path with a NUL byte"))
+        };
+        let (a, b) = (c(a)?, c(b)?);
+        // SAFETY: two valid NUL-terminated paths, relative to the current folder (AT_FDCWD).
+        let done = unsafe {
+            libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+        };
+        if done == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => Ok(false),
+            _ => Err(err),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
 }
 
 /// Open `path` for writing, created if missing, its bytes kept (a lock file, a partial download).
@@ -127,6 +164,19 @@ mod tests {
         let path = dir.path().join("missing-folder/out.csv");
         let err = write_atomic(&path, b"x").unwrap_err();
         assert!(format!("{err:#}").contains("missing-folder/out.csv: cannot write"), "{err:#}");
+    }
+
+    #[test]
+    fn exchange_swaps_two_folders_or_says_it_cannot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(a.join("x"), "from a").unwrap();
+        if exchange(&a, &b).unwrap() {
+            assert_eq!(std::fs::read_to_string(b.join("x")).unwrap(), "from a");
+            assert!(!a.join("x").exists());
+        }
     }
 
     #[cfg(unix)]

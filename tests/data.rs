@@ -336,7 +336,7 @@ fn absolute_path_is_refused() {
     assert_contains(&stderr, "data.jsonl:1: image path");
     assert_contains(
         &stderr,
-        "is absolute; write it relative to the dataset's folder (or pass --allow-outside-paths)",
+        "is absolute; write it relative to the dataset's folder (allow it with --allow-outside-paths",
     );
 }
 

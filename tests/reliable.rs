@@ -1,5 +1,12 @@
 //! Issue 11, "nothing lost, ever", with the scripted runner: stop signals, full disks, folders
 //! gacha did not make, the lock, damaged trial folders. Each test is one of the issue's cases.
+//! Issue 29 (gacha touches only what it wrote, `best/` is what the sweep says, nothing hangs):
+//! `reliable/`, one file per group of its cases.
+
+mod best;
+mod hang;
+mod owned;
+mod smaller;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -125,7 +132,7 @@ fn issue_11_after_a_full_disk_the_same_command_finishes_with_the_real_winner() {
         if out.status.code() == Some(2) {
             stopped += 1;
             assert!(stderr.contains("No space left on device"), "{budget}: {stderr}");
-            assert!(stderr.contains("free some and run the same command again"), "{budget}: {stderr}");
+            assert!(stderr.contains("free some space and run the same command again"), "{budget}: {stderr}");
         }
         let out = run(&mut sweep(&dir, "s.toml", &results, 0));
         assert_exit(&out, 0);
@@ -165,7 +172,10 @@ fn issue_11_a_folder_gacha_did_not_make_is_refused_and_left_as_it_is() {
     let out = run(&mut sweep(&dir, "s.toml", "res", 0));
     assert_exit(&out, 2);
     let (_, stderr) = texts(&out);
-    assert!(stderr.contains("res/best: not made by gacha (no outcome.json or final.json)"), "{stderr}");
+    assert!(
+        stderr.contains("res/best: not made by gacha (no files.sha256, outcome.json or final.json)"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read_to_string(dir.join("res/best/model.bin")).unwrap(), "mine");
 
     // Case 10: trials/ that is a file says so.

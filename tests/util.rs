@@ -50,12 +50,55 @@ impl TestDir {
     /// of the memory check sets its own. `HF_HUB_OFFLINE=1`: no test reaches the real hub (the
     /// download tests remove it and name their own local server).
     pub fn gacha(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gacha"));
+        let mut cmd = Command::new(gacha_binary());
         cmd.current_dir(self.path())
             .env("GACHA_MEMORY_LIMIT_BYTES", MEMORY_LIMIT_BYTES.to_string())
             .env("HF_HUB_OFFLINE", "1");
         cmd
     }
+}
+
+/// The binary under test: this build's, or the one `GACHA_TEST_BIN` names (to run the CLI tests
+/// against another build, such as the last release, and see which of them it fails).
+pub fn gacha_binary() -> PathBuf {
+    std::env::var_os("GACHA_TEST_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gacha")), PathBuf::from)
+}
+
+/// Run a command for at most `limit`: its output, or `None` when it was still running then (it
+/// is killed). For tests of what must not hang.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<Output> {
+    use std::io::Read;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start gacha");
+    // Read both streams as they come, so a chatty child never blocks on a full pipe.
+    let drain = |mut stream: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let ready = wait_until(limit, || child.try_wait().expect("poll gacha").is_some());
+    if !ready {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("reap gacha");
+    let (stdout, stderr) = (stdout.join().expect("read stdout"), stderr.join().expect("read stderr"));
+    ready.then_some(Output { status, stdout, stderr })
+}
+
+/// Wait up to `limit` for `ready` to hold, polling; whether it did.
+pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !ready() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 /// The memory every test's gacha sees as available unless the test sets its own: 8 GiB, far

@@ -7,7 +7,7 @@ use crate::demo::{self, AdClass, DemoFormat, DemoSummary, ViolationKind};
 
 pub fn run(args: &DemoDataArgs) -> anyhow::Result<crate::cmd::Outcome> {
     let summary = demo::generate_demo_dataset(&args.out, args.seed)?;
-    print!("{}", render_summary(&summary));
+    super::stdout::print(&render_summary(&summary))?;
     Ok(crate::cmd::Outcome::Success)
 }
 

@@ -20,7 +20,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<crate::cmd::Outcome> {
     for (i, (file, dataset)) in args.files.iter().zip(&datasets).enumerate() {
         let rows = score_dataset(&session.loaded, &session.device, dataset, &opts)?;
         let separator = if i == 0 { "" } else { "\n" };
-        print!("{separator}{}", result_block(&file.display().to_string(), &confusion(&rows, args.threshold)));
+        let block = result_block(&file.display().to_string(), &confusion(&rows, args.threshold));
+        super::stdout::print(&format!("{separator}{block}"))?;
     }
     Ok(crate::cmd::Outcome::Success)
 }

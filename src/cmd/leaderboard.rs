@@ -17,18 +17,19 @@ use crate::spec::SweepSpec;
 pub fn run(args: &LeaderboardArgs) -> anyhow::Result<Outcome> {
     let (spec, records) = load(&args.dir)?;
     let ranked = rank(&records, spec.select.metric);
-    match &args.other {
+    let text = match &args.other {
         None if args.configs => {
             let standings = read_standings(&ResultsDir::new(&args.dir), &spec)?;
-            print!("{}", configs_table(&spec, &summarize_configs(&records, &spec, &standings)));
+            configs_table(&spec, &summarize_configs(&records, &spec, &standings))
         }
-        None => print!("{}", leaderboard_table(&ranked, spec.select.metric)),
+        None => leaderboard_table(&ranked, spec.select.metric),
         Some(other) => {
             let (other_spec, other_records) = load(other)?;
             let other_ranked = rank(&other_records, other_spec.select.metric);
-            print!("{}", leaderboard_diff(&ranked, &other_ranked, spec.select.metric));
+            leaderboard_diff(&ranked, &other_ranked, spec.select.metric)
         }
-    }
+    };
+    super::stdout::print(&text)?;
     Ok(Outcome::Success)
 }
 

@@ -19,6 +19,7 @@ pub mod setup;
 pub mod slurm;
 pub mod split;
 pub mod status;
+pub mod stdout;
 pub mod stop_signals;
 pub mod sweep;
 pub mod train;

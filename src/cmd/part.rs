@@ -14,13 +14,14 @@ use crate::data::Dataset;
 use crate::report::summary::{sweep_summary, ThisRun};
 use crate::report::table::leaderboard_table;
 use crate::report::write_report;
+use crate::results::best::Prune;
 use crate::results::claim::Claims;
-use crate::results::failure::{classify, Rerun};
+use crate::results::failure::{classify, environment_cause, Rerun};
 use crate::results::layout::ResultsDir;
+use crate::results::lock_wait::StoppedWaiting;
 use crate::results::rank::rank;
 use crate::results::record::FailureKind;
 use crate::spec::{check_fit, check_spec, load_spec, FitCheck, SpecCheck, SweepSpec};
-use crate::sweep::best::Prune;
 use crate::sweep::lazy_runner::LazyRunner;
 use crate::sweep::model_runner::ModelRunner;
 use crate::sweep::runner::TrialRunner;
@@ -72,12 +73,22 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
         prune: if args.prune { Prune::EarlierPicksToo } else { Prune::SpareEarlierPicks },
         part,
         pack: fit.pack,
+        finished_before_workers: match this_run {
+            ThisRun::WorkersAfter(earlier) => Some(earlier),
+            ThisRun::Alone => None,
+        },
         deadline: super::deadline::deadline(args, std::time::SystemTime::now())?,
     };
-    let summary = run_sweep(&spec, &dataset, &results, &mut runner, stop, options)
-        .map_err(|err| with_environment_hint(err, args))?;
-    let ranked_table = report_and_leaderboard(&results, &spec)?;
-    print!("{ranked_table}{}", sweep_summary(&summary, &spec, &results, this_run));
+    let summary = match run_sweep(&spec, &dataset, &results, &mut runner, stop, options) {
+        Ok(summary) => summary,
+        Err(err) if err.downcast_ref::<StoppedWaiting>().is_some() => return Ok(interrupted(&err, args)),
+        Err(err) => return Err(with_environment_hint(err, args, &results)),
+    };
+    let ranked_table = match report_and_leaderboard(&results, &spec, stop) {
+        Err(err) if err.downcast_ref::<StoppedWaiting>().is_some() => return Ok(interrupted(&err, args)),
+        table => table?,
+    };
+    super::stdout::print(&format!("{ranked_table}{}", sweep_summary(&summary, &spec, &results, this_run)))?;
     Ok(match summary.end {
         SweepEnd::Interrupted => {
             crate::logging::warn!(
@@ -94,10 +105,16 @@ pub fn run_part(args: &RunArgs, part: Part, stop: &StopFlag, this_run: ThisRun) 
     })
 }
 
+/// A run stopped by a signal while it waited for a lock: said, with how to resume.
+fn interrupted(err: &anyhow::Error, args: &RunArgs) -> Outcome {
+    crate::logging::warn!("{err}; to resume, run the same command again: {}", resume_command(args));
+    Outcome::Interrupted
+}
+
 /// Write `report.html` from every finished trial (under the export lock, so that the last
 /// worker to write it has read every other worker's trials) and return the leaderboard table.
-fn report_and_leaderboard(results: &Path, spec: &SweepSpec) -> anyhow::Result<String> {
-    let _lock = Claims::open(results)?.export_lock()?;
+fn report_and_leaderboard(results: &Path, spec: &SweepSpec, stop: &StopFlag) -> anyhow::Result<String> {
+    let _lock = Claims::open(results)?.stopping_on(stop.shared()).export_lock()?;
     let dir = ResultsDir::new(results);
     let records = dir.read_records(spec)?;
     write_report(&dir, spec, &records)?;
@@ -132,14 +149,31 @@ fn runner_for<'a>(
     Ok(Box::new(ModelRunner::new(spec, dataset, args.device)?))
 }
 
-/// A sweep that stopped for lack of space, memory or I/O says how to go on.
-fn with_environment_hint(err: anyhow::Error, args: &RunArgs) -> anyhow::Error {
+/// A sweep that stopped for lack of space, memory or I/O says which and how to go on; one whose
+/// results folder was removed while it ran says that.
+fn with_environment_hint(err: anyhow::Error, args: &RunArgs, results: &Path) -> anyhow::Error {
+    let not_found = |cause: &(dyn std::error::Error + 'static)| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    };
+    if err.chain().any(not_found) {
+        if let Err(removed) = ResultsDir::new(results).check_still_there() {
+            return err.context(removed.to_string());
+        }
+    }
     match classify(&err) {
-        FailureKind::Environment => err.context(format!(
-            "the sweep stopped for lack of space, memory or I/O; finished trials are kept: free some \
-             and run the same command again ({})",
-            resume_command(args)
-        )),
+        FailureKind::Environment => {
+            let cause = environment_cause(&err);
+            let fix = match cause {
+                "no space left" => "free some space",
+                "out of memory" => "free some memory",
+                "a read-only file system" => "make the results folder writable (or pass --results elsewhere)",
+                _ => "check the storage",
+            };
+            err.context(format!(
+                "the sweep stopped: {cause}; finished trials are kept: {fix} and run the same command again ({})",
+                resume_command(args)
+            ))
+        }
         FailureKind::Input => err,
     }
 }

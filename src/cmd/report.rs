@@ -10,6 +10,6 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<Outcome> {
     let spec = results.read_spec()?;
     let records = results.read_records(&spec)?;
     let path = write_report(&results, &spec, &records)?;
-    println!("{}", path.display());
+    super::stdout::print(&format!("{}\n", path.display()))?;
     Ok(Outcome::Success)
 }

@@ -32,18 +32,19 @@ pub fn run(args: &SplitArgs) -> anyhow::Result<Outcome> {
             count(indices, Label::Negative)
         )
     };
-    println!(
-        "{}: train {}, valid {} (seed {}, {}) -> {}",
+    super::stdout::print(&format!(
+        "{}: train {}, valid {} (seed {}, {}) -> {}\n",
         args.data.display(),
         describe(&split.train),
         describe(&split.valid),
         args.seed,
         if args.stratify { "stratified" } else { "not stratified" },
         args.out.display()
-    );
+    ))?;
     if escaping {
         crate::logging::warn!(
-            "image paths in {} point outside its folder; read these files with --allow-outside-paths",
+            "image paths in {} point outside its folder; read these files with --allow-outside-paths \
+             (in a spec: allow_outside_paths = true under [data])",
             args.out.display()
         );
     }

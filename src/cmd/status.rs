@@ -28,15 +28,18 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<Outcome> {
         Strategy::Grid => None,
     };
     let name = args.dir.display().to_string();
-    print!("{}", status_text(&name, &spec, &records, &claims, race.as_ref(), stale_after()));
+    let mut text = status_text(&name, &spec, &records, &claims, race.as_ref(), stale_after());
     if let Some(record) = dir.read_final()? {
-        println!(
+        let best = dir.path(crate::results::layout::BEST_DIR);
+        let _ = writeln!(
+            text,
             "final model: {} of config {} in {}",
             record.final_model,
             record.config,
-            dir.path(crate::results::layout::BEST_DIR).display()
+            best.display()
         );
     }
+    super::stdout::print(&text)?;
     Ok(Outcome::Success)
 }
 

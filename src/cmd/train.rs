@@ -69,7 +69,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<Outcome> {
     let opts =
         ScoreOptions { prompt: args.prompt.clone(), images: options.images, batch_size: cfg.batch_size };
     let rows = score_dataset(&session.loaded, &session.device, &dataset, &opts)?;
-    print!("{}", result_block(&args.data.display().to_string(), &confusion(&rows, DEFAULT_THRESHOLD)));
+    super::stdout::print(&result_block(
+        &args.data.display().to_string(),
+        &confusion(&rows, DEFAULT_THRESHOLD),
+    ))?;
     Ok(Outcome::Success)
 }
 

@@ -7,17 +7,21 @@
 //! it, so renaming an image changes the digest even when its bytes do not. `sha256sum data.jsonl
 //! images/a.png … | sha256sum` gives the same value. Files are streamed (and hashed in parallel),
 //! never held whole. A file that cannot be read is listed as `(unreadable)`: reading the dataset
-//! or loading the model reports it with its line; the digest only has to differ.
+//! or loading the model reports it with its line; the digest only has to differ. So is one that
+//! is not a regular file (a device, a named pipe: never opened for reading) or, for a dataset's
+//! images, one over the image reader's size cap (never read), so that checking a dataset can
+//! neither hang nor read gigabytes before the reader refuses the file (`fsutil::input`).
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::jsonl::parse_dataset;
+use super::image::MAX_FILE_BYTES;
+use super::jsonl::{parse_dataset, MAX_DATASET_BYTES};
 use super::DataOptions;
+use crate::fsutil::input::{open_regular, read_regular, InputError};
 
 /// Read size while streaming a file into the hash (large enough for multi-GB weights).
 const READ_CHUNK_BYTES: usize = 1 << 20;
@@ -28,46 +32,54 @@ pub const SHORT_HEX_DIGITS: usize = 12;
 /// What a manifest line holds in place of a hash for a file that cannot be read.
 const UNREADABLE: &str = "(unreadable)";
 
-/// The SHA-256 of a file's bytes, in lowercase hex, read in chunks.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
+/// The SHA-256 of a regular file of at most `cap` bytes, in lowercase hex, read in chunks.
+pub fn sha256_file(path: &Path, cap: u64) -> Result<String, InputError> {
+    let (file, _) = open_regular(path, cap)?;
+    let mut file = file.take(cap.saturating_add(1));
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
+    let mut read: u64 = 0;
     loop {
         match file.read(&mut buffer) {
             Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                read += n as u64;
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+            Err(err) => return Err(InputError::Unreadable(err)),
         }
+    }
+    if read > cap {
+        return Err(InputError::TooLarge { bytes: read, cap });
     }
     Ok(hex(&hasher.finalize()))
 }
 
-/// The digest of named files (name, path), in the given order.
+/// The digest of named files (name, path), in the given order (a model's files: no size cap).
 pub fn manifest_sha256(files: &[(String, PathBuf)]) -> String {
-    hash_lines(manifest_lines(files))
+    hash_lines(manifest_lines(files, u64::MAX))
 }
 
 /// The digest of a dataset: its JSONL and every image its good lines name (lines with problems
 /// count through the JSONL's bytes; reading the dataset reports them). An error only when the
 /// JSONL itself cannot be read.
-pub fn dataset_sha256(path: &Path, opts: &DataOptions) -> io::Result<String> {
-    let bytes = std::fs::read(path)?;
+pub fn dataset_sha256(path: &Path, opts: &DataOptions) -> Result<String, InputError> {
+    let bytes = read_regular(path, MAX_DATASET_BYTES)?;
     let (dataset, _) = parse_dataset(path, &bytes, opts);
     let jsonl_name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let jsonl_line = format!("{}  {jsonl_name}\n", hex(&Sha256::digest(&bytes)));
     let images: Vec<(String, PathBuf)> =
         dataset.examples.into_iter().map(|e| (e.image, e.image_path)).collect();
-    Ok(hash_lines(std::iter::once(jsonl_line).chain(manifest_lines(&images))))
+    Ok(hash_lines(std::iter::once(jsonl_line).chain(manifest_lines(&images, MAX_FILE_BYTES))))
 }
 
-/// Each file's manifest line, the files hashed in parallel.
-fn manifest_lines(files: &[(String, PathBuf)]) -> Vec<String> {
+/// Each file's manifest line, the files (each at most `cap` bytes) hashed in parallel.
+fn manifest_lines(files: &[(String, PathBuf)], cap: u64) -> Vec<String> {
     files
         .par_iter()
         .map(|(name, path)| {
-            let hash = sha256_file(path).unwrap_or_else(|_| UNREADABLE.to_string());
+            let hash = sha256_file(path, cap).unwrap_or_else(|_| UNREADABLE.to_string());
             format!("{hash}  {name}\n")
         })
         .collect()
@@ -107,12 +119,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("abc"), "abc").unwrap();
         std::fs::write(dir.path().join("empty"), "").unwrap();
-        assert_eq!(sha256_file(&dir.path().join("abc")).unwrap(), SHA256_ABC);
-        assert_eq!(sha256_file(&dir.path().join("empty")).unwrap(), SHA256_EMPTY);
+        assert_eq!(sha256_file(&dir.path().join("abc"), 3).unwrap(), SHA256_ABC);
+        assert_eq!(sha256_file(&dir.path().join("empty"), 0).unwrap(), SHA256_EMPTY);
+        assert!(matches!(sha256_file(&dir.path().join("abc"), 2), Err(InputError::TooLarge { .. })));
         // Longer than one read chunk: the chunks are hashed as one stream.
         let big = vec![b'a'; READ_CHUNK_BYTES + 3];
         std::fs::write(dir.path().join("big"), &big).unwrap();
-        assert_eq!(sha256_file(&dir.path().join("big")).unwrap(), hex(&Sha256::digest(&big)));
+        assert_eq!(sha256_file(&dir.path().join("big"), u64::MAX).unwrap(), hex(&Sha256::digest(&big)));
     }
 
     #[test]

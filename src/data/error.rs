@@ -31,6 +31,10 @@ pub enum DataError {
     #[error("{}: empty file (0 bytes)", path.display())]
     ImageEmpty { path: PathBuf },
 
+    /// A device, a named pipe or a socket (after symbolic links): never read.
+    #[error("{}: is {kind}, not an image file", path.display())]
+    ImageNotRegular { path: PathBuf, kind: &'static str },
+
     #[error("{}: cannot read: {source}", path.display())]
     ImageRead { path: PathBuf, source: std::io::Error },
 
@@ -45,8 +49,8 @@ pub enum DataError {
     #[error("{}: {}{message}", path.display(), frame.map(|f| format!("frame {f}: ")).unwrap_or_default())]
     ImageDecode { path: PathBuf, frame: Option<usize>, message: String },
 
-    #[error("{}: cannot read: {source}", path.display())]
-    DatasetRead { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    DatasetRead { path: PathBuf, source: crate::fsutil::input::InputError },
 
     #[error("{}: no examples (the file has only blank lines, if any)", path.display())]
     EmptyDataset { path: PathBuf },

@@ -3,18 +3,31 @@
 //!
 //! A line is one JSON object: `"suffix"` (required, one of the answer words), `"image"` (required,
 //! relative to the JSONL file's folder) and `"prefix"` (optional, default ""); other keys are
-//! ignored. Blank lines and CRLF endings are fine. Image paths that are absolute or climb out of
-//! the dataset folder with `..` are refused unless `PathPolicy::AllowOutside`; the check is on the
-//! path's text (symbolic links are followed as the OS does).
+//! ignored. Blank lines and CRLF endings are fine. Image paths that are absolute, climb out of
+//! the dataset folder with `..`, or lead out of it through a symbolic link (the real path is
+//! checked, after links) are refused unless `PathPolicy::AllowOutside`. The same image asked the
+//! same question (prefix) on two lines with different answers is a problem on the later line.
+//! The JSONL itself is read only once it is known to be a regular file of at most
+//! [`MAX_DATASET_BYTES`] (`fsutil::input`).
 
-use std::path::{Component, Path};
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
 
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use super::error::{DataError, DatasetProblems};
 use super::image::{load_image, DecodedImage};
-use super::{DataOptions, Dataset, Example, ImageOptions, PathPolicy, Preprocessing};
+use super::{DataOptions, Dataset, Example, ImageOptions, Label, PathPolicy, Preprocessing};
+use crate::fsutil::input::{kind_of, read_regular};
+
+/// Largest dataset file read, in bytes: a JSONL line is some 100 bytes, so this is millions of
+/// examples, and a device or a runaway file is refused before it is read.
+pub const MAX_DATASET_BYTES: u64 = 1 << 30;
+
+/// How to allow image paths outside the dataset's folder, said with each refusal.
+const ALLOW_OUTSIDE: &str =
+    "allow it with --allow-outside-paths, or allow_outside_paths = true under [data] in a spec";
 
 /// Read and check a whole dataset; on failure, every problem found, in line order.
 pub fn load_dataset(path: &Path, opts: &DataOptions) -> Result<Dataset, DatasetProblems> {
@@ -33,7 +46,7 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// that cannot be read or has no lines at all is one problem), so a check can go on to the images
 /// of the good lines.
 pub fn read_dataset(path: &Path, opts: &DataOptions) -> (Dataset, Vec<DataError>) {
-    match std::fs::read(path) {
+    match read_regular(path, MAX_DATASET_BYTES) {
         Ok(bytes) => parse_dataset(path, &bytes, opts),
         Err(source) => (
             Dataset { path: path.to_path_buf(), examples: Vec::new() },
@@ -46,7 +59,9 @@ pub fn read_dataset(path: &Path, opts: &DataOptions) -> (Dataset, Vec<DataError>
 pub(super) fn parse_dataset(path: &Path, bytes: &[u8], opts: &DataOptions) -> (Dataset, Vec<DataError>) {
     let mut dataset = Dataset { path: path.to_path_buf(), examples: Vec::new() };
     let base = path.parent().unwrap_or(Path::new(""));
+    let folder = Folder::new(base, opts.paths);
     let mut problems = Vec::new();
+    let mut answered = HashMap::new();
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -63,8 +78,13 @@ pub(super) fn parse_dataset(path: &Path, bytes: &[u8], opts: &DataOptions) -> (D
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match parse_line(raw, base, opts) {
-            Ok(example) => dataset.examples.push(Example { line, ..example }),
+        match parse_line(raw, &folder, opts) {
+            Ok(example) => {
+                if let Some(message) = contradiction(&mut answered, &example, line, opts) {
+                    problems.push(DataError::Line { file: path.to_path_buf(), line, message });
+                }
+                dataset.examples.push(Example { line, ..example })
+            }
             Err(messages) => problems.extend(messages.into_iter().map(|message| DataError::Line {
                 file: path.to_path_buf(),
                 line,
@@ -122,8 +142,71 @@ pub fn decode_each<T: Send>(
         .collect()
 }
 
+/// The dataset's folder as lines name images in it: its path as given, and its real path
+/// (symbolic links resolved) when images must stay inside it.
+struct Folder<'a> {
+    base: &'a Path,
+    real: Option<PathBuf>,
+}
+
+impl Folder<'_> {
+    fn new(base: &Path, policy: PathPolicy) -> Folder<'_> {
+        let here = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        let real =
+            (policy == PathPolicy::InsideDatasetOnly).then(|| std::fs::canonicalize(here).ok()).flatten();
+        Folder { base, real }
+    }
+
+    /// Refuse an image that is a device, a named pipe or a socket (after symbolic links: never
+    /// read, it could not end), and one whose real path is outside the folder. A file that does
+    /// not exist is left to the image reader, which says so.
+    fn check_file(&self, image: &str) -> Result<(), String> {
+        let path = self.base.join(image);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(format!("image path {image:?} is {}, not an image file", kind_of(&meta)));
+            }
+        }
+        let Some(folder) = &self.real else { return Ok(()) };
+        match std::fs::canonicalize(&path) {
+            Ok(real) if !real.starts_with(folder) => Err(format!(
+                "image path {image:?} leads out of the dataset's folder through a symbolic link, to {} ({ALLOW_OUTSIDE})",
+                real.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The same image with the same prompt (prefix) labelled both ways: a message for the later
+/// line, naming the earlier. `answered` holds each (image, prefix) seen so far, with its label
+/// and line. The image is known by its real path, else by its path as written.
+fn contradiction(
+    answered: &mut HashMap<(PathBuf, String), (Label, usize)>,
+    example: &Example,
+    line: usize,
+    opts: &DataOptions,
+) -> Option<String> {
+    let image = std::fs::canonicalize(&example.image_path).unwrap_or_else(|_| example.image_path.clone());
+    let key = (image, example.prefix.clone());
+    match answered.get(&key) {
+        Some(&(label, first)) if label != example.label => Some(format!(
+            "image {:?} is labelled {:?} here and {:?} on line {first}, with the same prefix; \
+             remove the wrong line",
+            example.image,
+            opts.answers.word(example.label),
+            opts.answers.word(label)
+        )),
+        Some(_) => None,
+        None => {
+            answered.insert(key, (example.label, line));
+            None
+        }
+    }
+}
+
 /// One non-blank line → an example (its `line` is filled in by the caller), or all its problems.
-fn parse_line(raw: &[u8], base: &Path, opts: &DataOptions) -> Result<Example, Vec<String>> {
+fn parse_line(raw: &[u8], folder: &Folder, opts: &DataOptions) -> Result<Example, Vec<String>> {
     let text = std::str::from_utf8(raw)
         .map_err(|e| vec![format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1)])?;
     let value: Value = serde_json::from_str(text).map_err(|e| vec![json_error(&e)])?;
@@ -152,13 +235,15 @@ fn parse_line(raw: &[u8], base: &Path, opts: &DataOptions) -> Result<Example, Ve
         }
     };
     let image = match image {
-        Ok(Some(image)) => match check_image_path(image, opts.paths) {
-            Ok(()) => Some(image),
-            Err(message) => {
-                problems.push(message);
-                None
+        Ok(Some(image)) => {
+            match check_image_path(image, opts.paths).and_then(|()| folder.check_file(image)) {
+                Ok(()) => Some(image),
+                Err(message) => {
+                    problems.push(message);
+                    None
+                }
             }
-        },
+        }
         Ok(None) => None,
         Err(message) => {
             problems.push(message);
@@ -172,7 +257,7 @@ fn parse_line(raw: &[u8], base: &Path, opts: &DataOptions) -> Result<Example, Ve
     match (label, image) {
         (Some(label), Some(image)) if problems.is_empty() => Ok(Example {
             image: image.to_string(),
-            image_path: base.join(image),
+            image_path: folder.base.join(image),
             prefix: prefix.unwrap_or("").to_string(),
             label,
             line: 0,
@@ -213,17 +298,14 @@ fn check_image_path(image: &str, policy: PathPolicy) -> Result<(), String> {
     let path = Path::new(image);
     if path.has_root() || path.is_absolute() {
         return Err(format!(
-            "image path {image:?} is absolute; write it relative to the dataset's folder \
-             (or pass --allow-outside-paths)"
+            "image path {image:?} is absolute; write it relative to the dataset's folder ({ALLOW_OUTSIDE})"
         ));
     }
     let mut depth: usize = 0;
     for component in path.components() {
         match component {
             Component::ParentDir if depth == 0 => {
-                return Err(format!(
-                    "image path {image:?} leaves the dataset's folder (or pass --allow-outside-paths)"
-                ));
+                return Err(format!("image path {image:?} leaves the dataset's folder ({ALLOW_OUTSIDE})"));
             }
             Component::ParentDir => depth -= 1,
             Component::Normal(_) => depth += 1,
@@ -327,9 +409,10 @@ mod tests {
                 "5: \"image\" must be a string, found an array",
                 "5: \"prefix\" must be a string, found null",
                 "6: unknown answer \"maybe\" (expected yes or no)",
-                "7: image path \"../a.png\" leaves the dataset's folder (or pass --allow-outside-paths)",
+                "7: image path \"../a.png\" leaves the dataset's folder (allow it with --allow-outside-paths, or \
+                 allow_outside_paths = true under [data] in a spec)",
                 "8: image path \"/tmp/a.png\" is absolute; write it relative to the dataset's folder \
-                 (or pass --allow-outside-paths)",
+                 (allow it with --allow-outside-paths, or allow_outside_paths = true under [data] in a spec)",
                 // The 0xff byte is the 28th of its line.
                 "9: invalid UTF-8 at byte 28 of the line",
                 "10: \"image\" is empty",

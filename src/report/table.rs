@@ -45,8 +45,16 @@ pub fn display_cell(col: &Column, record: &TrialRecord) -> String {
     }
 }
 
-/// A prompt-length cell cut to `PROMPT_CHARS`, ending in `…` when cut.
+/// A prompt-length cell with its control characters escaped (`\u{1b}`: raw, a terminal would
+/// act on them; issue 29, case 19), cut to `PROMPT_CHARS`, ending in `…` when cut.
 pub(super) fn shorten(cell: String) -> String {
+    let cell: String = if cell.chars().any(char::is_control) {
+        cell.chars()
+            .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+            .collect()
+    } else {
+        cell
+    };
     if cell.chars().count() > PROMPT_CHARS {
         cell.chars().take(PROMPT_CHARS - 1).chain(['…']).collect()
     } else {

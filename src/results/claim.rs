@@ -22,7 +22,13 @@
 //! Work beside the trials (the leaderboard, `best/`, the final model with its refits) is done
 //! under [`ExportLock`], an OS lock (`flock`) held for as long as the work takes, so one worker
 //! at a time does it; the OS drops it when its holder dies. The file system must support `flock`
-//! across hosts where workers on several hosts share the folder (NFSv4 does).
+//! across hosts where workers on several hosts share the folder (NFSv4 does). Its holder writes
+//! who it is into the lock file and refreshes the file's modification time like a claim's
+//! heartbeat; a worker waiting for it says so and gives up on a stop request or a holder gone
+//! quiet (`lock_wait.rs`).
+//!
+//! A claim's age is the distance between the reader's clock and its modification time, either
+//! way: a time in the future (a bad clock, a `touch`) ages it as much as one in the past.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -36,34 +42,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::lock_wait::{acquire, LockMode};
+pub use super::lock_wait::{heartbeat_every, stale_after, STALE_VAR};
 use super::record::utc_timestamp;
 use crate::fsutil::host_name;
 use crate::spec::SweepSpec;
 
 /// The claims folder inside a results folder.
 pub const CLAIMS_DIR: &str = "claims";
-/// Environment variable: seconds without a heartbeat after which a claim is stale.
-pub const STALE_VAR: &str = "GACHA_CLAIM_STALE_SECS";
-/// The default stale period.
-const DEFAULT_STALE: Duration = Duration::from_secs(120);
 /// The lock file of [`ExportLock`], in the claims folder.
 const EXPORT_LOCK: &str = ".export-lock";
-
-/// How long a claim may go without a heartbeat before it is taken over: `GACHA_CLAIM_STALE_SECS`
-/// or 120 s.
-pub fn stale_after() -> Duration {
-    std::env::var(STALE_VAR)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(DEFAULT_STALE, Duration::from_secs_f64)
-}
-
-/// How often a holder refreshes its claim: a sixth of the stale period, so that five missed
-/// heartbeats in a row are still not stale.
-pub fn heartbeat_every() -> Duration {
-    stale_after() / 6
-}
 
 /// What a claim file holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -115,6 +103,8 @@ impl ClaimState {
 #[derive(Debug, Clone)]
 pub struct Claims {
     dir: PathBuf,
+    /// Set by a stop request: a wait for the export lock gives up.
+    stop: Arc<AtomicBool>,
 }
 
 /// What [`Claims::try_claim`] found.
@@ -129,12 +119,17 @@ impl Claims {
     pub fn open(root: &Path) -> anyhow::Result<Claims> {
         let dir = root.join(CLAIMS_DIR);
         std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-        Ok(Claims { dir })
+        Ok(Claims { dir, stop: Arc::default() })
     }
 
     /// The claims of `root` to read (`gacha status`); nothing is created.
     pub fn at(root: &Path) -> Claims {
-        Claims { dir: root.join(CLAIMS_DIR) }
+        Claims { dir: root.join(CLAIMS_DIR), stop: Arc::default() }
+    }
+
+    /// These claims, with waits for the export lock ended by `stop` (a stop request).
+    pub fn stopping_on(self, stop: Arc<AtomicBool>) -> Claims {
+        Claims { stop, ..self }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -219,7 +214,8 @@ impl Claims {
     }
 
     /// Remove the claims left by dead workers on trials that are `finished` (a worker killed
-    /// after recording its trial, before releasing it); how many.
+    /// after recording its trial, before releasing it), and the claims a takeover moved aside
+    /// and was killed before removing (`.<id>.taken-<token>`, stale); how many claims.
     pub fn clear_stale(&self, finished: impl Fn(&str) -> bool) -> anyhow::Result<usize> {
         let mut cleared = 0;
         for (name, state) in self.all()? {
@@ -228,21 +224,73 @@ impl Claims {
                 cleared += usize::from(self.remove_stale(&name, &token)?.is_some());
             }
         }
+        for entry in
+            std::fs::read_dir(&self.dir).with_context(|| format!("{}: cannot list", self.dir.display()))?
+        {
+            let path = entry?.path();
+            let taken = path.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with('.') && n.to_string_lossy().contains(".taken-")
+            });
+            if taken && read_state(&path)?.is_some_and(|s| s.age > stale_after()) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
         Ok(cleared)
     }
 
-    /// Wait for, then hold, the lock under which the files beside the trials are rebuilt.
+    /// Wait for (saying so: `lock_wait.rs`), then hold, the lock under which the files beside
+    /// the trials are rebuilt.
     pub fn export_lock(&self) -> anyhow::Result<ExportLock> {
         let path = self.path(EXPORT_LOCK);
-        let file = crate::fsutil::open_keeping(&path)?;
-        file.lock().with_context(|| format!("{}: cannot lock", path.display()))?;
-        Ok(ExportLock { _file: file })
+        let mut file = crate::fsutil::open_keeping(&path)?;
+        acquire(&file, &path, LockMode::Exclusive, "the export lock", &self.stop)?;
+        // Who holds it, for those who wait: written in place (nobody else writes it now).
+        let holder = format!("{} since {}\n", ClaimInfo::new().worker, utc_timestamp(SystemTime::now()));
+        let _ = file.set_len(0).and_then(|()| file.write_all(holder.as_bytes()));
+        Ok(ExportLock { heartbeat: Heartbeat::start(path), _file: file })
     }
 }
 
-/// Held while a worker rebuilds the leaderboard, `best/` or the final model.
+/// Held while a worker rebuilds the leaderboard, `best/` or the final model; its heartbeat
+/// refreshes the lock file while it is held (a refit may take hours).
 pub struct ExportLock {
+    heartbeat: Heartbeat,
     _file: File,
+}
+
+impl Drop for ExportLock {
+    fn drop(&mut self) {
+        self.heartbeat.stop();
+    }
+}
+
+/// A thread that sets a file's modification time to now every [`heartbeat_every`] until
+/// stopped.
+struct Heartbeat {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(path: PathBuf) -> Heartbeat {
+        let (stop, stopped) = channel();
+        let thread = std::thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(heartbeat_every()) {
+                let _ = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+            }
+        });
+        Heartbeat { stop: Some(stop), thread: Some(thread) }
+    }
+
+    fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// A claim this worker holds, refreshed by a thread until it is dropped, which releases it.
@@ -275,6 +323,23 @@ impl Claim {
     /// Whether another worker holds this claim now (it took it over) or it was removed.
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst) || !self.is_ours()
+    }
+
+    /// Why the claim is lost, in words (once [`Claim::is_lost`]): removed, or taken over.
+    pub fn why_lost(&self) -> String {
+        match read_info(&self.path) {
+            Some(info) => format!(
+                "{} took it over (this worker went {:.0} s without a heartbeat)",
+                info.worker,
+                stale_after().as_secs_f64()
+            ),
+            None if !self.path.exists() => {
+                format!("its claim {} was removed, not by this worker", self.path.display())
+            }
+            None => {
+                format!("its claim {} was replaced by something that is not a claim", self.path.display())
+            }
+        }
     }
 
     /// The shared flag the heartbeat sets when the claim is lost.
@@ -337,7 +402,11 @@ fn read_state(path: &Path) -> anyhow::Result<Option<ClaimState>> {
         Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
     };
     let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-    let age = SystemTime::now().duration_since(modified).unwrap_or_default();
+    let age = match SystemTime::now().duration_since(modified) {
+        Ok(age) => age,
+        // A heartbeat in the future is no fresher than one as far in the past.
+        Err(ahead) => ahead.duration(),
+    };
     Ok(Some(ClaimState { info: read_info(path), age }))
 }
 
@@ -358,6 +427,7 @@ pub fn held_elsewhere(spec: &SweepSpec, held: &[(usize, ClaimState)]) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::lock_wait::DEFAULT_STALE;
 
     fn claimed(attempt: ClaimAttempt) -> Claim {
         match attempt {
@@ -394,6 +464,37 @@ mod tests {
         assert_eq!(read_info(&claims.path("a")).unwrap().token, new.info.token);
         let names: Vec<_> = std::fs::read_dir(&claims.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a")], "nothing left aside");
+    }
+
+    /// Issue 29, case 11: a heartbeat dated in the future (a bad clock, a `touch -d`) does not
+    /// hold a trial for ever; it is as stale as one as far in the past.
+    #[test]
+    fn a_claim_dated_in_the_future_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = Claims::open(dir.path()).unwrap();
+        let old = claimed(claims.try_claim("a").unwrap());
+        let ahead = SystemTime::now() + DEFAULT_STALE + Duration::from_secs(3600);
+        File::options().write(true).open(claims.path("a")).unwrap().set_modified(ahead).unwrap();
+        claimed(claims.try_claim("a").unwrap());
+        assert!(old.is_lost());
+    }
+
+    /// Issue 29, case 15: what a takeover killed midway leaves (`.<id>.taken-<token>`) is
+    /// removed once stale, not kept for ever; a fresh one (a takeover under way) stays.
+    #[test]
+    fn a_stale_leftover_of_a_takeover_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = Claims::open(dir.path()).unwrap();
+        let (stale, fresh) =
+            (claims.path(".a.taken-00000000000000aa"), claims.path(".b.taken-00000000000000bb"));
+        for path in [&stale, &fresh] {
+            std::fs::write(path, "{}").unwrap();
+        }
+        let past = SystemTime::now() - DEFAULT_STALE - Duration::from_secs(5);
+        File::options().write(true).open(&stale).unwrap().set_modified(past).unwrap();
+        claims.clear_stale(|_| true).unwrap();
+        assert!(!stale.exists());
+        assert!(fresh.exists());
     }
 
     #[test]

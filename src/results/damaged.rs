@@ -2,13 +2,13 @@
 //! the sweep moves each aside to `trials/.damaged/<id>-<time>/`, never deleting it, says where,
 //! and runs the trial again like any unfinished one.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Context;
 
 use super::folder::ResultsFolder;
 use super::layout::OutcomeFile;
+use super::owned::free_name;
 use super::record::utc_timestamp;
 use crate::spec::SweepSpec;
 
@@ -35,15 +35,4 @@ pub fn set_aside_damaged(results: &ResultsFolder, spec: &SweepSpec) -> anyhow::R
         moved += 1;
     }
     Ok(moved)
-}
-
-/// `dir/name`, or `dir/name-2`, `-3`, … when taken.
-fn free_name(dir: &std::path::Path, name: &str) -> PathBuf {
-    let mut candidate = dir.join(name);
-    let mut n = 2;
-    while candidate.exists() {
-        candidate = dir.join(format!("{name}-{n}"));
-        n += 1;
-    }
-    candidate
 }

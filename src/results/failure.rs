@@ -67,6 +67,32 @@ fn is_environment_io(err: &std::io::Error) -> bool {
     ) || err.raw_os_error() == Some(EIO)
 }
 
+/// What an environment error is short of, in words: `space` (full disk, quota), `memory`, a
+/// `read-only file system`, or `I/O` for the rest (issue 29, case 20: a read-only folder was
+/// called "lack of space").
+pub fn environment_cause(err: &anyhow::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    let io = err.chain().filter_map(|cause| cause.downcast_ref::<std::io::Error>());
+    for err in io {
+        match err.kind() {
+            StorageFull | QuotaExceeded => return "no space left",
+            OutOfMemory => return "out of memory",
+            ReadOnlyFilesystem => return "a read-only file system",
+            _ => {}
+        }
+    }
+    let message = format!("{err:#}").to_lowercase();
+    if message.contains("no space left") || message.contains("quota") {
+        "no space left"
+    } else if message.contains("memory") {
+        "out of memory"
+    } else if message.contains("read-only file system") {
+        "a read-only file system"
+    } else {
+        "an I/O error"
+    }
+}
+
 /// The failure kind of a failed outcome (recorded, or read from its message); `None` otherwise.
 pub fn failure_kind(outcome: &TrialOutcome) -> Option<FailureKind> {
     (outcome.status == Status::Failed)
@@ -127,6 +153,20 @@ mod tests {
         assert_eq!(classify(&err), FailureKind::Environment);
         let eio = anyhow::Error::from(std::io::Error::from_raw_os_error(EIO));
         assert_eq!(classify(&eio), FailureKind::Environment);
+    }
+
+    #[test]
+    fn the_cause_of_an_environment_error_is_named() {
+        let error = |code: i32| {
+            anyhow::Error::from(std::io::Error::from_raw_os_error(code)).context("w: cannot write")
+        };
+        // ENOSPC 28, EROFS 30, EIO 5 (Linux errno values).
+        assert_eq!(environment_cause(&error(28)), "no space left");
+        assert_eq!(environment_cause(&error(30)), "a read-only file system");
+        assert_eq!(environment_cause(&error(EIO)), "an I/O error");
+        assert_eq!(classify(&error(30)), FailureKind::Environment);
+        let cuda = anyhow::anyhow!("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")");
+        assert_eq!(environment_cause(&cuda), "out of memory");
     }
 
     #[test]

@@ -1,20 +1,29 @@
 //! Opening a results folder for writing: the marker that says gacha made it (gacha writes into
-//! no other folder), its claims (`claim.rs`: how several workers share it) and the checks on what
-//! gacha would replace (`best/`).
+//! no other folder), its claims (`claim.rs`: how several workers share it), the sweep it is
+//! bound to (`binding.rs`) and the checks on what gacha would replace (`best/`).
+//!
+//! A folder without the marker is gacha's only when it is new or empty, or when it is one from
+//! before the marker: a `spec.toml` that is a gacha spec and a `trials/` that holds only trial
+//! folders. A `spec.toml` and a `trials/` alone are not enough (issue 29, case 4): gacha would
+//! overwrite a user's `spec.toml` and `report.html`.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 
+use super::binding::{bind, Binding};
 use super::claim::{Claims, CLAIMS_DIR};
 use super::layout::{
-    remove_dir_if_present, ResultsDir, TrialPaths, BEST_DIR, FINAL_FILE, SPEC_FILE, TRIALS_DIR,
+    names_in, ResultsDir, TrialPaths, BEST_DIR, DAMAGED_NAME, FINAL_FILE, MARKER_FILE, SPEC_FILE, TRIALS_DIR,
 };
+use super::owned::{clear_trial, FOLDER_MANIFEST};
 use crate::fsutil::{host_name, write_atomic};
+use crate::spec::{SweepSpec, TrialId};
 
-/// The marker of a results folder, with a line for whoever finds it.
-const MARKER_FILE: &str = "gacha-results.txt";
+/// The marker's text, for whoever finds it.
 const MARKER_TEXT: &str =
     "This folder is written by `gacha sweep`; gacha deletes and overwrites files here.\n";
 
@@ -23,6 +32,8 @@ const MARKER_TEXT: &str =
 pub struct ResultsFolder {
     pub dir: ResultsDir,
     pub claims: Claims,
+    /// Held while this process runs trials of its sweep here.
+    _binding: Option<Binding>,
 }
 
 impl ResultsFolder {
@@ -33,12 +44,26 @@ impl ResultsFolder {
         remove_stale_temporaries(root)?;
         let dir = ResultsDir::new(root);
         refuse_foreign_best(&dir)?;
-        Ok(ResultsFolder { dir, claims })
+        Ok(ResultsFolder { dir, claims, _binding: None })
     }
 
-    /// `paths`' folder emptied (an unfinished attempt's leftovers removed).
+    /// `open`, to run trials of `spec` there: bound to its sweep (another sweep running there is
+    /// refused), with waits for its locks ended by `stop` (a stop request).
+    pub fn open_to_run(
+        root: &Path,
+        spec: &SweepSpec,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<ResultsFolder> {
+        let folder = ResultsFolder::open(root)?;
+        let binding = bind(root, spec, &stop)?;
+        Ok(ResultsFolder { claims: folder.claims.stopping_on(stop), _binding: Some(binding), ..folder })
+    }
+
+    /// `paths`' folder cleared of what gacha wrote there (an unfinished attempt's leftovers, or
+    /// a failure that is run again; other files stay: `owned::clear_trial`).
     pub fn fresh(&self, paths: TrialPaths) -> anyhow::Result<TrialPaths> {
-        remove_dir_if_present(&paths.dir)?;
+        self.dir.check_still_there()?;
+        clear_trial(&self.dir, &paths)?;
         std::fs::create_dir_all(&paths.dir)
             .with_context(|| format!("{}: cannot create", paths.dir.display()))?;
         Ok(paths)
@@ -46,7 +71,7 @@ impl ResultsFolder {
 }
 
 /// Make `root` a results folder of gacha's: create it with its marker and `trials/`, or check
-/// that it is one (a folder with `spec.toml` and `trials/` from before the marker gets it).
+/// that it is one (a folder from before the marker gets it: `is_legacy_folder`).
 fn adopt_folder(root: &Path) -> anyhow::Result<()> {
     let marker = root.join(MARKER_FILE);
     let trials = root.join(TRIALS_DIR);
@@ -54,10 +79,10 @@ fn adopt_folder(root: &Path) -> anyhow::Result<()> {
         bail!("{}: not a folder; pass --results DIR with a folder path", root.display());
     }
     if !marker.exists() {
-        let legacy = root.join(SPEC_FILE).is_file() && trials.is_dir();
+        let legacy = is_legacy_folder(root)?;
         // What a worker starting at the same moment may have made already is not foreign.
         let ours = [MARKER_FILE, TRIALS_DIR, CLAIMS_DIR];
-        let foreign: Vec<_> = list_names(root)?
+        let foreign: Vec<_> = names_in(root)?
             .into_iter()
             .filter(|n| !ours.contains(&n.as_str()) && !n.starts_with(&format!(".{MARKER_FILE}.tmp-")))
             .collect();
@@ -88,24 +113,19 @@ fn adopt_folder(root: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// The names in `dir`, sorted (none when it does not exist).
-fn list_names(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        entries => entries.with_context(|| format!("{}: cannot list", dir.display()))?,
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        names.push(
-            entry
-                .with_context(|| format!("{}: cannot list", dir.display()))?
-                .file_name()
-                .to_string_lossy()
-                .into_owned(),
-        );
+/// Whether `root` (without the marker) is a results folder from before the marker: a
+/// `spec.toml` that parses as a gacha spec and a `trials/` holding only trial folders.
+fn is_legacy_folder(root: &Path) -> anyhow::Result<bool> {
+    let (spec, trials) = (root.join(SPEC_FILE), root.join(TRIALS_DIR));
+    if !spec.is_file() || !trials.is_dir() {
+        return Ok(false);
     }
-    names.sort();
-    Ok(names)
+    let is_spec =
+        std::fs::read_to_string(&spec).is_ok_and(|text| crate::spec::parse_spec(&text, &spec).is_ok());
+    let only_trials = names_in(&trials)?
+        .iter()
+        .all(|name| (TrialId::parse(name).is_some() || name == DAMAGED_NAME) && trials.join(name).is_dir());
+    Ok(is_spec && only_trials)
 }
 
 /// Refuse to go on when `path` is a symbolic link: gacha never writes through one.
@@ -122,11 +142,13 @@ fn refuse_foreign_best(dir: &ResultsDir) -> anyhow::Result<()> {
     let best = dir.path(BEST_DIR);
     let Ok(meta) = std::fs::symlink_metadata(&best) else { return Ok(()) };
     let ours = meta.is_dir()
-        && (TrialPaths { dir: best.clone() }.outcome().is_file() || best.join(FINAL_FILE).is_file());
+        && (best.join(FOLDER_MANIFEST).is_file()
+            || TrialPaths { dir: best.clone() }.outcome().is_file()
+            || best.join(FINAL_FILE).is_file());
     if !ours {
         bail!(
-            "{}: not made by gacha (no outcome.json or {FINAL_FILE}), and gacha replaces best/; \
-             move it away and run again",
+            "{}: not made by gacha (no {FOLDER_MANIFEST}, outcome.json or {FINAL_FILE}), and gacha replaces \
+             best/; move it away and run again",
             best.display()
         );
     }

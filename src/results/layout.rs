@@ -1,5 +1,5 @@
 //! The results folder: its layout, and reading it (`folder.rs` opens it for writing, `claim.rs`
-//! shares it between workers).
+//! shares it between workers, `owned.rs` says what gacha may remove or replace in it).
 //!
 //! ```text
 //! results/<name>/
@@ -11,7 +11,8 @@
 //!                        (trial ids depend on them too; absent: a folder from before gacha
 //!                        hashed its inputs, whose ids hold none)
 //!   claims/<id>          the claim of the worker running trial <id> (host, pid, heartbeat);
-//!   claims/.export-lock  locked while a worker rebuilds what follows
+//!   claims/.export-lock  locked while a worker rebuilds what follows (its holder written in it)
+//!   claims/.sweep-lock, claims/.sweep   which sweep the running workers run (`binding.rs`)
 //!   leaderboard.csv      rebuilt from the trial folders after a trial, at most about once
 //!                        a second, and at the start and end of every run (`ledger.rs`)
 //!   configs.csv          one row per config (its pulls pooled, ranked), rebuilt with it
@@ -20,35 +21,44 @@
 //!   screen.json, .csv    the prompts scored on the untrained model, and which of them run
 //!                        (`[search] screen_prompts`; `screen.rs`)
 //!   report.html          written at the end of a run
+//!   kept.json            the trials whose weights a run's `keep` kept
 //!   slurm/               `gacha slurm`'s sbatch scripts and the tasks' logs
-//!   best/                the final model: a copy of the winning trial's folder (weights
-//!                        hard-linked), or a soup of the winning config's pulls or refits;
-//!                        final.json says which, and its test scores
+//!   best/                the final model: a copy of the winning trial's folder, or a soup of
+//!                        the winning config's pulls or refits; final.json says which, and its
+//!                        test scores; files.sha256 lists every file gacha put there
 //!   refit/<id>/          final = "refit": the winning config trained on every non-test image
 //!                        (the same files as a trial folder)
+//!   set-aside/<what>-<time>/   files gacha found where it had to write and did not write
+//!                        itself (a user's file in a replaced best/), moved there, never deleted
 //!   trials/<id>/
 //!     config.toml        the resolved parameters
 //!     split.json         which images were train and which valid
 //!     metrics.jsonl      every logged step of every attempt
 //!     weights/           the trained weights (removed for trials outside `keep`)
+//!     weights.sha256     the weights' files with their SHA-256, written when they are saved
 //!     outcome.json       written last, atomically: present = finished
-//!   trials/.damaged/<id>-<time>/   a trial folder whose outcome.json could not be read, moved
-//!                        aside (never deleted) by the sweep that found it, which reruns the trial
+//!   trials/.damaged/<id>-<time>/   a trial folder whose outcome.json could not be read, or lied
+//!                        (another trial's, counts the split cannot hold), moved aside (never
+//!                        deleted) by the sweep that found it, which reruns the trial
 //! ```
-//! A trial folder without `outcome.json` is unfinished (the process died) and is wiped by the
-//! worker that claims the trial next, before it runs it again.
+//! A trial folder without `outcome.json` is unfinished (the process died) and is cleared of
+//! gacha's files by the worker that claims the trial next, before it runs it again.
 //!
-//! gacha deletes and overwrites only what it made: it writes into a new folder, an empty one, or
-//! one with its marker (or, from before the marker, with `spec.toml` and `trials/`); a `best/`
-//! that holds neither `outcome.json` nor `final.json` is not its own and is refused.
+//! gacha removes and replaces only what it wrote (`owned.rs`): it writes into a new folder, an
+//! empty one, or one with its marker (or, from before the marker, one that holds only what
+//! gacha writes, with a `spec.toml` that is a spec); a `best/` that holds neither its manifest
+//! nor `outcome.json` nor `final.json` is not its own and is refused.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use super::manifest::{is_sha256, Manifest};
 use super::record::{FinalRecord, TrialOutcome, TrialRecord};
-use crate::spec::{SweepSpec, TrialId};
+use crate::spec::{ContentDigests, SweepSpec, TrialId};
 
+/// The marker of a results folder: gacha made it.
+pub const MARKER_FILE: &str = "gacha-results.txt";
 pub const SPEC_FILE: &str = "spec.toml";
 pub const PREPROCESSING_FILE: &str = "preprocessing.json";
 pub const DIGESTS_FILE: &str = "digests.json";
@@ -60,10 +70,20 @@ pub const SCREEN_CSV: &str = "screen.csv";
 pub const REPORT_FILE: &str = "report.html";
 pub const TRIALS_DIR: &str = "trials";
 const REFIT_DIR: &str = "refit";
-const DAMAGED_DIR: &str = ".damaged";
+/// In `trials/`: where damaged trial folders are moved.
+pub const DAMAGED_NAME: &str = ".damaged";
 pub const BEST_DIR: &str = "best";
 /// In `best/`: what the final model is and its test counts (`FinalRecord`).
 pub const FINAL_FILE: &str = "final.json";
+/// In a trial folder: the weights' files and their SHA-256.
+pub const WEIGHTS_MANIFEST: &str = "weights.sha256";
+/// The files of a trial folder that gacha writes by name (`weights/` holds what its manifest
+/// lists).
+pub const TRIAL_FILES: [&str; 5] =
+    ["config.toml", "split.json", "metrics.jsonl", WEIGHTS_MANIFEST, "outcome.json"];
+
+/// Where files gacha had to move out of its way go (`owned.rs`), inside the results folder.
+pub const SET_ASIDE_DIR: &str = "set-aside";
 
 /// The files of one trial.
 #[derive(Debug, Clone)]
@@ -87,6 +107,37 @@ impl TrialPaths {
     pub fn outcome(&self) -> PathBuf {
         self.dir.join("outcome.json")
     }
+    pub fn weights_manifest(&self) -> PathBuf {
+        self.dir.join(WEIGHTS_MANIFEST)
+    }
+
+    /// The folder's name: a trial id, or `best` for `best/`.
+    pub fn id(&self) -> String {
+        self.dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
+    /// Whether the trial's weights are on disk: its manifest lists some (they may have changed
+    /// since: `Manifest::verify` tells), or, in a folder from before manifests, `weights/` is.
+    pub fn has_weights(&self) -> bool {
+        match Manifest::read(&self.weights_manifest()) {
+            Ok(Some(listed)) => !listed.files.is_empty(),
+            Ok(None) => self.weights().is_dir(),
+            Err(_) => false,
+        }
+    }
+
+    /// Check that the weights hold what their manifest lists (a folder from before manifests
+    /// is not checked); the error says which trial folder to move away to run the trial again.
+    pub fn verify_weights(&self) -> anyhow::Result<()> {
+        let Some(listed) = Manifest::read(&self.weights_manifest())? else { return Ok(()) };
+        listed.verify(&self.dir, &self.weights_manifest()).with_context(|| {
+            format!(
+                "the weights of {} are not what its trial wrote; move that folder away (or delete its \
+                 outcome.json) and run the sweep again to train it anew",
+                self.dir.display()
+            )
+        })
+    }
 
     /// The outcome, or `None` when the trial has not finished; a damaged one is an error.
     pub fn read_outcome(&self) -> anyhow::Result<Option<TrialOutcome>> {
@@ -105,11 +156,59 @@ impl TrialPaths {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(OutcomeFile::Unfinished),
             Err(err) => return Err(err).with_context(|| format!("{}: cannot read", path.display())),
         };
-        Ok(match serde_json::from_slice(&bytes) {
-            Ok(outcome) => OutcomeFile::Finished(Box::new(outcome)),
-            Err(err) => OutcomeFile::Damaged(format!("not a trial outcome ({err})")),
+        let outcome: TrialOutcome = match serde_json::from_slice(&bytes) {
+            Ok(outcome) => outcome,
+            Err(err) => return Ok(OutcomeFile::Damaged(format!("not a trial outcome ({err})"))),
+        };
+        Ok(match self.lie_in(&outcome) {
+            Some(lie) => OutcomeFile::Damaged(lie),
+            None => OutcomeFile::Finished(Box::new(outcome)),
         })
     }
+
+    /// What in a well-formed `outcome` its folder contradicts: another trial's id (in a trial
+    /// folder), or counts that are not the sizes of the split in `split.json`.
+    fn lie_in(&self, outcome: &TrialOutcome) -> Option<String> {
+        let folder = self.id();
+        if TrialId::parse(&folder).is_some() && outcome.id.as_str() != folder {
+            return Some(format!("the outcome of trial {}, not of {folder}", outcome.id));
+        }
+        let split = match std::fs::read(self.split()).map(|b| serde_json::from_slice::<SplitSizes>(&b)) {
+            Ok(Ok(split)) => split,
+            Ok(Err(err)) => return Some(format!("{} is not a split ({err})", self.split().display())),
+            Err(err) => {
+                return Some(format!(
+                    "{}: cannot read ({err}), so its counts cannot be checked",
+                    self.split().display()
+                ))
+            }
+        };
+        let sizes = (split.train.len() as u64, split.valid.len() as u64);
+        for (when, scores) in [("before", outcome.before), ("after", outcome.after)] {
+            let Some(scores) = scores else { continue };
+            let counted = (scores.train.total(), scores.valid.total());
+            if counted != sizes {
+                return Some(format!(
+                    "counts {counted:?} train/valid images {when} training, but split.json has {sizes:?}"
+                ));
+            }
+        }
+        let answers = outcome.valid_answers.len() as u64;
+        if answers != 0 && answers != sizes.1 {
+            return Some(format!(
+                "{answers} validation answers, but split.json has {} validation images",
+                sizes.1
+            ));
+        }
+        None
+    }
+}
+
+/// `split.json` as far as checking an outcome needs: how many images on each side.
+#[derive(serde::Deserialize)]
+struct SplitSizes {
+    train: Vec<serde::de::IgnoredAny>,
+    valid: Vec<serde::de::IgnoredAny>,
 }
 
 /// A trial folder's `outcome.json`: absent, a finished trial's, or damaged (truncated, edited).
@@ -155,6 +254,20 @@ impl ResultsDir {
         TrialPaths { dir: self.root.join(REFIT_DIR).join(id.as_str()) }
     }
 
+    /// An error unless the folder still has its marker: it was removed (or emptied) while a
+    /// sweep ran, and nothing more is written there, so that no folder without the marker is
+    /// left behind (issue 29, case 12).
+    pub fn check_still_there(&self) -> anyhow::Result<()> {
+        if !self.root.join(MARKER_FILE).is_file() {
+            bail!(
+                "{}: the results folder was removed (or emptied) while the sweep ran; nothing more is \
+                 written there: run the same command again to start afresh",
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+
     /// `path` relative to the results folder, for records that must survive moving it.
     pub fn relative(&self, path: &Path) -> String {
         path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
@@ -172,7 +285,22 @@ impl ResultsDir {
             format!("{}: cannot read (is {} a results folder?)", path.display(), self.root.display())
         })?;
         let own = read_json_if_present(&self.path(PREPROCESSING_FILE), "a preprocessing record")?;
-        let digests = read_json_if_present(&self.path(DIGESTS_FILE), "a record of input digests")?;
+        let digests_path = self.path(DIGESTS_FILE);
+        let digests: Option<ContentDigests> =
+            read_json_if_present(&digests_path, "a record of input digests")?;
+        if let Some(digests) = &digests {
+            for (key, digest) in
+                [("data_sha256", &digests.data_sha256), ("model_sha256", &digests.model_sha256)]
+            {
+                if let Some(digest) = digest.as_deref().filter(|d| !is_sha256(d)) {
+                    bail!(
+                        "{}: {key} {digest:?} is not a SHA-256 (64 hex digits): the trial ids of this folder \
+                         cannot be rebuilt from it; run gacha sweep with the spec again to rewrite it",
+                        digests_path.display()
+                    );
+                }
+            }
+        }
         let access = crate::model::hub_env::HubAccess::CacheOnly;
         Ok(crate::spec::parse_spec_with(&text, &path, own, digests.unwrap_or_default(), access)?)
     }
@@ -207,7 +335,7 @@ impl ResultsDir {
 
     /// Where damaged trial folders are moved: `trials/.damaged/`.
     pub fn damaged_dir(&self) -> PathBuf {
-        self.root.join(TRIALS_DIR).join(DAMAGED_DIR)
+        self.root.join(TRIALS_DIR).join(DAMAGED_NAME)
     }
 
     /// Trial folders that the spec does not name (left by an earlier version of the spec).
@@ -234,4 +362,19 @@ pub fn remove_dir_if_present(dir: &Path) -> anyhow::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The names in `dir`, sorted (none when it does not exist).
+pub fn names_in(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries.with_context(|| format!("{}: cannot list", dir.display()))?,
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
 }

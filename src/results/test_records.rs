@@ -7,6 +7,8 @@ use crate::eval::{Confusion, SplitConfusions};
 use std::path::Path;
 
 use super::judge::{summarize_configs, ConfigSummary};
+use super::layout::{ResultsDir, TrialPaths};
+use super::manifest::Manifest;
 use crate::spec::{parse_spec, ConfigId, SweepSpec, Trial, TrialId, TrialParams};
 
 fn counts([tp, tn, fp, fn_]: [u64; 4]) -> Confusion {
@@ -95,4 +97,27 @@ pub fn two_configs() -> (SweepSpec, Vec<ConfigSummary>) {
     ];
     let configs = summarize_configs(&records, &spec, &Default::default());
     (spec, configs)
+}
+
+/// `record`'s trial folder in `dir` as a worker leaves it: `split.json` with as many images as
+/// its counts, `outcome.json`, and for a done trial `weights/w.bin` (holding its id) listed in
+/// `weights.sha256`.
+pub fn write_trial_folder(dir: &ResultsDir, record: &TrialRecord) -> TrialPaths {
+    let paths = dir.trial(record.id());
+    std::fs::create_dir_all(&paths.dir).unwrap();
+    let before = record.outcome.before.expect("test records have scores before training");
+    let images = |n: u64, side: &str| (0..n).map(|i| format!("{side}/{i}.png")).collect::<Vec<_>>();
+    let split = serde_json::json!({
+        "train": images(before.train.total(), "train"),
+        "valid": images(before.valid.total(), "valid"),
+    });
+    std::fs::write(paths.split(), serde_json::to_vec(&split).unwrap()).unwrap();
+    if record.outcome.has_weights() {
+        std::fs::create_dir_all(paths.weights()).unwrap();
+        std::fs::write(paths.weights().join("w.bin"), record.id().as_str()).unwrap();
+        let listed = Manifest::of(&paths.dir, ["weights/w.bin".to_string()]).unwrap();
+        listed.write(&paths.weights_manifest()).unwrap();
+    }
+    std::fs::write(paths.outcome(), serde_json::to_vec(&record.outcome).unwrap()).unwrap();
+    paths
 }

@@ -14,7 +14,7 @@ use toml::Spanned;
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("{}: cannot read the spec", file.display())]
-    Read { file: PathBuf, source: std::io::Error },
+    Read { file: PathBuf, source: crate::fsutil::input::InputError },
 
     /// A problem at a place in the file; `field` is empty when no key applies (a syntax error).
     #[error("{}: line {line}: {}{message}", file.display(), field_prefix(field))]

@@ -34,7 +34,10 @@ use toml::Spanned;
 
 use crate::data::digest::dataset_sha256;
 use crate::data::split::Stratify;
-use crate::data::{Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, Preprocessing, Resize};
+use crate::data::{
+    Answers, DataOptions, ExifOrientation, FramePolicy, ImageOptions, PathPolicy, Preprocessing, Resize,
+};
+use crate::fsutil::input::{kind_of, read_regular_text};
 use crate::model::hub_env::HubAccess;
 use crate::model::ModelSource;
 
@@ -128,6 +131,12 @@ pub struct DataSpec {
     /// identity holds the preprocessing it resolves to (`expand::Inputs::preprocessing`).
     #[serde(default, skip_serializing)]
     pub resize: Option<Resize>,
+    /// Read image paths that leave the dataset's folder (`..`, absolute, or a symbolic link out
+    /// of it), as `--allow-outside-paths` does for `gacha check DATA.jsonl`: what `gacha split
+    /// --out DIR` writes. Not in the trial identity: it changes which lines are refused, never
+    /// what a trial reads.
+    #[serde(default, skip_serializing)]
+    pub allow_outside_paths: bool,
 }
 
 /// Exactly two words: a third would otherwise be dropped without a word.
@@ -157,7 +166,11 @@ impl DataSpec {
                 resize: self.resize,
                 ..Default::default()
             },
-            ..Default::default()
+            paths: if self.allow_outside_paths {
+                PathPolicy::AllowOutside
+            } else {
+                PathPolicy::InsideDatasetOnly
+            },
         }
     }
 
@@ -267,12 +280,15 @@ struct SpecHead {
 /// Tables whose values make up each trial's parameters.
 const TRIAL_TABLES: [&str; 4] = ["train", "abort", "stage2", "sweep"];
 
+/// Largest spec file read, in bytes (a spec is a few KiB; this refuses a device or a runaway file).
+const MAX_SPEC_BYTES: u64 = 16 << 20;
+
 /// Read and check a spec file, including that its data file and model folder exist, resolve the
 /// model's own preprocessing (part of the trial ids where it is not big_vision's) and hash the
 /// dataset and model files (part of every trial id). Every command that runs or lists a spec's
 /// trials loads it here, so they agree on the ids.
 pub fn load_spec(file: &Path) -> Result<SweepSpec, SpecError> {
-    let text = std::fs::read_to_string(file)
+    let text = read_regular_text(file, MAX_SPEC_BYTES)
         .map_err(|source| SpecError::Read { file: file.to_path_buf(), source })?;
     let spec = parse_spec(&text, file)?;
     check_inputs_exist(&spec)?;
@@ -372,9 +388,8 @@ fn expand_spec(
 /// The digests of the spec's dataset and model files (`data::digest`).
 fn read_digests(spec: &SweepSpec) -> Result<ContentDigests, SpecError> {
     let data = spec.data_path();
-    let data_sha256 = dataset_sha256(&data, &spec.data.options()).map_err(|err| {
-        spec.error_at(&["data", "path"], format!("dataset file {}: cannot read: {err}", data.display()))
-    })?;
+    let data_sha256 = dataset_sha256(&data, &spec.data.options())
+        .map_err(|err| spec.error_at(&["data", "path"], format!("dataset file {}: {err}", data.display())))?;
     Ok(ContentDigests { data_sha256: Some(data_sha256), model_sha256: spec.model_source.content_sha256() })
 }
 
@@ -457,12 +472,18 @@ fn check_inputs_exist(spec: &SweepSpec) -> Result<(), SpecError> {
         spec.error_at(path, message)
     };
     let data = spec.data_path();
-    if data.is_dir() {
-        let message = format!("dataset file {} is a folder; give the JSONL file in it", data.display());
-        return Err(spec.error_at(&["data", "path"], message));
-    }
-    if !data.is_file() {
-        return Err(missing(&["data", "path"], "dataset file", &data));
+    match std::fs::metadata(&data) {
+        Ok(meta) if meta.is_dir() => {
+            let message = format!("dataset file {} is a folder; give the JSONL file in it", data.display());
+            return Err(spec.error_at(&["data", "path"], message));
+        }
+        Ok(meta) if !meta.is_file() => {
+            let message =
+                format!("dataset file {} is {}, not a regular file", data.display(), kind_of(&meta));
+            return Err(spec.error_at(&["data", "path"], message));
+        }
+        Ok(_) => {}
+        Err(_) => return Err(missing(&["data", "path"], "dataset file", &data)),
     }
     match &spec.model_source {
         ModelSource::Checkpoint(model) if !model.is_dir() => {

@@ -89,7 +89,7 @@ pub struct SelectSpec {
     #[serde(default)]
     pub metric: SelectMetric,
     /// Only the pulls of the best `keep` configs, and the top trial, keep their weights once
-    /// every trial has finished (`sweep::best`). Absent: every trial keeps its weights.
+    /// every trial has finished (`results::best`). Absent: every trial keeps its weights.
     #[serde(default)]
     pub keep: Option<usize>,
     /// The final model in `best/` (default `best_trial`).

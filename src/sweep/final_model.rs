@@ -7,24 +7,26 @@
 //!
 //! With `[validation] test`, the final model answers the test images and `best/final.json`
 //! keeps its counts: the only estimate of its quality that no choice has seen. The model is
-//! built in `.final.tmp/` and swapped in whole; when `best/final.json` already describes the
-//! same model (same kind, config and members), nothing is redone.
+//! staged whole (`results::staging`: the top trial's copy, or the soup with its config) and
+//! swapped in; when `best/final.json` already describes the same model (same kind, config and
+//! members), nothing is redone. The members' weights are checked against their
+//! `weights.sha256` before they are averaged. When no model can be made (the winning config's
+//! weights were removed by `keep`), `best/` is made to hold the top trial, as the sweep says.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::best::install_best;
 use super::runner::TrialRunner;
 use super::trial::{run_trial, TrialContext, TrialEnd};
 use crate::eval::Confusion;
 use crate::fsutil::write_atomic;
-use crate::results::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
+use crate::results::best::update_best;
+use crate::results::layout::{TrialPaths, FINAL_FILE, WEIGHTS_MANIFEST};
+use crate::results::manifest::{files_under, Manifest};
 use crate::results::record::{FinalRecord, Status, TrialRecord};
+use crate::results::staging::{Staged, BEST_NEW, FINAL_NEW};
 use crate::spec::{ConfigId, FinalModel, Trial};
-
-/// Where the final model is built before it replaces `best/`.
-const FINAL_TMP: &str = ".final.tmp";
 
 /// How making the final model ended.
 #[derive(Debug)]
@@ -58,7 +60,7 @@ pub fn make_final(
             .iter()
             .filter(|r| &r.config == config && r.outcome.status == Status::Done)
             .map(|r| dir.trial(r.id()))
-            .filter(|paths| paths.weights().exists())
+            .filter(TrialPaths::has_weights)
             .collect(),
         FinalModel::Refit => match refits(ctx, trial, runner)? {
             Some(members) => members,
@@ -66,6 +68,7 @@ pub fn make_final(
         },
     };
     if members.is_empty() {
+        update_best(dir, Some(top))?;
         return Ok(FinalEnd::None(format!(
             "{kind}: config {config} has no trained weights to make a model of{}",
             if kind == FinalModel::Soup { " (were they removed by keep?)" } else { "" }
@@ -85,36 +88,46 @@ pub fn make_final(
         }
     }
 
-    let tmp = dir.path(FINAL_TMP);
-    remove_dir_if_present(&tmp)?;
-    let built = match kind {
-        FinalModel::BestTrial => dir.path(BEST_DIR),
+    let mut staged = match kind {
+        FinalModel::BestTrial => {
+            let mut staged = Staged::new(dir, BEST_NEW)?;
+            staged.copy_trial(&members[0])?;
+            staged
+        }
         FinalModel::Soup | FinalModel::Refit => {
-            let weights = TrialPaths { dir: tmp.clone() }.weights();
+            for member in &members {
+                member.verify_weights().with_context(|| format!("{kind}: checking the members' weights"))?;
+            }
+            let mut staged = Staged::new(dir, FINAL_NEW)?;
+            let built = TrialPaths { dir: staged.dir.clone() };
             let from: Vec<PathBuf> = members.iter().map(TrialPaths::weights).collect();
             runner
-                .soup(&from, &weights)
+                .soup(&from, &built.weights())
                 .with_context(|| format!("{kind}: averaging {} models", from.len()))?;
+            let listed = Manifest::of(&built.dir, files_under(&built.dir, &built.weights())?)?;
+            listed.write(&built.weights_manifest())?;
+            staged.add_all("weights")?;
+            staged.add(WEIGHTS_MANIFEST)?;
             let config_toml = toml::to_string(&trial.params.config_params())?;
-            write_atomic(&TrialPaths { dir: tmp.clone() }.config(), config_toml.as_bytes())?;
-            tmp.clone()
+            write_atomic(&built.config(), config_toml.as_bytes())?;
+            staged.add("config.toml")?;
+            staged
         }
     };
     let test = ctx.partition.test();
     let record = if test.is_empty() {
         record
     } else {
-        let weights = TrialPaths { dir: built.clone() }.weights();
+        let weights = TrialPaths { dir: staged.dir.clone() }.weights();
         let answers = runner
             .answers(&weights, &trial.params.prompt, test)
             .with_context(|| format!("scoring the final model on {} test images", test.len()))?;
         let labels = test.iter().map(|&i| ctx.dataset.examples[i].label);
         FinalRecord { test: Some(Confusion::from_pairs(labels.zip(answers))), ..record }
     };
-    write_atomic(&built.join(FINAL_FILE), &serde_json::to_vec_pretty(&record)?)?;
-    if built == tmp {
-        install_best(dir, &tmp)?;
-    }
+    write_atomic(&staged.dir.join(FINAL_FILE), &serde_json::to_vec_pretty(&record)?)?;
+    staged.add(FINAL_FILE)?;
+    staged.install(dir)?;
     Ok(FinalEnd::Made(record))
 }
 

@@ -22,8 +22,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::best::Prune;
-use super::export::{follow_winner, write_exports};
+use crate::results::best::Prune;
+use crate::results::exports::{follow_winner, write_exports};
 use crate::results::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
 use crate::results::race::{RaceFile, Standing, Standings};
 use crate::results::rank::{can_win, ranks_before};
@@ -177,9 +177,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::results::best::update_best;
     use crate::results::record::Status;
-    use crate::results::test_records::pull;
-    use crate::sweep::best::update_best;
+    use crate::results::test_records::{pull, write_trial_folder};
 
     /// A spec of `n` trials (seeds 1..=n) and an empty results folder.
     fn sweep_of(n: usize) -> (SweepSpec, tempfile::TempDir, ResultsDir) {
@@ -193,6 +193,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ResultsDir::new(tmp.path());
         std::fs::create_dir_all(tmp.path().join("trials")).unwrap();
+        std::fs::write(tmp.path().join(crate::results::layout::MARKER_FILE), "").unwrap();
         (spec, tmp, dir)
     }
 
@@ -200,9 +201,7 @@ mod tests {
     /// final loss `loss`.
     fn finish(dir: &ResultsDir, spec: &SweepSpec, n: usize, loss: f64) -> TrialRecord {
         let record = pull(&spec.trials[n], Status::Done, &["yy", "yy", "nn", "nn"], Some(loss));
-        let paths = dir.trial(record.id());
-        std::fs::create_dir_all(&paths.dir).unwrap();
-        std::fs::write(paths.outcome(), serde_json::to_vec(&record.outcome).unwrap()).unwrap();
+        write_trial_folder(dir, &record);
         record
     }
 

@@ -7,8 +7,6 @@
 //! The model is behind `TrialRunner`: `ModelRunner` trains PaliGemma, `ScriptedRunner` stands in
 //! for it in tests.
 
-pub mod best;
-pub mod export;
 pub mod final_model;
 pub mod lazy_runner;
 pub mod ledger;
@@ -27,6 +25,7 @@ use std::path::Path;
 
 use crate::data::Dataset;
 use crate::fsutil::write_atomic;
+use crate::results::best::Prune;
 use crate::results::budget::{Budget, Deadline, Spent};
 use crate::results::damaged;
 use crate::results::failure::Settled;
@@ -39,7 +38,6 @@ use crate::results::rank::{rank, winner};
 use crate::results::record::{FinalRecord, TrialRecord};
 use crate::spec::partition::Partition;
 use crate::spec::{ConfigId, Strategy, SweepSpec, Trial};
-use best::Prune;
 use final_model::FinalEnd;
 use ledger::Ledger;
 use pass::Worker;
@@ -76,6 +74,9 @@ pub struct SweepOptions {
     pub part: Part,
     /// Trials trained together in one pack (`train::pack`; 1: one at a time).
     pub pack: usize,
+    /// Trials finished before this command started, when worker processes of this command ran
+    /// the rest before this run (which then finishes what is left): the first line counts them.
+    pub finished_before_workers: Option<usize>,
     /// Start no pull that cannot end before it (`--until`, `--for`).
     pub deadline: Option<Deadline>,
 }
@@ -126,7 +127,7 @@ pub fn run_sweep(
     stop: &StopFlag,
     options: SweepOptions,
 ) -> anyhow::Result<SweepSummary> {
-    let folder = ResultsFolder::open(results)?;
+    let folder = ResultsFolder::open_to_run(results, spec, stop.shared())?;
     write_inputs(&folder, spec)?;
     let labels: Vec<_> = dataset.examples.iter().map(|e| e.label).collect();
     let partition = Partition::new(&labels, &spec.validation, spec.data.stratify())?;
@@ -150,7 +151,8 @@ pub fn run_sweep(
         Some(board) => Schedule::Race { board },
         None => Schedule::grid(spec, |n| enters(&spec.trials[n])),
     };
-    let progress = start_progress(&ledger, &this_run, &schedule, &budget, results);
+    let progress =
+        start_progress(&ledger, &this_run, &schedule, &budget, results, options.finished_before_workers);
     let ctx =
         TrialContext { spec, dataset, partition: &partition, results: &folder, progress: &progress, stop };
     let ran = Counts::default();
@@ -196,13 +198,15 @@ fn prepare<'a>(
 
 /// The progress display, with a first line on what is finished already. A race's bar counts
 /// the grid's pulls (most races use fewer); with a budget, the survivors may go on over the
-/// extra seeds' keys, up to `max_pulls`.
+/// extra seeds' keys, up to `max_pulls`. `before_workers`: how many of
+/// those were finished before this command's workers ran.
 fn start_progress(
     ledger: &Ledger,
     this_run: &Settled,
     schedule: &Schedule,
     budget: &Budget,
     results: &Path,
+    before_workers: Option<usize>,
 ) -> Progress {
     let records = ledger.records();
     let settled = records.iter().filter(|r| this_run.holds(&r.outcome)).count();
@@ -227,8 +231,14 @@ fn start_progress(
         }
     };
     let progress = Progress::new(total, settled.min(total));
+    let finished = match before_workers {
+        Some(before) => {
+            format!("{before} finished earlier, {} by this command's workers", settled.saturating_sub(before))
+        }
+        None => format!("{settled} finished earlier"),
+    };
     progress.say(&format!(
-        "{total} {what} ({settled} finished earlier{}) → {}",
+        "{total} {what} ({finished}{}) → {}",
         match records.len() - settled {
             0 => String::new(),
             n => format!(", {n} failed to retry"),

@@ -65,8 +65,9 @@ impl Worker<'_, '_> {
                 PassEnd::Spent(spent) => (self.running_elsewhere()?, Some(spent)),
             };
             if elsewhere.is_empty() || part != Part::All {
-                if !elsewhere.is_empty() {
-                    self.ctx.progress.say(&claim::held_elsewhere(spec, &elsewhere));
+                let running = self.still_unfinished(elsewhere)?;
+                if !running.is_empty() {
+                    self.ctx.progress.say(&claim::held_elsewhere(spec, &running));
                 }
                 return Ok(match spent {
                     Some(spent) => SweepEnd::Spent(spent),
@@ -86,6 +87,19 @@ impl Worker<'_, '_> {
                 }
             }
         }
+    }
+
+    /// Of the trials `held` elsewhere during a pass, those still unfinished now (a pass takes
+    /// as long as its trials: the others may have finished meanwhile).
+    fn still_unfinished(&self, held: Vec<(usize, ClaimState)>) -> anyhow::Result<Vec<(usize, ClaimState)>> {
+        let mut running = Vec::new();
+        for (m, state) in held {
+            let paths = self.ctx.results.dir.trial(&self.ctx.spec.trials[m].id);
+            if !matches!(paths.read_outcome_file()?, OutcomeFile::Finished(_)) {
+                running.push((m, state));
+            }
+        }
+        Ok(running)
     }
 
     /// One pass over `mine`, in order: claim the next pack, run it, record it.
@@ -259,12 +273,7 @@ impl Worker<'_, '_> {
                     continue;
                 }
                 TrialEnd::ClaimLost => {
-                    crate::logging::warn!(
-                        "trial {}: another worker took it over (this one went {:.0} s without a \
-                         heartbeat); nothing recorded here",
-                        trial.id,
-                        claim::stale_after().as_secs_f64()
-                    );
+                    crate::logging::warn!("trial {}: {}; nothing recorded here", trial.id, claim.why_lost());
                     continue;
                 }
             };

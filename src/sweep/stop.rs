@@ -18,4 +18,9 @@ impl StopFlag {
     pub fn is_requested(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// The flag itself, for the waits of a lower layer (`results::lock_wait`) to give up on.
+    pub fn shared(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
 }

@@ -20,6 +20,7 @@ use crate::results::claim::Claim;
 use crate::results::failure::classify;
 use crate::results::folder::ResultsFolder;
 use crate::results::layout::{remove_dir_if_present, TrialPaths};
+use crate::results::manifest::{files_under, Manifest};
 use crate::results::record::{
     utc_timestamp, AttemptRecord, FailureKind, LossLine, Status, TrialOutcome, ValidAnswer,
 };
@@ -191,7 +192,8 @@ fn run_round(
     for &i in round {
         let r = &running[i];
         remove_dir_if_present(&r.paths.weights())?;
-        std::fs::create_dir_all(r.paths.weights())
+        // Not `create_dir_all`: a results folder removed meanwhile is not made again.
+        std::fs::create_dir(r.paths.weights())
             .with_context(|| format!("{}: cannot create", r.paths.weights().display()))?;
         ctx.progress.attempt_started(r.trial, attempt, reseed(r.trial.params.seed, attempt), packed);
         weights.push(r.paths.weights());
@@ -236,8 +238,19 @@ fn run_round(
     for (&i, result) in round.iter().zip(results) {
         let elapsed = attempt_started.elapsed().as_secs_f64();
         take_attempt(ctx, &mut running[i], attempt, result, elapsed, packed);
+        if matches!(running[i].attempts.records.last(), Some(AttemptRecord::Finished { .. })) {
+            list_weights(&running[i].paths)?;
+        }
     }
     Ok(())
+}
+
+/// `weights.sha256`: the files the runner saved in `weights/`, each with its SHA-256, written as
+/// soon as they are saved (so a sweep killed before the trial is recorded knows them as gacha's)
+/// and checked before a soup or `best/` uses them.
+fn list_weights(paths: &TrialPaths) -> anyhow::Result<()> {
+    let saved = files_under(&paths.dir, &paths.weights())?;
+    Manifest::of(&paths.dir, saved)?.write(&paths.weights_manifest())
 }
 
 /// Count attempt `attempt` of `r` (its runner's `result`; `elapsed` seconds since the round

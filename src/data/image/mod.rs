@@ -39,6 +39,7 @@ pub use preprocess::preprocess_rgba;
 
 use super::error::DataError;
 use super::{ImageOptions, Pixels, Preprocessing};
+use crate::fsutil::input::{read_regular, InputError};
 
 /// Largest image (or animation canvas, or GIF frame) accepted, in pixels: 50 megapixels, e.g.
 /// 8660×5773.
@@ -105,27 +106,25 @@ pub fn decode_image(
     decode::decode(path, bytes, format, images, prep)
 }
 
-/// The whole file, after refusing folders, empty files and files over `MAX_FILE_BYTES`.
+/// The whole file, after refusing what is not a regular file (a folder, a device, a named pipe),
+/// files over `MAX_FILE_BYTES` and empty files (`fsutil::input`: nothing else is read).
 fn read_image_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    let read_error = |source: std::io::Error| match source.kind() {
-        std::io::ErrorKind::NotFound => DataError::ImageMissing { path: path.to_path_buf() },
-        _ => DataError::ImageRead { path: path.to_path_buf(), source },
-    };
-    let meta = std::fs::metadata(path).map_err(read_error)?;
-    if meta.is_dir() {
-        return Err(DataError::ImageIsFolder { path: path.to_path_buf() });
+    let path_buf = || path.to_path_buf();
+    let bytes = read_regular(path, MAX_FILE_BYTES).map_err(|err| match err {
+        InputError::Missing => DataError::ImageMissing { path: path_buf() },
+        InputError::Folder => DataError::ImageIsFolder { path: path_buf() },
+        InputError::NotRegular { kind } => DataError::ImageNotRegular { path: path_buf(), kind },
+        InputError::TooLarge { bytes, cap } => DataError::ImageTooLarge {
+            path: path_buf(),
+            what: format!("a file of {bytes} bytes"),
+            cap: format!("{cap} bytes"),
+        },
+        InputError::Unreadable(source) => DataError::ImageRead { path: path_buf(), source },
+    })?;
+    if bytes.is_empty() {
+        return Err(DataError::ImageEmpty { path: path_buf() });
     }
-    if meta.len() == 0 {
-        return Err(DataError::ImageEmpty { path: path.to_path_buf() });
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(DataError::ImageTooLarge {
-            path: path.to_path_buf(),
-            what: format!("a file of {} bytes", meta.len()),
-            cap: format!("{MAX_FILE_BYTES} bytes"),
-        });
-    }
-    std::fs::read(path).map_err(read_error)
+    Ok(bytes)
 }
 
 #[cfg(test)]

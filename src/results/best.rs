@@ -1,12 +1,13 @@
 //! `best/` (a copy of the winning trial's folder) and the checkpoint budget (`keep`).
 //!
-//! `best/` is built beside the results as `.best.tmp/`, then swapped in with two renames; the
-//! next export repairs the rare crash between them. Weight files are hard-linked when the file
-//! system allows (they never change once written), else copied.
+//! `best/` is staged beside the results and swapped in (`staging.rs`): a copy, never hard
+//! links into the trial, with its own manifest; what it replaces is disposed of, a user's files
+//! in it moved aside, never deleted (`owned.rs`).
 //!
 //! `keep = K` counts configs: every pull of the best K configs (`configs.csv` order, counting
 //! only configs with a done pull) keeps its weights, since a soup averages all of them, and so
-//! does the leaderboard's top trial; the other trials' weights are removed. Nothing is removed
+//! does the leaderboard's top trial; the other trials' weights (the files their `weights.sha256`
+//! lists, nothing else) are removed. Nothing is removed
 //! until every trial of the spec has finished: before that a config's rank can still change, and
 //! weights removed early would be missing from the config that wins in the end (and a resumed
 //! sweep would remove different ones than an uninterrupted run). Weights that the `keep` of an
@@ -14,65 +15,42 @@
 //! exploratory edit of the spec must not cost the weights of the original's top configs.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
 
 use anyhow::Context;
 
+use super::judge::ConfigSummary;
+use super::layout::{OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
+use super::owned::{remove_weights, WeightsRemoval};
+use super::record::TrialRecord;
+use super::staging::{retire_best, tidy, Staged, BEST_NEW};
 use crate::fsutil::write_atomic;
-use crate::results::judge::ConfigSummary;
-use crate::results::layout::{remove_dir_if_present, OutcomeFile, ResultsDir, TrialPaths, BEST_DIR};
-use crate::results::record::TrialRecord;
 use crate::spec::{ConfigId, SweepSpec};
 
 /// The trials whose weights `keep` kept in some run (see `prune_weights`).
 const KEPT_FILE: &str = "kept.json";
-const BEST_TMP: &str = ".best.tmp";
-const BEST_OLD: &str = ".best.old";
 
 /// Make `best/` hold `winner`'s folder; remove it when there is no winner.
 pub fn update_best(dir: &ResultsDir, winner: Option<&TrialRecord>) -> anyhow::Result<()> {
-    let best = TrialPaths { dir: dir.path(BEST_DIR) };
-    let (tmp, old) = (dir.path(BEST_TMP), dir.path(BEST_OLD));
-    remove_dir_if_present(&tmp)?;
+    tidy(dir)?;
     // A damaged copy counts as none: it is rebuilt from the trial folder.
-    let current = match best.read_outcome_file()? {
+    let current = match (TrialPaths { dir: dir.path(BEST_DIR) }).read_outcome_file()? {
         OutcomeFile::Finished(outcome) => Some(outcome.id),
         OutcomeFile::Unfinished | OutcomeFile::Damaged(_) => None,
     };
-    if current.as_ref() == winner.map(TrialRecord::id) && !old.exists() {
+    if current.as_ref() == winner.map(TrialRecord::id) {
         return Ok(());
     }
-    match winner {
-        Some(winner) => {
-            let source = dir.trial(winner.id());
-            if !source.weights().exists() {
-                crate::logging::warn!(
-                    "trial {} wins but its folder has no weights/ (removed by [select] keep, or by hand); best/ has its metrics only",
-                    winner.id()
-                );
-            }
-            copy_tree(&source.dir, &tmp)?;
-            install_best(dir, &tmp)
-        }
-        None => {
-            if best.dir.exists() {
-                rename(&best.dir, &old)?;
-            }
-            remove_dir_if_present(&old)
-        }
+    let Some(winner) = winner else { return retire_best(dir) };
+    let source = dir.trial(winner.id());
+    if !source.has_weights() {
+        crate::logging::warn!(
+            "trial {} wins but its folder has no weights (removed by [select] keep, or by hand); best/ has its metrics only",
+            winner.id()
+        );
     }
-}
-
-/// Make the folder `built` (beside `best/`) the new `best/`, with two renames; the next export
-/// repairs the rare crash between them.
-pub fn install_best(dir: &ResultsDir, built: &Path) -> anyhow::Result<()> {
-    let (best, old) = (dir.path(BEST_DIR), dir.path(BEST_OLD));
-    remove_dir_if_present(&old)?;
-    if best.exists() {
-        rename(&best, &old)?;
-    }
-    rename(built, &best)?;
-    remove_dir_if_present(&old)
+    let mut staged = Staged::new(dir, BEST_NEW)?;
+    staged.copy_trial(&source)?;
+    staged.install(dir)
 }
 
 /// Whether `keep` may remove weights that an earlier spec of the folder kept.
@@ -98,10 +76,10 @@ pub fn prune_weights(
     }
     let kept: HashSet<&ConfigId> = configs.iter().filter(|c| c.done > 0).take(keep).map(|c| &c.id).collect();
     let with_weights =
-        || ranked.iter().filter(|r| r.outcome.has_weights() && dir.trial(r.id()).weights().exists());
+        || ranked.iter().filter(|r| r.outcome.has_weights() && dir.trial(r.id()).has_weights());
     let top = with_weights().next().map(|r| r.id());
     let mut history = read_kept(dir)?;
-    let mut spared = Vec::new();
+    let (mut spared, mut unlisted) = (Vec::new(), Vec::new());
     for record in with_weights() {
         let id = record.id().as_str();
         if Some(record.id()) == top || kept.contains(&record.config) {
@@ -109,9 +87,21 @@ pub fn prune_weights(
         } else if history.contains(id) && prune == Prune::SpareEarlierPicks {
             spared.push(id);
         } else {
-            remove_dir_if_present(&dir.trial(record.id()).weights())?;
-            history.remove(id);
+            match remove_weights(&dir.trial(record.id()))? {
+                WeightsRemoval::Removed => {
+                    history.remove(id);
+                }
+                WeightsRemoval::Unlisted => unlisted.push(id),
+            }
         }
+    }
+    if !unlisted.is_empty() {
+        crate::logging::info!(
+            "keep: {} trial(s) finished before gacha listed weights (no weights.sha256) keep theirs, \
+             since gacha cannot tell its files from others there ({}); remove their weights/ by hand",
+            unlisted.len(),
+            unlisted.join(" ")
+        );
     }
     if !spared.is_empty() {
         crate::logging::info!(
@@ -142,41 +132,18 @@ fn write_kept(dir: &ResultsDir, kept: &BTreeSet<String>) -> anyhow::Result<()> {
     write_atomic(&dir.path(KEPT_FILE), &serde_json::to_vec_pretty(kept)?)
 }
 
-fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::rename(from, to).with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
-}
-
-/// Recreate `from` at `to`, hard-linking files (copying where links are not possible).
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("{}: cannot create", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("{}: cannot list", from.display()))? {
-        let entry = entry?;
-        let (source, target) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type()?.is_dir() {
-            copy_tree(&source, &target)?;
-        } else if std::fs::hard_link(&source, &target).is_err() {
-            std::fs::copy(&source, &target)
-                .with_context(|| format!("cannot copy {} to {}", source.display(), target.display()))?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::results::record::Status;
-    use crate::results::test_records::{pull, record};
+    use crate::results::test_records::{pull, record, write_trial_folder};
 
     /// A results folder with finished trials that have weights.
     fn results_with(records: &[&TrialRecord]) -> (tempfile::TempDir, ResultsDir) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ResultsDir::new(tmp.path());
         for r in records {
-            let paths = dir.trial(r.id());
-            std::fs::create_dir_all(paths.weights()).unwrap();
-            std::fs::write(paths.weights().join("w.bin"), r.id().as_str()).unwrap();
-            std::fs::write(paths.outcome(), serde_json::to_vec(&r.outcome).unwrap()).unwrap();
+            write_trial_folder(&dir, r);
         }
         (tmp, dir)
     }
@@ -185,31 +152,67 @@ mod tests {
         TrialPaths { dir: dir.path(BEST_DIR) }.read_outcome().unwrap().map(|o| o.id.to_string())
     }
 
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn best_follows_the_winner_and_leaves_no_temporaries() {
         let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
         let b = record("bbbbbbbbbbbb", Status::Done, [4, 4, 0, 2], Some(0.1));
-        let (_tmp, dir) = results_with(&[&a, &b]);
+        let (tmp, dir) = results_with(&[&a, &b]);
         update_best(&dir, Some(&a)).unwrap();
         assert_eq!(best_id(&dir).as_deref(), Some("aaaaaaaaaaaa"));
         update_best(&dir, Some(&b)).unwrap();
         assert_eq!(best_id(&dir).as_deref(), Some("bbbbbbbbbbbb"));
         let weights = std::fs::read_to_string(dir.path(BEST_DIR).join("weights/w.bin")).unwrap();
         assert_eq!(weights, "bbbbbbbbbbbb");
-        // A crash between the two renames leaves best/ absent and .best.old behind: repaired.
-        std::fs::rename(dir.path(BEST_DIR), dir.path(BEST_OLD)).unwrap();
-        update_best(&dir, Some(&b)).unwrap();
-        assert_eq!(best_id(&dir).as_deref(), Some("bbbbbbbbbbbb"));
-        assert!(!dir.path(BEST_OLD).exists() && !dir.path(BEST_TMP).exists());
+        // A copy, not links: writing into best/ leaves the trial's record as it was.
+        std::fs::write(dir.path(BEST_DIR).join("weights/w.bin"), "edited").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.trial(b.id()).weights().join("w.bin")).unwrap(),
+            "bbbbbbbbbbbb"
+        );
+        assert_eq!(names(tmp.path()), ["best", "trials"]);
         update_best(&dir, None).unwrap();
         assert!(!dir.path(BEST_DIR).exists());
+        // The edited file was not gacha's any more: set aside, not deleted.
+        assert_eq!(names(tmp.path()), ["set-aside", "trials"]);
+    }
+
+    /// Issue 29, case 12: a results folder removed while the sweep runs (`rm -rf R`) is not
+    /// made again around a `best/` (a rerun would find gacha's leftovers without the marker).
+    #[test]
+    fn best_is_not_made_in_a_removed_results_folder() {
+        let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
+        let (tmp, dir) = results_with(&[&a]);
+        std::fs::remove_dir_all(tmp.path()).unwrap();
+        assert!(update_best(&dir, Some(&a)).is_err());
+        assert!(!tmp.path().exists());
+    }
+
+    #[test]
+    fn a_kill_between_the_two_renames_is_repaired_before_best_is_next_read() {
+        let a = record("aaaaaaaaaaaa", Status::Done, [3, 4, 1, 2], Some(0.1));
+        let (tmp, dir) = results_with(&[&a]);
+        update_best(&dir, Some(&a)).unwrap();
+        // What a file system without a one-step swap leaves when killed between its renames.
+        std::fs::rename(dir.path(BEST_DIR), tmp.path().join(".best.old")).unwrap();
+        tidy(&dir).unwrap();
+        assert_eq!(best_id(&dir).as_deref(), Some("aaaaaaaaaaaa"));
+        assert_eq!(names(tmp.path()), ["best", "trials"]);
     }
 
     #[test]
     fn keep_counts_configs_and_waits_for_the_last_trial() {
         let text = "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
                     [train]\nsteps = 4\n[sweep]\nseeds = [1, 2]\nvalid = [4]\nlearning_rate = [0.01, 0.1, 1.0]\n";
-        let mut spec = crate::spec::parse_spec(text, Path::new("s.toml")).unwrap();
+        let mut spec = crate::spec::parse_spec(text, std::path::Path::new("s.toml")).unwrap();
         let trial = |seed: u64, lr: f64| {
             let found =
                 spec.trials.iter().find(|t| t.params.seed == seed && t.params.train.learning_rate == lr);
@@ -233,7 +236,7 @@ mod tests {
         assert_eq!((ranked[0].id(), &configs[0].id), (b1.id(), &a1.config));
         let with_weights = || {
             done.iter()
-                .filter(|r| dir.trial(r.id()).weights().exists())
+                .filter(|r| dir.trial(r.id()).has_weights())
                 .map(|r| r.id().clone())
                 .collect::<Vec<_>>()
         };
