@@ -8,7 +8,7 @@ fn target() -> Target {
 #[test]
 fn needed_yes_matches_the_exact_binomial_table() {
     // scipy.stats.binom: the smallest n with binom.cdf(f, n, 1 − p0) ≤ 1 − confidence, for
-    // f = 0, 1, 2, 3 false yes (the table in RACING.md §4.3, recomputed). With f = 0 it is
+    // f = 0, 1, 2, 3 false yes (the table in docs/operating-point.md, recomputed). With f = 0 it is
     // ⌈ln δ / ln p0⌉: ln 0.1 / ln 0.9 = 21.85 → 22 and ln 0.1 / ln 0.95 = 44.89 → 45.
     let table = [
         ((0.90, 0.90), [22, 38, 52, 65]),
