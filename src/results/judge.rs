@@ -513,6 +513,7 @@ mod tests {
             image: image.into(),
             positive: pair.starts_with('y'),
             answered_positive: pair.ends_with('y'),
+            logits: None,
         };
         // (image, the winner's answer, the other's answer).
         let rows = [

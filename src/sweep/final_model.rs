@@ -17,6 +17,7 @@ use anyhow::Context;
 use super::best::install_best;
 use super::runner::TrialRunner;
 use super::trial::{run_trial, TrialContext, TrialEnd};
+use crate::eval::answer_logits::AnswerLogits;
 use crate::eval::Confusion;
 use crate::fsutil::write_atomic;
 use crate::results::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
@@ -109,6 +110,7 @@ pub fn make_final(
             .answers(&weights, &trial.params.prompt, test)
             .with_context(|| format!("scoring the final model on {} test images", test.len()))?;
         let labels = test.iter().map(|&i| ctx.dataset.examples[i].label);
+        let answers = answers.iter().map(AnswerLogits::answer);
         FinalRecord { test: Some(Confusion::from_pairs(labels.zip(answers))), ..record }
     };
     write_atomic(&built.join(FINAL_FILE), &serde_json::to_vec_pretty(&record)?)?;
