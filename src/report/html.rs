@@ -422,6 +422,8 @@ mod tests {
             members: Vec::new(),
             test: Some(Confusion { tp: 19, tn: 18, fp: 1, fn_: 2 }),
             budget: None,
+            operating_point: None,
+            test_at_threshold: None,
         };
         let html = page(Some(&final_record));
         assert!(html.contains("<b>0.950 [0.764, 0.991] (19/20)</b> on 40 test images"), "{html}");

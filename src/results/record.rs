@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Label;
 use crate::eval::answer_logits::AnswerLogits;
+use crate::eval::operating_point::OperatingPoint;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::spec::{ConfigId, FinalModel, Trial, TrialId, TrialParams};
 pub use crate::train::step_log::loss_serde;
@@ -189,8 +190,16 @@ pub struct FinalRecord {
     /// The trained folders behind the model: one trial (best_trial), the config's pulls (soup)
     /// or the refit runs (refit), as paths relative to the results folder.
     pub members: Vec<String>,
-    /// The final model's counts on the test images; absent without `[validation] test`.
+    /// The final model's counts on the test images (at P(yes) > 0.5); absent without
+    /// `[validation] test`.
     pub test: Option<Confusion>,
+    /// With `[select] min_precision`: the winning config's threshold, temperature and target,
+    /// which the final model ships with (docs/operating-point.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<OperatingPoint>,
+    /// The final model's counts on the test images at that threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_at_threshold: Option<Confusion>,
     /// Why the sweep stopped before it was complete (its budget: `max_pulls`, a deadline), when
     /// it did: the model is made of what had finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,9 @@
 //!   (`refit/<id>/`, resumable like trials), then souped.
 //!
 //! With `[validation] test`, the final model answers the test images and `best/final.json`
-//! keeps its counts: the only estimate of its quality that no choice has seen. The model is
+//! keeps its counts: the only estimate of its quality that no choice has seen. With a precision
+//! target, `final.json` carries the winning config's operating point (threshold, temperature,
+//! target) and the test counts at that threshold beside those at 0.5. The model is
 //! built in `.final.tmp/` and swapped in whole; when `best/final.json` already describes the
 //! same model (same kind, config and members), nothing is redone.
 
@@ -20,9 +22,10 @@ use super::trial::{run_trial, TrialContext, TrialEnd};
 use crate::eval::answer_logits::AnswerLogits;
 use crate::eval::Confusion;
 use crate::fsutil::write_atomic;
+use crate::results::judge::ConfigSummary;
 use crate::results::layout::{remove_dir_if_present, TrialPaths, BEST_DIR, FINAL_FILE};
 use crate::results::record::{FinalRecord, Status, TrialRecord};
-use crate::spec::{ConfigId, FinalModel, Trial};
+use crate::spec::{FinalModel, Trial};
 
 /// Where the final model is built before it replaces `best/`.
 const FINAL_TMP: &str = ".final.tmp";
@@ -38,18 +41,20 @@ pub enum FinalEnd {
 }
 
 /// Make `best/` hold the final model of the spec's kind. `top` is the leaderboard's first trial,
-/// `winner` the winning config; `budget` why the sweep stopped before it was complete, if it did.
+/// `winning` the winning config; `budget` why the sweep stopped before it was complete, if it did.
 pub fn make_final(
     ctx: &TrialContext,
     records: &[TrialRecord],
     top: &TrialRecord,
-    winner: &ConfigId,
+    winning: &ConfigSummary,
     runner: &mut dyn TrialRunner,
     budget: Option<String>,
 ) -> anyhow::Result<FinalEnd> {
     let dir = &ctx.results.dir;
     let kind = ctx.spec.select.final_model;
-    let config = if kind == FinalModel::BestTrial { &top.config } else { winner };
+    let config = if kind == FinalModel::BestTrial { &top.config } else { &winning.id };
+    // The threshold was chosen for the winning config: a best trial of another ships none.
+    let operating_point = winning.operating_point.filter(|_| config == &winning.id);
     let Some(trial) = ctx.spec.trials.iter().find(|t| &t.config == config) else {
         anyhow::bail!("config {config} is not in the spec");
     };
@@ -79,9 +84,11 @@ pub fn make_final(
         members: members.iter().map(|m| dir.relative(&m.dir)).collect(),
         test: None,
         budget,
+        operating_point,
+        test_at_threshold: None,
     };
     if let Some(existing) = dir.read_final()? {
-        if (FinalRecord { test: None, ..existing.clone() }) == record {
+        if (FinalRecord { test: None, test_at_threshold: None, ..existing.clone() }) == record {
             return Ok(FinalEnd::Made(existing));
         }
     }
@@ -109,9 +116,15 @@ pub fn make_final(
         let answers = runner
             .answers(&weights, &trial.params.prompt, test)
             .with_context(|| format!("scoring the final model on {} test images", test.len()))?;
-        let labels = test.iter().map(|&i| ctx.dataset.examples[i].label);
-        let answers = answers.iter().map(AnswerLogits::answer);
-        FinalRecord { test: Some(Confusion::from_pairs(labels.zip(answers))), ..record }
+        let labels = || test.iter().map(|&i| ctx.dataset.examples[i].label);
+        let at_half = answers.iter().map(AnswerLogits::answer);
+        let at_threshold = operating_point
+            .map(|op| Confusion::from_pairs(labels().zip(answers.iter().map(|a| op.answer(a.logit_diff())))));
+        FinalRecord {
+            test: Some(Confusion::from_pairs(labels().zip(at_half))),
+            test_at_threshold: at_threshold,
+            ..record
+        }
     };
     write_atomic(&built.join(FINAL_FILE), &serde_json::to_vec_pretty(&record)?)?;
     if built == tmp {
