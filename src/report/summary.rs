@@ -323,7 +323,7 @@ mod tests {
             members: vec![],
             test: Some(Confusion { tp: 15, tn: 3, fp: 1, fn_: 1 }),
             budget: None,
-            operating_point: Some(op),
+            operating_point: Some(Box::new(op)),
             test_at_threshold: Some(Confusion { tp: 15, tn: 3, fp: 1, fn_: 15 }),
         };
         // Wilson 95% by hand (as above): 15/16 → [0.7167, 0.9889]; 15/30: centre 0.5, half

@@ -196,7 +196,7 @@ pub struct FinalRecord {
     /// With `[select] min_precision`: the winning config's threshold, temperature and target,
     /// which the final model ships with (docs/operating-point.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operating_point: Option<OperatingPoint>,
+    pub operating_point: Option<Box<OperatingPoint>>,
     /// The final model's counts on the test images at that threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_at_threshold: Option<Confusion>,

@@ -84,7 +84,7 @@ pub fn make_final(
         members: members.iter().map(|m| dir.relative(&m.dir)).collect(),
         test: None,
         budget,
-        operating_point,
+        operating_point: operating_point.map(Box::new),
         test_at_threshold: None,
     };
     if let Some(existing) = dir.read_final()? {

@@ -18,8 +18,8 @@
 //!   size 0.25 + 4·|accuracy − u| (draws far from the cut are confident ones); the logits are
 //!   ±z/2.
 //! - A prompt containing `binormal=d` (d in [0, 10]) scores instead from a known binormal model,
-//!   for simulations of the operating point (issue 30): z = ±d (the sign of the label) + 1.5·a_i
-//!   + 1.0·e_pi, where a_i ~ N(0, 1) is the image's latent (a hash of the prompt and the image:
+//!   for simulations of the operating point (issue 30): z = ±d (the sign of the label) plus
+//!   1.5·a_i plus 1.0·e_pi, where a_i ~ N(0, 1) is the image's latent (a hash of the prompt and the image:
 //!   shared by every pull of the config, so that seeds agree on hard images) and e_pi ~ N(0, 1)
 //!   the pull's own noise (a hash of the seed, the rate, the prompt and the image). The answer is
 //!   z > 0; `accuracy=` and stage 2 do not change it. A soup's z on a fresh image is then
