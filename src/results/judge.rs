@@ -259,7 +259,7 @@ fn summarize(pulls: &[&TrialRecord], spec: &SweepSpec, metric: Metric) -> Config
 /// A config's out-of-fold evidence for its operating point: one entry per image its done pulls
 /// answered, with the logit difference of each. `None` when there is none, or when a done pull's
 /// answers carry no logits.
-fn image_logits(pulls: &[&TrialRecord]) -> Option<Vec<ImageLogits>> {
+pub fn image_logits(pulls: &[&TrialRecord]) -> Option<Vec<ImageLogits>> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut images: Vec<ImageLogits> = Vec::new();
     for record in pulls.iter().filter(|r| r.outcome.status == Status::Done) {
