@@ -199,8 +199,10 @@ fn answers_of_saved_weights_give_the_reported_valid_counts() {
         assert!(run.end.is_finished(), "{}: {:?}", trial.label, run.end);
         let answers = runner.answers(&weights, &trial.params.prompt, &split.valid).unwrap();
         let labels = split.valid.iter().map(|&i| dataset.examples[i].label);
-        let got = Confusion::from_pairs(labels.zip(answers));
+        let got = Confusion::from_pairs(labels.zip(answers.iter().map(|a| a.answer())));
         assert_eq!(got, run.after.unwrap().valid, "{}", trial.label);
+        // The weights saved give the logits the trial recorded, bit for bit.
+        assert_eq!(answers, run.valid_answers, "{}", trial.label);
         assert_ne!(got, run.before.valid, "{}: training must change some answer", trial.label);
         let err = runner.answers(&weights, &trial.params.prompt, &[IMAGES]).unwrap_err().to_string();
         assert!(err.contains("example index 11 is out of range"), "{err}");

@@ -24,6 +24,8 @@ mod slurm;
 mod race;
 // Validation schemes, test images and final models (soup, refit) with the scripted runner.
 mod validation;
+// Issue 30: the operating point, certified for a precision target and shipped in best/.
+mod operating_point;
 // The config rule against the naive single-pull pick over many simulated sweeps.
 mod simulation;
 // `gacha sweep` with the real runner on the built-in tiny model and demo images.

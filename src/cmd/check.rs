@@ -6,7 +6,7 @@
 //! training decodes past, is a problem unless `--lenient`, which counts such files instead.
 //! `--save-inputs DIR` also writes each image as decoded (see `save_inputs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -23,6 +23,7 @@ use crate::data::{
 use crate::device::DeviceSpec;
 use crate::machine::cpu_workers::{plan, Room, WorkerSetting};
 use crate::model::ModelSource;
+use crate::spec::partition::Partition;
 use crate::spec::{check_fit, check_spec, load_spec, SweepSpec};
 
 use super::save_inputs::InputsDir;
@@ -115,6 +116,9 @@ fn check_sweep_spec(args: &CheckArgs, check: Check) -> anyhow::Result<Outcome> {
     let memory = super::memory_check(args.no_memory_check, args.device)?;
     let fit = check_fit(&spec, &dataset, args.device.frozen_dtype().size_in_bytes() as u64, memory)?;
     print!("{checked}{resolved}{model}{preprocessing}{data}{digests}{fit}");
+    if let Some(line) = target_line(&spec, &dataset)? {
+        println!("{line}");
+    }
     let mut at_once = 1;
     if args.device == DeviceSpec::Cpu {
         let room = Room::here(fit.copies_that_fit(), checked.trials);
@@ -132,6 +136,24 @@ fn check_sweep_spec(args: &CheckArgs, check: Check) -> anyhow::Result<Outcome> {
         crate::logging::warn!("{warning}");
     }
     Ok(Outcome::Success)
+}
+
+/// With `[select] min_precision`: how many images answered yes the target needs, against the
+/// images a config's pulls answer out of fold (those of the first config; every config holds out
+/// the same ones) and how many of them are labelled yes.
+fn target_line(spec: &SweepSpec, dataset: &Dataset) -> anyhow::Result<Option<String>> {
+    let (Some(target), Some(first)) = (spec.select.target(), spec.trials.first()) else {
+        return Ok(None);
+    };
+    let labels: Vec<Label> = dataset.examples.iter().map(|e| e.label).collect();
+    let partition = Partition::new(&labels, &spec.validation, spec.data.stratify())?;
+    let mut judged = BTreeSet::new();
+    for trial in spec.trials.iter().filter(|t| t.config == first.config) {
+        judged.extend(partition.split(&trial.params)?.valid);
+    }
+    let positives = judged.iter().filter(|&&i| labels[i] == Label::Positive).count();
+    let feasibility = target.feasibility(judged.len() as u64, positives as u64);
+    Ok(Some(format!("target: {feasibility}")))
 }
 
 /// What the trial ids hold of the inputs' contents: the dataset's digest and the model's (or

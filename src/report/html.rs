@@ -6,14 +6,18 @@
 use std::fmt::Write;
 
 use super::configs::{display_config_cell, table_columns};
-use super::plot::{confusion_svg, forest_plot, loss_chart, Curve, CurveKind, ForestMark, ForestRow};
+use super::plot::{
+    confusion_svg, forest_plot, loss_chart, pr_curve_svg, Curve, CurveKind, ForestMark, ForestRow, PrMarks,
+};
 use super::race_chart::race_chart;
 use super::table::{display_cell, shorten, summary_columns};
 use super::ReportInput;
+use crate::data::Label;
+use crate::eval::operating_point::{candidates, pooled_logit, Verdict};
 use crate::eval::{Confusion, Metric, Split, SplitConfusions};
 use crate::results::columns::{plain, Column, Count};
 use crate::results::config_columns::ConfigColumn;
-use crate::results::judge::{config_axes, pool_by_axis, winning_config, ConfigSummary, VsBest};
+use crate::results::judge::{config_axes, image_logits, pool_by_axis, winning_config, ConfigSummary, VsBest};
 use crate::results::record::{Status, TrialRecord};
 use crate::spec::SweepSpec;
 
@@ -88,6 +92,7 @@ fn configs_section(html: &mut String, input: &ReportInput) -> anyhow::Result<()>
     let x_desc = format!("pooled valid {metric}, 95% Wilson interval");
     html.push_str(&forest_plot(&rows, &x_desc, FOREST_PX)?);
     configs_table_html(html, input)?;
+    operating_point_section(html, input)?;
     let axes: Vec<_> = config_axes(spec).filter(|axis| axis.len > 1).collect();
     if !axes.is_empty() {
         write!(html, "<h3>By axis</h3><p>Pooled valid {metric} over every config with each value.</p>")?;
@@ -131,6 +136,43 @@ fn race_section(html: &mut String, input: &ReportInput) -> anyhow::Result<()> {
         looks = race.looks.len(),
     )?;
     html.push_str(&svg);
+    Ok(())
+}
+
+/// With a precision target: the winner's out-of-fold precision–recall curve, the target, the
+/// shipped threshold with its lower bound, and the final model's test point.
+fn operating_point_section(html: &mut String, input: &ReportInput) -> anyhow::Result<()> {
+    let Some(winner) = winning_config(input.configs) else { return Ok(()) };
+    let Some(op) = winner.operating_point else { return Ok(()) };
+    let pulls: Vec<&TrialRecord> = input.ranked.iter().copied().filter(|r| r.config == winner.id).collect();
+    let Some(images) = image_logits(&pulls) else { return Ok(()) };
+    let pooled: Vec<(Label, f64)> =
+        images.iter().map(|image| (image.label, pooled_logit(&image.logit_diffs))).collect();
+    let point = |c: &Confusion| Some((c.value(Metric::Recall)?, c.value(Metric::Precision)?));
+    let points: Vec<(f64, f64)> = candidates(&pooled).iter().filter_map(|c| point(&c.counts)).collect();
+    let (Some(shipped), false) = (point(&op.counts), points.is_empty()) else { return Ok(()) };
+    let test = input
+        .final_record
+        .filter(|r| r.config == winner.id)
+        .and_then(|r| r.test_at_threshold.as_ref())
+        .and_then(point);
+    let marks = PrMarks {
+        target: op.target.min_precision(),
+        shipped,
+        lower_bound: op.precision_lower_bound,
+        certified: op.verdict == Verdict::Certified,
+        test,
+    };
+    write!(
+        html,
+        "<h3>Operating point</h3><p>{}. The curve: the winner's out-of-fold answers, each image \
+         once (its mean logit difference over the pulls that answered it), one point per candidate \
+         threshold from the strictest (left). A point above the dashed target line is not \
+         certified by being there: the bar goes down to the lower bound of the shipped point's \
+         precision; points right of the first failure were never tested (docs/operating-point.md).</p>",
+        escape(&op.to_string())
+    )?;
+    html.push_str(&pr_curve_svg(&points, &marks)?);
     Ok(())
 }
 
@@ -447,10 +489,63 @@ mod tests {
             members: Vec::new(),
             test: Some(Confusion { tp: 19, tn: 18, fp: 1, fn_: 2 }),
             budget: None,
+            operating_point: None,
+            test_at_threshold: None,
         };
         let html = page(Some(&final_record));
         assert!(html.contains("<b>0.950 [0.764, 0.991] (19/20)</b> on 40 test images"), "{html}");
         assert!(html.contains("<code>soup</code> of <code>valid=4 learning_rate=0.01</code>"), "{html}");
         assert!(!html.contains("optimistic"), "{html}");
+    }
+
+    #[test]
+    fn a_target_adds_the_winners_precision_recall_curve() {
+        let spec = crate::spec::parse_spec(
+            "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
+             [select]\nmin_precision = 0.95\n[train]\nsteps = 4\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [4]\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        // 50 yes at z = 4 above 5 no at z = 1: certified at n = 50, FP = 0 (as in judge's tests).
+        let labels: Vec<bool> = (0..55).map(|i| i < 50).collect();
+        let z: Vec<f64> = (0..55).map(|i| if i < 50 { 4.0 } else { 1.0 }).collect();
+        let records = vec![crate::results::test_records::scored_pull(&spec.trials[0], &labels, &z)];
+        let configs = summarize_configs(&records, &spec, &Default::default());
+        let ranked: Vec<&TrialRecord> = records.iter().collect();
+        let losses = vec![Vec::new(); records.len()];
+        let html = render(&ReportInput {
+            spec: &spec,
+            ranked: &ranked,
+            losses: &losses,
+            winner: Some(&records[0]),
+            configs: &configs,
+            final_record: None,
+            race: None,
+        })
+        .unwrap();
+        assert!(html.contains("<h3>Operating point</h3><p>P(yes) &gt; "), "{html}");
+        assert!(html.contains("certifies precision ≥ 0.95 at 90% confidence on 55 images"), "{html}");
+        assert!(
+            html.contains("\ncertified threshold, bar to its lower bound; dashed: target 0.95\n"),
+            "{html}"
+        );
+        // The forest plot, the curve, two confusion matrices and the loss chart.
+        assert_eq!(html.matches("<svg").count(), 5, "{html}");
+        // Without a target: no curve.
+        let plain =
+            crate::spec::parse_spec(&spec.text.replace("min_precision = 0.95\n", ""), Path::new("s.toml"))
+                .unwrap();
+        let configs = summarize_configs(&records, &plain, &Default::default());
+        let html = render(&ReportInput {
+            spec: &plain,
+            ranked: &ranked,
+            losses: &losses,
+            winner: Some(&records[0]),
+            configs: &configs,
+            final_record: None,
+            race: None,
+        })
+        .unwrap();
+        assert!(!html.contains("Operating point"));
     }
 }

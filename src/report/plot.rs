@@ -1,5 +1,6 @@
 //! SVG drawings for the report, with plotters: the loss curves of every attempt, a confusion
-//! matrix, and forest plots (a value and its interval per row: configs, or an axis's values).
+//! matrix, forest plots (a value and its interval per row: configs, or an axis's values), and the
+//! winner's precision–recall curve with its operating point.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -269,6 +270,89 @@ pub fn forest_plot(rows: &[ForestRow], x_desc: &str, plot_px: u32) -> anyhow::Re
             root.draw(&Text::new(fit(&row.note), (right + 10, py), font(ink, HPos::Left)))
                 .map_err(plot_error)?;
         }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+/// What the precision–recall chart marks besides the curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrMarks {
+    /// The target precision: a dashed line.
+    pub target: f64,
+    /// The shipped threshold's (recall, precision) and the lower bound of its precision.
+    pub shipped: (f64, f64),
+    pub lower_bound: f64,
+    pub certified: bool,
+    /// The final model's (recall, precision) on the test images at that threshold.
+    pub test: Option<(f64, f64)>,
+}
+
+/// A precision–recall curve of `points` (recall, precision), one per candidate threshold,
+/// strictest first, with the marks of `marks`.
+pub fn pr_curve_svg(points: &[(f64, f64)], marks: &PrMarks) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.02)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("recall (out of fold)")
+            .y_desc("precision")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), OTHER_GREY.stroke_width(2)))
+            .map_err(plot_error)?
+            .label("out-of-fold answers, each image once")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], OTHER_GREY.stroke_width(2)));
+        let dashes = (0..50).map(|k| k as f64 / 50.0).step_by(2);
+        for x in dashes {
+            chart
+                .draw_series(LineSeries::new(
+                    [(x, marks.target), (x + 0.02, marks.target)],
+                    PLAIN_INK.stroke_width(1),
+                ))
+                .map_err(plot_error)?;
+        }
+        let (recall, precision) = marks.shipped;
+        let colour = if marks.certified { BEST_BLUE } else { DIVERGED_RED };
+        chart
+            .draw_series(LineSeries::new(
+                [(recall, marks.lower_bound), (recall, precision)],
+                colour.stroke_width(2),
+            ))
+            .map_err(plot_error)?;
+        let label = if marks.certified { "certified threshold" } else { "best bound (uncertified)" };
+        chart
+            .draw_series(std::iter::once(Circle::new((recall, precision), 6, colour.filled())))
+            .map_err(plot_error)?
+            .label(format!("{label}, bar to its lower bound; dashed: target {}", marks.target))
+            .legend(move |(x, y)| Circle::new((x + 9, y), 5, colour.filled()));
+        if let Some(test) = marks.test {
+            chart
+                .draw_series(std::iter::once(Cross::new(test, 7, INDISTINGUISHABLE_ORANGE.stroke_width(3))))
+                .map_err(plot_error)?
+                .label("final model on the test images")
+                .legend(|(x, y)| Cross::new((x + 9, y), 5, INDISTINGUISHABLE_ORANGE.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_error)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)

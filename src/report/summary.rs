@@ -175,6 +175,46 @@ fn describe_final(
         }
         (None, None) => {}
     }
+    lines.extend(operating_point_lines(record));
+    lines
+}
+
+/// The shipped operating point (with a precision target): whether it is certified, the
+/// temperature, and with test images precision and recall at it beside those at 0.5.
+fn operating_point_lines(record: &FinalRecord) -> Vec<String> {
+    let Some(op) = &record.operating_point else { return Vec::new() };
+    let t = &op.temperature;
+    let mut lines = vec![
+        format!("operating point: {op}"),
+        format!(
+            "shipped in final.json: answer yes when logit(yes) − logit(no) > {:.4}; temperature {:.3}{} \
+             (fitted on {} out-of-fold answers), so P(yes) = σ((logit(yes) − logit(no)) / {:.3})",
+            op.threshold_logit,
+            t.temperature,
+            if t.at_limit { ", at its limit" } else { "" },
+            t.pairs,
+            t.temperature
+        ),
+    ];
+    if let (Some(at_half), Some(at_threshold)) = (&record.test, &record.test_at_threshold) {
+        let both = |counts: &Confusion| {
+            [Metric::Precision, Metric::Recall]
+                .map(|metric| {
+                    let interval = counts
+                        .wilson_95(metric)
+                        .map_or_else(String::new, |(lo, hi)| format!(" [{lo:.4}, {hi:.4}]"));
+                    format!("{metric} {}{interval}", format_metric(counts.value(metric)))
+                })
+                .join(", ")
+        };
+        lines.push(format!(
+            "on {} test images at P(yes) > {:.3}: {}; at 0.5: {} (95% Wilson intervals)",
+            at_threshold.total(),
+            op.threshold_p_yes,
+            both(at_threshold),
+            both(at_half)
+        ));
+    }
     lines
 }
 
@@ -215,6 +255,8 @@ mod tests {
             members: vec!["trials/0123456789ab".into()],
             test: None,
             budget: None,
+            operating_point: None,
+            test_at_threshold: None,
         };
         let got = sweep_summary(
             &summary(Some(record), Some(winning.clone())),
@@ -250,6 +292,8 @@ mod tests {
             members: vec!["trials/a".into(), "trials/b".into()],
             test: Some(Confusion { tp: 15, tn: 3, fp: 1, fn_: 1 }),
             budget: None,
+            operating_point: None,
+            test_at_threshold: None,
         };
         let mut summary = summary(Some(record), Some(configs[0].clone()));
         summary.end = SweepEnd::LeftToOthers;
@@ -306,5 +350,44 @@ mod tests {
              leaderboard: r/leaderboard.csv\n\
              report: r/report.html\n";
         assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
+    }
+
+    #[test]
+    fn the_operating_point_says_whether_it_is_certified_and_compares_with_one_half() {
+        use crate::eval::operating_point::{OperatingPoint, Target, Temperature, Verdict};
+        let op = OperatingPoint {
+            target: Target::new(0.95, 0.9).unwrap(),
+            temperature: Temperature { temperature: 1.5, log_loss: 0.3, pairs: 160, at_limit: false },
+            threshold_logit: 2.0,
+            threshold_p_yes: 0.87,
+            verdict: Verdict::Uncertified,
+            counts: Confusion { tp: 32, fp: 2, fn_: 18, tn: 28 },
+            precision_lower_bound: 0.9109,
+        };
+        let record = FinalRecord {
+            final_model: FinalModel::Soup,
+            config: two_configs().1[0].id.clone(),
+            config_label: String::new(),
+            members: vec![],
+            test: Some(Confusion { tp: 15, tn: 3, fp: 1, fn_: 1 }),
+            budget: None,
+            operating_point: Some(Box::new(op)),
+            test_at_threshold: Some(Confusion { tp: 15, tn: 3, fp: 1, fn_: 15 }),
+        };
+        // Wilson 95% by hand (as above): 15/16 → [0.7167, 0.9889]; 15/30: centre 0.5, half
+        // 1.737482·√(0.0083333 + 0.0010671) = 0.168460 → [0.3315, 0.6685].
+        assert_eq!(
+            operating_point_lines(&record),
+            [
+                "operating point: no threshold certifies precision ≥ 0.95 at 90% confidence on 80 images: \
+                 best lower bound 0.910, at recall 0.64; shipping P(yes) > 0.870 uncertified",
+                "shipped in final.json: answer yes when logit(yes) − logit(no) > 2.0000; temperature 1.500 \
+                 (fitted on 160 out-of-fold answers), so P(yes) = σ((logit(yes) − logit(no)) / 1.500)",
+                "on 34 test images at P(yes) > 0.870: precision 0.9375 [0.7167, 0.9889], recall 0.5000 \
+                 [0.3315, 0.6685]; at 0.5: precision 0.9375 [0.7167, 0.9889], recall 0.9375 [0.7167, 0.9889] \
+                 (95% Wilson intervals)",
+            ]
+        );
+        assert!(operating_point_lines(&FinalRecord { operating_point: None, ..record }).is_empty());
     }
 }

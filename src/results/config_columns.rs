@@ -4,12 +4,15 @@
 //! trial labels: `valid`, `learning_rate`, `prompt`, …), `pulls, done, diverged, failed`, the
 //! pooled validation counts and metrics `tp, tn, fp, fn, accuracy, precision, recall, f1`, the
 //! Wilson 95% interval of each proportion (`accuracy_low, accuracy_high, precision_low, …,
-//! recall_high`), then `vs_best, p_vs_best, mean_final_loss` and `trials` (the finished pulls'
-//! ids, space-separated). Undefined values are empty cells.
+//! recall_high`), with a precision target (`[select] min_precision`) its operating point
+//! (`certified` yes or no, `threshold` on P(yes), `precision_bound`, `recall_at_threshold`:
+//! out-of-fold, each image once), then `vs_best, p_vs_best, mean_final_loss` and `trials` (the
+//! finished pulls' ids, space-separated). Undefined values are empty cells.
 
 use super::columns::{plain, Count};
 use super::csv::csv_bytes;
 use super::judge::{config_axes, ConfigSummary};
+use crate::eval::operating_point::{OperatingPoint, Verdict};
 use crate::eval::Metric;
 use crate::spec::{Axis, Strategy, SweepSpec};
 
@@ -34,6 +37,12 @@ pub enum ConfigColumn {
     Low(Metric),
     /// Its upper end.
     High(Metric),
+    /// With a target: whether its threshold is certified, the threshold on P(yes), the lower
+    /// bound of precision there and the recall there.
+    Certified,
+    Threshold,
+    PrecisionBound,
+    RecallAtThreshold,
     VsBest,
     PVsBest,
     MeanFinalLoss,
@@ -52,6 +61,14 @@ pub fn config_columns(spec: &SweepSpec) -> Vec<ConfigColumn> {
     cols.extend(Metric::ALL.map(ConfigColumn::Metric));
     for metric in Metric::PROPORTIONS {
         cols.extend([ConfigColumn::Low(metric), ConfigColumn::High(metric)]);
+    }
+    if spec.select.target().is_some() {
+        cols.extend([
+            ConfigColumn::Certified,
+            ConfigColumn::Threshold,
+            ConfigColumn::PrecisionBound,
+            ConfigColumn::RecallAtThreshold,
+        ]);
     }
     cols.extend([
         ConfigColumn::VsBest,
@@ -77,6 +94,10 @@ impl ConfigColumn {
             ConfigColumn::Metric(metric) => metric.name().into(),
             ConfigColumn::Low(metric) => format!("{metric}_low"),
             ConfigColumn::High(metric) => format!("{metric}_high"),
+            ConfigColumn::Certified => "certified".into(),
+            ConfigColumn::Threshold => "threshold".into(),
+            ConfigColumn::PrecisionBound => "precision_bound".into(),
+            ConfigColumn::RecallAtThreshold => "recall_at_threshold".into(),
             ConfigColumn::VsBest => "vs_best".into(),
             ConfigColumn::PVsBest => "p_vs_best".into(),
             ConfigColumn::MeanFinalLoss => "mean_final_loss".into(),
@@ -88,6 +109,7 @@ impl ConfigColumn {
     pub fn cell(&self, config: &ConfigSummary) -> String {
         let four = |value: Option<f64>| value.map(|v| format!("{v:.4}")).unwrap_or_default();
         let interval = |metric: Metric| config.pooled.wilson_95(metric);
+        let op = config.operating_point.as_ref();
         match self {
             ConfigColumn::Rank => config.rank.to_string(),
             ConfigColumn::Config => config.id.to_string(),
@@ -101,6 +123,14 @@ impl ConfigColumn {
             ConfigColumn::Metric(metric) => four(config.pooled.value(*metric)),
             ConfigColumn::Low(metric) => four(interval(*metric).map(|(low, _)| low)),
             ConfigColumn::High(metric) => four(interval(*metric).map(|(_, high)| high)),
+            ConfigColumn::Certified => {
+                let certified = |op: &OperatingPoint| op.verdict == Verdict::Certified;
+                op.map(|op| if certified(op) { "yes" } else { "no" }.to_string()).unwrap_or_default()
+            }
+            ConfigColumn::Threshold => four(op.map(|op| op.threshold_p_yes)),
+            // Floored, as the sweep's lines show it: 0.94999 never reads as 0.9500.
+            ConfigColumn::PrecisionBound => four(op.map(|op| (op.precision_lower_bound * 1e4).floor() / 1e4)),
+            ConfigColumn::RecallAtThreshold => four(op.and_then(OperatingPoint::recall)),
             ConfigColumn::VsBest => config.vs_best.map(|v| v.name().to_string()).unwrap_or_default(),
             ConfigColumn::PVsBest => four(config.p_vs_best),
             ConfigColumn::MeanFinalLoss => {
@@ -155,5 +185,33 @@ mod tests {
         );
         let expected = format!("{header}{rows}");
         assert_eq!(got, expected, "\n--- got\n{got}\n--- expected\n{expected}");
+    }
+
+    #[test]
+    fn a_target_adds_the_operating_point_columns() {
+        let text = "name = \"t\"\n[model]\npath = \"builtin:tiny\"\n[data]\npath = \"d.jsonl\"\n\
+                    [select]\nmin_precision = 0.95\n[train]\nlearning_rate = 0.03\n[sweep]\nseeds = [1]\nvalid = [4]\n";
+        let spec = crate::spec::parse_spec(text, std::path::Path::new("s.toml")).unwrap();
+        // 50 yes at z = 4 above 5 no at z = 1: certified with n = 50, FP = 0; the bound
+        // 0.1^(1/50) = 0.954992 floors to 0.9549; recall 1.
+        let labels: Vec<bool> = (0..55).map(|i| i < 50).collect();
+        let z: Vec<f64> = (0..55).map(|i| if i < 50 { 4.0 } else { 1.0 }).collect();
+        let records = [crate::results::test_records::scored_pull(&spec.trials[0], &labels, &z)];
+        let configs = crate::results::judge::summarize_configs(&records, &spec, &Default::default());
+        let csv = String::from_utf8(configs_csv(&spec, &configs)).unwrap();
+        let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+        let at =
+            |name: &str| rows[0].iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name}: {csv}"));
+        assert_eq!(at("certified"), at("recall_high") + 1);
+        assert_eq!(
+            [at("certified"), at("precision_bound"), at("recall_at_threshold")].map(|i| rows[1][i]),
+            ["yes", "0.9549", "1.0000"]
+        );
+        // The threshold on P(yes) lies between the calibrated P(yes) of the two groups.
+        let op = configs[0].operating_point.unwrap();
+        let p = |z: f64| 1.0 / (1.0 + (-z / op.temperature.temperature).exp());
+        let threshold: f64 = rows[1][at("threshold")].parse().unwrap();
+        assert!(p(1.0) < threshold && threshold <= p(4.0), "{threshold}");
+        assert_eq!(at("threshold") + 1, at("precision_bound"));
     }
 }

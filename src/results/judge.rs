@@ -29,6 +29,16 @@
 //!   p. `worse`: p < 0.05 and b > c. `indistinguishable`: otherwise, i.e. not shown worse (a
 //!   config that beats the winner on the shared images yet ranks below it, because of its
 //!   diverged pulls, stays in this set). `untested`: no pair at all.
+//! - **A precision target** (`[select] min_precision`, docs/operating-point.md). Each config's
+//!   operating point is chosen on its done pulls' out-of-fold logits (`eval::operating_point`:
+//!   each image once, its score the mean over the pulls that answered it; diverged pulls give no
+//!   logits and are left out of it). It is absent when a done pull's answers carry no logits
+//!   (records written before they were kept). The ranking then puts, right after "can win", the
+//!   configs with an operating point before those without, and among them "recall at the
+//!   certified target" (`operating_point::Standing`: certified first by recall, then the
+//!   uncertified by their best lower bound); the keys above break ties. The paired test then
+//!   looks at each pull's answers at its config's own threshold (z above `threshold_logit`), on
+//!   the pairs recall counts (the yes images): the target holds precision, recall is ranked.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -37,6 +47,8 @@ use std::ops::Add;
 use super::race::Standing;
 use super::rank::higher_first;
 use super::record::{Status, TrialRecord, ValidAnswer};
+use crate::data::Label;
+use crate::eval::operating_point::{self, ImageLogits, OperatingPoint};
 use crate::eval::stats::mcnemar_mid_p;
 use crate::eval::{Confusion, Metric};
 use crate::spec::{Axis, ConfigId, SweepSpec, TrialId, TrialParams};
@@ -98,6 +110,9 @@ pub struct ConfigSummary {
     pub p_vs_best: Option<f64>,
     /// Where it stands in a race, or screened out; `None` in a plain grid.
     pub standing: Option<Standing>,
+    /// Its threshold for the spec's precision target; `None` without a target, or when its
+    /// records carry no logits.
+    pub operating_point: Option<OperatingPoint>,
 }
 
 impl ConfigSummary {
@@ -123,7 +138,9 @@ pub fn summarize_configs(
     spec: &SweepSpec,
     standings: &HashMap<ConfigId, Standing>,
 ) -> Vec<ConfigSummary> {
-    let metric = spec.select.metric.metric;
+    let target = spec.select.target();
+    // With a target, configs compete on recall at their thresholds (module doc).
+    let metric = if target.is_some() { Metric::Recall } else { spec.select.metric.metric };
     let mut groups: Vec<Vec<&TrialRecord>> = Vec::new();
     let mut index: HashMap<&ConfigId, usize> = HashMap::new();
     for record in records {
@@ -137,9 +154,14 @@ pub fn summarize_configs(
     let mut judged: Vec<(ConfigSummary, Answers)> = groups
         .iter()
         .map(|pulls| {
-            let mut summary = summarize(pulls, spec, metric);
+            let mut summary = summarize(pulls, spec, spec.select.metric.metric);
             summary.standing = standings.get(&summary.id).copied();
-            (summary, answers(pulls, &images))
+            summary.operating_point = target.and_then(|target| {
+                let images = image_logits(pulls)?;
+                operating_point::choose(&images, target).ok()
+            });
+            let threshold = summary.operating_point.map(|op| op.threshold_logit);
+            (summary, answers(pulls, &images, threshold))
         })
         .collect();
     judged.sort_by(|(a, _), (b, _)| compare(a, b));
@@ -230,7 +252,31 @@ fn summarize(pulls: &[&TrialRecord], spec: &SweepSpec, metric: Metric) -> Config
         vs_best: None,
         p_vs_best: None,
         standing: None,
+        operating_point: None,
     }
+}
+
+/// A config's out-of-fold evidence for its operating point: one entry per image its done pulls
+/// answered, with the logit difference of each. `None` when there is none, or when a done pull's
+/// answers carry no logits.
+pub fn image_logits(pulls: &[&TrialRecord]) -> Option<Vec<ImageLogits>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut images: Vec<ImageLogits> = Vec::new();
+    for record in pulls.iter().filter(|r| r.outcome.status == Status::Done) {
+        if record.outcome.valid_answers.is_empty() {
+            return None;
+        }
+        for answer in &record.outcome.valid_answers {
+            let z = answer.logits?.logit_diff();
+            let slot = *index.entry(answer.image.as_str()).or_insert_with(|| {
+                let label = if answer.positive { Label::Positive } else { Label::Negative };
+                images.push(ImageLogits { label, logit_diffs: Vec::new() });
+                images.len() - 1
+            });
+            images[slot].logit_diffs.push(z);
+        }
+    }
+    (!images.is_empty()).then_some(images)
 }
 
 /// What one pull adds to its config's pool: its trained counts, all wrong answers when it
@@ -252,11 +298,22 @@ fn compare(a: &ConfigSummary, b: &ConfigSummary) -> Ordering {
     let neg_loss = |s: &ConfigSummary| s.mean_final_loss.map(|loss| -loss);
     b.can_win()
         .cmp(&a.can_win())
+        .then_with(|| target_first(a.operating_point.as_ref(), b.operating_point.as_ref()))
         .then_with(|| higher_first(a.lower_bound(), b.lower_bound()))
         .then_with(|| higher_first(a.value, b.value))
         .then_with(|| higher_first(f1(a), f1(b)))
         .then_with(|| higher_first(neg_loss(a), neg_loss(b)))
         .then_with(|| a.id.cmp(&b.id))
+}
+
+/// With a precision target: configs with an operating point first, those by standing.
+fn target_first(a: Option<&OperatingPoint>, b: Option<&OperatingPoint>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => operating_point::Standing::better_first(&a.standing(), &b.standing()),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
 }
 
 /// Which image a validation answer is about, and in which seed and repeat.
@@ -295,9 +352,14 @@ fn split_images(records: &[TrialRecord]) -> HashMap<SplitKey, &[ValidAnswer]> {
     done.map(|r| (split_key(r), r.outcome.valid_answers.as_slice())).collect()
 }
 
-/// A config's done pulls' answers, and its diverged pulls' images answered wrong (as the pool
-/// counts them; their images are those of a done pull of another config on the same split).
-fn answers<'a>(pulls: &[&'a TrialRecord], images: &HashMap<SplitKey, &'a [ValidAnswer]>) -> Answers<'a> {
+/// A config's done pulls' answers (at `threshold` on z when given, else as recorded), and its
+/// diverged pulls' images answered wrong (as the pool counts them; their images are those of a
+/// done pull of another config on the same split).
+fn answers<'a>(
+    pulls: &[&'a TrialRecord],
+    images: &HashMap<SplitKey, &'a [ValidAnswer]>,
+    threshold: Option<f64>,
+) -> Answers<'a> {
     let mut answers = HashMap::new();
     for record in pulls {
         let (seed, repeat) = (record.params.seed, record.params.fold.map_or(0, |f| f.repeat));
@@ -307,7 +369,11 @@ fn answers<'a>(pulls: &[&'a TrialRecord], images: &HashMap<SplitKey, &'a [ValidA
             Status::Failed => continue,
         };
         for a in given {
-            let answered_positive = if wrong { !a.positive } else { a.answered_positive };
+            let answered_positive = match (wrong, threshold, a.logits) {
+                (true, _, _) => !a.positive,
+                (false, Some(threshold), Some(logits)) => logits.logit_diff() > threshold,
+                (false, _, _) => a.answered_positive,
+            };
             answers
                 .insert((a.image.as_str(), seed, repeat), Answer { positive: a.positive, answered_positive });
         }
@@ -365,7 +431,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::results::test_records::pull;
+    use crate::results::test_records::{pull, scored_pull};
     use crate::spec::{parse_spec, Trial};
 
     /// A spec over `sweep` (the `[sweep]` lines) with `extra` tables before `[train]`.
@@ -513,6 +579,7 @@ mod tests {
             image: image.into(),
             positive: pair.starts_with('y'),
             answered_positive: pair.ends_with('y'),
+            logits: None,
         };
         // (image, the winner's answer, the other's answer).
         let rows = [
@@ -578,5 +645,81 @@ mod tests {
         let got: Vec<_> = by_rank.iter().map(|v| (v.value.to_string(), v.configs, v.pooled)).collect();
         // (0.1, 8) has not run: rank 8 pools one config.
         assert_eq!(got, [("4".to_string(), 2, conf(1, 1, 1, 1)), ("8".to_string(), 1, conf(1, 0, 1, 0))]);
+    }
+
+    #[test]
+    fn a_precision_target_ranks_by_recall_at_each_certified_threshold() {
+        let sweep = "seeds = [1]\nvalid = [4]\nlearning_rate = [0.01, 0.1]\n";
+        // lr 0.01: 50 yes images at z = 4 above 5 no images at z = 1: at 0.5 precision 50/55
+        // (Wilson lower 0.80). Certified at 0.95/0.9 just below z = 4: n = 50, FP = 0,
+        // 0.95^50 = 0.077 <= 0.1 (and n = 55 with FP = 5 fails); recall 1.
+        let a_labels: Vec<bool> = (0..55).map(|i| i < 50).collect();
+        let a_z: Vec<f64> = (0..55).map(|i| if i < 50 { 4.0 } else { 1.0 }).collect();
+        // lr 0.1: 40 yes at z = 5 above 5 no at z = -5: at 0.5 precision 40/40 (Wilson lower
+        // 0.91), but 40 yes cannot certify (45 needed): best bound 0.1^(1/40) = 0.944, recall 1.
+        let b_labels: Vec<bool> = (0..45).map(|i| i < 40).collect();
+        let b_z: Vec<f64> = (0..45).map(|i| if i < 40 { 5.0 } else { -5.0 }).collect();
+        let records = |spec: &SweepSpec| {
+            vec![
+                scored_pull(trial(spec, 1, 0.01), &a_labels, &a_z),
+                scored_pull(trial(spec, 1, 0.1), &b_labels, &b_z),
+            ]
+        };
+        let rates = |configs: &[ConfigSummary]| -> Vec<f64> {
+            configs.iter().map(|c| c.params.train.learning_rate).collect()
+        };
+        let plain = spec("", sweep);
+        let configs = summarize_configs(&records(&plain), &plain, &Default::default());
+        assert_eq!(rates(&configs), [0.1, 0.01]);
+        assert!(configs.iter().all(|c| c.operating_point.is_none()));
+
+        let targeted = spec("[select]\nmin_precision = 0.95\nconfidence = 0.9\n", sweep);
+        let configs = summarize_configs(&records(&targeted), &targeted, &Default::default());
+        assert_eq!(rates(&configs), [0.01, 0.1]);
+        let (a, b) = (configs[0].operating_point.unwrap(), configs[1].operating_point.unwrap());
+        assert_eq!((a.verdict, a.counts.tp, a.counts.fp), (operating_point::Verdict::Certified, 50, 0));
+        assert!(a.threshold_logit < 4.0 && a.threshold_logit > 1.0);
+        assert_eq!(b.verdict, operating_point::Verdict::Uncertified);
+        assert!((b.precision_lower_bound - 0.1_f64.powf(1.0 / 40.0)).abs() < 1e-12);
+        // The value is still the select metric at 0.5.
+        assert_eq!(configs[0].value, Some(50.0 / 55.0));
+
+        // Records without logits (written before they were kept) read, but cannot certify.
+        let mut old = records(&targeted);
+        old[0].outcome.valid_answers.iter_mut().for_each(|a| a.logits = None);
+        let configs = summarize_configs(&old, &targeted, &Default::default());
+        assert_eq!(rates(&configs), [0.1, 0.01]);
+        assert!(configs[1].operating_point.is_none());
+    }
+
+    #[test]
+    fn with_a_target_the_paired_test_looks_at_answers_at_each_threshold() {
+        let sweep = "seeds = [1]\nvalid = [4]\nlearning_rate = [0.01, 0.1]\n";
+        let targeted = spec("[select]\nmin_precision = 0.95\n", sweep);
+        // Both configs see the same 60 images, 50 yes then 10 no. lr 0.01 ranks them perfectly
+        // (yes at z = 3, no at z = 1): certified just below z = 3, recall 1. lr 0.1: 45 yes at
+        // z = 2, then a no at 1.8, then the other 5 yes at 1.5, the other no at -1. n = 45 with
+        // FP = 0 passes (0.95^45 = 0.0994), n = 46 with FP = 1 fails: certified just below 2,
+        // recall 0.9. At 0.5 both say yes to every yes image (no pair differs); at their
+        // thresholds lr 0.1 misses 5 of them: b = 5, c = 0, mid-p = 2·½·(1/32) = 0.03125 < 0.05.
+        let labels: Vec<bool> = (0..60).map(|i| i < 50).collect();
+        let a: Vec<f64> = (0..60).map(|i| if i < 50 { 3.0 } else { 1.0 }).collect();
+        let b: Vec<f64> = (0..60)
+            .map(|i| match i {
+                0..45 => 2.0,
+                45..50 => 1.5,
+                50 => 1.8,
+                _ => -1.0,
+            })
+            .collect();
+        let records = vec![
+            scored_pull(trial(&targeted, 1, 0.01), &labels, &a),
+            scored_pull(trial(&targeted, 1, 0.1), &labels, &b),
+        ];
+        let configs = summarize_configs(&records, &targeted, &Default::default());
+        let recall = |c: &ConfigSummary| c.operating_point.and_then(|op| op.recall());
+        assert_eq!((recall(&configs[0]), recall(&configs[1])), (Some(1.0), Some(0.9)));
+        assert_eq!(configs[1].vs_best, Some(VsBest::Worse));
+        assert!((configs[1].p_vs_best.unwrap() - 0.031_25).abs() < 1e-12);
     }
 }

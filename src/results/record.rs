@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Label;
+use crate::eval::answer_logits::AnswerLogits;
+use crate::eval::operating_point::OperatingPoint;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::spec::{ConfigId, FinalModel, SelectMetric, Trial, TrialId, TrialParams};
 pub use crate::train::step_log::loss_serde;
@@ -101,8 +103,8 @@ pub struct TrialOutcome {
     /// were recorded: then the message says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureKind>,
-    /// The trained model's answer to each validation image (done trials; empty in folders
-    /// written before answers were recorded). Pairs configs image by image.
+    /// The trained model's answer to each validation image, with its logits (done trials; empty
+    /// in folders written before answers were recorded). Pairs configs image by image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub valid_answers: Vec<ValidAnswer>,
     /// Seconds in training steps, all attempts.
@@ -139,7 +141,7 @@ impl TrialOutcome {
 }
 
 /// One validation image as a trained model answered it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidAnswer {
     /// The image as written in the dataset.
@@ -148,6 +150,10 @@ pub struct ValidAnswer {
     pub positive: bool,
     /// Whether the model answered positive.
     pub answered_positive: bool,
+    /// The logits behind the answer (absent in folders written before they were recorded: such a
+    /// config cannot certify a precision target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits: Option<AnswerLogits>,
 }
 
 impl ValidAnswer {
@@ -156,7 +162,13 @@ impl ValidAnswer {
             image: image.to_string(),
             positive: label == Label::Positive,
             answered_positive: answer == Label::Positive,
+            logits: None,
         }
+    }
+
+    /// The answer P(yes) > 0.5 of `logits`, kept with them.
+    pub fn scored(image: &str, label: Label, logits: AnswerLogits) -> ValidAnswer {
+        ValidAnswer { logits: Some(logits), ..ValidAnswer::new(image, label, logits.answer()) }
     }
 
     pub fn is_right(&self) -> bool {
@@ -196,8 +208,16 @@ pub struct FinalRecord {
     /// The trained folders behind the model: one trial (best_trial), the config's pulls (soup)
     /// or the refit runs (refit), as paths relative to the results folder.
     pub members: Vec<String>,
-    /// The final model's counts on the test images; absent without `[validation] test`.
+    /// The final model's counts on the test images (at P(yes) > 0.5); absent without
+    /// `[validation] test`.
     pub test: Option<Confusion>,
+    /// With `[select] min_precision`: the winning config's threshold, temperature and target,
+    /// which the final model ships with (docs/operating-point.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<Box<OperatingPoint>>,
+    /// The final model's counts on the test images at that threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_at_threshold: Option<Confusion>,
     /// Why the sweep stopped before it was complete (its budget: `max_pulls`, a deadline), when
     /// it did: the model is made of what had finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +298,21 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_795_851_407), "2026-11-28T07:36:47Z");
+    }
+
+    #[test]
+    fn answers_without_logits_still_read_and_answers_with_them_round_trip() {
+        // As written before the logits were recorded.
+        let old = r#"{"image":"a.png","positive":true,"answered_positive":false}"#;
+        let read: ValidAnswer = serde_json::from_str(old).unwrap();
+        assert_eq!(read, ValidAnswer::new("a.png", Label::Positive, Label::Negative));
+        assert_eq!(serde_json::to_string(&read).unwrap(), old);
+        // z = 2 − (−1) = 3: P(yes) = σ(3) = 0.9525741268224334, answered yes.
+        let scored = ValidAnswer::scored("b.png", Label::Negative, AnswerLogits::from_logits(2.0, -1.0));
+        assert!(scored.answered_positive && !scored.is_right());
+        assert!((scored.logits.unwrap().p_yes - 0.952_574_126_822_433_4).abs() < 1e-15);
+        let json = serde_json::to_string(&scored).unwrap();
+        assert_eq!(serde_json::from_str::<ValidAnswer>(&json).unwrap(), scored);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::record::Stage2Ran;
 use super::record::{AttemptRecord, Status, TrialOutcome, TrialRecord, ValidAnswer};
 use crate::data::Label;
+use crate::eval::answer_logits::AnswerLogits;
 use crate::eval::{Confusion, SplitConfusions};
 use std::path::Path;
 
@@ -70,6 +71,26 @@ pub fn pull(trial: &Trial, status: Status, answers: &[&str], final_loss: Option<
     r.outcome.before = Some(SplitConfusions { train: counts([0, 4, 0, 4]), valid: before });
     if status == Status::Done {
         r.outcome.valid_answers = answers;
+    }
+    r
+}
+
+/// A done pull of `trial` whose validation images `img/0.png`, … are labelled `labels[i]` (yes
+/// when true) and scored z = `logit_diffs[i]` (logits ±z/2); it answered yes where z > 0.
+pub fn scored_pull(trial: &Trial, labels: &[bool], logit_diffs: &[f64]) -> TrialRecord {
+    let pairs: Vec<&str> = labels
+        .iter()
+        .zip(logit_diffs)
+        .map(|(&yes, &z)| match (yes, z > 0.0) {
+            (true, true) => "yy",
+            (true, false) => "yn",
+            (false, true) => "ny",
+            (false, false) => "nn",
+        })
+        .collect();
+    let mut r = pull(trial, Status::Done, &pairs, Some(0.1));
+    for (answer, &z) in r.outcome.valid_answers.iter_mut().zip(logit_diffs) {
+        answer.logits = Some(AnswerLogits::from_logits(z / 2.0, -z / 2.0));
     }
     r
 }

@@ -351,6 +351,10 @@ fn expand_spec(
     check_name(&head.name, &at)?;
     check_answers(&head.data.answers, &at)?;
     check_keep(&head.select, &at)?;
+    head.select.checked_target().map_err(|(key, message)| {
+        let span = at.span_of(&["select", key]).unwrap_or(0..0);
+        at.at(span, format!("select.{key}"), message)
+    })?;
     let validation = head.validation.check().map_err(|invalid| {
         let span = at.span_of(&["validation", invalid.key]).or_else(|| at.span_of(&["validation"]));
         at.at(span.unwrap_or(0..0), format!("validation.{}", invalid.key), invalid.message)

@@ -1,11 +1,13 @@
-//! The `[select]` table: which metric ranks the leaderboard and picks `best/`, and how many
-//! configs' pulls keep their weights.
+//! The `[select]` table: which metric ranks the leaderboard and picks `best/`, how many
+//! configs' pulls keep their weights, and the precision target a config's decision threshold is
+//! certified for (`min_precision`, `confidence`: docs/operating-point.md).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::eval::operating_point::Target;
 use crate::eval::{Metric, Split};
 
 /// A metric on a part of the dataset, written `valid.precision`.
@@ -98,6 +100,39 @@ pub struct SelectSpec {
     /// `final = "refit"`: the seeds of the refit runs (default: the `seeds` axis).
     #[serde(default)]
     pub refit_seeds: Option<Vec<u64>>,
+    /// The precision of "yes" each config's threshold is certified for; absent: no target,
+    /// every answer at P(yes) > 0.5.
+    #[serde(default)]
+    pub min_precision: Option<f64>,
+    /// The confidence of that claim (default [`DEFAULT_CONFIDENCE`]); only with `min_precision`.
+    #[serde(default)]
+    pub confidence: Option<f64>,
+}
+
+/// The confidence of a precision target when the spec gives none.
+pub const DEFAULT_CONFIDENCE: f64 = 0.9;
+
+impl SelectSpec {
+    /// The precision target, checked: the spec key at fault and why, when a value is out of range
+    /// or `confidence` comes without `min_precision`.
+    pub fn checked_target(&self) -> Result<Option<Target>, (&'static str, String)> {
+        match (self.min_precision, self.confidence) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err((
+                "confidence",
+                "a confidence needs a target: add min_precision (e.g. min_precision = 0.95)".into(),
+            )),
+            (Some(p), confidence) => {
+                let key = if p > 0.0 && p < 1.0 { "confidence" } else { "min_precision" };
+                Target::new(p, confidence.unwrap_or(DEFAULT_CONFIDENCE)).map(Some).map_err(|e| (key, e))
+            }
+        }
+    }
+
+    /// The precision target of a spec that was read (`checked_target` held then).
+    pub fn target(&self) -> Option<Target> {
+        self.checked_target().expect("the precision target was checked when the spec was read")
+    }
 }
 
 #[cfg(test)]

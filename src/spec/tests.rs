@@ -375,3 +375,31 @@ fn trial_ids_hold_the_preprocessing_only_when_not_big_vision() {
     .unwrap();
     assert_eq!(spec.preprocessing(), Some(bicubic));
 }
+
+#[test]
+fn a_precision_target_is_checked_at_its_line() {
+    // Line 6 is [select], lines 7 and 8 its keys.
+    let select = |keys: &str| {
+        format!("[select]\n{keys}[train]\nlearning_rate = 0.1\n[sweep]\nseeds = [1]\nvalid = [1]\n")
+    };
+    let spec = parse(&select("min_precision = 0.95\nconfidence = 0.8\n")).unwrap();
+    assert_eq!(spec.select.target(), Some(crate::eval::operating_point::Target::new(0.95, 0.8).unwrap()));
+    // The confidence defaults to 0.9; no target by default.
+    let spec = parse(&select("min_precision = 0.95\n")).unwrap();
+    assert_eq!(spec.select.target().map(|t| t.confidence()), Some(0.9));
+    assert_eq!(parse(&select("")).unwrap().select.target(), None);
+    assert_eq!(
+        error(&select("min_precision = 1.0\n")),
+        "sweeps/a.toml: line 7: select.min_precision: min_precision must lie strictly between 0 and 1, got 1"
+    );
+    assert_eq!(
+        error(&select("min_precision = 0.9\nconfidence = 0\n")),
+        "sweeps/a.toml: line 8: select.confidence: confidence must lie strictly between 0 and 1, got 0"
+    );
+    assert_eq!(
+        error(&select("confidence = 0.9\n")),
+        "sweeps/a.toml: line 7: select.confidence: a confidence needs a target: add min_precision (e.g. \
+         min_precision = 0.95)"
+    );
+    assert!(error(&select("min_precision = \"high\"\n")).starts_with("sweeps/a.toml: line 7: "));
+}

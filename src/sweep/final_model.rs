@@ -6,12 +6,14 @@
 //!   (`refit/<id>/`, resumable like trials), then souped.
 //!
 //! With `[validation] test`, the final model answers the test images and `best/final.json`
-//! keeps its counts: the only estimate of its quality that no choice has seen. The model is
-//! staged whole (`results::staging`: the top trial's copy, or the soup with its config) and
-//! swapped in; when `best/final.json` already describes the same model (same kind, config and
-//! members), nothing is redone. The members' weights are checked against their
-//! `weights.sha256` before they are averaged. When no model can be made (the winning config's
-//! weights were removed by `keep`), `best/` is made to hold the top trial, as the sweep says.
+//! keeps its counts: the only estimate of its quality that no choice has seen. With a precision
+//! target, `final.json` carries the winning config's operating point (threshold, temperature,
+//! target) and the test counts at that threshold beside those at 0.5. The model is staged whole
+//! (`results::staging`: the top trial's copy, or the soup with its config) and swapped in; when
+//! `best/final.json` already describes the same model (same kind, config and members), nothing
+//! is redone. The members' weights are checked against their `weights.sha256` before they are
+//! averaged. When no model can be made (the winning config's weights were removed by `keep`),
+//! `best/` is made to hold the top trial, as the sweep says.
 
 use std::path::PathBuf;
 
@@ -19,14 +21,16 @@ use anyhow::Context;
 
 use super::runner::TrialRunner;
 use super::trial::{run_trial, TrialContext, TrialEnd};
+use crate::eval::answer_logits::AnswerLogits;
 use crate::eval::Confusion;
 use crate::fsutil::write_atomic;
 use crate::results::best::update_best;
+use crate::results::judge::ConfigSummary;
 use crate::results::layout::{TrialPaths, FINAL_FILE, WEIGHTS_MANIFEST};
 use crate::results::manifest::{files_under, Manifest};
 use crate::results::record::{FinalRecord, Status, TrialRecord};
 use crate::results::staging::{Staged, BEST_NEW, FINAL_NEW};
-use crate::spec::{ConfigId, FinalModel, Trial};
+use crate::spec::{FinalModel, Trial};
 
 /// How making the final model ended.
 #[derive(Debug)]
@@ -39,18 +43,20 @@ pub enum FinalEnd {
 }
 
 /// Make `best/` hold the final model of the spec's kind. `top` is the leaderboard's first trial,
-/// `winner` the winning config; `budget` why the sweep stopped before it was complete, if it did.
+/// `winning` the winning config; `budget` why the sweep stopped before it was complete, if it did.
 pub fn make_final(
     ctx: &TrialContext,
     records: &[TrialRecord],
     top: &TrialRecord,
-    winner: &ConfigId,
+    winning: &ConfigSummary,
     runner: &mut dyn TrialRunner,
     budget: Option<String>,
 ) -> anyhow::Result<FinalEnd> {
     let dir = &ctx.results.dir;
     let kind = ctx.spec.select.final_model;
-    let config = if kind == FinalModel::BestTrial { &top.config } else { winner };
+    let config = if kind == FinalModel::BestTrial { &top.config } else { &winning.id };
+    // The threshold was chosen for the winning config: a best trial of another ships none.
+    let operating_point = winning.operating_point.filter(|_| config == &winning.id);
     let Some(trial) = ctx.spec.trials.iter().find(|t| &t.config == config) else {
         anyhow::bail!("config {config} is not in the spec");
     };
@@ -81,9 +87,11 @@ pub fn make_final(
         members: members.iter().map(|m| dir.relative(&m.dir)).collect(),
         test: None,
         budget,
+        operating_point: operating_point.map(Box::new),
+        test_at_threshold: None,
     };
     if let Some(existing) = dir.read_final()? {
-        if (FinalRecord { test: None, ..existing.clone() }) == record {
+        if (FinalRecord { test: None, test_at_threshold: None, ..existing.clone() }) == record {
             return Ok(FinalEnd::Made(existing));
         }
     }
@@ -122,8 +130,15 @@ pub fn make_final(
         let answers = runner
             .answers(&weights, &trial.params.prompt, test)
             .with_context(|| format!("scoring the final model on {} test images", test.len()))?;
-        let labels = test.iter().map(|&i| ctx.dataset.examples[i].label);
-        FinalRecord { test: Some(Confusion::from_pairs(labels.zip(answers))), ..record }
+        let labels = || test.iter().map(|&i| ctx.dataset.examples[i].label);
+        let at_half = answers.iter().map(AnswerLogits::answer);
+        let at_threshold = operating_point
+            .map(|op| Confusion::from_pairs(labels().zip(answers.iter().map(|a| op.answer(a.logit_diff())))));
+        FinalRecord {
+            test: Some(Confusion::from_pairs(labels().zip(at_half))),
+            test_at_threshold: at_threshold,
+            ..record
+        }
     };
     write_atomic(&staged.dir.join(FINAL_FILE), &serde_json::to_vec_pretty(&record)?)?;
     staged.add(FINAL_FILE)?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::runner::{StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::data::Label;
+use crate::eval::answer_logits::AnswerLogits;
 
 type Make<'a> = Box<dyn FnOnce() -> anyhow::Result<Box<dyn TrialRunner + 'a>> + 'a>;
 
@@ -50,7 +51,7 @@ impl TrialRunner for LazyRunner<'_> {
         weights: &Path,
         prompt: &Option<String>,
         indices: &[usize],
-    ) -> anyhow::Result<Vec<Label>> {
+    ) -> anyhow::Result<Vec<AnswerLogits>> {
         self.get()?.answers(weights, prompt, indices)
     }
 

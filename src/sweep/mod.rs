@@ -271,7 +271,7 @@ fn wrap_up(ctx: &TrialContext, worker: Worker, mut end: SweepEnd) -> anyhow::Res
     let winning = judge::winning_config(&summaries).cloned();
     let finishing = matches!(end, SweepEnd::Complete | SweepEnd::Spent(_));
     if let (true, Some(top), Some(winning)) = (finishing, &best, &winning) {
-        match final_model::make_final(ctx, records, top, &winning.id, runner, spent_note(&end))? {
+        match final_model::make_final(ctx, records, top, winning, runner, spent_note(&end))? {
             FinalEnd::Made(record) => final_record = Some(record),
             FinalEnd::None(why) => crate::logging::warn!("no final model: {why}; best/ holds the best trial"),
             FinalEnd::Stopped => end = SweepEnd::Interrupted,

@@ -25,7 +25,7 @@ use crate::adapter::{self, Provenance};
 use crate::data::split::SplitIndices;
 use crate::data::{Dataset, ImageOptions, Label};
 use crate::device::DeviceSpec;
-use crate::eval::result::{predict, DEFAULT_THRESHOLD};
+use crate::eval::answer_logits::AnswerLogits;
 use crate::eval::score::{score_cached, ScoreOptions, DEFAULT_BATCH_SIZE};
 use crate::eval::{Confusion, SplitConfusions};
 use crate::features::cache::FeatureCache;
@@ -95,6 +95,17 @@ impl<'a> ModelRunner<'a> {
         ScoreOptions { prompt: prompt.clone(), images: self.images, batch_size: SCORE_BATCH_SIZE }
     }
 
+    /// Logits of `loaded` for the examples `indices`, in that order.
+    fn logits_of(
+        &self,
+        loaded: &LoadedModel,
+        prompt: &Option<String>,
+        indices: &[usize],
+    ) -> anyhow::Result<Vec<AnswerLogits>> {
+        let rows = score_cached(loaded, &self.features, self.dataset, indices, &self.score_options(prompt))?;
+        Ok(rows.iter().map(AnswerLogits::of_row).collect())
+    }
+
     /// Answers of `loaded` to the examples `indices`, in that order.
     fn answers_of(
         &self,
@@ -102,26 +113,28 @@ impl<'a> ModelRunner<'a> {
         prompt: &Option<String>,
         indices: &[usize],
     ) -> anyhow::Result<Vec<Label>> {
-        let rows = score_cached(loaded, &self.features, self.dataset, indices, &self.score_options(prompt))?;
-        Ok(rows.iter().map(|r| predict(r.p_yes, DEFAULT_THRESHOLD)).collect())
+        Ok(self.logits_of(loaded, prompt, indices)?.iter().map(AnswerLogits::answer).collect())
     }
 
-    /// Counts of `loaded` on the train and valid parts of `split`, and its valid answers.
+    /// Counts of `loaded` on the train and valid parts of `split`, and its valid logits.
     fn confusions(
         &self,
         loaded: &LoadedModel,
         prompt: &Option<String>,
         split: &SplitIndices,
-    ) -> anyhow::Result<(SplitConfusions, Vec<Label>)> {
+    ) -> anyhow::Result<(SplitConfusions, Vec<AnswerLogits>)> {
         let count = |indices: &[usize], answers: &[Label]| {
             Confusion::from_pairs(
                 indices.iter().zip(answers).map(|(&i, &a)| (self.dataset.examples[i].label, a)),
             )
         };
         let train = self.answers_of(loaded, prompt, &split.train)?;
-        let valid = self.answers_of(loaded, prompt, &split.valid)?;
-        let scores =
-            SplitConfusions { train: count(&split.train, &train), valid: count(&split.valid, &valid) };
+        let valid = self.logits_of(loaded, prompt, &split.valid)?;
+        let valid_answers: Vec<Label> = valid.iter().map(AnswerLogits::answer).collect();
+        let scores = SplitConfusions {
+            train: count(&split.train, &train),
+            valid: count(&split.valid, &valid_answers),
+        };
         Ok((scores, valid))
     }
 
@@ -220,7 +233,7 @@ impl TrialRunner for ModelRunner<'_> {
 
         let mut runs = Vec::with_capacity(jobs.len());
         for (i, (job, member)) in jobs.iter().zip(members).enumerate() {
-            let mut finish = || -> anyhow::Result<(Option<SplitConfusions>, Vec<Label>)> {
+            let mut finish = || -> anyhow::Result<(Option<SplitConfusions>, Vec<AnswerLogits>)> {
                 if !ends[i].is_finished() {
                     return Ok((None, Vec::new()));
                 }
@@ -254,14 +267,14 @@ impl TrialRunner for ModelRunner<'_> {
         weights: &Path,
         prompt: &Option<String>,
         indices: &[usize],
-    ) -> anyhow::Result<Vec<Label>> {
+    ) -> anyhow::Result<Vec<AnswerLogits>> {
         let examples = self.dataset.examples.len();
         if let Some(i) = indices.iter().find(|&&i| i >= examples) {
             anyhow::bail!("example index {i} is out of range: the dataset has {examples} examples");
         }
         let mut loaded = self.base.clone();
         adapter::load(weights, &mut loaded).with_context(|| format!("{}: cannot load", weights.display()))?;
-        self.answers_of(&loaded, prompt, indices)
+        self.logits_of(&loaded, prompt, indices)
     }
 
     fn untrained_answers(

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::split::SplitIndices;
 use crate::data::Label;
+use crate::eval::answer_logits::AnswerLogits;
 use crate::eval::SplitConfusions;
 use crate::results::record::{LossLine, Stage2Ran};
 use crate::spec::{TrialId, TrialParams};
@@ -65,9 +66,9 @@ pub struct TrialRun {
     pub before: SplitConfusions,
     /// The trained model's counts; `Some` exactly when `end` is finished.
     pub after: Option<SplitConfusions>,
-    /// The trained model's answer to each validation example, in `split.valid` order; filled
-    /// exactly when `end` is finished.
-    pub valid_answers: Vec<Label>,
+    /// The trained model's logits (and so its answer) for each validation example, in
+    /// `split.valid` order; filled exactly when `end` is finished.
+    pub valid_answers: Vec<AnswerLogits>,
     /// Every recorded step, stage 1 then stage 2.
     pub losses: Vec<LossLine>,
     /// How the last stage run ended: finished (then the model was scored and saved), diverged
@@ -104,14 +105,15 @@ pub trait TrialRunner {
         Ok(jobs.iter().zip(observers).map(|(job, observer)| self.run(job, *observer)).collect())
     }
 
-    /// The answers of the trained weights in `weights` (a trial's `weights/` or a soup) to the
-    /// dataset's examples `indices`, asked `prompt` (`None`: each example's prefix), in order.
+    /// The logits (and so the answers) of the trained weights in `weights` (a trial's `weights/`
+    /// or a soup) for the dataset's examples `indices`, asked `prompt` (`None`: each example's
+    /// prefix), in order.
     fn answers(
         &mut self,
         weights: &Path,
         prompt: &Option<String>,
         indices: &[usize],
-    ) -> anyhow::Result<Vec<Label>>;
+    ) -> anyhow::Result<Vec<AnswerLogits>>;
 
     /// The untrained model's answers to the dataset's examples `indices`, asked `prompt`: what
     /// screening prompts (`[search] screen_prompts`) looks at.

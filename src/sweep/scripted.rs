@@ -13,11 +13,21 @@
 //!   after training each image is answered right with probability 0.9 (lr < 0.05) or 0.75, or
 //!   the probability a prompt sets with `accuracy=0.83` (so simulations can give configs known
 //!   qualities); a second stage that runs adds 0.05. Which images are wrong is a hash of the
-//!   seed, the rate, the prompt and the image's index.
+//!   seed, the rate, the prompt and the image's index: a uniform draw u, the answer right when
+//!   u < accuracy. The logit difference z = logit(yes) − logit(no) has the answer's sign and the
+//!   size 0.25 + 4·|accuracy − u| (draws far from the cut are confident ones); the logits are
+//!   ±z/2.
+//! - A prompt containing `binormal=d` (d in [0, 10]) scores instead from a known binormal model,
+//!   for simulations of the operating point (issue 30): z = ±d (the sign of the label) plus
+//!   1.5·a_i plus 1.0·e_pi, where a_i ~ N(0, 1) is the image's latent (a hash of the prompt and the image:
+//!   shared by every pull of the config, so that seeds agree on hard images) and e_pi ~ N(0, 1)
+//!   the pull's own noise (a hash of the seed, the rate, the prompt and the image). The answer is
+//!   z > 0; `accuracy=` and stage 2 do not change it. A soup's z on a fresh image is then
+//!   normal with mean ±d and variance 1.5² + 1/m for m members.
 //! - Every step sleeps `step_delay`, so a test can kill or interrupt a trial midway.
 //! - The weights are `weights_dir/scripted.json`: the trial id and the model(s) it holds (seed,
-//!   rate, prompt, accuracy). A soup holds every member's models and answers by majority (a tie:
-//!   the first member's answer).
+//!   rate, prompt, accuracy, binormal separation). A soup holds every member's models; its z is
+//!   the mean of theirs (averaging weights roughly averages logits), its answer z > 0.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,6 +38,7 @@ use sha2::{Digest, Sha256};
 
 use super::runner::{is_recorded_step, Control, StepObserver, TrialJob, TrialRun, TrialRunner};
 use crate::data::Label;
+use crate::eval::answer_logits::AnswerLogits;
 use crate::eval::{Confusion, SplitConfusions};
 use crate::fsutil::write_atomic;
 use crate::results::record::{LossLine, Stage2Ran};
@@ -39,6 +50,13 @@ pub const FAIL_WORD: &str = "FAIL";
 pub const ACCURACY_WORD: &str = "accuracy=";
 /// `base=0.7` in a prompt sets the untrained model's accuracy when prompts are screened.
 pub const BASE_WORD: &str = "base=";
+/// `binormal=2` in a prompt scores images from the binormal model (module doc).
+pub const BINORMAL_WORD: &str = "binormal=";
+/// The binormal model's spread of image latents and of a pull's own noise.
+pub const BINORMAL_IMAGE_SD: f64 = 1.5;
+pub const BINORMAL_PULL_SD: f64 = 1.0;
+/// The largest binormal separation a prompt may set.
+const MAX_SEPARATION: f64 = 10.0;
 /// The scripted weights file.
 const WEIGHTS_FILE: &str = "scripted.json";
 
@@ -49,6 +67,9 @@ struct ScriptedModel {
     learning_rate: f64,
     prompt_hash: u64,
     accuracy: f64,
+    /// The binormal model's class separation d, when the prompt sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    binormal: Option<f64>,
 }
 
 /// `scripted.json`.
@@ -85,29 +106,48 @@ impl ScriptedRunner {
     }
 
     /// The model an attempt trains to `accuracy`.
-    fn model(job: &TrialJob, accuracy: f64) -> ScriptedModel {
-        let prompt_hash = prompt_hash(job.params.prompt.as_deref().unwrap_or(""));
-        ScriptedModel { seed: job.train.seed, learning_rate: job.train.learning_rate, prompt_hash, accuracy }
+    fn model(job: &TrialJob, accuracy: f64) -> anyhow::Result<ScriptedModel> {
+        let prompt = job.params.prompt.as_deref().unwrap_or("");
+        let binormal = word_value(prompt, BINORMAL_WORD, MAX_SEPARATION)?;
+        let (seed, learning_rate) = (job.train.seed, job.train.learning_rate);
+        Ok(ScriptedModel { seed, learning_rate, prompt_hash: prompt_hash(prompt), accuracy, binormal })
     }
 
-    /// `model`'s answer to example `i`: right with probability `accuracy`.
-    fn answer(&self, model: &ScriptedModel, i: usize) -> Label {
-        let label = self.labels[i];
-        let draw = unit(&[model.seed, model.learning_rate.to_bits(), model.prompt_hash, i as u64]);
-        if draw < model.accuracy {
-            label
-        } else {
-            match label {
-                Label::Positive => Label::Negative,
-                Label::Negative => Label::Positive,
+    /// `model`'s logit difference z for example `i` (module doc).
+    fn logit_diff(&self, model: &ScriptedModel, i: usize) -> f64 {
+        let sign = match self.labels[i] {
+            Label::Positive => 1.0,
+            Label::Negative => -1.0,
+        };
+        let pull = [model.seed, model.learning_rate.to_bits(), model.prompt_hash, i as u64];
+        match model.binormal {
+            Some(d) => {
+                let image = normal(&[model.prompt_hash, i as u64]);
+                sign * d + BINORMAL_IMAGE_SD * image + BINORMAL_PULL_SD * normal(&pull)
+            }
+            None => {
+                let draw = unit(&pull);
+                let right = if draw < model.accuracy { 1.0 } else { -1.0 };
+                sign * right * (0.25 + 4.0 * (model.accuracy - draw).abs())
             }
         }
     }
 
+    /// The logits of the models in `models` (one, or a soup's) for example `i`: their mean z.
+    fn logits(&self, models: &[ScriptedModel], i: usize) -> AnswerLogits {
+        let z = models.iter().map(|m| self.logit_diff(m, i)).sum::<f64>() / models.len() as f64;
+        AnswerLogits::from_logits(z / 2.0, -z / 2.0)
+    }
+
+    /// `model`'s answer to example `i`.
+    fn answer(&self, model: &ScriptedModel, i: usize) -> Label {
+        self.logits(std::slice::from_ref(model), i).answer()
+    }
+
     /// The trained model's counts.
-    fn trained(&self, job: &TrialJob, accuracy: f64) -> SplitConfusions {
-        let model = Self::model(job, accuracy);
-        self.confusions(job, |i| self.answer(&model, i))
+    fn trained(&self, job: &TrialJob, accuracy: f64) -> anyhow::Result<SplitConfusions> {
+        let model = Self::model(job, accuracy)?;
+        Ok(self.confusions(job, |i| self.answer(&model, i)))
     }
 
     /// Run the steps of stage `stage` (set by `cfg`); `loss(t)` is the loss at step t.
@@ -167,12 +207,12 @@ impl TrialRunner for ScriptedRunner {
             }
         };
         let (mut end, mut stage) = (self.stage(job, (1, train), stage1_loss, observer, &mut losses)?, 1);
-        let mut accuracy = word_value(job.params.prompt.as_deref().unwrap_or(""), ACCURACY_WORD)?
+        let mut accuracy = word_value(job.params.prompt.as_deref().unwrap_or(""), ACCURACY_WORD, 1.0)?
             .unwrap_or(if lr < GOOD_RATE { 0.9 } else { 0.75 });
         let mut stage2 = Stage2Ran::NotConfigured;
         if let (true, Some(second)) = (end.is_finished(), &job.params.stage2) {
             stage2 = Stage2Ran::Skipped;
-            let counts = self.trained(job, accuracy).train;
+            let counts = self.trained(job, accuracy)?.train;
             if second.applies(counts.fp + counts.fn_) {
                 let from = stage1_loss(train.steps);
                 let stage2_loss = |t: usize| from * (0.5 + 0.5 / (1.0 + t as f64));
@@ -184,10 +224,10 @@ impl TrialRunner for ScriptedRunner {
             }
         }
         let training_secs = started.elapsed().as_secs_f64();
-        let after = end.is_finished().then(|| self.trained(job, accuracy));
-        let model = Self::model(job, accuracy);
+        let after = end.is_finished().then(|| self.trained(job, accuracy)).transpose()?;
+        let model = Self::model(job, accuracy)?;
         let valid_answers = match after {
-            Some(_) => job.split.valid.iter().map(|&i| self.answer(&model, i)).collect(),
+            Some(_) => job.split.valid.iter().map(|&i| self.logits(&[model], i)).collect(),
             None => Vec::new(),
         };
         if after.is_some() {
@@ -202,20 +242,9 @@ impl TrialRunner for ScriptedRunner {
         weights: &Path,
         _prompt: &Option<String>,
         indices: &[usize],
-    ) -> anyhow::Result<Vec<Label>> {
+    ) -> anyhow::Result<Vec<AnswerLogits>> {
         let weights = read_weights(weights)?;
-        Ok(indices
-            .iter()
-            .map(|&i| {
-                let answers: Vec<Label> = weights.models.iter().map(|m| self.answer(m, i)).collect();
-                let positive = answers.iter().filter(|&&a| a == Label::Positive).count();
-                match (2 * positive).cmp(&answers.len()) {
-                    std::cmp::Ordering::Greater => Label::Positive,
-                    std::cmp::Ordering::Less => Label::Negative,
-                    std::cmp::Ordering::Equal => answers[0],
-                }
-            })
-            .collect())
+        Ok(indices.iter().map(|&i| self.logits(&weights.models, i)).collect())
     }
 
     fn untrained_answers(
@@ -224,8 +253,9 @@ impl TrialRunner for ScriptedRunner {
         indices: &[usize],
     ) -> anyhow::Result<Vec<Label>> {
         let prompt = prompt.as_deref().unwrap_or("");
-        let accuracy = word_value(prompt, BASE_WORD)?.unwrap_or(0.0);
-        let model = ScriptedModel { seed: 0, learning_rate: 0.0, prompt_hash: prompt_hash(prompt), accuracy };
+        let accuracy = word_value(prompt, BASE_WORD, 1.0)?.unwrap_or(0.0);
+        let prompt_hash = prompt_hash(prompt);
+        let model = ScriptedModel { seed: 0, learning_rate: 0.0, prompt_hash, accuracy, binormal: None };
         Ok(indices
             .iter()
             .map(|&i| if accuracy > 0.0 { self.answer(&model, i) } else { Label::Negative })
@@ -254,15 +284,24 @@ fn prompt_hash(prompt: &str) -> u64 {
 }
 
 /// The number after `word` in `prompt` (`accuracy=0.83`), if the word is there; it must be in
-/// [0, 1].
-fn word_value(prompt: &str, word: &str) -> anyhow::Result<Option<f64>> {
+/// [0, max].
+fn word_value(prompt: &str, word: &str, max: f64) -> anyhow::Result<Option<f64>> {
     let Some(at) = prompt.find(word).map(|at| &prompt[at + word.len()..]) else {
         return Ok(None);
     };
     let number: String = at.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
     let value: f64 = number.parse().with_context(|| format!("{word}{number}: not a number"))?;
-    anyhow::ensure!((0.0..=1.0).contains(&value), "{word}{value}: not in [0, 1]");
+    anyhow::ensure!((0.0..=max).contains(&value), "{word}{value}: not in [0, {max}]");
     Ok(Some(value))
+}
+
+/// A standard normal draw from a hash of `parts` (Box–Muller on two uniform draws).
+pub fn normal(parts: &[u64]) -> f64 {
+    let mut more = parts.to_vec();
+    more.push(u64::MAX);
+    let u1 = 1.0 - unit(parts); // in (0, 1]: its logarithm is finite
+    let u2 = unit(&more);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// A number in [0, 1) from a hash (splitmix64) of `parts`.
@@ -276,4 +315,75 @@ fn unit(parts: &[u64]) -> f64 {
         state = z ^ (z >> 31);
     }
     (state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_draws_have_mean_0_and_variance_1() {
+        // 20000 draws: the mean's standard error is 1/√20000 = 0.0071, the variance's about
+        // √(2/20000) = 0.01; the bounds are more than four of each.
+        let draws: Vec<f64> = (0..20_000u64).map(|i| normal(&[7, i])).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+        assert!(mean.abs() < 0.03, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.05, "variance {var}");
+        // Φ(1) = 0.8413: the share below 1 within four standard errors (0.0026 each).
+        let below = draws.iter().filter(|&&x| x < 1.0).count() as f64 / draws.len() as f64;
+        assert!((below - 0.8413).abs() < 0.011, "P(X < 1) = {below}");
+    }
+
+    fn model(accuracy: f64, binormal: Option<f64>) -> ScriptedModel {
+        ScriptedModel { seed: 3, learning_rate: 0.01, prompt_hash: 11, accuracy, binormal }
+    }
+
+    #[test]
+    fn logits_carry_the_answer_and_a_soup_averages_them() {
+        let labels: Vec<Label> =
+            (0..200).map(|i| if i % 3 == 0 { Label::Negative } else { Label::Positive }).collect();
+        let runner = ScriptedRunner::new(labels.clone(), Duration::ZERO);
+        let m = model(0.8, None);
+        let right = (0..200).filter(|&i| runner.answer(&m, i) == labels[i]).count();
+        // Right with probability 0.8: 160 expected, standard deviation √(200·0.8·0.2) = 5.7.
+        assert!((135..=185).contains(&right), "{right} right of 200");
+        for i in 0..200 {
+            let draw = unit(&[m.seed, m.learning_rate.to_bits(), m.prompt_hash, i as u64]);
+            let z = runner.logits(&[m], i).logit_diff();
+            // |z| = 0.25 + 4·|0.8 − u|, with the sign of the answer.
+            assert!((z.abs() - (0.25 + 4.0 * (0.8 - draw).abs())).abs() < 1e-12);
+            assert_eq!(z > 0.0, runner.answer(&m, i) == Label::Positive);
+        }
+        let (a, b) = (model(0.8, Some(2.0)), ScriptedModel { seed: 4, ..model(0.8, Some(2.0)) });
+        for i in 0..20 {
+            let soup = runner.logits(&[a, b], i).logit_diff();
+            let mean = (runner.logit_diff(&a, i) + runner.logit_diff(&b, i)) / 2.0;
+            assert!((soup - mean).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn binormal_scores_have_the_stated_means_and_spread() {
+        // Pulls of one config (seeds 1..=40) on 400 images: the mean z of yes images is about
+        // +2 and of no images −2; the variance of z is 1.5² + 1 = 3.25; the correlation of two
+        // pulls' z on an image (the shared latent) 2.25 / 3.25 = 0.69.
+        let labels: Vec<Label> =
+            (0..400).map(|i| if i % 2 == 0 { Label::Positive } else { Label::Negative }).collect();
+        let runner = ScriptedRunner::new(labels, Duration::ZERO);
+        let pulls: Vec<ScriptedModel> =
+            (1..=40).map(|seed| ScriptedModel { seed, ..model(0.5, Some(2.0)) }).collect();
+        let z = |p: usize, i: usize| runner.logit_diff(&pulls[p], i);
+        let centered: Vec<Vec<f64>> = (0..40)
+            .map(|p| (0..400).map(|i| z(p, i) - if i % 2 == 0 { 2.0 } else { -2.0 }).collect())
+            .collect();
+        let all: Vec<f64> = centered.iter().flatten().copied().collect();
+        let mean = all.iter().sum::<f64>() / all.len() as f64;
+        let var = all.iter().map(|x| x * x).sum::<f64>() / all.len() as f64;
+        // The image latents dominate the error of the mean: sd 1.5/√400 = 0.075.
+        assert!(mean.abs() < 0.3, "mean {mean}");
+        assert!((var - 3.25).abs() < 0.8, "variance {var}");
+        let cov = (0..400).map(|i| centered[0][i] * centered[1][i]).sum::<f64>() / 400.0;
+        assert!((cov - 2.25).abs() < 0.8, "covariance of two pulls {cov}");
+    }
 }

@@ -337,9 +337,9 @@ fn finish(ctx: &TrialContext, r: Running) -> anyhow::Result<TrialEnd> {
             .valid
             .iter()
             .zip(&run.valid_answers)
-            .map(|(&i, &answer)| {
+            .map(|(&i, &logits)| {
                 let example = &ctx.dataset.examples[i];
-                ValidAnswer::new(&example.image, example.label, answer)
+                ValidAnswer::scored(&example.image, example.label, logits)
             })
             .collect();
     }
@@ -421,7 +421,7 @@ fn checked(run: TrialRun, split: &SplitIndices, dataset: &Dataset) -> anyhow::Re
                 .valid
                 .iter()
                 .zip(&run.valid_answers)
-                .map(|(&i, &answer)| (dataset.examples[i].label, answer)),
+                .map(|(&i, logits)| (dataset.examples[i].label, logits.answer())),
         );
         anyhow::ensure!(
             counted == after.valid,
