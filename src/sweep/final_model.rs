@@ -26,7 +26,7 @@ use crate::eval::Confusion;
 use crate::fsutil::write_atomic;
 use crate::results::best::update_best;
 use crate::results::judge::ConfigSummary;
-use crate::results::layout::{TrialPaths, FINAL_FILE, WEIGHTS_MANIFEST};
+use crate::results::layout::{ResultsDir, TrialPaths, FINAL_FILE, WEIGHTS_MANIFEST};
 use crate::results::manifest::{files_under, Manifest};
 use crate::results::record::{FinalRecord, Status, TrialRecord};
 use crate::results::staging::{Staged, BEST_NEW, FINAL_NEW};
@@ -96,32 +96,7 @@ pub fn make_final(
         }
     }
 
-    let mut staged = match kind {
-        FinalModel::BestTrial => {
-            let mut staged = Staged::new(dir, BEST_NEW)?;
-            staged.copy_trial(&members[0])?;
-            staged
-        }
-        FinalModel::Soup | FinalModel::Refit => {
-            for member in &members {
-                member.verify_weights().with_context(|| format!("{kind}: checking the members' weights"))?;
-            }
-            let mut staged = Staged::new(dir, FINAL_NEW)?;
-            let built = TrialPaths { dir: staged.dir.clone() };
-            let from: Vec<PathBuf> = members.iter().map(TrialPaths::weights).collect();
-            runner
-                .soup(&from, &built.weights())
-                .with_context(|| format!("{kind}: averaging {} models", from.len()))?;
-            let listed = Manifest::of(&built.dir, files_under(&built.dir, &built.weights())?)?;
-            listed.write(&built.weights_manifest())?;
-            staged.add_all("weights")?;
-            staged.add(WEIGHTS_MANIFEST)?;
-            let config_toml = toml::to_string(&trial.params.config_params())?;
-            write_atomic(&built.config(), config_toml.as_bytes())?;
-            staged.add("config.toml")?;
-            staged
-        }
-    };
+    let mut staged = stage_model(dir, kind, trial, &members, runner)?;
     let test = ctx.partition.test();
     let record = if test.is_empty() {
         record
@@ -144,6 +119,43 @@ pub fn make_final(
     staged.add(FINAL_FILE)?;
     staged.install(dir)?;
     Ok(FinalEnd::Made(record))
+}
+
+/// The final model staged whole, not yet installed: a copy of the top trial, or the members'
+/// weights (checked against their manifests) averaged, with its manifest and config.
+fn stage_model(
+    dir: &ResultsDir,
+    kind: FinalModel,
+    trial: &Trial,
+    members: &[TrialPaths],
+    runner: &mut dyn TrialRunner,
+) -> anyhow::Result<Staged> {
+    Ok(match kind {
+        FinalModel::BestTrial => {
+            let mut staged = Staged::new(dir, BEST_NEW)?;
+            staged.copy_trial(&members[0])?;
+            staged
+        }
+        FinalModel::Soup | FinalModel::Refit => {
+            for member in members {
+                member.verify_weights().with_context(|| format!("{kind}: checking the members' weights"))?;
+            }
+            let mut staged = Staged::new(dir, FINAL_NEW)?;
+            let built = TrialPaths { dir: staged.dir.clone() };
+            let from: Vec<PathBuf> = members.iter().map(TrialPaths::weights).collect();
+            runner
+                .soup(&from, &built.weights())
+                .with_context(|| format!("{kind}: averaging {} models", from.len()))?;
+            let listed = Manifest::of(&built.dir, files_under(&built.dir, &built.weights())?)?;
+            listed.write(&built.weights_manifest())?;
+            staged.add_all("weights")?;
+            staged.add(WEIGHTS_MANIFEST)?;
+            let config_toml = toml::to_string(&trial.params.config_params())?;
+            write_atomic(&built.config(), config_toml.as_bytes())?;
+            staged.add("config.toml")?;
+            staged
+        }
+    })
 }
 
 /// Run the refits of `trial`'s config that have not finished; their done folders, or `None`
