@@ -22,8 +22,10 @@ pub mod status;
 pub mod stdout;
 pub mod stop_signals;
 pub mod sweep;
+mod sweep_view;
 pub mod train;
 pub mod trial;
+mod worker_screen;
 pub mod workers;
 
 use std::process::ExitCode;

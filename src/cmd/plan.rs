@@ -109,7 +109,7 @@ fn race_share(spec: &SweepSpec, dataset: &Dataset, configs: usize, keys: usize) 
 }
 
 /// `2 h 05 min`, `14 min`.
-fn hours(span: Duration) -> String {
+pub(super) fn hours(span: Duration) -> String {
     let minutes = span.as_secs().div_ceil(60);
     match minutes / 60 {
         0 => format!("{minutes} min"),

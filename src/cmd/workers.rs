@@ -1,12 +1,14 @@
 //! Worker processes for `gacha sweep SPEC --devices cuda:0,cuda:1,…` and a CPU sweep's
 //! `--workers`: one per device (`gacha sweep --worker --device D`), each loading the model and computing the image
 //! features once, sharing the results folder through claims. Their progress lines are prefixed
-//! with the device (their leaderboards are left out: this process prints the final one); a stop
+//! with the device (their leaderboards are left out: this process prints the final one); on a
+//! terminal, they send their progress as events and this process draws the whole sweep
+//! (`worker_screen.rs`), their step lines left to `-v`; a stop
 //! signal is passed on to each once (they run in their own process group, so Ctrl-C reaches them
 //! only through this process). When they have all ended, this process finishes what is left
 //! like `gacha sweep` (nothing, normally) and prints the leaderboard.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -17,11 +19,14 @@ use super::command_line::run_words;
 use super::deadline::{absolute, deadline};
 use super::part::run_part;
 use super::stop_signals::stop_flag;
+use super::worker_screen::{Screen, Shared};
 use super::Outcome;
 use crate::cli::SweepArgs;
 use crate::device::DeviceSpec;
+use crate::logging::{enabled, Verbosity};
 use crate::report::summary::ThisRun;
 use crate::results::budget::Deadline;
+use crate::sweep::progress_event::EVENTS_ENV;
 use crate::sweep::Part;
 
 /// Run one worker per device in `devices`, each with `threads` CPU threads when given; `why`
@@ -40,11 +45,17 @@ pub fn run_workers(
     // Said before the first worker starts, so that it comes before any line a worker prints.
     let each = threads.map_or(String::new(), |t| format!(", {t} thread(s) each"));
     crate::logging::info!("{} workers started: {}{each} ({why})", devices.len(), list(devices));
-    for (n, device) in devices.iter().enumerate() {
-        let tag = format!("[{} {device}] ", n + 1);
+    let tags: Vec<String> =
+        devices.iter().enumerate().map(|(n, device)| format!("[{} {device}]", n + 1)).collect();
+    let drawn = std::io::stderr().is_terminal() && enabled(Verbosity::Normal);
+    let screen = drawn.then(|| Screen::shared(tags.clone(), earlier));
+    for (n, (device, tag)) in devices.iter().zip(tags).enumerate() {
         let mut command = worker_command(&exe, args, *device, deadline.as_ref());
         if let Some(threads) = threads {
             command.env("RAYON_NUM_THREADS", threads.to_string());
+        }
+        if screen.is_some() {
+            command.env(EVENTS_ENV, "1");
         }
         stop_with_this_process(&mut command);
         let mut child = command
@@ -53,7 +64,7 @@ pub fn run_workers(
             .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start a worker on {device}"))?;
-        let err = child.stderr.take().map(|s| relay(s, tag));
+        let err = child.stderr.take().map(|s| relay(s, n, tag, screen.clone()));
         children.push((*device, child, err));
     }
     let mut forwarded = false;
@@ -77,6 +88,9 @@ pub fn run_workers(
             }
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(screen) = &screen {
+        Screen::finish(screen);
     }
     let interrupted_code = Some(i32::from(Outcome::Interrupted.code()));
     let interrupted = codes.iter().any(|(_, status)| status.code() == interrupted_code);
@@ -102,7 +116,6 @@ fn worker_command(
     let run = crate::cli::RunArgs { device, ..absolute(&args.run, deadline) };
     let mut command = Command::new(exe);
     command.arg("sweep").args(run_words(&run)).arg("--worker");
-    use crate::logging::{enabled, Verbosity};
     if !enabled(Verbosity::Normal) {
         command.arg("--quiet");
     } else if enabled(Verbosity::Verbose) {
@@ -111,12 +124,23 @@ fn worker_command(
     command
 }
 
-/// Copy a worker's stderr to ours, line by line, each prefixed with `tag`.
-fn relay(from: impl Read + Send + 'static, tag: String) -> std::thread::JoinHandle<()> {
+/// Copy worker `n`'s stderr to ours, line by line, each prefixed with `tag`; with a screen, to
+/// it (which draws the events and prints the other lines).
+fn relay(
+    from: impl Read + Send + 'static,
+    n: usize,
+    tag: String,
+    screen: Option<Shared>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(from).lines() {
             let Ok(line) = line else { return };
-            let _ = std::io::stderr().lock().write_all(format!("{tag}{line}\n").as_bytes());
+            match &screen {
+                Some(screen) => Screen::line(screen, n, &line),
+                None => {
+                    let _ = std::io::stderr().lock().write_all(format!("{tag} {line}\n").as_bytes());
+                }
+            }
         }
     })
 }

@@ -280,7 +280,8 @@ impl Worker<'_, '_> {
             drop(claim);
             self.this_run.ran(trial.id.clone());
             self.ran.add(outcome.status);
-            ctx.progress.trial_finished(&outcome, &outcome.result_line(spec.select.metric), &self.ran);
+            let result = outcome.result_line(spec.select.metric);
+            ctx.progress.trial_finished(&outcome, &result, &self.ran, spec.select.metric);
             let _lock = ctx.results.claims.export_lock()?;
             self.ledger.add(TrialRecord::new(trial, *outcome))?;
         }

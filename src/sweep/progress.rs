@@ -1,6 +1,8 @@
 //! Progress on stderr: on a terminal, two indicatif bars (the sweep: trials done, diverged,
 //! failed, ETA; the trial: step, loss, learning rate); elsewhere (a log file, a pipe), plain
 //! lines in the users' `step: 32/256   lr: 0.02995   loss: 0.3417` format. `-q` silences both.
+//! A worker whose parent draws the sweep (`progress_event.rs`) writes events instead of bars and
+//! its step lines only with `-v`.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,12 +10,13 @@ use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::progress_event::{Event, EVENTS_ENV};
 use super::runner::{Control, StepObserver};
 use super::stop::StopFlag;
 use crate::logging::{self, Verbosity};
 use crate::results::record::LossLine;
 use crate::results::record::{Status, TrialOutcome};
-use crate::spec::Trial;
+use crate::spec::{SelectMetric, Trial};
 
 /// Trials finished in this run, by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +45,8 @@ struct Bars {
 /// Where progress goes.
 pub struct Progress {
     bars: Option<Bars>,
+    /// Progress goes to the parent as events (`progress_event.rs`).
+    events: bool,
     total: usize,
 }
 
@@ -51,7 +56,12 @@ const TRIAL_TEMPLATE: &str = "{prefix} [{bar:30}] step {pos}/{len} · {msg}";
 impl Progress {
     /// `finished` of `total` trials are already done (a resumed sweep).
     pub fn new(total: usize, finished: usize) -> Progress {
-        let bars = (std::io::stderr().is_terminal() && logging::enabled(Verbosity::Normal)).then(|| {
+        let events = std::env::var_os(EVENTS_ENV).is_some();
+        if events {
+            Event::Sweep { total }.emit();
+        }
+        let drawn = std::io::stderr().is_terminal() && !events && logging::enabled(Verbosity::Normal);
+        let bars = drawn.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let style = |template| {
                 ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ")
@@ -63,7 +73,7 @@ impl Progress {
             let trial = multi.add(ProgressBar::new(0).with_style(style(TRIAL_TEMPLATE)));
             Bars { multi, sweep, trial }
         });
-        Progress { bars, total }
+        Progress { bars, events, total }
     }
 
     /// A line of information above the bars (or on its own).
@@ -93,6 +103,10 @@ impl Progress {
             bars.trial.set_position(0);
             bars.trial.set_message("");
         }
+        if self.events {
+            let (id, label) = (trial.id.to_string(), trial.label.clone());
+            Event::Started { id, label, steps: trial.params.train.steps }.emit();
+        }
     }
 
     /// A recorded step; `packed`: of this trial among others.
@@ -104,6 +118,11 @@ impl Progress {
                 bars.trial.set_position(log.step as u64);
                 bars.trial.set_length(log.steps as u64);
                 bars.trial.set_message(format!("loss {:.4} · lr {:.5}{stage}", log.loss, log.learning_rate));
+            }
+            None if self.events => {
+                Event::Step { id: trial.id.to_string(), step: log.step, steps: log.steps, loss: log.loss }
+                    .emit();
+                crate::logging::debug!("{}{log}{stage}", who(trial, packed));
             }
             None => crate::logging::info!("{}{log}{stage}", who(trial, packed)),
         }
@@ -125,9 +144,26 @@ impl Progress {
         ));
     }
 
-    /// After a trial is recorded: its one-line result, and the sweep bar moved on.
-    pub fn trial_finished(&self, outcome: &TrialOutcome, result: &str, counts: &Counts) {
+    /// After a trial is recorded: its one-line result, and the sweep bar moved on; `select`:
+    /// the metric that picks the best.
+    pub fn trial_finished(
+        &self,
+        outcome: &TrialOutcome,
+        result: &str,
+        counts: &Counts,
+        select: SelectMetric,
+    ) {
         self.say(&format!("  {}: {result} ({:.1} s)", outcome.status, outcome.trial_secs));
+        if self.events {
+            Event::Finished {
+                id: outcome.id.to_string(),
+                status: outcome.status,
+                metric: select.to_string(),
+                value: outcome.after.and_then(|a| a.get(select.split).value(select.metric)),
+                secs: outcome.trial_secs,
+            }
+            .emit();
+        }
         if let Some(bars) = &self.bars {
             bars.sweep.inc(1);
             bars.sweep.set_message(format!(
