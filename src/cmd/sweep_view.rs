@@ -1,5 +1,5 @@
 //! The parent's view of a sweep run by workers, drawn on a terminal (`workers.rs`): the workers'
-//! progress events (`sweep/progress_event.rs`) folded into counts (done, running, left,
+//! progress events (`results/progress_event.rs`) folded into counts (done, running, left,
 //! diverged, failed), the best value of the select metric so far, an ETA from this run's pace,
 //! and each worker's current trial; rendered as plain text lines, so that what is drawn is tested
 //! here and the drawing stays a thin layer.
@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use super::plan::hours;
+use crate::results::progress_event::Event;
 use crate::results::record::Status;
-use crate::sweep::progress_event::Event;
 
 /// The width of the sweep's bar, in characters.
 const BAR: usize = 24;

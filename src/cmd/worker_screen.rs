@@ -9,7 +9,7 @@ use std::time::Instant;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::sweep_view::SweepView;
-use crate::sweep::progress_event::Event;
+use crate::results::progress_event::Event;
 
 /// The view and its lines on the terminal.
 pub struct Screen {

@@ -26,7 +26,7 @@ use crate::device::DeviceSpec;
 use crate::logging::{enabled, Verbosity};
 use crate::report::summary::ThisRun;
 use crate::results::budget::Deadline;
-use crate::sweep::progress_event::EVENTS_ENV;
+use crate::results::progress_event::EVENTS_ENV;
 use crate::sweep::Part;
 
 /// Run one worker per device in `devices`, each with `threads` CPU threads when given; `why`

@@ -13,7 +13,6 @@ pub mod ledger;
 pub mod model_runner;
 mod pass;
 pub mod progress;
-pub mod progress_event;
 pub mod runner;
 pub mod schedule;
 pub mod screen;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::progress_event::{Event, EVENTS_ENV};
 use super::runner::{Control, StepObserver};
 use super::stop::StopFlag;
 use crate::logging::{self, Verbosity};
+use crate::results::progress_event::{Event, EVENTS_ENV};
 use crate::results::record::LossLine;
 use crate::results::record::{Status, TrialOutcome};
 use crate::spec::{SelectMetric, Trial};

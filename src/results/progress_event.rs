@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::record::Status;
+use super::record::Status;
 
 /// Set (to anything) in a worker's environment: write progress as events.
 pub const EVENTS_ENV: &str = "GACHA_PROGRESS_EVENTS";
