@@ -40,6 +40,22 @@ fn plot_error<E: std::fmt::Debug>(err: E) -> anyhow::Error {
     anyhow::anyhow!("cannot draw the chart: {err:?}")
 }
 
+/// The legend box of the line charts: `position`, type of `font_px`, on white with a black border.
+fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+    font_px: u32,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", font_px))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)
+}
+
 /// Loss curves, diverged ones clipped to the top of the chart and marked with a cross.
 pub fn loss_chart(curves: &[Curve], size: (u32, u32)) -> anyhow::Result<String> {
     let finished_max = curves
@@ -108,14 +124,7 @@ pub fn loss_chart(curves: &[Curve], size: (u32, u32)) -> anyhow::Result<String> 
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_error)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
@@ -345,14 +354,7 @@ pub fn pr_curve_svg(points: &[(f64, f64)], marks: &PrMarks) -> anyhow::Result<St
                 .label("final model on the test images")
                 .legend(|(x, y)| Cross::new((x + 9, y), 5, INDISTINGUISHABLE_ORANGE.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_error)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerLeft, 13)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
