@@ -22,9 +22,10 @@
 //!   never drops, and the leader is never tested. All drops of a look are against one leader.
 //! - **End.** Decided when one config is left, or after the look at the last key. The survivors
 //!   then share what is left of the budget: more keys (seeds) appended to `keys`, raced on.
-//! - **Next pulls.** While undecided, every unfinished pull of a racing config, key by key, in
-//!   input order within a key: the first ones are those the next look waits for, so workers
-//!   taking pulls in this order agree without talking, and a prefix bounds how far they run ahead.
+//! - **Next pulls.** While undecided, the unfinished pulls of the racing configs on the keys the
+//!   next look counts (the first round, then one key more per look), key by key, in input order
+//!   within a key: workers taking pulls in this order agree without talking, and none runs a pull
+//!   that a look could make useless; the pulls run are those of a race run one pull at a time.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -285,7 +286,9 @@ pub fn judge(rule: &RaceRule, input: &RaceInput) -> RaceState {
             *state = ConfigState::Survivor;
         }
     } else {
-        for key in 0..keys {
+        // Only the keys the next look counts: a worker takes no pull a look may make useless.
+        let horizon = (first_look + looks.len()).min(keys);
+        for key in 0..horizon {
             let unfinished = |&c: &usize| states[c] == ConfigState::Racing && sheets[c][key].is_none();
             next.extend((0..sheets.len()).filter(unfinished).map(|config| PullKey { config, key }));
         }

@@ -64,7 +64,11 @@ impl Worker<'_, '_> {
                 PassEnd::HeldElsewhere(elsewhere) => (elsewhere, None),
                 PassEnd::Spent(spent) => (self.running_elsewhere()?, Some(spent)),
             };
-            if elsewhere.is_empty() || part != Part::All {
+            // A race's next pulls come when the pulls others run finish: `--worker` waits for
+            // them too, where a grid's leaves them to their workers.
+            let waits =
+                part == Part::All || (part == Part::Share && matches!(self.schedule, Schedule::Race { .. }));
+            if elsewhere.is_empty() || !waits {
                 let running = self.still_unfinished(elsewhere)?;
                 if !running.is_empty() {
                     self.ctx.progress.say(&claim::held_elsewhere(spec, &running));
