@@ -53,18 +53,7 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
-    let logs = absolute(&results.join(SLURM_DIR));
-    std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
-    let gacha = match &args.gacha {
-        Some(path) => absolute(path),
-        None => std::env::current_exe().context("cannot find the gacha executable")?,
-    };
-    let deadline = deadline(&args.run, SystemTime::now())?;
-    let run = RunArgs {
-        spec: absolute(&spec.file),
-        results: Some(absolute(&results)),
-        ..deadline_absolute(&args.run, deadline.as_ref())
-    };
+    let TaskSetup { logs, gacha, run } = task_setup(args, &spec, &results)?;
     let task = TaskCommand {
         gacha: &gacha,
         subcommand: "trial",
@@ -90,10 +79,15 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
     submit(args, &path, &results)
 }
 
-/// A race's (or a screened sweep's) worker tasks: each `gacha sweep --worker` takes the next
-/// pulls through the claims, as workers on one machine do.
-fn submit_workers(args: &SlurmArgs, spec: &SweepSpec, results: &Path) -> anyhow::Result<Outcome> {
-    let tasks = args.tasks.or(args.max_parallel).unwrap_or(DEFAULT_TASKS).max(1);
+/// What every task of a job shares: the log folder (made), the gacha binary and the run's
+/// arguments with absolute paths and an absolute deadline.
+struct TaskSetup {
+    logs: PathBuf,
+    gacha: PathBuf,
+    run: RunArgs,
+}
+
+fn task_setup(args: &SlurmArgs, spec: &SweepSpec, results: &Path) -> anyhow::Result<TaskSetup> {
     let logs = absolute(&results.join(SLURM_DIR));
     std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
     let gacha = match &args.gacha {
@@ -106,6 +100,14 @@ fn submit_workers(args: &SlurmArgs, spec: &SweepSpec, results: &Path) -> anyhow:
         results: Some(absolute(results)),
         ..deadline_absolute(&args.run, deadline.as_ref())
     };
+    Ok(TaskSetup { logs, gacha, run })
+}
+
+/// A race's (or a screened sweep's) worker tasks: each `gacha sweep --worker` takes the next
+/// pulls through the claims, as workers on one machine do.
+fn submit_workers(args: &SlurmArgs, spec: &SweepSpec, results: &Path) -> anyhow::Result<Outcome> {
+    let tasks = args.tasks.or(args.max_parallel).unwrap_or(DEFAULT_TASKS).max(1);
+    let TaskSetup { logs, gacha, run } = task_setup(args, spec, results)?;
     let task = TaskCommand { gacha: &gacha, subcommand: "sweep", run: &run, last: &["--worker"] };
     let about = format!(
         "{tasks} worker tasks of {}, each taking the sweep's next pulls until\n\
