@@ -21,7 +21,7 @@ use crate::results::failure::reruns;
 use crate::results::folder::ResultsFolder;
 use crate::results::layout::OutcomeFile;
 use crate::results::record::utc_timestamp;
-use crate::spec::{load_spec, Strategy, SweepSpec};
+use crate::spec::{load_spec, SweepSpec};
 
 /// The folder of the scripts and task logs, in the results folder.
 const SLURM_DIR: &str = "slurm";
@@ -33,7 +33,7 @@ pub fn run(args: &SlurmArgs) -> anyhow::Result<Outcome> {
     let spec = load_spec(&args.run.spec)?;
     let results = results_dir(&args.run, &spec);
     let folder = ResultsFolder::open(&results)?;
-    if spec.search.strategy == Strategy::Race || spec.search.screen_prompts.is_some() {
+    if spec.search.is_adaptive() {
         return submit_workers(args, &spec, &results);
     }
     // The trials a sweep would run: unfinished ones and the failures it reruns.

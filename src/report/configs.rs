@@ -5,7 +5,7 @@ use super::table::{aligned, shorten};
 use crate::eval::Metric;
 use crate::results::config_columns::ConfigColumn;
 use crate::results::judge::{config_axes, ConfigSummary};
-use crate::spec::{Strategy, SweepSpec};
+use crate::spec::SweepSpec;
 
 /// The columns people read: rank, config, the axes with more than one value, pulls that did not
 /// finish well, the select metric (pooled valid) with its interval, F1, the comparison with the
@@ -13,7 +13,7 @@ use crate::spec::{Strategy, SweepSpec};
 pub fn table_columns(spec: &SweepSpec) -> Vec<ConfigColumn> {
     let metric = spec.select.metric.metric;
     let mut cols = vec![ConfigColumn::Rank, ConfigColumn::Config];
-    if spec.search.strategy == Strategy::Race || spec.search.screen_prompts.is_some() {
+    if spec.search.is_adaptive() {
         cols.push(ConfigColumn::Standing);
     }
     cols.extend(config_axes(spec).filter(|axis| axis.len > 1).cloned().map(ConfigColumn::Axis));

@@ -14,7 +14,7 @@ use super::csv::csv_bytes;
 use super::judge::{config_axes, ConfigSummary};
 use crate::eval::operating_point::{OperatingPoint, Verdict};
 use crate::eval::Metric;
-use crate::spec::{Axis, Strategy, SweepSpec};
+use crate::spec::{Axis, SweepSpec};
 
 /// A column of `configs.csv`.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +52,7 @@ pub enum ConfigColumn {
 /// Every column of `configs.csv` for `spec`, in order.
 pub fn config_columns(spec: &SweepSpec) -> Vec<ConfigColumn> {
     let mut cols = vec![ConfigColumn::Rank, ConfigColumn::Config];
-    if spec.search.strategy == Strategy::Race || spec.search.screen_prompts.is_some() {
+    if spec.search.is_adaptive() {
         cols.push(ConfigColumn::Standing);
     }
     cols.extend(config_axes(spec).cloned().map(ConfigColumn::Axis));

@@ -62,6 +62,13 @@ pub struct SearchSpec {
 }
 
 impl SearchSpec {
+    /// Whether which trials run depends on results (a race, or prompts screened first): configs
+    /// then have a standing (`racing`, `dropped at look N`, `screened out`), and Slurm runs worker
+    /// tasks that take the next pulls instead of one task per trial.
+    pub fn is_adaptive(&self) -> bool {
+        self.strategy == Strategy::Race || self.screen_prompts.is_some()
+    }
+
     /// How many seeds past the spec's the survivors of a race may get.
     pub fn extra_seeds(&self, grid_seeds: usize) -> usize {
         match self.strategy {
